@@ -1,0 +1,196 @@
+"""A tiny real HTTP server on 127.0.0.1 for fake upstreams.
+
+Each fake subclasses :class:`FakeServer` and implements ``handle(request)``. The
+server records every request and can be told to misbehave on a route (status,
+Retry-After, delay, connection reset, malformed body) a number of times, so
+tests exercise the bot's real HTTP code against real sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8", "replace")).items()}
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Query string, or urlencoded form body (Slack Web API accepts both)."""
+        merged = dict(self.query)
+        ctype = self.headers.get("content-type", "")
+        if "application/x-www-form-urlencoded" in ctype:
+            merged.update(self.form)
+        elif "application/json" in ctype and self.body:
+            data = self.json
+            if isinstance(data, dict):
+                merged.update(data)
+        return merged
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # dict/list -> JSON; bytes/str sent as is
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> tuple[bytes, dict[str, str]]:
+        headers = dict(self.headers)
+        if isinstance(self.body, (dict, list)):
+            data = json.dumps(self.body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(self.body, str):
+            data = self.body.encode()
+            headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+        elif self.body is None:
+            data = b""
+        else:
+            data = self.body
+        return data, headers
+
+
+@dataclass
+class Fault:
+    """Misbehaviour for requests whose ``METHOD path`` starts with ``match``."""
+
+    match: str
+    times: int = 1
+    status: int = 500
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    reset: bool = False
+    malformed: bool = False
+
+
+class FakeServer:
+    """Base class: start()/stop(), request log, fault injection."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.faults: list[Fault] = []
+        self.lock = threading.RLock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> "FakeServer":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def _serve(self) -> None:
+                split = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                req = Request(
+                    method=self.command,
+                    path=split.path,
+                    query={k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()},
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                with fake.lock:
+                    fake.requests.append(req)
+                    fault = fake._take_fault(req)
+                if fault is not None:
+                    if fault.delay:
+                        time.sleep(fault.delay)
+                    if fault.reset:
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                        self.connection.close()
+                        self.close_connection = True
+                        return
+                    if fault.malformed:
+                        resp = Response(200, b"{not json", {"Content-Type": "application/json"})
+                    else:
+                        resp = Response(fault.status, fault.body, fault.headers)
+                else:
+                    try:
+                        resp = fake.handle(req)
+                    except Exception as exc:  # a bug in the fake must be loud
+                        resp = Response(599, {"fake_error": repr(exc)})
+                data, headers = resp.encode()
+                self.send_response(resp.status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- behaviour ----------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def fail(self, match: str, **kwargs: Any) -> Fault:
+        """Queue a fault for requests whose ``"METHOD /path"`` starts with ``match``."""
+        fault = Fault(match=match, **kwargs)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def _take_fault(self, req: Request) -> Fault | None:
+        key = f"{req.method} {req.path}"
+        for fault in self.faults:
+            if fault.times > 0 and key.startswith(fault.match):
+                fault.times -= 1
+                return fault
+        return None
+
+    def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method) and (path is None or r.path == path)
+            ]
+
+    def reset_log(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.faults.clear()
