@@ -1,0 +1,390 @@
+"""Facebook Graph API client: login, token exchange, token health and the user's Pages.
+
+Every call goes through :func:`bot.http.send`, so timeouts and retries follow the
+shared policy. Graph answers most errors with HTTP 400 and an error object; the
+rate-limit and "try again" codes among them are retried like a 5xx, everything
+else becomes a :class:`GraphError` the caller can reason about (dead token,
+missing permission, ...).
+
+Tokens and the app secret never appear in log lines or exception messages.
+Note that httpx itself logs request URLs (logger ``httpx``, level INFO), and
+Graph URLs carry ``access_token`` -- keep that logger at WARNING.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from bot.http import RetryPolicy, UpstreamError, json_or_none, send
+
+log = logging.getLogger(__name__)
+
+UPSTREAM = "Facebook"
+
+REQUIRED_SCOPES: tuple[str, ...] = (
+    "pages_show_list",
+    "pages_messaging",
+    "pages_manage_metadata",
+    "business_management",
+)
+
+# Graph error codes worth retrying: 1 unknown, 2 service, 4/17/32/613 rate limits,
+# 341 application limit reached.
+TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613})
+
+# Safety net against a paging loop (a `next` that never goes away).
+MAX_PAGES_REQUESTS = 50
+
+
+class GraphError(UpstreamError):
+    """Graph refused a request; the fields mirror Graph's error object."""
+
+    upstream = UPSTREAM
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        subcode: int | None = None,
+        type: str | None = None,
+        fbtrace_id: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        label = f"Facebook error {code}" if code is not None else "Facebook error"
+        if subcode is not None:
+            label += f"/{subcode}"
+        super().__init__(f"{label}: {message}", status=status)
+        self.code = code
+        self.subcode = subcode
+        self.message = message
+        self.type = type
+        self.fbtrace_id = fbtrace_id
+
+    @property
+    def token_dead(self) -> bool:
+        """The token can never work again: the user has to log in anew."""
+        return self.code in (190, 102)
+
+    @property
+    def permission_error(self) -> bool:
+        """The token works but lacks a permission (or a Page role)."""
+        return self.code == 10 or (self.code is not None and 200 <= self.code <= 299)
+
+
+class GraphAppError(GraphError):
+    """Graph refused the *app's* credentials (app id/secret), not the user's token.
+
+    Raised by ``debug_token`` (a dead input token answers HTTP 200 there, so any
+    error is about the app token) and by the OAuth exchanges for a wrong client
+    id/secret. It is an operator problem, so ``token_dead`` is always False.
+    """
+
+    @property
+    def token_dead(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What ``/debug_token`` says about a token."""
+
+    is_valid: bool
+    user_id: str | None
+    scopes: tuple[str, ...]
+    expires_at: int | None  # None: never expires
+    data_access_expires_at: int | None
+    error_code: int | None = None
+    error_subcode: int | None = None
+
+    @property
+    def missing_scopes(self) -> tuple[str, ...]:
+        return tuple(s for s in REQUIRED_SCOPES if s not in self.scopes)
+
+
+@dataclass(frozen=True)
+class Page:
+    """A Facebook Page the user can manage, with its Page access token."""
+
+    id: str
+    name: str
+    category: str
+    tasks: tuple[str, ...]
+    access_token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LongLivedToken:
+    access_token: str = field(repr=False)
+    expires_in: int | None
+
+
+def _error_object(body: Any) -> dict[str, Any] | None:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_transient(response: httpx.Response) -> bool:
+    """Retry 429, 5xx, unparseable bodies and Graph's 'try again later' codes."""
+    if response.status_code == 429 or response.status_code >= 500:
+        return True
+    body = json_or_none(response)
+    if body is None:
+        # A 2xx we cannot parse is a broken reply; a non-2xx one is a plain error page.
+        return response.is_success
+    error = _error_object(body)
+    if error is None:
+        return False
+    if error.get("is_transient") is True:
+        return True
+    return _int_or_none(error.get("code")) in TRANSIENT_CODES
+
+
+def _is_transient_oauth(response: httpx.Response) -> bool:
+    """Like :func:`is_transient`, but code 1 on the OAuth endpoint means a wrong
+    client secret ("Error validating client secret."), which retrying cannot fix."""
+    error = _error_object(json_or_none(response))
+    if error is not None and _int_or_none(error.get("code")) == 1 and error.get("is_transient") is not True:
+        return response.status_code >= 500
+    return is_transient(response)
+
+
+def graph_error(response: httpx.Response, error_class: Callable[..., GraphError] = GraphError) -> GraphError:
+    """Turn an error response into a GraphError (code None when there is no error object)."""
+    error = _error_object(json_or_none(response))
+    if error is None:
+        return error_class(f"unexpected HTTP {response.status_code} reply", status=response.status_code)
+    return error_class(
+        str(error.get("message") or "no message"),
+        code=_int_or_none(error.get("code")),
+        subcode=_int_or_none(error.get("error_subcode")),
+        type=error.get("type"),
+        fbtrace_id=error.get("fbtrace_id"),
+        status=response.status_code,
+    )
+
+
+class GraphClient:
+    """Async client for the few Graph endpoints fblink needs."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        graph_url: str,
+        login_url: str,
+        api_version: str,
+        app_id: str,
+        app_secret: str,
+        redirect_uri: str,
+        login_config_id: str | None = None,
+        policy: RetryPolicy = RetryPolicy(),
+        on_attempt: Callable[[str, int | None], None] | None = None,
+    ) -> None:
+        self._http = http
+        self._graph_url = graph_url.rstrip("/")
+        self._login_url = login_url.rstrip("/")
+        self._version = api_version
+        self._app_id = app_id
+        self._app_secret = app_secret
+        self._redirect_uri = redirect_uri
+        self._login_config_id = login_config_id
+        self._policy = policy
+        self._on_attempt = on_attempt
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"GraphClient(graph_url={self._graph_url!r}, api_version={self._version!r}, app_id={self._app_id!r})"
+
+    # -- helpers --------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return f"{self._graph_url}/{self._version}/{path.lstrip('/')}"
+
+    def appsecret_proof(self, token: str) -> str:
+        """Proves to Graph that a call with ``token`` comes from our server."""
+        return hmac.new(self._app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+    def _user_params(self, token: str) -> dict[str, str]:
+        return {"access_token": token, "appsecret_proof": self.appsecret_proof(token)}
+
+    async def _get(
+        self,
+        url: str,
+        params: dict[str, str] | None = None,
+        *,
+        transient: Callable[[httpx.Response], bool] = is_transient,
+        error_class: Callable[..., GraphError] = GraphError,
+    ) -> dict[str, Any]:
+        """GET and return the JSON object, or raise GraphError / UpstreamUnavailable."""
+        response = await send(
+            self._http,
+            self._policy,
+            UPSTREAM,
+            "GET",
+            url,
+            params=params,
+            is_transient=transient,
+            on_attempt=self._on_attempt,
+        )
+        body = json_or_none(response)
+        if not response.is_success or _error_object(body) is not None:
+            raise graph_error(response, error_class)
+        if not isinstance(body, dict):
+            raise GraphError("reply is not a JSON object", status=response.status_code)
+        return body
+
+    # -- login ----------------------------------------------------------------
+    def login_dialog_url(self, state: str, *, rerequest: bool = False) -> str:
+        """Where to send the user to log in (and grant our permissions)."""
+        params = {
+            "client_id": self._app_id,
+            "redirect_uri": self._redirect_uri,
+            "response_type": "code",
+            "state": state,
+        }
+        if self._login_config_id:
+            # Facebook Login for Business: the configuration carries the permissions.
+            params["config_id"] = self._login_config_id
+        else:
+            params["scope"] = ",".join(REQUIRED_SCOPES)
+        if rerequest:
+            # Ask again for permissions the user declined earlier.
+            params["auth_type"] = "rerequest"
+        return f"{self._login_url}/{self._version}/dialog/oauth?{urlencode(params)}"
+
+    async def exchange_code(self, code: str) -> str:
+        """Swap the login redirect's one-time code for a short-lived user token."""
+        body = await self._get(
+            self._url("oauth/access_token"),
+            {
+                "client_id": self._app_id,
+                "redirect_uri": self._redirect_uri,
+                "client_secret": self._app_secret,
+                "code": code,
+            },
+            transient=_is_transient_oauth,
+            error_class=_oauth_error_class,
+        )
+        return _require_str(body, "access_token")
+
+    async def long_lived(self, short_token: str) -> LongLivedToken:
+        """Trade a short-lived user token (~1 h) for a long-lived one (~60 days)."""
+        body = await self._get(
+            self._url("oauth/access_token"),
+            {
+                "grant_type": "fb_exchange_token",
+                "client_id": self._app_id,
+                "client_secret": self._app_secret,
+                "fb_exchange_token": short_token,
+            },
+            transient=_is_transient_oauth,
+            error_class=_oauth_error_class,
+        )
+        return LongLivedToken(access_token=_require_str(body, "access_token"), expires_in=_int_or_none(body.get("expires_in")))
+
+    # -- token health ---------------------------------------------------------
+    async def debug_token(self, token: str) -> TokenInfo:
+        """Ask Graph whether ``token`` still works and what it may do.
+
+        A dead token is not an error here: Graph answers 200 with ``is_valid: false``.
+        An error response means our app credentials were refused (GraphAppError).
+        """
+        body = await self._get(
+            self._url("debug_token"),
+            {"input_token": token, "access_token": f"{self._app_id}|{self._app_secret}"},
+            error_class=GraphAppError,
+        )
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise GraphError("debug_token reply has no data")
+        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        user_id = data.get("user_id")
+        return TokenInfo(
+            is_valid=bool(data.get("is_valid")),
+            user_id=str(user_id) if user_id is not None else None,
+            scopes=tuple(str(s) for s in data.get("scopes") or ()),
+            expires_at=_int_or_none(data.get("expires_at")) or None,  # 0 means never
+            data_access_expires_at=_int_or_none(data.get("data_access_expires_at")) or None,
+            error_code=_int_or_none(error.get("code")),
+            error_subcode=_int_or_none(error.get("subcode")),
+        )
+
+    # -- user data ------------------------------------------------------------
+    async def me(self, token: str) -> dict[str, str]:
+        """The token owner's id and name."""
+        body = await self._get(self._url("me"), {"fields": "id,name", **self._user_params(token)})
+        return {"id": str(body.get("id", "")), "name": str(body.get("name", ""))}
+
+    async def pages(self, token: str) -> list[Page]:
+        """Every Page the user granted us, following ``paging.next`` to the end."""
+        url: str | None = self._url("me/accounts")
+        params: dict[str, str] | None = {
+            "fields": "id,name,category,tasks,access_token",
+            "limit": "100",
+            **self._user_params(token),
+        }
+        result: list[Page] = []
+        for _ in range(MAX_PAGES_REQUESTS):
+            assert url is not None
+            body = await self._get(url, params)
+            for item in body.get("data") or ():
+                result.append(_page(item))
+            url = _next_url(body)
+            if url is None:
+                return result
+            self._check_same_origin(url)
+            params = None  # `next` already carries every parameter, cursor included
+        log.warning("Facebook /me/accounts: stopped after %d requests (%d pages)", MAX_PAGES_REQUESTS, len(result))
+        return result
+
+    def _check_same_origin(self, url: str) -> None:
+        """`next` URLs carry the token: only ever send them back to Graph itself."""
+        ours, theirs = urlsplit(self._graph_url), urlsplit(url)
+        if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
+            raise GraphError("paging.next points outside the Graph API")
+
+
+def _oauth_error_class(*args: Any, **kwargs: Any) -> GraphError:
+    """Code 1 (bad client secret) and 101 (bad app id) are the app's fault, not the user's."""
+    if kwargs.get("code") in (1, 101):
+        return GraphAppError(*args, **kwargs)
+    return GraphError(*args, **kwargs)
+
+
+def _require_str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise GraphError(f"reply has no {key}")
+    return value
+
+
+def _page(item: dict[str, Any]) -> Page:
+    return Page(
+        id=str(item.get("id", "")),
+        name=str(item.get("name", "")),
+        category=str(item.get("category", "")),
+        tasks=tuple(str(t) for t in item.get("tasks") or ()),
+        access_token=str(item.get("access_token", "")),
+    )
+
+
+def _next_url(body: dict[str, Any]) -> str | None:
+    paging = body.get("paging")
+    if isinstance(paging, dict) and isinstance(paging.get("next"), str) and paging["next"]:
+        return paging["next"]
+    return None

@@ -1,0 +1,165 @@
+"""Configuration: environment variables (and ./.env) -> one validated Settings.
+
+The variable names are fblink's public contract. A bad or missing value stops
+start-up with one line that names the variable and says what it should hold.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Literal
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """Configuration is missing or malformed; the message names the variable."""
+
+
+def _http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: str = Field(description="bot token (xoxb-)")
+    slack_signing_secret: str | None = Field(default=None, description="request signing secret")
+    slack_app_token: str | None = Field(default=None, description="app-level token (xapp-) for Socket Mode")
+    slack_api_url: str = "https://slack.com/api/"
+
+    facebook_app_id: str = Field(description="the Meta app id")
+    facebook_app_secret: str = Field(description="the Meta app secret")
+    facebook_api_version: str = "v25.0"
+    facebook_graph_url: str = "https://graph.facebook.com"
+    facebook_login_url: str = "https://www.facebook.com"
+    facebook_login_config_id: str | None = None
+
+    vonage_api_key: str = Field(description="the default Vonage API key")
+    vonage_api_secret: str = Field(description="the default Vonage API secret")
+    vonage_api_url: str = "https://api.nexmo.com"
+
+    fblink_public_url: str = Field(description="the URL where browsers reach the bot")
+    fblink_database: str = "fblink.db"
+    fblink_secret_key: str = Field(description="a Fernet key (run `fblink gen-key`)")
+    fblink_admins: str = ""
+    fblink_link_ttl_days: int = Field(default=90, ge=1, le=3650)
+    fblink_sweep_minutes: int = Field(default=15, ge=1, le=1440)
+    fblink_reminder_days: str = "14,7,3,1"
+    fblink_reminder_channel: str | None = None
+    fblink_log_format: Literal["plain", "json"] = "plain"
+    fblink_log_level: str = "INFO"
+    fblink_http_timeout: float = Field(default=10.0, gt=0, le=120)
+    fblink_retry_attempts: int = Field(default=4, ge=1, le=10)
+    fblink_retry_wait: float = Field(default=0.3, ge=0, le=30)
+    fblink_retry_total: float = Field(default=20.0, gt=0, le=300)
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, v: str) -> str:
+        if not v.startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return v
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return v
+
+    @field_validator("slack_api_url", "facebook_graph_url", "facebook_login_url", "vonage_api_url", "fblink_public_url")
+    @classmethod
+    def _urls(cls, v: str, info) -> str:  # type: ignore[no-untyped-def]
+        return _http_url(v, info.field_name)
+
+    @field_validator("facebook_api_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not re.fullmatch(r"v\d+\.\d+", v):
+            raise ValueError("must look like v25.0")
+        return v
+
+    @field_validator("fblink_secret_key")
+    @classmethod
+    def _fernet(cls, v: str) -> str:
+        try:
+            Fernet(v.encode())
+        except (ValueError, TypeError):
+            raise ValueError("must be a Fernet key (32 url-safe base64-encoded bytes); `fblink gen-key` prints one") from None
+        return v
+
+    @field_validator("fblink_reminder_days")
+    @classmethod
+    def _days(cls, v: str) -> str:
+        try:
+            days = [int(x) for x in v.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError("must be comma-separated whole numbers of days, e.g. 14,7,3,1") from None
+        if not days or any(d < 1 or d > 365 for d in days):
+            raise ValueError("must be comma-separated days between 1 and 365, e.g. 14,7,3,1")
+        return v
+
+    @field_validator("fblink_admins")
+    @classmethod
+    def _admins(cls, v: str) -> str:
+        for uid in (x.strip() for x in v.split(",") if x.strip()):
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", uid):
+                raise ValueError(f"must be comma-separated Slack user ids like U012ABCDEF, got {uid!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _mode(self) -> "Settings":
+        if not self.slack_app_token and not self.slack_signing_secret:
+            raise ValueError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+        return self
+
+    # -- derived values ------------------------------------------------------
+    @property
+    def admins(self) -> frozenset[str]:
+        return frozenset(x.strip() for x in self.fblink_admins.split(",") if x.strip())
+
+    @property
+    def reminder_days(self) -> tuple[int, ...]:
+        return tuple(sorted({int(x) for x in self.fblink_reminder_days.split(",") if x.strip()}, reverse=True))
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.fblink_public_url.rstrip("/") + "/facebook/callback"
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment (and .env), or raise SettingsError with one line."""
+    if os.environ.get("SLACK_CLIENT_ID") and os.environ.get("SLACK_CLIENT_SECRET"):
+        raise SettingsError(
+            "SLACK_CLIENT_ID/SLACK_CLIENT_SECRET: unset them; fblink is a single-workspace app using "
+            "SLACK_BOT_TOKEN, and Bolt would switch to its OAuth install flow"
+        )
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err.get("loc") or ()
+        name = str(loc[0]).upper() if loc else ""
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        if err.get("type") == "missing":
+            field = Settings.model_fields.get(str(loc[0]))
+            what = field.description if field and field.description else "a value"
+            raise SettingsError(f"{name}: missing; set it to {what}") from None
+        if not name:
+            raise SettingsError(msg) from None
+        raise SettingsError(f"{name}: {msg}") from None

@@ -1,0 +1,489 @@
+"""Storage: SQLite through sqlite-utils, the only module that writes SQL.
+
+Every row is scoped by Slack team id. Tokens and secrets are stored encrypted
+(see :mod:`bot.crypto`); this module takes and returns ciphertext only through
+the Vault it is given, so plaintext never reaches the database file. Times are
+UTC epoch integers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from bot.crypto import Vault
+
+migrations = Migrations("fblink")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE oauth_states (
+            state_hash TEXT PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            channel_id TEXT,
+            purpose TEXT NOT NULL DEFAULT 'login',
+            payload TEXT,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER
+        );
+        CREATE TABLE fb_users (
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            fb_user_id TEXT NOT NULL,
+            fb_name TEXT NOT NULL,
+            token_enc TEXT NOT NULL,
+            token_expires_at INTEGER,
+            data_access_expires_at INTEGER,
+            scopes TEXT NOT NULL DEFAULT '[]',
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (team_id, user_id)
+        );
+        CREATE TABLE fb_pages (
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            page_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            category TEXT NOT NULL DEFAULT '',
+            tasks TEXT NOT NULL DEFAULT '[]',
+            token_enc TEXT NOT NULL,
+            fetched_at INTEGER NOT NULL,
+            PRIMARY KEY (team_id, user_id, page_id)
+        );
+        CREATE TABLE vonage_keys (
+            team_id TEXT NOT NULL,
+            api_key TEXT NOT NULL,
+            secret_enc TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            added_at INTEGER NOT NULL,
+            PRIMARY KEY (team_id, api_key)
+        );
+        CREATE TABLE links (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            page_id TEXT NOT NULL,
+            page_name TEXT NOT NULL,
+            api_key TEXT NOT NULL,
+            application_id TEXT,
+            application_name TEXT,
+            linked_by TEXT,
+            linked_at INTEGER NOT NULL,
+            channel_id TEXT,
+            expires_at INTEGER,
+            status TEXT NOT NULL DEFAULT 'active',
+            period INTEGER NOT NULL DEFAULT 1,
+            needs_relink INTEGER NOT NULL DEFAULT 0,
+            reminder_channel TEXT,
+            muted INTEGER NOT NULL DEFAULT 0,
+            next_due_at INTEGER,
+            broken_at INTEGER,
+            breakages INTEGER NOT NULL DEFAULT 0,
+            checked_at INTEGER,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (team_id, page_id)
+        );
+        CREATE INDEX links_due ON links (next_due_at) WHERE status = 'active' AND next_due_at IS NOT NULL;
+        CREATE INDEX links_team_expiry ON links (team_id, expires_at);
+        CREATE TABLE reminders (
+            id INTEGER PRIMARY KEY,
+            link_id INTEGER NOT NULL REFERENCES links(id) ON DELETE CASCADE,
+            team_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            period INTEGER NOT NULL,
+            threshold INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            claimed_at INTEGER,
+            claim_id TEXT,
+            posted_at INTEGER,
+            channel_id TEXT,
+            message_ts TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            UNIQUE (link_id, kind, period, threshold)
+        );
+        CREATE INDEX reminders_claimed ON reminders (claimed_at) WHERE status = 'claimed';
+        CREATE TABLE team_settings (
+            team_id TEXT PRIMARY KEY,
+            reminder_channel TEXT,
+            updated_by TEXT,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            user_id TEXT,
+            action TEXT NOT NULL,
+            page_id TEXT,
+            detail TEXT,
+            result TEXT NOT NULL
+        );
+        CREATE INDEX audit_page ON audit (team_id, page_id, id);
+        CREATE TABLE idempotency (
+            key TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL
+        );
+        """
+    )
+
+
+# ---------------------------------------------------------------------------
+# value objects
+
+
+@dataclass(frozen=True)
+class FacebookLogin:
+    team_id: str
+    user_id: str
+    fb_user_id: str
+    fb_name: str
+    token: str
+    token_expires_at: int | None
+    data_access_expires_at: int | None
+    scopes: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return f"FacebookLogin(team_id={self.team_id!r}, user_id={self.user_id!r}, fb_name={self.fb_name!r})"
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    page_id: str
+    name: str
+    category: str
+    tasks: tuple[str, ...]
+    token: str
+
+    def __repr__(self) -> str:
+        return f"StoredPage({self.page_id!r}, {self.name!r})"
+
+    @property
+    def can_link(self) -> bool:
+        return bool({"MESSAGING", "MANAGE"} & set(self.tasks))
+
+
+@dataclass(frozen=True)
+class OAuthState:
+    team_id: str
+    user_id: str
+    channel_id: str | None
+    purpose: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Link:
+    id: int
+    team_id: str
+    page_id: str
+    page_name: str
+    api_key: str
+    application_id: str | None
+    application_name: str | None
+    linked_by: str | None
+    linked_at: int
+    channel_id: str | None
+    expires_at: int | None
+    status: str
+    period: int
+    needs_relink: bool
+    reminder_channel: str | None
+    muted: bool
+    next_due_at: int | None
+    broken_at: int | None
+    breakages: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Link":
+        return cls(
+            **{k: row[k] for k in cls.__dataclass_fields__ if k not in ("needs_relink", "muted")},
+            needs_relink=bool(row["needs_relink"]),
+            muted=bool(row["muted"]),
+        )
+
+
+class StoreError(Exception):
+    """A stored value is missing or inconsistent."""
+
+
+def _hash_state(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def open_database(path: str) -> Database:
+    """Open (creating) the SQLite file in WAL mode, usable from any thread of one process."""
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+    db = Database(conn)
+    if path != ":memory:":
+        db.enable_wal()
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def migrate(db: Database, path: str) -> None:
+    """Apply pending migrations once, even when several processes start together."""
+    if path == ":memory:":
+        migrations.apply(db)
+        return
+    lock_path = Path(path).with_name(Path(path).name + ".migrate-lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            migrations.apply(db)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class Store:
+    """Typed reads and writes; one instance per process, shared by all handlers."""
+
+    def __init__(self, path: str, vault: Vault) -> None:
+        self.path = path
+        self.db = open_database(path)
+        self.vault = vault
+        migrate(self.db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Store":
+        return self
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT: a write lock taken up front, so no upgrade deadlocks."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
+        rows = list(self.db.query(sql, params))
+        return rows[0] if rows else None
+
+    def ping(self) -> bool:
+        return self._one("SELECT 1 AS ok") == {"ok": 1}
+
+    # -- OAuth state ---------------------------------------------------------
+    def create_state(
+        self,
+        team_id: str,
+        user_id: str,
+        *,
+        now: int,
+        channel_id: str | None = None,
+        purpose: str = "login",
+        payload: dict[str, Any] | None = None,
+        ttl: int = 600,
+    ) -> str:
+        """A random single-use state bound to team+user; only its hash is stored."""
+        state = secrets.token_urlsafe(32)
+        self.db.execute(
+            "DELETE FROM oauth_states WHERE expires_at < ?", [now - 86400]
+        )
+        self.db.execute(
+            "INSERT INTO oauth_states (state_hash, team_id, user_id, channel_id, purpose, payload, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [_hash_state(state), team_id, user_id, channel_id, purpose, json.dumps(payload or {}), now, now + ttl],
+        )
+        return state
+
+    def consume_state(self, state: str, *, now: int) -> OAuthState | None:
+        """Mark a state used and return it; None when unknown, expired or already used."""
+        if not state or len(state) > 200:
+            return None
+        rows = list(
+            self.db.query(
+                "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?"
+                " RETURNING team_id, user_id, channel_id, purpose, payload",
+                [now, _hash_state(state), now],
+            )
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return OAuthState(row["team_id"], row["user_id"], row["channel_id"], row["purpose"], json.loads(row["payload"] or "{}"))
+
+    # -- Facebook logins and Pages -------------------------------------------
+    def save_login(self, login: FacebookLogin, *, now: int) -> None:
+        self.db.execute(
+            "INSERT INTO fb_users (team_id, user_id, fb_user_id, fb_name, token_enc, token_expires_at,"
+            " data_access_expires_at, scopes, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (team_id, user_id) DO UPDATE SET fb_user_id=excluded.fb_user_id, fb_name=excluded.fb_name,"
+            " token_enc=excluded.token_enc, token_expires_at=excluded.token_expires_at,"
+            " data_access_expires_at=excluded.data_access_expires_at, scopes=excluded.scopes, updated_at=excluded.updated_at",
+            [
+                login.team_id,
+                login.user_id,
+                login.fb_user_id,
+                login.fb_name,
+                self.vault.encrypt(login.token),
+                login.token_expires_at,
+                login.data_access_expires_at,
+                json.dumps(list(login.scopes)),
+                now,
+            ],
+        )
+
+    def get_login(self, team_id: str, user_id: str) -> FacebookLogin | None:
+        row = self._one("SELECT * FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+        if row is None:
+            return None
+        return FacebookLogin(
+            team_id=row["team_id"],
+            user_id=row["user_id"],
+            fb_user_id=row["fb_user_id"],
+            fb_name=row["fb_name"],
+            token=self.vault.decrypt(row["token_enc"]),
+            token_expires_at=row["token_expires_at"],
+            data_access_expires_at=row["data_access_expires_at"],
+            scopes=tuple(json.loads(row["scopes"])),
+        )
+
+    def forget_login(self, team_id: str, user_id: str) -> bool:
+        """Logout: drop the user's Facebook token and every Page token we hold for them."""
+        with self.transaction():
+            n = self.db.execute("DELETE FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id]).rowcount
+            self.db.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+        return n > 0
+
+    def save_pages(self, team_id: str, user_id: str, pages: list[Any], *, now: int) -> None:
+        """Replace the user's cached Page list (with encrypted Page tokens)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+            for p in pages:
+                self.db.execute(
+                    "INSERT INTO fb_pages (team_id, user_id, page_id, name, category, tasks, token_enc, fetched_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [team_id, user_id, p.id, p.name, p.category, json.dumps(list(p.tasks)), self.vault.encrypt(p.access_token), now],
+                )
+
+    def get_pages(self, team_id: str, user_id: str) -> list[StoredPage]:
+        rows = self.db.query(
+            "SELECT * FROM fb_pages WHERE team_id = ? AND user_id = ? ORDER BY name COLLATE NOCASE, page_id",
+            [team_id, user_id],
+        )
+        return [
+            StoredPage(r["page_id"], r["name"], r["category"], tuple(json.loads(r["tasks"])), self.vault.decrypt(r["token_enc"]))
+            for r in rows
+        ]
+
+    # -- Vonage keys -----------------------------------------------------------
+    def add_key(self, team_id: str, api_key: str, secret: str, *, by: str, now: int) -> None:
+        self.db.execute(
+            "INSERT INTO vonage_keys (team_id, api_key, secret_enc, added_by, added_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (team_id, api_key) DO UPDATE SET secret_enc=excluded.secret_enc, added_by=excluded.added_by,"
+            " added_at=excluded.added_at",
+            [team_id, api_key, self.vault.encrypt(secret), by, now],
+        )
+
+    def remove_key(self, team_id: str, api_key: str) -> bool:
+        return self.db.execute("DELETE FROM vonage_keys WHERE team_id = ? AND api_key = ?", [team_id, api_key]).rowcount > 0
+
+    def list_keys(self, team_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT api_key, added_by, added_at FROM vonage_keys WHERE team_id = ? ORDER BY api_key", [team_id]
+            )
+        )
+
+    def key_secret(self, team_id: str, api_key: str) -> str | None:
+        row = self._one("SELECT secret_enc FROM vonage_keys WHERE team_id = ? AND api_key = ?", [team_id, api_key])
+        return self.vault.decrypt(row["secret_enc"]) if row else None
+
+    # -- links ---------------------------------------------------------------
+    def get_link(self, team_id: str, page_id: str) -> Link | None:
+        row = self._one("SELECT * FROM links WHERE team_id = ? AND page_id = ?", [team_id, page_id])
+        return Link.from_row(row) if row else None
+
+    def get_link_by_id(self, link_id: int) -> Link | None:
+        row = self._one("SELECT * FROM links WHERE id = ?", [link_id])
+        return Link.from_row(row) if row else None
+
+    def list_links(self, team_id: str, *, include_gone: bool = True) -> list[Link]:
+        where = "" if include_gone else " AND status != 'gone'"
+        rows = self.db.query(
+            "SELECT * FROM links WHERE team_id = ?" + where
+            + " ORDER BY expires_at IS NULL, expires_at, page_name COLLATE NOCASE",
+            [team_id],
+        )
+        return [Link.from_row(r) for r in rows]
+
+    def upsert_link(self, team_id: str, page_id: str, *, now: int, **fields: Any) -> Link:
+        """Create or update the link row of a Page (one per Page per workspace)."""
+        fields["updated_at"] = now
+        existing = self.get_link(team_id, page_id)
+        if existing is None:
+            fields.setdefault("linked_at", now)
+            cols = ["team_id", "page_id", *fields]
+            self.db.execute(
+                f"INSERT INTO links ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                [team_id, page_id, *fields.values()],
+            )
+        else:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            self.db.execute(f"UPDATE links SET {sets} WHERE id = ?", [*fields.values(), existing.id])
+        link = self.get_link(team_id, page_id)
+        assert link is not None
+        return link
+
+    def delete_link(self, team_id: str, page_id: str) -> None:
+        self.db.execute("DELETE FROM links WHERE team_id = ? AND page_id = ?", [team_id, page_id])
+
+    # -- team settings ---------------------------------------------------------
+    def team_reminder_channel(self, team_id: str) -> str | None:
+        row = self._one("SELECT reminder_channel FROM team_settings WHERE team_id = ?", [team_id])
+        return row["reminder_channel"] if row else None
+
+    def set_team_reminder_channel(self, team_id: str, channel_id: str | None, *, by: str, now: int) -> None:
+        self.db.execute(
+            "INSERT INTO team_settings (team_id, reminder_channel, updated_by, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (team_id) DO UPDATE SET reminder_channel=excluded.reminder_channel,"
+            " updated_by=excluded.updated_by, updated_at=excluded.updated_at",
+            [team_id, channel_id, by, now],
+        )
+
+    # -- audit and idempotency -------------------------------------------------
+    def audit(
+        self, team_id: str, action: str, *, now: int, user_id: str | None, page_id: str | None = None,
+        detail: str = "", result: str = "ok",
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [team_id, now, user_id, action, page_id, detail, result],
+        )
+
+    def history(self, team_id: str, page_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT at, user_id, action, detail, result FROM audit WHERE team_id = ? AND page_id = ?"
+                " ORDER BY id DESC LIMIT ?",
+                [team_id, page_id, limit],
+            )
+        )
+
+    def first_time(self, key: str, *, now: int, ttl: int = 3600) -> bool:
+        """True the first time ``key`` is seen (within ttl): dedupes retried or double-sent requests."""
+        self.db.execute("DELETE FROM idempotency WHERE created_at < ?", [now - ttl])
+        cur = self.db.execute("INSERT OR IGNORE INTO idempotency (key, created_at) VALUES (?, ?)", [key, now])
+        return cur.rowcount == 1

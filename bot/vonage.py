@@ -1,0 +1,500 @@
+"""Vonage client: External Accounts (Facebook Messenger) and the Application API v2.
+
+Talks to ``{base}/beta/chatapp-accounts/...`` and ``{base}/v2/applications`` with
+basic auth (API key + secret), through :func:`bot.http.send` so Vonage gets the same
+retry and time budget as Graph. Errors come back as RFC 7807 problem JSON and are
+mapped to small exception classes by status, so handlers can tell the user *why*
+("this Page already has an application") instead of "something failed".
+
+Secrets: the API secret travels only in the Authorization header, and Vonage echoes
+the Page access token back in account bodies; neither is kept on the returned
+objects, and both are scrubbed from every error message and log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bot.http import RetryPolicy, UpstreamError, default_is_transient, send
+
+log = logging.getLogger(__name__)
+
+UPSTREAM = "Vonage"
+ACCOUNTS_PATH = "/beta/chatapp-accounts"
+MESSENGER_PATH = f"{ACCOUNTS_PATH}/messenger"
+APPLICATIONS_PATH = "/v2/applications"
+MAX_PAGES = 500  # a bound on every pagination loop, in case an upstream keeps saying "next"
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One Vonage API key and its secret; the secret never shows in a repr."""
+
+    api_key: str
+    api_secret: str = field(repr=False)
+
+    def auth(self) -> httpx.BasicAuth:
+        return httpx.BasicAuth(self.api_key, self.api_secret)
+
+
+# -- errors -------------------------------------------------------------------
+class VonageError(UpstreamError):
+    """Vonage refused a request; carries the problem JSON so callers can explain it."""
+
+    upstream = UPSTREAM
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        type_: str | None = None,
+        title: str | None = None,
+        detail: str | None = None,
+        invalid_params: list[dict[str, str]] | None = None,
+        api_key: str | None = None,
+        instance: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status)
+        self.type = type_
+        self.title = title
+        self.detail = detail
+        self.invalid_params: list[dict[str, str]] = list(invalid_params or [])
+        self.api_key = api_key
+        self.instance = instance
+
+
+class VonageAuthError(VonageError):
+    """401: the key/secret pair is wrong (or the key was deleted)."""
+
+
+class VonageForbidden(VonageError):
+    """403: e.g. the application is not a messages application, or not this key's."""
+
+
+class VonageNotFound(VonageError):
+    """404: no such account (or route) for this key."""
+
+
+class VonageConflict(VonageError):
+    """409: e.g. the Page already has an application, or the account already exists."""
+
+
+class VonageInvalid(VonageError):
+    """400/422: Vonage rejected the parameters; see ``invalid_params``."""
+
+
+_BY_STATUS: dict[int, type[VonageError]] = {
+    400: VonageInvalid,
+    401: VonageAuthError,
+    403: VonageForbidden,
+    404: VonageNotFound,
+    409: VonageConflict,
+    422: VonageInvalid,
+}
+
+
+# -- results ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExternalAccount:
+    """A Messenger external account. The echoed access token is deliberately dropped."""
+
+    external_id: str
+    name: str | None
+    applications: tuple[str, ...]
+    api_key: str | None = None
+
+    @property
+    def application(self) -> str | None:
+        """Vonage allows one application per Page; this is it, if any."""
+        return self.applications[0] if self.applications else None
+
+
+@dataclass(frozen=True)
+class Application:
+    """A Vonage application; only messages-capable ones can own a Page."""
+
+    id: str
+    name: str
+    capabilities: frozenset[str]
+
+    @property
+    def messages_capable(self) -> bool:
+        return "messages" in self.capabilities
+
+
+# -- parsing helpers ----------------------------------------------------------
+_NO_JSON = object()
+
+
+def _json(response: httpx.Response) -> Any:
+    """The JSON body, or ``_NO_JSON`` (distinct from a JSON ``null``)."""
+    try:
+        return response.json()
+    except ValueError:
+        return _NO_JSON
+
+
+def _expects_json_transient(response: httpx.Response) -> bool:
+    """Default rule plus: a 2xx that should carry JSON but doesn't (a proxy page, a cut body)."""
+    if default_is_transient(response):
+        return True
+    return 200 <= response.status_code < 300 and _json(response) is _NO_JSON
+
+
+def _scrub(text: Any, secrets: Iterable[str | None]) -> str | None:
+    if text is None:
+        return None
+    text = str(text)
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _account(data: Any) -> ExternalAccount:
+    if not isinstance(data, dict) or not data.get("external_id"):
+        raise VonageError(f"{UPSTREAM} sent an account without an external_id", title="Unexpected response")
+    apps = data.get("applications") or []
+    name = data.get("name")
+    api_key = data.get("api_key")
+    return ExternalAccount(
+        external_id=str(data["external_id"]),
+        name=str(name) if name is not None else None,
+        applications=tuple(str(a) for a in apps) if isinstance(apps, list) else (),
+        api_key=str(api_key) if api_key is not None else None,
+    )
+
+
+def _application(data: Any) -> Application | None:
+    if not isinstance(data, dict) or not data.get("id"):
+        return None
+    caps = data.get("capabilities")
+    return Application(
+        id=str(data["id"]),
+        name=str(data.get("name") or ""),
+        capabilities=frozenset(caps) if isinstance(caps, dict) else frozenset(),
+    )
+
+
+def _embedded_accounts(body: dict[str, Any]) -> list[Any]:
+    """The spec has ``_embedded`` as a bare array; tolerate ``{"accounts": [...]}`` too."""
+    embedded = body.get("_embedded")
+    if isinstance(embedded, list):
+        return embedded
+    if isinstance(embedded, dict):
+        out: list[Any] = []
+        for value in embedded.values():
+            if isinstance(value, list):
+                out.extend(value)
+        return out
+    return []
+
+
+def _has_next(body: dict[str, Any]) -> bool | None:
+    """True/False from ``_links.next``; None when the body has no ``_links`` at all."""
+    links = body.get("_links")
+    if not isinstance(links, dict):
+        return None
+    nxt = links.get("next")
+    return isinstance(nxt, dict) and bool(nxt.get("href"))
+
+
+# -- client -------------------------------------------------------------------
+class VonageClient:
+    """Async Vonage client; one per process, credentials passed per call (keys vary by team)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        policy: RetryPolicy = RetryPolicy(),
+        on_attempt: Callable[[str, int | None], None] | None = None,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._policy = policy
+        self._on_attempt = on_attempt
+
+    # -- plumbing -----------------------------------------------------------
+    async def _call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        *,
+        op: str,
+        expect_json: bool = True,
+        secrets: tuple[str | None, ...] = (),
+        **kwargs: Any,
+    ) -> tuple[httpx.Response, int]:
+        """One logical call (with retries); returns the final response and the attempt count.
+
+        Non-2xx become :class:`VonageError` subclasses. The attempt count lets
+        non-idempotent callers recognise "my earlier attempt probably landed".
+        """
+        attempts = 0
+
+        def count(upstream: str, status: int | None) -> None:
+            nonlocal attempts
+            attempts += 1
+            if self._on_attempt:
+                self._on_attempt(upstream, status)
+
+        response = await send(
+            self._http,
+            self._policy,
+            UPSTREAM,
+            method,
+            f"{self._base}{path}",
+            is_transient=_expects_json_transient if expect_json else None,
+            on_attempt=count,
+            auth=creds.auth(),
+            headers={"Accept": "application/json"},
+            **kwargs,
+        )
+        if response.status_code >= 300:
+            raise self._error(response, creds, op, (creds.api_secret, *secrets))
+        return response, attempts
+
+    @staticmethod
+    def _error(
+        response: httpx.Response, creds: Credentials, op: str, secrets: tuple[str | None, ...]
+    ) -> VonageError:
+        status = response.status_code
+        body = _json(response)
+        problem = body if isinstance(body, dict) else {}
+        try:
+            generic = HTTPStatus(status).phrase
+        except ValueError:
+            generic = f"HTTP {status}"
+        title = _scrub(problem.get("title"), secrets) or generic
+        detail = _scrub(problem.get("detail"), secrets)
+        raw_params = problem.get("invalid_params") or problem.get("invalid_parameters") or []
+        params: list[dict[str, str]] = []
+        if isinstance(raw_params, list):
+            for p in raw_params:
+                if isinstance(p, dict):
+                    params.append(
+                        {"name": _scrub(p.get("name"), secrets) or "", "reason": _scrub(p.get("reason"), secrets) or ""}
+                    )
+        message = f"{UPSTREAM} {op} failed: HTTP {status} {title}"
+        if detail:
+            message += f": {detail}"
+        if params:
+            message += " (" + "; ".join(f"{p['name']}: {p['reason']}" for p in params) + ")"
+        cls = _BY_STATUS.get(status, VonageError)
+        log.info("%s %s key=%s -> HTTP %d %s", UPSTREAM, op, creds.api_key, status, title)
+        return cls(
+            message,
+            status=status,
+            type_=_scrub(problem.get("type"), secrets),
+            title=title,
+            detail=detail,
+            invalid_params=params,
+            api_key=creds.api_key,
+            instance=_scrub(problem.get("instance"), secrets),
+        )
+
+    @staticmethod
+    def _object(response: httpx.Response, op: str) -> dict[str, Any]:
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise VonageError(
+                f"{UPSTREAM} {op}: expected a JSON object, got {type(body).__name__}",
+                status=response.status_code,
+                title="Unexpected response",
+            )
+        return body
+
+    @staticmethod
+    def _page_path(page_id: str) -> str:
+        if not page_id:
+            raise ValueError("page_id must not be empty")
+        return f"{MESSENGER_PATH}/{quote(page_id, safe='')}"
+
+    # -- external accounts --------------------------------------------------
+    async def link_account(
+        self,
+        creds: Credentials,
+        *,
+        page_id: str,
+        access_token: str,
+        name: str | None = None,
+        application_id: str | None = None,
+    ) -> ExternalAccount:
+        """Create the Messenger account for a Page (optionally with its one application).
+
+        POST is not idempotent: if a retried attempt meets 409, the first attempt most
+        likely landed, so the account is fetched and returned when it carries our token.
+        """
+        if not page_id or not access_token:
+            raise ValueError("page_id and access_token are required")
+        body: dict[str, Any] = {"external_id": page_id, "access_token": access_token}
+        if name is not None:
+            body["name"] = name
+        if application_id is not None:
+            body["applications"] = [application_id]
+        attempts = 0
+        try:
+            response, attempts = await self._call(
+                creds, "POST", MESSENGER_PATH, op="link_account", secrets=(access_token,), json=body
+            )
+        except VonageConflict:
+            # ``_call`` raised before returning its count; re-check only if we really retried.
+            if self._last_attempts > 1:
+                existing = await self._get_raw(creds, page_id)
+                if existing is not None and existing.get("access_token") == access_token:
+                    log.info("%s link_account page=%s: retried POST had landed", UPSTREAM, page_id)
+                    return _account(existing)
+            raise
+        return _account(self._object(response, "link_account"))
+
+    async def update_account(
+        self, creds: Credentials, page_id: str, *, access_token: str | None = None, name: str | None = None
+    ) -> ExternalAccount:
+        """Replace the Page token (after a refresh) and/or the account name."""
+        body: dict[str, Any] = {}
+        if access_token is not None:
+            body["access_token"] = access_token
+        if name is not None:
+            body["name"] = name
+        if not body:
+            raise ValueError("update_account needs access_token and/or name")
+        response, _ = await self._call(
+            creds, "PATCH", self._page_path(page_id), op="update_account", secrets=(access_token,), json=body
+        )
+        return _account(self._object(response, "update_account"))
+
+    async def _get_raw(self, creds: Credentials, page_id: str) -> dict[str, Any] | None:
+        try:
+            response, _ = await self._call(creds, "GET", self._page_path(page_id), op="get_account")
+        except VonageNotFound:
+            return None
+        return self._object(response, "get_account")
+
+    async def get_account(self, creds: Credentials, page_id: str) -> ExternalAccount | None:
+        """The account for a Page under this key, or None if Vonage has none."""
+        raw = await self._get_raw(creds, page_id)
+        return _account(raw) if raw is not None else None
+
+    async def unlink_account(self, creds: Credentials, page_id: str) -> None:
+        """Delete the Page's account. 404 raises :class:`VonageNotFound` (caller decides),
+        except after a retry, where it means our earlier attempt already deleted it."""
+        try:
+            await self._call(creds, "DELETE", self._page_path(page_id), op="unlink_account", expect_json=False)
+        except VonageNotFound:
+            if self._last_attempts > 1:
+                return
+            raise
+
+    async def list_accounts(self, creds: Credentials, *, page_size: int = 20) -> list[ExternalAccount]:
+        """Every Messenger account of this key, across all pages.
+
+        Pages are requested by ``page_number`` (the spec's parameter) rather than by
+        following ``_links.next`` verbatim: the spec's example links drop the provider
+        filter, and a computed URL never sends our credentials to another host.
+        ``_links.next`` (or, without ``_links``, a full page) says whether to go on.
+        """
+        seen: dict[str, ExternalAccount] = {}
+        for page_number in range(1, MAX_PAGES + 1):
+            response, _ = await self._call(
+                creds,
+                "GET",
+                ACCOUNTS_PATH,
+                op="list_accounts",
+                params={"provider": "messenger", "page_number": page_number, "page_size": page_size},
+            )
+            body = self._object(response, "list_accounts")
+            items = _embedded_accounts(body)
+            for item in items:
+                if isinstance(item, dict) and item.get("provider", "messenger") == "messenger" and item.get("external_id"):
+                    acct = _account(item)
+                    seen.setdefault(acct.external_id, acct)
+            more = _has_next(body)
+            if not items or more is False or (more is None and len(items) < page_size):
+                return list(seen.values())
+        log.warning("%s list_accounts key=%s: stopped after %d pages", UPSTREAM, creds.api_key, MAX_PAGES)
+        return list(seen.values())
+
+    # -- applications on an account -------------------------------------------
+    async def link_application(self, creds: Credentials, page_id: str, application_id: str) -> ExternalAccount:
+        """Point the Page at an application. 409 if it already has one (even the same one).
+
+        After a retried attempt, a 409 is checked against the account: if it now carries
+        exactly this application, our earlier attempt landed and that is success.
+        """
+        if not application_id:
+            raise ValueError("application_id must not be empty")
+        try:
+            response, _ = await self._call(
+                creds,
+                "POST",
+                f"{self._page_path(page_id)}/applications",
+                op="link_application",
+                json={"application": application_id},
+            )
+        except VonageConflict:
+            if self._last_attempts > 1:
+                existing = await self.get_account(creds, page_id)
+                if existing is not None and existing.applications == (application_id,):
+                    return existing
+            raise
+        return _account(self._object(response, "link_application"))
+
+    async def unlink_application(self, creds: Credentials, page_id: str, application_id: str) -> None:
+        """Detach the application. Vonage answers 409 (not 404) when it is not linked."""
+        if not application_id:
+            raise ValueError("application_id must not be empty")
+        path = f"{self._page_path(page_id)}/applications/{quote(application_id, safe='')}"
+        try:
+            await self._call(creds, "DELETE", path, op="unlink_application", expect_json=False)
+        except VonageConflict:
+            if self._last_attempts > 1:
+                existing = await self.get_account(creds, page_id)
+                if existing is not None and application_id not in existing.applications:
+                    return
+            raise
+
+    # -- applications ---------------------------------------------------------
+    async def list_applications(self, creds: Credentials, *, page_size: int = 100) -> list[Application]:
+        """Every application of this key (``page``/``page_size`` 1..100, until ``total_pages``)."""
+        seen: dict[str, Application] = {}
+        for page in range(1, MAX_PAGES + 1):
+            response, _ = await self._call(
+                creds,
+                "GET",
+                APPLICATIONS_PATH,
+                op="list_applications",
+                params={"page_size": page_size, "page": page},
+            )
+            body = self._object(response, "list_applications")
+            embedded = body.get("_embedded")
+            items = embedded.get("applications") if isinstance(embedded, dict) else None
+            items = items if isinstance(items, list) else []
+            for item in items:
+                app = _application(item)
+                if app is not None:
+                    seen.setdefault(app.id, app)
+            total_pages = body.get("total_pages")
+            if not items:
+                break
+            if isinstance(total_pages, int):
+                if page >= total_pages:
+                    break
+            else:
+                more = _has_next(body)
+                if more is False or (more is None and len(items) < page_size):
+                    break
+        else:
+            log.warning("%s list_applications key=%s: stopped after %d pages", UPSTREAM, creds.api_key, MAX_PAGES)
+        return list(seen.values())

@@ -1,0 +1,218 @@
+"""Fixtures: fake Slack/Graph/Vonage servers and the real app on real ports.
+
+Nothing here mocks fblink's own code: the app is built by ``create_app`` from
+Settings whose upstream URLs point at the fakes, served by uvicorn, and driven
+with requests signed exactly as Slack signs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import uvicorn
+from cryptography.fernet import Fernet
+
+from bot.app import FblinkApp, create_app
+from bot.clock import FixedClock
+from bot.settings import Settings
+from tests.fakes.graph import FakeGraph
+from tests.fakes.slack import FakeSlack
+from tests.fakes.vonage import FakeVonage
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-test-token"
+TEAM = "T0001"
+APP_ID = "123456"
+APP_SECRET = "fb-app-secret"
+VONAGE_KEY = "abcd1234"
+VONAGE_SECRET = "vonage-secret-1"
+START = 1_790_000_000  # 2026-09-21T15:33:20Z: a fixed "now" for the app's clock
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sign(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack(bot_token=BOT_TOKEN, team_id=TEAM).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraph]:
+    fake = FakeGraph(app_id=APP_ID, app_secret=APP_SECRET, api_version="v25.0")
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def vonage() -> Iterator[FakeVonage]:
+    fake = FakeVonage()
+    fake.start()
+    fake.add_key(VONAGE_KEY, VONAGE_SECRET)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def make_settings(tmp_path, slack, graph, vonage):  # type: ignore[no-untyped-def]
+    key = Fernet.generate_key().decode()
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = dict(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url + "/api/",
+            facebook_app_id=APP_ID,
+            facebook_app_secret=APP_SECRET,
+            facebook_api_version="v25.0",
+            facebook_graph_url=graph.url,
+            facebook_login_url="https://www.facebook.test",
+            vonage_api_key=VONAGE_KEY,
+            vonage_api_secret=VONAGE_SECRET,
+            vonage_api_url=vonage.url,
+            fblink_public_url="https://fblink.test",
+            fblink_database=str(tmp_path / "fblink.db"),
+            fblink_secret_key=key,
+            fblink_admins="UADMIN",
+            fblink_retry_attempts=3,
+            fblink_retry_wait=0.01,
+            fblink_retry_total=5,
+            fblink_http_timeout=2,
+        )
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return build
+
+
+@dataclass
+class Running:
+    app: FblinkApp
+    url: str
+    http: httpx.Client
+    slack: FakeSlack
+    clock: FixedClock
+    _triggers = itertools.count(1)
+
+    @property
+    def services(self):  # type: ignore[no-untyped-def]
+        return self.app.services
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.app.services.store
+
+    def post_signed(self, body: bytes, content_type: str, *, timestamp: str | None = None,
+                    signature: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        ts = timestamp or str(int(time.time()))
+        h = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature if signature is not None else sign(body, ts),
+        }
+        h.update(headers or {})
+        return self.http.post(self.url + "/slack/events", content=body, headers=h)
+
+    def command(self, text: str, *, user: str = "U1", channel: str = "C1", team: str = TEAM,
+                response: str = "r", **kw: Any) -> httpx.Response:
+        trigger = f"{next(self._triggers)}.{int(time.time())}.trigger"
+        body = urlencode({
+            "token": "legacy-unused", "team_id": team, "team_domain": "fake", "channel_id": channel,
+            "channel_name": "general", "user_id": user, "user_name": user.lower(), "command": "/fblink",
+            "text": text, "api_app_id": "A0001", "is_enterprise_install": "false",
+            "response_url": self.slack.response_url(response), "trigger_id": trigger,
+        }).encode()
+        return self.post_signed(body, "application/x-www-form-urlencoded", **kw)
+
+    def interact(self, payload: dict[str, Any], **kw: Any) -> httpx.Response:
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return self.post_signed(body, "application/x-www-form-urlencoded", **kw)
+
+    def click(self, action_id: str, value: str = "", *, user: str = "U1", channel: str = "C1",
+              response: str = "r", message_ts: str = "1700000000.000100", **kw: Any) -> httpx.Response:
+        return self.interact({
+            "type": "block_actions", "team": {"id": TEAM, "domain": "fake"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "api_app_id": "A0001", "token": "legacy-unused", "trigger_id": f"{next(self._triggers)}.trigger",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
+            "channel": {"id": channel, "name": "general"},
+            "message": {"ts": message_ts, "text": "", "blocks": []},
+            "response_url": self.slack.response_url(response),
+            "actions": [{"action_id": action_id, "block_id": "b1", "type": "button", "value": value,
+                          "action_ts": f"{time.time():.6f}"}],
+        }, **kw)
+
+    def submit(self, callback_id: str, values: dict[str, dict[str, Any]], *, user: str = "U1",
+               private_metadata: str = "", **kw: Any) -> httpx.Response:
+        return self.interact({
+            "type": "view_submission", "team": {"id": TEAM, "domain": "fake"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "api_app_id": "A0001", "token": "legacy-unused", "trigger_id": f"{next(self._triggers)}.trigger",
+            "view": {"id": "V1", "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
+                     "state": {"values": values}, "hash": "h1"},
+        }, **kw)
+
+
+def serve(app: FblinkApp) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    config = uvicorn.Config(app.asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("app did not start")
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def start_app(make_settings, slack, clock):  # type: ignore[no-untyped-def]
+    started: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
+
+    def run(*, scheduler: bool = False, **overrides: Any) -> Running:
+        app = create_app(make_settings(**overrides), clock=clock, scheduler=scheduler)
+        server, thread, url = serve(app)
+        client = httpx.Client(timeout=10)
+        started.append((server, thread, client))
+        return Running(app=app, url=url, http=client, slack=slack, clock=clock)
+
+    yield run
+    for server, thread, client in started:
+        client.close()
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def bot(start_app) -> Running:  # type: ignore[no-untyped-def]
+    return start_app()

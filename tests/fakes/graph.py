@@ -1,0 +1,407 @@
+"""A fake Facebook Graph API speaking Graph's wire formats.
+
+Covers what fblink uses: the OAuth code exchange, ``fb_exchange_token``,
+``/debug_token``, ``/me`` and ``/me/accounts`` (with cursor paging). Tokens can be
+killed to play out a password change or a lost Page role. Errors look like
+Graph's: mostly HTTP 400 with ``{"error": {"message", "type", "code",
+"error_subcode", "fbtrace_id"}}``.
+
+    graph = FakeGraph().start()
+    graph.add_user("1001", "Ada", pages=[{"id": "p1", "name": "Shop", "category": "Retail", "tasks": ["MANAGE"]}])
+    code = graph.issue_code("1001")
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.fakes.base import FakeServer, Request, Response
+
+REQUIRED_SCOPES = ("pages_show_list", "pages_messaging", "pages_manage_metadata", "business_management")
+SHORT_LIVED = 3600
+LONG_LIVED = 60 * 24 * 3600  # 5184000
+CODE_LIFETIME = 600
+DATA_ACCESS_DAYS = 90
+PAGE_FIELDS = ("id", "name", "category", "tasks", "access_token")
+
+DEAD_MESSAGES = {
+    458: "Error validating access token: The user has not authorized application {app_id}.",
+    460: (
+        "Error validating access token: The session has been invalidated because the user changed "
+        "their password or Facebook has changed the session for security reasons."
+    ),
+    463: "Error validating access token: Session has expired.",
+    467: "Error validating access token: The access token is invalid.",
+    492: "Error validating access token: The user is not an admin of this Page any more.",
+}
+
+
+@dataclass
+class FakeUser:
+    id: str
+    name: str
+    pages: list[dict[str, Any]]
+    declined: frozenset[str]
+    data_access_expires_at: int | None
+
+
+@dataclass
+class FakeToken:
+    value: str
+    kind: str  # "USER" or "PAGE"
+    user_id: str
+    page_id: str | None
+    issued_at: int
+    expires_at: int  # 0: never
+    dead_subcode: int | None = None
+
+
+@dataclass
+class FakeCode:
+    user_id: str
+    issued_at: int
+    used: bool = False
+
+
+class _Problem(Exception):
+    """Internal: abort a handler with a Graph error response."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+class FakeGraph(FakeServer):
+    name = "fake-graph"
+
+    def __init__(
+        self,
+        app_id: str = "123",
+        app_secret: str = "s3cr3t",
+        api_version: str = "v25.0",
+        *,
+        redirect_uri: str | None = None,
+        application: str = "fblink test",
+    ) -> None:
+        super().__init__()
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.api_version = api_version
+        self.redirect_uri = redirect_uri  # None: accept any redirect_uri
+        self.application = application
+        self.clock: Callable[[], float] = time.time  # tests may move time forward
+        self.users: dict[str, FakeUser] = {}
+        self.tokens: dict[str, FakeToken] = {}
+        self.codes: dict[str, FakeCode] = {}
+
+    # -- test helpers -------------------------------------------------------
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        pages: Iterable[dict[str, Any]] = (),
+        declined: Iterable[str] = frozenset(),
+        data_access_expires_at: int | None = None,
+    ) -> dict[str, Any]:
+        """Register a Facebook user and the Pages they manage."""
+        page_list = [
+            {"id": str(p["id"]), "name": p["name"], "category": p.get("category", "Business"), "tasks": list(p.get("tasks", ["MANAGE"]))}
+            for p in pages
+        ]
+        with self.lock:
+            self.users[user_id] = FakeUser(user_id, name, page_list, frozenset(declined), data_access_expires_at)
+            for page in page_list:
+                self._page_token(user_id, page["id"])
+        return {"id": user_id, "name": name, "pages": page_list}
+
+    def issue_code(self, user_id: str) -> str:
+        """A one-time OAuth code, as the login dialog would put on the redirect."""
+        code = "AQfake" + secrets.token_hex(16)
+        with self.lock:
+            self.codes[code] = FakeCode(user_id, self._now())
+        return code
+
+    def user_token(self, user_id: str) -> str:
+        """A live long-lived user token (minted if needed), e.g. to seed storage."""
+        with self.lock:
+            for token in self.tokens.values():
+                long_lived = token.expires_at - token.issued_at == LONG_LIVED
+                if token.kind == "USER" and token.user_id == user_id and long_lived and self._dead_subcode(token) is None:
+                    return token.value
+            return self._mint("USER", user_id, lifetime=LONG_LIVED).value
+
+    def page_token(self, user_id: str, page_id: str) -> str:
+        """The live Page token /me/accounts would hand out for this user and Page."""
+        with self.lock:
+            return self._page_token(user_id, page_id).value
+
+    def kill_token(self, user_id: str, subcode: int = 460) -> None:
+        """Every token of the user (and their Page tokens) dies, as on a password change.
+
+        Tokens minted later (after a new login) work again.
+        """
+        with self.lock:
+            for token in self.tokens.values():
+                if token.user_id == user_id and token.dead_subcode is None:
+                    token.dead_subcode = subcode
+
+    def kill_page_token(self, page_id: str, subcode: int = 460) -> None:
+        """Every current token of this Page dies; /me/accounts hands out fresh ones."""
+        with self.lock:
+            for token in self.tokens.values():
+                if token.page_id == page_id and token.dead_subcode is None:
+                    token.dead_subcode = subcode
+
+    def appsecret_proof(self, token: str) -> str:
+        return hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+    # -- routing ------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        prefix = f"/{self.api_version}/"
+        if not request.path.startswith(prefix):
+            return self._error(404, f"Unknown path components: {request.path}", 100)
+        route = request.path[len(prefix):].rstrip("/")
+        params = request.params
+        try:
+            with self.lock:
+                if route == "oauth/access_token" and request.method in ("GET", "POST"):
+                    return self._oauth_access_token(params)
+                if route == "debug_token" and request.method == "GET":
+                    return self._debug_token(params)
+                if route == "me" and request.method == "GET":
+                    return self._me(params)
+                if route == "me/accounts" and request.method == "GET":
+                    return self._accounts(request, params)
+        except _Problem as problem:
+            return problem.response
+        return self._error(400, f"Unknown path components: /{route}", 2500)
+
+    # -- OAuth --------------------------------------------------------------
+    def _oauth_access_token(self, params: dict[str, str]) -> Response:
+        if params.get("client_id") != self.app_id:
+            return self._error(400, "Error validating application. Invalid application ID.", 101)
+        if params.get("client_secret") != self.app_secret:
+            return self._error(400, "Error validating client secret.", 1)
+        if params.get("grant_type") == "fb_exchange_token":
+            return self._exchange_token(params)
+        if "code" not in params:
+            return self._error(400, "Missing authorization code", 1)
+        if "redirect_uri" not in params:
+            return self._error(400, "Missing redirect_uri parameter.", 191)
+        code = self.codes.get(params["code"])
+        if code is None:
+            return self._error(400, "Invalid verification code format.", 100)
+        if code.used:
+            return self._error(400, "This authorization code has been used.", 100, subcode=36009)
+        if self._now() - code.issued_at > CODE_LIFETIME:
+            return self._error(400, "This authorization code has expired.", 100, subcode=36007)
+        if self.redirect_uri is not None and params["redirect_uri"] != self.redirect_uri:
+            return self._error(
+                400,
+                "Error validating verification code. Please make sure your redirect_uri is identical "
+                "to the one you used in the OAuth dialog request",
+                100,
+                subcode=36008,
+            )
+        code.used = True
+        token = self._mint("USER", code.user_id, lifetime=SHORT_LIVED)
+        return Response(200, {"access_token": token.value, "token_type": "bearer", "expires_in": SHORT_LIVED})
+
+    def _exchange_token(self, params: dict[str, str]) -> Response:
+        short = self._live_token(params.get("fb_exchange_token"))
+        if short.kind != "USER":
+            return self._error(400, "Invalid OAuth access token.", 190)
+        token = self._mint("USER", short.user_id, lifetime=LONG_LIVED)
+        return Response(200, {"access_token": token.value, "token_type": "bearer", "expires_in": LONG_LIVED})
+
+    # -- debug_token ----------------------------------------------------------
+    def _debug_token(self, params: dict[str, str]) -> Response:
+        if params.get("access_token") != f"{self.app_id}|{self.app_secret}":
+            return self._error(400, "Invalid OAuth access token signature.", 190)
+        if not params.get("input_token"):
+            return self._error(400, "(#100) The parameter input_token is required", 100)
+        token = self.tokens.get(params["input_token"])
+        if token is None:
+            return Response(
+                200,
+                {
+                    "data": {
+                        "error": {"code": 190, "message": "Invalid OAuth access token - Cannot parse access token"},
+                        "is_valid": False,
+                        "scopes": [],
+                    }
+                },
+            )
+        user = self.users[token.user_id]
+        data: dict[str, Any] = {
+            "app_id": self.app_id,
+            "type": token.kind,
+            "application": self.application,
+            "data_access_expires_at": self._data_access_expires_at(user),
+            "expires_at": token.expires_at,
+            "is_valid": True,
+            "issued_at": token.issued_at,
+            "scopes": self._granted(user),
+            "user_id": user.id,
+        }
+        if token.kind == "PAGE":
+            data["profile_id"] = token.page_id
+        subcode = self._dead_subcode(token)
+        if subcode is not None:
+            data["is_valid"] = False
+            data["error"] = {"code": 190, "message": self._dead_message(subcode), "subcode": subcode}
+        return Response(200, {"data": data})
+
+    # -- user endpoints -------------------------------------------------------
+    def _me(self, params: dict[str, str]) -> Response:
+        token = self._authorize(params)
+        if token.kind == "PAGE":
+            page = self._find_page(token.user_id, token.page_id or "")
+            node = {"id": page["id"], "name": page["name"]}
+        else:
+            user = self.users[token.user_id]
+            node = {"id": user.id, "name": user.name}
+        fields = _split_fields(params.get("fields")) or ["id", "name"]
+        return Response(200, {k: node[k] for k in fields if k in node})
+
+    def _accounts(self, request: Request, params: dict[str, str]) -> Response:
+        token = self._authorize(params)
+        if token.kind == "PAGE":
+            return self._error(400, "(#100) Tried accessing nonexisting field (accounts) on node type (Page)", 100)
+        user = self.users[token.user_id]
+        fields = _split_fields(params.get("fields")) or list(PAGE_FIELDS)
+        try:
+            limit = min(int(params.get("limit", "25")), 100)
+        except ValueError:
+            return self._error(400, "(#100) Param limit must be a number", 100)
+        if limit < 1:
+            return self._error(400, "(#100) Param limit must be a positive number", 100)
+        # Without pages_show_list the edge is simply empty.
+        pages = user.pages if "pages_show_list" in self._granted(user) else []
+        start = _decode_cursor(params["after"]) + 1 if params.get("after") else 0
+        chunk = pages[start : start + limit]
+        data = []
+        for page in chunk:
+            full = dict(page, access_token=self._page_token(user.id, page["id"]).value)
+            data.append({k: full[k] for k in fields if k in full})
+        body: dict[str, Any] = {"data": data}
+        if chunk:
+            first, last = start, start + len(chunk) - 1
+            paging: dict[str, Any] = {"cursors": {"before": _cursor(first), "after": _cursor(last)}}
+            base = {k: v for k, v in request.query.items() if k not in ("after", "before")}
+            if start > 0:
+                paging["previous"] = f"{self.url}{request.path}?{urlencode({**base, 'before': _cursor(first)})}"
+            if last + 1 < len(pages):
+                paging["next"] = f"{self.url}{request.path}?{urlencode({**base, 'after': _cursor(last)})}"
+            body["paging"] = paging
+        return Response(200, body)
+
+    # -- tokens ---------------------------------------------------------------
+    def _authorize(self, params: dict[str, str]) -> FakeToken:
+        """The live token of a user-context call, with appsecret_proof checked."""
+        if not params.get("access_token"):
+            raise _Problem(
+                self._error(400, "An active access token must be used to query information about the current user.", 2500)
+            )
+        token = self._live_token(params["access_token"])
+        proof = params.get("appsecret_proof")
+        if proof is None and token.kind == "USER":
+            raise _Problem(
+                self._error(400, "API calls from the server require an appsecret_proof argument", 100, type="GraphMethodException")
+            )
+        if proof is not None and not hmac.compare_digest(proof, self.appsecret_proof(token.value)):
+            raise _Problem(
+                self._error(400, "Invalid appsecret_proof provided in the API argument", 100, type="GraphMethodException")
+            )
+        return token
+
+    def _live_token(self, value: str | None) -> FakeToken:
+        token = self.tokens.get(value or "")
+        if token is None:
+            raise _Problem(self._error(400, "Invalid OAuth access token - Cannot parse access token", 190))
+        subcode = self._dead_subcode(token)
+        if subcode is not None:
+            raise _Problem(self._error(400, self._dead_message(subcode), 190, subcode=subcode))
+        return token
+
+    def _dead_subcode(self, token: FakeToken) -> int | None:
+        if token.dead_subcode is not None:
+            return token.dead_subcode
+        if token.expires_at and token.expires_at <= self._now():
+            return 463
+        return None
+
+    def _dead_message(self, subcode: int) -> str:
+        template = DEAD_MESSAGES.get(subcode, "Error validating access token: The session is invalid.")
+        return template.format(app_id=self.app_id)
+
+    def _mint(self, kind: str, user_id: str, *, lifetime: int, page_id: str | None = None) -> FakeToken:
+        now = self._now()
+        value = "EAAtest" + secrets.token_hex(8)  # short on purpose: must not look like a real token
+        token = FakeToken(value, kind, user_id, page_id, now, now + lifetime if lifetime else 0)
+        self.tokens[value] = token
+        return token
+
+    def _page_token(self, user_id: str, page_id: str) -> FakeToken:
+        for token in self.tokens.values():
+            if token.kind == "PAGE" and token.user_id == user_id and token.page_id == page_id:
+                if self._dead_subcode(token) is None:
+                    return token
+        return self._mint("PAGE", user_id, lifetime=0, page_id=page_id)  # Page tokens never expire
+
+    def _find_page(self, user_id: str, page_id: str) -> dict[str, Any]:
+        for page in self.users[user_id].pages:
+            if page["id"] == page_id:
+                return page
+        raise _Problem(self._error(400, f"(#100) Unknown Page {page_id}", 100))
+
+    # -- small things -------------------------------------------------------
+    def _granted(self, user: FakeUser) -> list[str]:
+        return ["public_profile", *(s for s in REQUIRED_SCOPES if s not in user.declined)]
+
+    def _data_access_expires_at(self, user: FakeUser) -> int:
+        if user.data_access_expires_at is not None:
+            return user.data_access_expires_at
+        return self._now() + DATA_ACCESS_DAYS * 24 * 3600
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    def _error(
+        self,
+        status: int,
+        message: str,
+        code: int,
+        *,
+        subcode: int | None = None,
+        type: str = "OAuthException",
+    ) -> Response:
+        error: dict[str, Any] = {"message": message, "type": type, "code": code}
+        if subcode is not None:
+            error["error_subcode"] = subcode
+        error["fbtrace_id"] = "Afake" + secrets.token_hex(6)
+        return Response(status, {"error": error})
+
+
+def _split_fields(value: str | None) -> list[str]:
+    return [f.strip() for f in (value or "").split(",") if f.strip()]
+
+
+def _cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(f"idx:{index}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("idx:"))
+    except ValueError:
+        raise _Problem(Response(400, {"error": {"message": "(#100) Invalid cursor", "type": "OAuthException", "code": 100}}))
