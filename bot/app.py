@@ -28,6 +28,7 @@ from bot.clock import Clock
 from bot.crypto import Vault
 from bot.graph import GraphClient
 from bot.http import RetryPolicy
+from bot.logs import install_redaction
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Store
@@ -88,6 +89,7 @@ class Services:
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    install_redaction()
     policy = RetryPolicy(
         attempts=settings.fblink_retry_attempts,
         total_timeout=settings.fblink_retry_total,

@@ -62,9 +62,22 @@ class PlainFormatter(logging.Formatter):
         return redact(super().formatException(ei))
 
 
+_REDACTOR = RedactingFilter()
+LIBRARY_LOGGERS = ("httpx", "httpcore", "slack_sdk", "slack_sdk.web.async_client", "slack_sdk.webhook.async_client", "slack_bolt", "uvicorn", "apscheduler", "bot", "handlers")
+
+
+def install_redaction() -> None:
+    """Redact at the source loggers too, whatever handlers (pytest, uvicorn, a host app) are attached."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+
+
 def setup_logging(fmt: str = "plain", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())
+    handler.addFilter(_REDACTOR)
+    install_redaction()
     handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
