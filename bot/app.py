@@ -28,6 +28,7 @@ from bot.clock import Clock
 from bot.crypto import Vault
 from bot.graph import GraphClient
 from bot.http import RetryPolicy
+from bot.linking import PageLocks
 from bot.logs import install_redaction
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -51,6 +52,7 @@ class Services:
     metrics: Metrics
     policy: RetryPolicy
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    locks: PageLocks = field(default_factory=PageLocks)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Services":
         # Bolt deep-copies the context for lazy listeners; services are shared, not copied.

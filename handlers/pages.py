@@ -49,7 +49,10 @@ def page_rows(services: "Services", team_id: str, pages: list[StoredPage], offse
         buttons = [blocks.button("Link to Vonage" if not linked else "Re-link", "page_link" if not linked else "page_relink", p.page_id, style="primary")]
         buttons.append(blocks.button("Link application", "page_link_app", p.page_id))
         if linked:
-            buttons.append(blocks.button("Unlink", "page_unlink", p.page_id, style="danger"))
+            buttons.append(blocks.button("Unlink", "page_unlink", p.page_id, style="danger", confirm=blocks.confirm_dialog(
+                "Unlink this Page?",
+                f"{blocks.escape(p.name)} will be removed from Vonage API key {blocks.escape(link.api_key)}; "
+                "Messenger traffic through Vonage stops.", ok="Unlink")))
         out.append(blocks.actions(*buttons, block_id=f"page_{p.page_id}"[:255]))
     nav = blocks.nav_buttons("pages_next", offset, nxt)
     if nav:
@@ -100,8 +103,11 @@ async def cmd_pages(req: Req) -> None:
     await req.respond(**page_rows(req.services, req.team_id, pages, 0), replace_original=False)
 
 
-async def pages_nav(ack, body, context, respond):  # type: ignore[no-untyped-def]
+async def ack_only(ack):  # type: ignore[no-untyped-def]
     await ack()
+
+
+async def pages_nav(body, context, respond):  # type: ignore[no-untyped-def]
     services = services_of(context)
     team_id = body["team"]["id"]
     user_id = body["user"]["id"]
@@ -121,5 +127,5 @@ async def pages_nav(ack, body, context, respond):  # type: ignore[no-untyped-def
 
 
 def register(app: AsyncApp) -> None:
-    app.action("pages_next")(pages_nav)
-    app.action("pages_next_prev")(pages_nav)
+    app.action("pages_next")(ack=ack_only, lazy=[pages_nav])
+    app.action("pages_next_prev")(ack=ack_only, lazy=[pages_nav])

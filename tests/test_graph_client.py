@@ -27,12 +27,18 @@ REDIRECT = "https://fblink.example/fb/callback"
 FAST = RetryPolicy(attempts=3, total_timeout=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0, read_timeout=2.0)
 
 
-@pytest.fixture
-def graph() -> Iterator[FakeGraph]:
+@pytest.fixture(scope="module")
+def graph_server() -> Iterator[FakeGraph]:
     fake = FakeGraph(app_id=APP_ID, app_secret=APP_SECRET, api_version=VERSION, redirect_uri=REDIRECT)
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def graph(graph_server: FakeGraph) -> FakeGraph:
+    graph_server.reset()
+    return graph_server
 
 
 def make_client(http: httpx.AsyncClient, graph: FakeGraph, **overrides: Any) -> GraphClient:

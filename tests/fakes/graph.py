@@ -161,6 +161,15 @@ class FakeGraph(FakeServer):
                 if token.page_id == page_id and token.dead_subcode is None:
                     token.dead_subcode = subcode
 
+    def reset(self) -> None:
+        """Forget users, tokens, codes, requests and faults (to reuse one server across tests)."""
+        with self.lock:
+            self.reset_log()
+            self.users.clear()
+            self.tokens.clear()
+            self.codes.clear()
+            self.clock = time.time
+
     def appsecret_proof(self, token: str) -> str:
         return hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 

@@ -1,0 +1,305 @@
+"""Link operations: the rules of linking a Page to Vonage, independent of Slack.
+
+Each operation talks to Vonage first and writes the database only after Vonage
+said yes, so a failure leaves the stored state as it was. A two-step link whose
+second step fails undoes the first step at Vonage. Every attempt is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot import blocks
+from bot.store import Link, StoredPage
+from bot.vonage import Application, Credentials, VonageConflict, VonageError, VonageNotFound
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+DAY = 86400
+
+
+class LinkRefused(Exception):
+    """The user asked for something fblink will not do; the message says why and what to do."""
+
+
+@dataclass
+class AppConflict(Exception):
+    """The Page already has another application: the user must choose to replace it."""
+
+    page: StoredPage
+    creds: Credentials
+    current_id: str
+    current_name: str
+    wanted: Application
+
+
+class Busy(LinkRefused):
+    """Another operation on the same Page is running."""
+
+
+def expiry_for(services: "Services", team_id: str, user_id: str, now: int) -> int:
+    """Link time + TTL, or the user's Facebook data-access expiry when that comes first."""
+    expires = now + services.settings.fblink_link_ttl_days * DAY
+    login = services.store.get_login(team_id, user_id)
+    if login and login.data_access_expires_at and login.data_access_expires_at > now:
+        expires = min(expires, login.data_access_expires_at)
+    return expires
+
+
+def next_due(expires_at: int | None, thresholds: tuple[int, ...]) -> int | None:
+    """When the first reminder of a period falls due (the largest threshold)."""
+    if expires_at is None:
+        return None
+    return expires_at - max(thresholds) * DAY if thresholds else expires_at
+
+
+class PageLocks:
+    """In-flight guard: one operation per Page at a time (double clicks, duplicate deliveries)."""
+
+    def __init__(self) -> None:
+        self._held: set[tuple[str, str]] = set()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> "PageLocks":
+        return self
+
+    def acquire(self, team_id: str, page_id: str) -> None:
+        key = (team_id, page_id)
+        if key in self._held:
+            raise Busy("Another change to this Page is already in progress. Wait for its result, then try again.")
+        self._held.add(key)
+
+    def release(self, team_id: str, page_id: str) -> None:
+        self._held.discard((team_id, page_id))
+
+
+async def resolve_application(services: "Services", creds: Credentials, wanted: str) -> Application:
+    """An application of this key by id or exact (case-insensitive) name, messages-capable only."""
+    apps = await services.vonage.list_applications(creds)
+    wanted_l = wanted.strip().lower()
+    match = [a for a in apps if a.id == wanted.strip()] or [a for a in apps if a.name.lower() == wanted_l]
+    if not match:
+        raise LinkRefused(
+            f"API key `{blocks.escape(creds.api_key)}` has no application called "
+            f"“{blocks.escape(wanted)}”. Check the name or id in the Vonage dashboard."
+        )
+    app = match[0]
+    if not app.messages_capable:
+        raise LinkRefused(
+            f"Application *{blocks.escape(app.name)}* has no Messages capability, so it cannot receive "
+            "Messenger traffic. Enable Messages on it in the Vonage dashboard, or pick another application."
+        )
+    return app
+
+
+def _audit(services: "Services", team_id: str, action: str, user_id: str, page_id: str, detail: str, result: str) -> None:
+    services.store.audit(team_id, action, now=services.now(), user_id=user_id, page_id=page_id, detail=detail, result=result)
+
+
+async def _put_account(services: "Services", creds: Credentials, page: StoredPage) -> bool:
+    """Create the Page's account at Vonage, or refresh its token; True when it was created."""
+    try:
+        await services.vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
+        return True
+    except VonageConflict:
+        await services.vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
+        return False
+
+
+def _record_link(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
+                 channel_id: str | None, *, application: Application | None, keep_app: bool,
+                 new_period: bool) -> Link:
+    now = services.now()
+    expires = expiry_for(services, team_id, user_id, now)
+    existing = services.store.get_link(team_id, page.page_id)
+    fields: dict[str, object] = dict(
+        page_name=page.name, api_key=creds.api_key, linked_by=user_id, linked_at=now, channel_id=channel_id,
+        expires_at=expires, status="active", needs_relink=0, broken_at=None,
+        next_due_at=next_due(expires, services.settings.reminder_days),
+    )
+    if application is not None:
+        fields.update(application_id=application.id, application_name=application.name)
+    elif not keep_app:
+        fields.update(application_id=None, application_name=None)
+    if existing is not None and new_period:
+        fields["period"] = existing.period + 1
+    return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
+
+
+async def link_account(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
+                       channel_id: str | None) -> Link:
+    """Part 1: the Page joins the Vonage account (or gets a fresh token there)."""
+    if not page.can_link:
+        raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to link it.")
+    existing = services.store.get_link(team_id, page.page_id)
+    if existing and existing.status == "active" and existing.api_key != creds.api_key:
+        raise LinkRefused(
+            f"*{blocks.escape(page.name)}* is already linked to API key `{blocks.escape(existing.api_key)}`. "
+            f"Unlink it there first (`/fblink unlink {blocks.escape(page.page_id)}`)."
+        )
+    try:
+        await _put_account(services, creds, page)
+    except Exception as exc:
+        _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
+        raise
+    same_key = existing is not None and existing.status == "active"
+    link = _record_link(services, team_id, user_id, page, creds, channel_id, application=None, keep_app=same_key,
+                        new_period=True)
+    _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", "ok")
+    return link
+
+
+async def link_application(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
+                           app: Application, channel_id: str | None, *, replace: bool = False) -> Link:
+    """Part 2 (running part 1 first when needed). Never replaces another application silently."""
+    if not page.can_link:
+        raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to link it.")
+    existing = services.store.get_link(team_id, page.page_id)
+    if existing and existing.status == "active" and existing.api_key != creds.api_key:
+        raise LinkRefused(
+            f"*{blocks.escape(page.name)}* is linked to API key `{blocks.escape(existing.api_key)}`, not "
+            f"`{blocks.escape(creds.api_key)}`. Unlink it first."
+        )
+    vonage = services.vonage
+    created = False
+    detail = f"key {creds.api_key} app {app.id}"
+    try:
+        account = await vonage.get_account(creds, page.page_id)
+        if account is None:
+            await vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
+            created = True
+            current = None
+        else:
+            current = account.application
+        if current == app.id:
+            pass  # already there: just record it
+        elif current is not None and not replace:
+            apps = {a.id: a.name for a in await vonage.list_applications(creds)}
+            raise AppConflict(page, creds, current, apps.get(current, current), app)
+        else:
+            if current is not None:
+                await vonage.unlink_application(creds, page.page_id, current)
+            try:
+                await vonage.link_application(creds, page.page_id, app.id)
+            except Exception:
+                if current is not None:
+                    await _undo(vonage.link_application(creds, page.page_id, current), "restore previous application")
+                raise
+    except AppConflict:
+        _audit(services, team_id, "link_app", user_id, page.page_id, detail, "conflict")
+        raise
+    except Exception as exc:
+        if created:
+            await _undo(vonage.unlink_account(creds, page.page_id), "remove half-made account")
+        _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail,
+               f"error: {type(exc).__name__}")
+        raise
+    link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app, keep_app=True,
+                        new_period=created or existing is None or existing.status != "active")
+    _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail, "ok")
+    return link
+
+
+async def _undo(coro: object, what: str) -> None:
+    """Best-effort compensation; failures are logged, never raised over the original error."""
+    try:
+        await coro  # type: ignore[misc]
+    except Exception as exc:
+        log.error("could not %s at Vonage: %s", what, type(exc).__name__)
+
+
+def check_may_unlink(services: "Services", link: Link, user_id: str) -> None:
+    if link.linked_by != user_id and not services.is_admin(user_id):
+        who = f"<@{link.linked_by}>" if link.linked_by else "the person who linked it"
+        raise LinkRefused(f"Only {who} or an fblink admin can unlink *{blocks.escape(link.page_name)}*.")
+
+
+async def unlink(services: "Services", team_id: str, user_id: str, link: Link, *, application: str | None = None) -> str:
+    """Unlink an application, or remove the Page from the Vonage account. Returns what was done."""
+    check_may_unlink(services, link, user_id)
+    creds = services.credentials(team_id, link.api_key)
+    if creds is None:
+        raise LinkRefused(f"API key `{blocks.escape(link.api_key)}` is no longer configured; an admin can add it back.")
+    now = services.now()
+    if application is not None:
+        app_id = link.application_id
+        if app_id is None or application.lower() not in {app_id.lower(), (link.application_name or "").lower()}:
+            raise LinkRefused(f"*{blocks.escape(link.page_name)}* is not linked to application “{blocks.escape(application)}”.")
+        try:
+            await services.vonage.unlink_application(creds, link.page_id, app_id)
+        except VonageNotFound:
+            pass  # already gone at Vonage: make our record agree
+        except Exception as exc:
+            _audit(services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", f"error: {type(exc).__name__}")
+            raise
+        services.store.upsert_link(team_id, link.page_id, now=now, application_id=None, application_name=None)
+        _audit(services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", "ok")
+        return f"Unlinked application *{blocks.escape(link.application_name or app_id)}* from *{blocks.escape(link.page_name)}*."
+    try:
+        await services.vonage.unlink_account(creds, link.page_id)
+    except VonageNotFound:
+        pass
+    except Exception as exc:
+        _audit(services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", f"error: {type(exc).__name__}")
+        raise
+    services.store.delete_link(team_id, link.page_id)
+    _audit(services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", "ok")
+    return f"Removed *{blocks.escape(link.page_name)}* from Vonage API key `{blocks.escape(link.api_key)}`."
+
+
+async def relink(services: "Services", team_id: str, user_id: str, link: Link, page: StoredPage) -> Link:
+    """Give Vonage a fresh Page token and start a new link period."""
+    if not page.can_link:
+        raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to re-link it.")
+    creds = services.credentials(team_id, link.api_key)
+    if creds is None:
+        raise LinkRefused(f"API key `{blocks.escape(link.api_key)}` is no longer configured; an admin can add it back.")
+    try:
+        try:
+            await services.vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
+        except VonageNotFound:
+            await services.vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
+    except Exception as exc:
+        _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
+        raise
+    new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=None,
+                       keep_app=True, new_period=True)
+    _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", "ok")
+    return new
+
+
+async def sync(services: "Services", team_id: str) -> tuple[list[str], list[str]]:
+    """Reconcile with Vonage: import dashboard-made links, mark deleted ones gone."""
+    imported: list[str] = []
+    gone: list[str] = []
+    now = services.now()
+    for api_key in services.api_keys(team_id):
+        creds = services.credentials(team_id, api_key)
+        if creds is None:
+            continue
+        accounts, apps = await asyncio.gather(services.vonage.list_accounts(creds), services.vonage.list_applications(creds))
+        names = {a.id: a.name for a in apps}
+        at_vonage = {a.external_id: a for a in accounts}
+        for page_id, acct in at_vonage.items():
+            link = services.store.get_link(team_id, page_id)
+            if link is None or link.status == "gone":
+                services.store.upsert_link(
+                    team_id, page_id, now=now, page_name=acct.name or page_id, api_key=api_key,
+                    application_id=acct.application, application_name=names.get(acct.application or "", None),
+                    linked_by=None, channel_id=None, expires_at=None, status="active", needs_relink=1, next_due_at=None,
+                )
+                imported.append(acct.name or page_id)
+                _audit(services, team_id, "sync_import", None, page_id, f"key {api_key}", "ok")  # type: ignore[arg-type]
+            elif link.api_key == api_key and link.application_id != acct.application:
+                services.store.upsert_link(team_id, page_id, now=now, application_id=acct.application,
+                                           application_name=names.get(acct.application or "", None))
+        for link in services.store.list_links(team_id):
+            if link.api_key == api_key and link.status == "active" and link.page_id not in at_vonage:
+                services.store.upsert_link(team_id, link.page_id, now=now, status="gone", next_due_at=None)
+                gone.append(link.page_name)
+                _audit(services, team_id, "sync_gone", None, link.page_id, f"key {api_key}", "ok")  # type: ignore[arg-type]
+    return imported, gone
