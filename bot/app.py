@@ -137,7 +137,6 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
 def create_bolt(services: Services) -> AsyncApp:
     settings = services.settings
     bolt = AsyncApp(
-        token=settings.slack_bot_token,
         signing_secret=settings.slack_signing_secret or "socket-mode-unused",
         client=services.slack,
         process_before_response=True,

@@ -48,8 +48,8 @@ def slack_date(ts: int, fallback: str | None = None) -> str:
 
 
 def days_left(expires_at: int, now: int) -> int:
-    """Whole days until expiry (negative once past), rounding towards the sooner day."""
-    return (expires_at - now) // 86400
+    """Days until expiry, counting a started day as a whole one (13.5 days -> 14); <= 0 once past."""
+    return -((now - expires_at) // 86400)
 
 
 def section(text: str, accessory: dict[str, Any] | None = None) -> dict[str, Any]:

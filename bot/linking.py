@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot import blocks
-from bot.store import Link, StoredPage
+from bot.store import Link, StoredPage, next_threshold_due
 from bot.vonage import Application, Credentials, VonageConflict, VonageError, VonageNotFound
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def next_due(expires_at: int | None, thresholds: tuple[int, ...]) -> int | None:
     """When the first reminder of a period falls due (the largest threshold)."""
     if expires_at is None:
         return None
-    return expires_at - max(thresholds) * DAY if thresholds else expires_at
+    return next_threshold_due(expires_at, thresholds, None)[1]
 
 
 class PageLocks:

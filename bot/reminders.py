@@ -1,9 +1,208 @@
-"""Expiry reminders (filled in by the reminders work)."""
+"""Expiry reminders: sweep(now) finds due links, claims, posts, confirms.
+
+The right to post is claimed in the database before posting and confirmed
+after; see :func:`bot.store.claim_due`. A crash between claim and post is
+retried once the claim's lease runs out; a crash after the post costs at most
+one duplicate, never a missed reminder.
+"""
+
 from __future__ import annotations
-from typing import Any
 
-async def after_relink(services: Any, old: Any, new: Any, user_id: str) -> None:
-    return None
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
 
-async def run_sweep_once(settings: Any, clock: Any, probe: bool = False) -> list[str]:
-    return []
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.graph import GraphError
+from bot.store import Claim, Link, claim_breakage, claim_due, confirm, links_to_probe, mark_checked, page_token_of, posted_for_period, release
+
+if TYPE_CHECKING:
+    from bot.app import Services
+    from bot.clock import Clock
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+LEASE = 10 * 60  # an unconfirmed claim older than this is retried
+DIGEST_OVER = 5  # more than this many reminders for one channel in one sweep -> one digest
+CHANNEL_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
+
+
+def headline(claim: Claim, now: int) -> str:
+    link = claim.link
+    name = blocks.escape(link.page_name)
+    if claim.kind == "broken":
+        return f":boom: *{name}*: the Facebook link is broken (the Page token was revoked). Messenger traffic has stopped."
+    if claim.threshold == 0 or (link.expires_at is not None and link.expires_at <= now):
+        return f":rotating_light: *{name}*: the link to Vonage has *expired*. Messenger traffic through Vonage has stopped."
+    left = blocks.days_left(link.expires_at or now, now)
+    return f":alarm_clock: *{name}*: the link to Vonage expires in *{left} day{'s' if left != 1 else ''}*."
+
+
+def details(link: Link, now: int) -> str:
+    app = blocks.escape(link.application_name or link.application_id or "no application")
+    who = f"<@{link.linked_by}>" if link.linked_by else "someone outside fblink"
+    when = blocks.slack_date(link.expires_at) if link.expires_at else "unknown"
+    return f"API key `{blocks.escape(link.api_key)}` · application {app} · linked by {who} · expiry {when}"
+
+
+def relink_button(link: Link) -> dict[str, Any]:
+    return blocks.button("Re-link now", "reminder_relink", link.page_id, style="primary")
+
+
+def reminder_message(claim: Claim, now: int) -> dict[str, Any]:
+    head = headline(claim, now)
+    return blocks.message(head, [
+        blocks.section(head + "\n" + details(claim.link, now)),
+        blocks.actions(relink_button(claim.link)),
+        blocks.context("Anyone who manages the Page on Facebook can re-link it; a re-link starts a new 90-day period."),
+    ], ephemeral=False)
+
+
+def digest_messages(claims: list[Claim], now: int) -> list[dict[str, Any]]:
+    out = []
+    per = blocks.MAX_MESSAGE_BLOCKS - 2
+    for i in range(0, len(claims), per):
+        chunk = claims[i : i + per]
+        head = f":alarm_clock: {len(chunk)} Facebook Page links need attention"
+        body = [blocks.section(f"*{head}*")]
+        body += [blocks.section(headline(c, now) + "\n" + details(c.link, now), accessory=relink_button(c.link)) for c in chunk]
+        out.append(blocks.message(head, body, ephemeral=False))
+    return out
+
+
+def channel_for(services: "Services", link: Link) -> str | None:
+    return (
+        link.reminder_channel
+        or link.channel_id
+        or services.store.team_reminder_channel(link.team_id)
+        or services.settings.fblink_reminder_channel
+        or link.linked_by
+    )
+
+
+def fallbacks(services: "Services", link: Link, tried: str) -> list[str]:
+    options = [services.store.team_reminder_channel(link.team_id), services.settings.fblink_reminder_channel, link.linked_by]
+    return [c for c in dict.fromkeys(options) if c and c != tried]
+
+
+async def post(services: "Services", link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
+    """Post, falling back to the default channel or a DM when the channel refuses."""
+    candidates = [channel, *fallbacks(services, link, channel)]
+    last: Exception | None = None
+    for target in candidates:
+        try:
+            resp = await services.slack.chat_postMessage(channel=target, **msg)
+            return str(resp["channel"]), str(resp["ts"])
+        except SlackApiError as exc:
+            error = exc.response.get("error", "")
+            if error in CHANNEL_REFUSED:
+                log.warning("reminder for page %s: channel %s refused (%s); falling back", link.page_id, target, error)
+                last = exc
+                continue
+            raise
+    assert last is not None
+    raise last
+
+
+async def sweep(services: "Services", *, probe: bool = False) -> list[str]:
+    """One sweep: broken-token probe (optional), then due reminders. Returns what was posted."""
+    now = services.now()
+    report: list[str] = []
+    claims: list[Claim] = []
+    if probe:
+        claims += await probe_tokens(services, now)
+    claims += claim_due(services.store, now=now, thresholds=services.settings.reminder_days, lease=LEASE)
+    by_channel: dict[str, list[Claim]] = defaultdict(list)
+    for claim in claims:
+        by_channel[channel_for(services, claim.link) or ""].append(claim)
+    for channel, group in by_channel.items():
+        if not channel:
+            for claim in group:
+                log.warning("reminder for page %s has nowhere to go", claim.link.page_id)
+                release(services.store, claim, error="no channel")
+            continue
+        if len(group) > DIGEST_OVER:
+            await _post_digest(services, channel, group, now, report)
+        else:
+            for claim in group:
+                await _post_one(services, channel, claim, now, report)
+    return report
+
+
+async def _post_one(services: "Services", channel: str, claim: Claim, now: int, report: list[str]) -> None:
+    try:
+        where, ts = await post(services, claim.link, channel, reminder_message(claim, now))
+    except Exception as exc:
+        release(services.store, claim, error=type(exc).__name__)
+        services.metrics.reminders.labels("failed").inc()
+        log.warning("reminder for page %s not posted (%s); retried next sweep", claim.link.page_id, type(exc).__name__)
+        return
+    confirm(services.store, claim, channel_id=where, message_ts=ts, now=services.now())
+    services.metrics.reminders.labels("posted").inc()
+    report.append(f"posted {claim.kind} {claim.threshold} for {claim.link.page_name} ({claim.link.page_id}) to {where}")
+
+
+async def _post_digest(services: "Services", channel: str, group: list[Claim], now: int, report: list[str]) -> None:
+    per = blocks.MAX_MESSAGE_BLOCKS - 2
+    for i, msg in enumerate(digest_messages(group, now)):
+        chunk = group[i * per : (i + 1) * per]
+        try:
+            where, ts = await post(services, chunk[0].link, channel, msg)
+        except Exception as exc:
+            for claim in chunk:
+                release(services.store, claim, error=type(exc).__name__)
+            services.metrics.reminders.labels("failed").inc(len(chunk))
+            continue
+        for claim in chunk:
+            confirm(services.store, claim, channel_id=where, message_ts=ts, now=services.now())
+        services.metrics.reminders.labels("posted").inc(len(chunk))
+        report.append(f"posted digest of {len(chunk)} to {where}")
+
+
+async def probe_tokens(services: "Services", now: int) -> list[Claim]:
+    """Daily: ask Facebook whether each linked Page token still works."""
+    claims = []
+    for link in links_to_probe(services.store, now=now):
+        token = page_token_of(services.store, link.team_id, link.linked_by, link.page_id)
+        if token is None:
+            mark_checked(services.store, link.id, now=now)
+            continue
+        try:
+            info = await services.graph.debug_token(token)
+        except (GraphError, Exception) as exc:  # Facebook down: try again next time, never a false alarm
+            log.warning("token probe for page %s failed: %s", link.page_id, type(exc).__name__)
+            continue
+        if info.is_valid:
+            mark_checked(services.store, link.id, now=now)
+            continue
+        claim = claim_breakage(services.store, link, now=now)
+        if claim:
+            claims.append(claim)
+    return claims
+
+
+async def after_relink(services: "Services", old: Link, new: Link, user_id: str) -> None:
+    """Update the reminders of the old period to say who re-linked and the new expiry."""
+    when = blocks.slack_date(new.expires_at) if new.expires_at else "unknown"
+    text = (f":white_check_mark: *{blocks.escape(new.page_name)}* was re-linked by <@{user_id}>. "
+            f"New expiry: {when}.")
+    for row in posted_for_period(services.store, old.id, old.period):
+        try:
+            await services.slack.chat_update(channel=row["channel_id"], ts=row["message_ts"], text=text,
+                                             blocks=[blocks.section(text)])
+        except Exception as exc:
+            log.warning("could not update reminder message for page %s: %s", new.page_id, type(exc).__name__)
+
+
+async def run_sweep_once(settings: "Settings", clock: "Clock", *, probe: bool = False) -> list[str]:
+    """`fblink sweep`: build the services, sweep once, close."""
+    from bot.app import build_services
+
+    services = build_services(settings, clock)
+    try:
+        return await sweep(services, probe=probe)
+    finally:
+        await services.aclose()
+        services.store.close()

@@ -1,9 +1,66 @@
-"""APScheduler wiring (filled in by the reminders work)."""
+"""APScheduler 3 wiring: jobs are rebuilt from code at every boot (no job store).
+
+State lives in the database, so nothing needs persisting here, and several
+processes can run the scheduler against one database: the claim in
+:func:`bot.store.claim_due` keeps each reminder to one post.
+"""
+
 from __future__ import annotations
-from typing import Any
 
-def start_scheduler(services: Any) -> Any:
-    return None
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-async def stop_scheduler(sched: Any) -> None:
-    return None
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.reminders import sweep
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+
+def build_jobs(services: "Services") -> AsyncIOScheduler:
+    lock = asyncio.Lock()
+
+    async def run(probe: bool) -> None:
+        if lock.locked():
+            log.info("previous sweep still running; skipping this one")
+            return
+        async with lock:
+            try:
+                # spawn: a shutdown waits for a running sweep to finish
+                report = await services.spawn(sweep(services, probe=probe))
+                for line in report:
+                    log.info("%s", line)
+            except Exception:
+                log.exception("sweep failed; the next one retries")
+
+    async def sweep_job() -> None:
+        await run(False)
+
+    async def probe_job() -> None:
+        await run(True)
+
+    sched = AsyncIOScheduler(timezone=timezone.utc)
+    now = datetime.now(timezone.utc)
+    sched.add_job(sweep_job, "interval", minutes=services.settings.fblink_sweep_minutes, id="sweep",
+                  next_run_time=now, max_instances=1, coalesce=True, misfire_grace_time=60)
+    sched.add_job(probe_job, "interval", days=1, id="probe", next_run_time=now + timedelta(minutes=1),
+                  max_instances=1, coalesce=True, misfire_grace_time=3600)
+    return sched
+
+
+def start_scheduler(services: "Services") -> AsyncIOScheduler:
+    """Call inside the running event loop (the ASGI lifespan)."""
+    sched = build_jobs(services)
+    sched.start()
+    log.info("scheduler started: sweep every %d min, token probe daily", services.settings.fblink_sweep_minutes)
+    return sched
+
+
+async def stop_scheduler(sched: AsyncIOScheduler) -> None:
+    """No new runs; a sweep already running finishes (the app waits for its task)."""
+    sched.shutdown(wait=False)

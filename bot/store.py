@@ -487,3 +487,140 @@ class Store:
         self.db.execute("DELETE FROM idempotency WHERE created_at < ?", [now - ttl])
         cur = self.db.execute("INSERT OR IGNORE INTO idempotency (key, created_at) VALUES (?, ?)", [key, now])
         return cur.rowcount == 1
+
+
+# ---------------------------------------------------------------------------
+# reminders: claim before posting, confirm after (exactly once across processes)
+
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Claim:
+    reminder_id: int
+    claim_id: str
+    kind: str  # "expiry" or "broken"
+    threshold: int  # days before expiry (0 = expired notice), or the breakage number
+    link: Link
+
+
+def next_threshold_due(expires_at: int, thresholds: tuple[int, ...], below: int | None) -> tuple[int | None, int | None]:
+    """The next threshold (days) after ``below`` in this period and when it falls due; (None, None) when done."""
+    steps = sorted(set(thresholds) | {0}, reverse=True)
+    later = [t for t in steps if below is None or t < below]
+    if not later:
+        return None, None
+    return later[0], expires_at - later[0] * DAY
+
+
+def claim_due(store: "Store", *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 1000) -> list[Claim]:
+    """Find due links through the partial index, claim the most urgent threshold of each.
+
+    One IMMEDIATE transaction: two processes sweeping the same file serialize here,
+    and the unique (link, kind, period, threshold) key makes a second claim impossible.
+    Claims older than ``lease`` that were never confirmed (a crash, a failed post) are
+    handed out again.
+    """
+    steps = sorted(set(thresholds) | {0}, reverse=True)
+    claims: list[Claim] = []
+    with store.transaction():
+        rows = list(store.db.query(
+            "SELECT * FROM links WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?"
+            " ORDER BY next_due_at LIMIT ?", [now, limit]))
+        for row in rows:
+            link = Link.from_row(row)
+            assert link.expires_at is not None
+            due = [t for t in steps if link.expires_at - t * DAY <= now]
+            urgent = min(due)
+            _, nxt = next_threshold_due(link.expires_at, thresholds, urgent)
+            store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?", [nxt, link.id])
+            if link.muted:
+                continue
+            claim_id = secrets.token_hex(8)
+            cur = store.db.execute(
+                "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
+                " VALUES (?, ?, 'expiry', ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING",
+                [link.id, link.team_id, link.period, urgent, now, claim_id],
+            )
+            if cur.rowcount == 1:
+                claims.append(Claim(cur.lastrowid, claim_id, "expiry", urgent, link))
+        stale = list(store.db.query(
+            "SELECT id, link_id, kind, threshold FROM reminders WHERE status = 'claimed' AND claimed_at <= ?"
+            " ORDER BY claimed_at LIMIT ?", [now - lease, limit]))
+        for r in stale:
+            link = store.get_link_by_id(r["link_id"])
+            claim_id = secrets.token_hex(8)
+            store.db.execute("UPDATE reminders SET claimed_at = ?, claim_id = ?, attempts = attempts + 1 WHERE id = ?",
+                             [now, claim_id, r["id"]])
+            if link is None or link.status != "active" or link.muted:
+                store.db.execute("UPDATE reminders SET status = 'dropped' WHERE id = ?", [r["id"]])
+                continue
+            claims.append(Claim(r["id"], claim_id, r["kind"], r["threshold"], link))
+    return claims
+
+
+def claim_breakage(store: "Store", link: Link, *, now: int) -> Claim | None:
+    """Record a newly broken token and claim its alert (once per breakage)."""
+    with store.transaction():
+        row = store._one("SELECT broken_at, breakages FROM links WHERE id = ?", [link.id])
+        if row is None or row["broken_at"] is not None:
+            store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link.id])
+            return None
+        seq = row["breakages"] + 1
+        store.db.execute("UPDATE links SET broken_at = ?, breakages = ?, checked_at = ? WHERE id = ?",
+                         [now, seq, now, link.id])
+        claim_id = secrets.token_hex(8)
+        cur = store.db.execute(
+            "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
+            " VALUES (?, ?, 'broken', ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING",
+            [link.id, link.team_id, link.period, seq, now, claim_id],
+        )
+        if cur.rowcount != 1:
+            return None
+        fresh = store.get_link_by_id(link.id)
+        assert fresh is not None
+        return Claim(cur.lastrowid, claim_id, "broken", seq, fresh)
+
+
+def mark_checked(store: "Store", link_id: int, *, now: int) -> None:
+    store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link_id])
+
+
+def links_to_probe(store: "Store", *, now: int, every: int = DAY, limit: int = 1000) -> list[Link]:
+    rows = store.db.query(
+        "SELECT * FROM links WHERE status = 'active' AND (checked_at IS NULL OR checked_at <= ?) ORDER BY checked_at LIMIT ?",
+        [now - every, limit])
+    return [Link.from_row(r) for r in rows]
+
+
+def confirm(store: "Store", claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:
+    """The post went out: record where, so a relink can update it. False if the claim was lost."""
+    cur = store.db.execute(
+        "UPDATE reminders SET status = 'posted', posted_at = ?, channel_id = ?, message_ts = ? WHERE id = ? AND claim_id = ?",
+        [now, channel_id, message_ts, claim.reminder_id, claim.claim_id])
+    return cur.rowcount == 1
+
+
+def release(store: "Store", claim: Claim, *, error: str) -> None:
+    """The post failed: make the claim stale at once so the next sweep retries it."""
+    store.db.execute(
+        "UPDATE reminders SET claimed_at = 0, last_error = ? WHERE id = ? AND claim_id = ? AND status = 'claimed'",
+        [error[:200], claim.reminder_id, claim.claim_id])
+
+
+def posted_for_period(store: "Store", link_id: int, period: int) -> list[dict[str, Any]]:
+    return list(store.db.query(
+        "SELECT id, kind, threshold, channel_id, message_ts FROM reminders WHERE link_id = ? AND period = ?"
+        " AND status = 'posted' AND message_ts IS NOT NULL"
+        " AND (SELECT COUNT(*) FROM reminders r2 WHERE r2.message_ts = reminders.message_ts"
+        " AND r2.channel_id = reminders.channel_id) = 1",  # a digest's message covers other Pages: leave it
+        [link_id, period]))
+
+
+def page_token_of(store: "Store", team_id: str, user_id: str | None, page_id: str) -> str | None:
+    """The Page token we hold from the linker's login (None after they logged out)."""
+    if not user_id:
+        return None
+    row = store._one("SELECT token_enc FROM fb_pages WHERE team_id = ? AND user_id = ? AND page_id = ?",
+                     [team_id, user_id, page_id])
+    return store.vault.decrypt(row["token_enc"]) if row else None

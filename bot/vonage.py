@@ -32,6 +32,7 @@ MESSENGER_PATH = f"{ACCOUNTS_PATH}/messenger"
 APPLICATIONS_PATH = "/v2/applications"
 MAX_PAGES = 500  # a bound on every pagination loop, in case an upstream keeps saying "next"
 REDACTED = "[redacted]"
+MIN_SCRUB_LEN = 6  # shorter "secrets" would mangle ordinary words; real ones are far longer
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class VonageError(UpstreamError):
         self.invalid_params: list[dict[str, str]] = list(invalid_params or [])
         self.api_key = api_key
         self.instance = instance
+        self.attempts = 1  # how many HTTP attempts the call took (set by the client)
 
 
 class VonageAuthError(VonageError):
@@ -155,7 +157,7 @@ def _scrub(text: Any, secrets: Iterable[str | None]) -> str | None:
         return None
     text = str(text)
     for secret in secrets:
-        if secret and secret in text:
+        if secret and len(secret) >= MIN_SCRUB_LEN and secret in text:
             text = text.replace(secret, REDACTED)
     return text
 
@@ -263,7 +265,9 @@ class VonageClient:
             **kwargs,
         )
         if response.status_code >= 300:
-            raise self._error(response, creds, op, (creds.api_secret, *secrets))
+            error = self._error(response, creds, op, (creds.api_secret, *secrets))
+            error.attempts = attempts
+            raise error
         return response, attempts
 
     @staticmethod
@@ -344,14 +348,12 @@ class VonageClient:
             body["name"] = name
         if application_id is not None:
             body["applications"] = [application_id]
-        attempts = 0
         try:
-            response, attempts = await self._call(
+            response, _ = await self._call(
                 creds, "POST", MESSENGER_PATH, op="link_account", secrets=(access_token,), json=body
             )
-        except VonageConflict:
-            # ``_call`` raised before returning its count; re-check only if we really retried.
-            if self._last_attempts > 1:
+        except VonageConflict as exc:
+            if exc.attempts > 1:
                 existing = await self._get_raw(creds, page_id)
                 if existing is not None and existing.get("access_token") == access_token:
                     log.info("%s link_account page=%s: retried POST had landed", UPSTREAM, page_id)
@@ -392,8 +394,8 @@ class VonageClient:
         except after a retry, where it means our earlier attempt already deleted it."""
         try:
             await self._call(creds, "DELETE", self._page_path(page_id), op="unlink_account", expect_json=False)
-        except VonageNotFound:
-            if self._last_attempts > 1:
+        except VonageNotFound as exc:
+            if exc.attempts > 1:
                 return
             raise
 
@@ -443,8 +445,8 @@ class VonageClient:
                 op="link_application",
                 json={"application": application_id},
             )
-        except VonageConflict:
-            if self._last_attempts > 1:
+        except VonageConflict as exc:
+            if exc.attempts > 1:
                 existing = await self.get_account(creds, page_id)
                 if existing is not None and existing.applications == (application_id,):
                     return existing
@@ -458,8 +460,8 @@ class VonageClient:
         path = f"{self._page_path(page_id)}/applications/{quote(application_id, safe='')}"
         try:
             await self._call(creds, "DELETE", path, op="unlink_application", expect_json=False)
-        except VonageConflict:
-            if self._last_attempts > 1:
+        except VonageConflict as exc:
+            if exc.attempts > 1:
                 existing = await self.get_account(creds, page_id)
                 if existing is not None and application_id not in existing.applications:
                     return

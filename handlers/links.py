@@ -274,7 +274,7 @@ def link_row(services: "Services", link: Link) -> str:
         state = ":warning: expiry unknown (linked outside fblink); re-link it"
     else:
         left = blocks.days_left(link.expires_at, now)
-        state = (f":rotating_light: *expired* {blocks.slack_date(link.expires_at)}" if left < 0
+        state = (f":rotating_light: *expired* {blocks.slack_date(link.expires_at)}" if link.expires_at <= now
                  else f"expires {blocks.slack_date(link.expires_at)} · *{left} days left*")
     if link.broken_at:
         state = ":boom: token broken · " + state

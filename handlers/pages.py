@@ -26,7 +26,7 @@ def link_status(link: Link | None, now: int) -> str:
     if link.expires_at:
         left = blocks.days_left(link.expires_at, now)
         when = blocks.slack_date(link.expires_at)
-        parts.append(f"expires {when} ({left} days)" if left >= 0 else f":rotating_light: expired {when}")
+        parts.append(f"expires {when} ({left} days)" if link.expires_at > now else f":rotating_light: expired {when}")
     elif link.needs_relink:
         parts.append(":warning: expiry unknown, re-link it")
     return " · ".join(parts)

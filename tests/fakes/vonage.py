@@ -164,6 +164,16 @@ class FakeVonage(FakeServer):
         with self.lock:
             self.after_faults.clear()
 
+    def clear(self) -> None:
+        """Forget all state, faults and requests, so one started server can serve many tests."""
+        self.reset_log()
+        with self.lock:
+            self.keys.clear()
+            self.applications.clear()
+            self.accounts.clear()
+            self.rejected_tokens.clear()
+            self.list_links = True
+
     # -- dispatch -------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         with self.lock:
@@ -387,8 +397,14 @@ class FakeVonage(FakeServer):
             return _invalid([{"name": "provider", "reason": f"must be one of: {', '.join(PROVIDERS)}"}])
         page_number = _int(req.query.get("page_number"), 1)
         page_size = _int(req.query.get("page_size"), self.accounts_page_size_default)
-        if page_number is None or page_number < 1 or page_size is None or not 1 <= page_size <= 100:
-            return _invalid([{"name": "page_size" if page_number else "page_number", "reason": "out of range"}])
+        bad = []
+        if page_number is None or page_number < 1:
+            bad.append({"name": "page_number", "reason": "must be greater than 0"})
+        if page_size is None or not 1 <= page_size <= 100:
+            bad.append({"name": "page_size", "reason": "must be between 1 and 100"})
+        if bad:
+            return _invalid(bad)
+        assert page_number is not None and page_size is not None
         rows = [] if provider not in (None, "messenger") else list(self.accounts.get(api_key, {}).values())
         start = (page_number - 1) * page_size
         chunk = rows[start : start + page_size]
