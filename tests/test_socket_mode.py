@@ -1,0 +1,155 @@
+"""Socket Mode: with SLACK_APP_TOKEN set, Slack traffic arrives over a WebSocket.
+
+The real app (create_app + uvicorn) talks to a fake Slack that serves
+apps.connections.open and the WebSocket; the HTTP port keeps only the
+Facebook callback, health and metrics routes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import FblinkApp, create_app
+from tests.conftest import APP_ID, BOT_TOKEN, TEAM, serve
+from tests.fakes.graph import FakeGraph
+from tests.fakes.slack import FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode
+from tests.flows import button_urls, buttons, query, text_of
+
+APP_TOKEN = "xapp-1-A0001-test"
+
+
+@dataclass
+class SocketBot:
+    app: FblinkApp
+    url: str
+    http: httpx.Client
+    socket: FakeSocketMode
+    slack: FakeSlack
+    _triggers = itertools.count(1)
+
+    def command(self, text: str, *, user: str = "U1", channel: str = "C1", response: str = "r") -> dict[str, Any]:
+        """Send `/fblink <text>` as a slash_commands envelope; return the app's ack message."""
+        payload = {
+            "token": "legacy-unused", "team_id": TEAM, "team_domain": "fake", "channel_id": channel,
+            "channel_name": "general", "user_id": user, "user_name": user.lower(), "command": "/fblink",
+            "text": text, "api_app_id": "A0001", "is_enterprise_install": "false",
+            "response_url": self.slack.response_url(response),
+            "trigger_id": f"{next(self._triggers)}.{int(time.time())}.trigger",
+        }
+        envelope_id = self.socket.send_envelope("slash_commands", payload)
+        ack = self.socket.wait_ack(envelope_id, timeout=5)
+        assert ack["envelope_id"] == envelope_id
+        return ack
+
+
+@pytest.fixture
+def socket_slack(slack) -> Iterator[FakeSocketMode]:  # type: ignore[no-untyped-def]
+    fake = FakeSocketMode(slack, app_token=APP_TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def socket_bot(make_settings, socket_slack, slack, clock) -> Iterator[SocketBot]:  # type: ignore[no-untyped-def]
+    # Depends on socket_slack, so the app is stopped before the fake goes away.
+    settings = make_settings(
+        slack_app_token=APP_TOKEN,
+        slack_signing_secret=None,
+        slack_api_url=socket_slack.api_url,
+    )
+    app = create_app(settings, clock=clock, scheduler=False)
+    server, thread, url = serve(app)
+    client = httpx.Client(timeout=5)
+    try:
+        yield SocketBot(app=app, url=url, http=client, socket=socket_slack, slack=slack)
+    finally:
+        client.close()
+        server.should_exit = True
+        thread.join(10)
+        assert not thread.is_alive(), "the app did not shut down"
+
+
+def test_settings_need_no_signing_secret_in_socket_mode(socket_bot):
+    settings = socket_bot.app.services.settings
+    assert settings.socket_mode
+    assert settings.slack_signing_secret is None
+
+
+def test_app_opens_the_socket_with_the_app_token(socket_bot):
+    # Start-up waited for the connection: apps.connections.open went to slack_api_url with the xapp- token.
+    socket_bot.socket.wait_connected(timeout=5)
+    assert socket_bot.socket.connections == 1
+    (opened,) = socket_bot.socket.opens
+    assert opened["authorization"] == f"Bearer {APP_TOKEN}"
+
+
+def test_help_is_answered_in_the_socket_ack(socket_bot):
+    ack = socket_bot.command("help")
+    payload = ack["payload"]
+    assert payload["response_type"] == "ephemeral"
+    for sub in ("login", "logout", "pages", "link", "status", "remind", "keys"):
+        assert f"/fblink {sub}" in text_of(payload)
+    # Bolt authorized with the bot token against the same fake Web API
+    assert any(r.path == "/api/auth.test" and r.headers.get("authorization") == f"Bearer {BOT_TOKEN}"
+               for r in socket_bot.slack.requests)
+
+
+def test_login_button_comes_back_over_the_socket_and_callback_is_served(socket_bot, graph: FakeGraph):
+    ack = socket_bot.command("login")
+    payload = ack["payload"]
+    assert any(b["text"]["text"] == "Continue with Facebook" for b in buttons(payload))
+    (url,) = button_urls(payload)
+    assert url.startswith("https://www.facebook.test/v25.0/dialog/oauth?")
+    q = query(url)
+    assert q["client_id"] == APP_ID
+    state = q["state"]
+    assert len(state) >= 32
+
+    # The browser half still runs over HTTP, and the DM goes out through the Web API.
+    graph.add_user("FB1", "Ada Lovelace", pages=[])
+    r = socket_bot.http.get(socket_bot.url + "/facebook/callback",
+                            params={"code": graph.issue_code("FB1"), "state": state})
+    assert r.status_code == 200, r.text
+    dm = socket_bot.slack.wait_message("Connected to Facebook as", timeout=5)
+    assert "Ada Lovelace" in text_of(dm)
+    login = socket_bot.app.services.store.get_login(TEAM, "U1")
+    assert login is not None and login.fb_name == "Ada Lovelace"
+
+
+def test_slow_command_acks_then_answers_on_response_url(socket_bot):
+    ack = socket_bot.command("pages", response="pages")
+    assert "Fetching" in text_of(ack["payload"])
+    resp = socket_bot.slack.wait_response("/fblink login", timeout=5)
+    assert resp["url_name"] == "pages"
+    assert button_urls(resp)
+
+
+def test_http_port_serves_health_and_callback_but_not_slack_events(socket_bot):
+    r = socket_bot.http.get(socket_bot.url + "/healthz")
+    assert r.status_code == 200 and r.json()["ok"] is True
+    r = socket_bot.http.post(socket_bot.url + "/slack/events", content=b"command=%2Ffblink&text=help",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code in (404, 405)
+    r = socket_bot.http.get(socket_bot.url + "/facebook/callback", params={"state": "nope", "code": "x"})
+    assert r.status_code != 404  # the route exists (an unknown state is refused by the handler)
+    # nothing the HTTP request carried reached Slack
+    assert not socket_bot.slack.responses
+
+
+def test_app_shuts_down_and_closes_the_socket(make_settings, socket_slack, clock):
+    settings = make_settings(slack_app_token=APP_TOKEN, slack_signing_secret=None, slack_api_url=socket_slack.api_url)
+    app = create_app(settings, clock=clock, scheduler=False)
+    server, thread, _ = serve(app)
+    socket_slack.wait_connected(timeout=5)
+    server.should_exit = True
+    thread.join(10)
+    assert not thread.is_alive()
+    socket_slack.wait_disconnected(timeout=5)
