@@ -181,6 +181,8 @@ def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: boo
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+            # Fail start-up clearly on a bad app token: the socket client would retry it forever.
+            await services.slack.apps_connections_open(app_token=settings.slack_app_token)
             socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
             await socket_handler.connect_async()
             log.info("Slack traffic over Socket Mode")

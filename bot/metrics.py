@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
@@ -26,6 +26,12 @@ class Metrics:
         self.reminders = Counter(
             "fblink_reminders", "Reminders by outcome (posted, failed)", ["outcome"], registry=self.registry
         )
+
+        self.links = Gauge("fblink_links", "Links by state", ["state"], registry=self.registry)
+
+    def set_link_states(self, counts: dict[str, int]) -> None:
+        for state in ("active", "expired", "broken", "gone", "unknown_expiry"):
+            self.links.labels(state).set(counts.get(state, 0))
 
     def outbound(self, upstream: str, status: int | None) -> None:
         self.outbound_calls.labels(upstream, str(status) if status is not None else "error").inc()

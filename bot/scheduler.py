@@ -31,8 +31,9 @@ def build_jobs(services: "Services") -> AsyncIOScheduler:
             return
         async with lock:
             try:
-                # spawn: a shutdown waits for a running sweep to finish
-                report = await services.spawn(sweep(services, probe=probe))
+                # spawn + shield: APScheduler's shutdown cancels the job, not the sweep;
+                # the app's shutdown waits for the sweep's task instead.
+                report = await asyncio.shield(services.spawn(sweep(services, probe=probe)))
                 for line in report:
                     log.info("%s", line)
             except Exception:

@@ -447,6 +447,15 @@ class Store:
         assert link is not None
         return link
 
+    def link_state_counts(self, now: int) -> dict[str, int]:
+        """Links by state across all workspaces, for /metrics."""
+        row = self._one(
+            "SELECT SUM(status = 'active' AND broken_at IS NULL AND (expires_at IS NULL OR expires_at > ?)) AS active,"
+            " SUM(status = 'active' AND broken_at IS NULL AND expires_at <= ?) AS expired,"
+            " SUM(status = 'active' AND broken_at IS NOT NULL) AS broken, SUM(status = 'gone') AS gone,"
+            " SUM(status = 'active' AND expires_at IS NULL) AS unknown_expiry FROM links", [now, now])
+        return {k: int(v or 0) for k, v in (row or {}).items()}
+
     def delete_link(self, team_id: str, page_id: str) -> None:
         self.db.execute("DELETE FROM links WHERE team_id = ? AND page_id = ?", [team_id, page_id])
 
@@ -483,10 +492,13 @@ class Store:
         )
 
     def first_time(self, key: str, *, now: int, ttl: int = 3600) -> bool:
-        """True the first time ``key`` is seen (within ttl): dedupes retried or double-sent requests."""
-        self.db.execute("DELETE FROM idempotency WHERE created_at < ?", [now - ttl])
-        cur = self.db.execute("INSERT OR IGNORE INTO idempotency (key, created_at) VALUES (?, ?)", [key, now])
-        return cur.rowcount == 1
+        """True unless ``key`` was seen in the last ``ttl`` seconds: dedupes retried or double-sent requests."""
+        self.db.execute("DELETE FROM idempotency WHERE created_at < ?", [now - 86400])
+        row = self._one("SELECT created_at FROM idempotency WHERE key = ?", [key])
+        if row is not None and row["created_at"] >= now - ttl:
+            return False
+        self.db.execute("INSERT OR REPLACE INTO idempotency (key, created_at) VALUES (?, ?)", [key, now])
+        return True
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.logs import request_id
 from bot.metrics import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
@@ -35,13 +37,54 @@ def _kind_and_command(body: str) -> tuple[str, str]:
     return "event", "-"
 
 
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 64
+
+
+def _has_id(value: object) -> bool:
+    return isinstance(value, dict) and _is_id(value.get("id"))
+
+
+def _shape_ok(body: dict) -> bool:  # type: ignore[type-arg]
+    """The parts of a Slack payload that Bolt and the listeners rely on are there and typed right."""
+    for key in ("event", "team", "user", "channel", "view", "container", "message", "enterprise"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            return False
+    for key in ("actions", "authorizations"):
+        if body.get(key) is not None and not isinstance(body[key], list):
+            return False
+    kind = body.get("type")
+    if kind in ("block_actions", "view_submission", "view_closed", "block_suggestion", "shortcut", "message_action"):
+        if not (_has_id(body.get("team")) and _has_id(body.get("user"))):
+            return False
+        if kind == "block_actions":
+            actions = body.get("actions")
+            if not (isinstance(actions, list) and actions and all(
+                    isinstance(a, dict) and _is_id(a.get("action_id")) for a in actions)):
+                return False
+        if kind in ("view_submission", "view_closed") or "view" in body:
+            view = body.get("view")
+            if not (isinstance(view, dict) and isinstance(view.get("type"), str)
+                    and isinstance(view.get("callback_id", ""), str)):
+                return False
+            state = view.get("state", {"values": {}})
+            if not (isinstance(state, dict) and isinstance(state.get("values", {}), dict)):
+                return False
+        return True
+    if "command" in body:
+        return all(_is_id(body.get(k)) for k in ("team_id", "user_id")) and isinstance(body.get("text", ""), str)
+    if kind == "event_callback":
+        return isinstance(body.get("event"), dict) and _is_id(body.get("team_id"))
+    return True
+
+
 def _parsable(text: str, content_type: str) -> bool:
-    """Bolt raises on a body it cannot parse; answer 400 instead of 500."""
+    """Bolt raises on a body it cannot parse or a payload missing its parts; answer 400 instead of 500."""
     try:
         body = parse_body(text, content_type.split(";")[0].strip() or None)
     except ValueError:
         return False
-    return isinstance(body, dict)
+    return isinstance(body, dict) and _shape_ok(body)
 
 
 def signature_ok(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
@@ -79,8 +122,11 @@ def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
         if not _parsable(text, request.headers.get("content-type", "")):
             return PlainTextResponse("malformed Slack payload", status_code=400)
         kind, command = _kind_and_command(text)
+        rid = uuid.uuid4().hex[:12]
+        request_id.set(rid)  # lazy listeners inherit it: their tasks copy this context
         request._body = raw  # Starlette caches the body; the Bolt adapter reads it again
         response = await handler.handle(request)
+        response.headers["X-Request-Id"] = rid
         metrics.requests.labels(kind, command).inc()
         metrics.ack_latency.labels(kind).observe(time.perf_counter() - started)
         return response
@@ -97,6 +143,7 @@ def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
         return JSONResponse({"ok": ok, "database": "ok" if ok else "error"}, status_code=200 if ok else 503)
 
     async def metrics_view(request: Request) -> Response:
+        metrics.set_link_states(services.store.link_state_counts(services.now()))
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [

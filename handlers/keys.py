@@ -102,6 +102,9 @@ async def add_key_submit(body, context):  # type: ignore[no-untyped-def]
     api_key, secret = _field(values, "api_key"), _field(values, "api_secret")
     if not services.is_admin(user_id) or not KEY_RE.fullmatch(api_key) or not secret:
         return
+    view = body["view"]
+    if not services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now()):
+        return  # the same submission delivered twice
     try:
         await services.vonage.list_applications(Credentials(api_key, secret))
     except Exception as exc:

@@ -471,11 +471,29 @@ async def link_modal_submit(body, context):  # type: ignore[no-untyped-def]
 # -- buttons ---------------------------------------------------------------------------------
 
 def _action_req(body: dict[str, Any], context: Any, respond: Any) -> Req:
+    """A button click; clicks on the App Home or in a modal have no response_url, so answer by DM."""
+    services = services_of(context)
+    user_id = body["user"]["id"]
     return Req(
-        services=services_of(context), team_id=body["team"]["id"], user_id=body["user"]["id"],
+        services=services, team_id=body["team"]["id"], user_id=user_id,
         channel_id=(body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"),
-        respond=respond, trigger_id=body.get("trigger_id"),
+        respond=respond if body.get("response_url") else dm_responder(services, user_id),
+        trigger_id=body.get("trigger_id"),
     )
+
+
+CLICK_WINDOW = 30  # seconds in which a second click on the same button is the same request
+
+
+def first_click(req: Req, body: dict[str, Any]) -> bool:
+    """A double click (or a re-delivered payload) performs the action once and answers once."""
+    try:
+        action = body["actions"][0]
+        where = (body.get("container") or {}).get("message_ts") or (body.get("view") or {}).get("id") or ""
+        key = f"act:{req.team_id}:{req.user_id}:{action.get('action_id')}:{action.get('value', '')}:{where}"
+    except (KeyError, IndexError, AttributeError):
+        return True
+    return req.store.first_time(key[:500], now=req.now, ttl=CLICK_WINDOW)
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -499,6 +517,8 @@ async def page_link_button(body, context, respond):  # type: ignore[no-untyped-d
 
 
 async def page_unlink_button(body, context, respond):  # type: ignore[no-untyped-def]
+    if not first_click(_action_req(body, context, respond), body):
+        return
     req = _action_req(body, context, respond)
     link = req.store.get_link(req.team_id, _value(body))
     if link is None:
@@ -508,6 +528,8 @@ async def page_unlink_button(body, context, respond):  # type: ignore[no-untyped
 
 
 async def relink_button(body, context, respond):  # type: ignore[no-untyped-def]
+    if not first_click(_action_req(body, context, respond), body):
+        return
     req = _action_req(body, context, respond)
     link = req.store.get_link(req.team_id, _value(body))
     if link is None:
@@ -517,6 +539,8 @@ async def relink_button(body, context, respond):  # type: ignore[no-untyped-def]
 
 
 async def replace_button(body, context, respond):  # type: ignore[no-untyped-def]
+    if not first_click(_action_req(body, context, respond), body):
+        return
     """The user chose Replace: check everything again, never trusting the button's ids."""
     req = _action_req(body, context, respond)
     try:

@@ -171,12 +171,12 @@ class Running:
         }, **kw)
 
     def submit(self, callback_id: str, values: dict[str, dict[str, Any]], *, user: str = "U1",
-               private_metadata: str = "", **kw: Any) -> httpx.Response:
+               private_metadata: str = "", view_id: str | None = None, **kw: Any) -> httpx.Response:
         return self.interact({
             "type": "view_submission", "team": {"id": TEAM, "domain": "fake"},
             "user": {"id": user, "username": user.lower(), "team_id": TEAM},
             "api_app_id": "A0001", "token": "legacy-unused", "trigger_id": f"{next(self._triggers)}.trigger",
-            "view": {"id": "V1", "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
+            "view": {"id": view_id or f"V{next(self._triggers)}", "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
                      "state": {"values": values}, "hash": "h1"},
         }, **kw)
 

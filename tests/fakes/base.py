@@ -92,6 +92,7 @@ class FakeServer:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)  # notified on every request and recorded result
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -116,9 +117,10 @@ class FakeServer:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                 )
-                with fake.lock:
+                with fake.changed:
                     fake.requests.append(req)
                     fault = fake._take_fault(req)
+                    fake.changed.notify_all()
                 if fault is not None:
                     if fault.delay:
                         time.sleep(fault.delay)

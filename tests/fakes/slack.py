@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 from typing import Any
 
@@ -30,7 +29,6 @@ class FakeSlack(FakeServer):
         self.messages: list[dict[str, Any]] = []  # chat.postMessage/chat.update/postEphemeral, in order
         self.responses: list[dict[str, Any]] = []  # posts to response_url
         self.views: list[dict[str, Any]] = []  # views.open / views.update / views.publish
-        self.changed = threading.Condition(self.lock)
 
     # -- helpers for tests -----------------------------------------------------
     def response_url(self, name: str = "r") -> str:
