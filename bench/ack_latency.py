@@ -153,10 +153,22 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def pinning() -> tuple[list[str], list[str]]:
+    """With 2+ CPUs and taskset, servers run on CPU 0 and wrk on CPU 1, so the load generator
+    never steals the server's core (one server is loaded at a time). Otherwise no pinning."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return [], []
+    return ["taskset", "-c", str(cpus[0])], ["taskset", "-c", str(cpus[1])]
+
+
+SERVER_PIN, WRK_PIN = pinning()
+
+
 def spawn(name: str, factory: str, env: dict[str, str], logdir: Path) -> Server:
     port = free_port()
     log = logdir / f"{name}.log"
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", f"bench._apps:{factory}", "--host", "127.0.0.1",
+    cmd = [*SERVER_PIN, sys.executable, "-m", "uvicorn", "--factory", f"bench._apps:{factory}", "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log", "--lifespan", "on"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -201,6 +213,25 @@ def stop_all(servers: list[Server]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(s.proc.pid, signal.SIGKILL)  # its own session: only this server and children
             s.proc.wait(5)
+
+
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def settle(server: Server, timeout: float = 5.0) -> None:
+    """Wait until the server stops using CPU. When wrk stops, up to N accepted requests are
+    still queued in a slow server; left running, they would load the next run's server."""
+    deadline = time.monotonic() + timeout
+    before = cpu_ticks(server.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = cpu_ticks(server.pid)
+        if now == before:
+            return
+        before = now
 
 
 def rss_kb(pid: int) -> int:
@@ -297,12 +328,13 @@ def wrk(server: Server, text: str, conns: int, seconds: int, label: str) -> Run:
     body = command_body(text)
     ts, sig = signed(body)  # fresh for every run: always well inside the 5-minute window
     env = dict(os.environ, BENCH_BODY=body.decode(), BENCH_TS=ts, BENCH_SIG=sig)
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(LUA),
+    cmd = [*WRK_PIN, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(LUA),
            f"http://127.0.0.1:{server.port}/slack/events"]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 20)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"wrk against {server.name} did not finish in {seconds + 20}s") from None
+    settle(server)
     m = RESULT_RE.search(done.stdout)
     if done.returncode != 0 or m is None:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -390,11 +422,15 @@ def main() -> int:
                    spawn("fblink", "fblink_app", fblink_env, work)]
         for s in servers:
             wait_ready(s)
+        for s in servers:
+            settle(s)
         floor_srv, bolt_srv, bolt_pbr_srv, fb = servers
         print(f"servers up in {time.monotonic() - STARTED:.1f}s: floor :{floor_srv.port}, bolt :{bolt_srv.port}, "
               f"bolt-pbr :{bolt_pbr_srv.port}, "
               f"fblink :{fb.port} (pid {fb.pid}, {N_LINKS} links); "
-              f"{os.cpu_count()} CPUs; wrk -t1, latencies in ms", flush=True)
+              f"{os.cpu_count()} CPUs, "
+              + (f"servers pinned to CPU {SERVER_PIN[-1]}, wrk to CPU {WRK_PIN[-1]}" if SERVER_PIN else "no CPU pinning")
+              + "; wrk -t1, latencies in ms", flush=True)
 
         # -- memory: RSS after start, then three batches of /fblink help ---------------------------
         rss = [("after start", rss_kb(fb.pid))]
@@ -407,7 +443,6 @@ def main() -> int:
         for i in (1, 2, 3):
             run = wrk(fb, "help", MEMORY_BATCH_CONNS, MEMORY_BATCH_SECONDS, f"memory batch {i}")
             batches.append(run)
-            time.sleep(0.3)  # let post-ack tasks (lazy listeners) finish
             rss.append((f"after batch {i} ({run.requests} x help)", rss_kb(fb.pid)))
 
         # -- latency: probe every run for 1 s (warm-up + rate), size the real runs to exceed

@@ -130,9 +130,8 @@ def _record_link(services: "Services", team_id: str, user_id: str, page: StoredP
     return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
 
 
-async def link_account(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
-                       channel_id: str | None) -> Link:
-    """Part 1: the Page joins the Vonage account (or gets a fresh token there)."""
+def check_may_link(services: "Services", team_id: str, page: StoredPage, creds: Credentials) -> Link | None:
+    """The user manages the Page, and it is not linked under another key. Returns the current link."""
     if not page.can_link:
         raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to link it.")
     existing = services.store.get_link(team_id, page.page_id)
@@ -141,6 +140,13 @@ async def link_account(services: "Services", team_id: str, user_id: str, page: S
             f"*{blocks.escape(page.name)}* is already linked to API key `{blocks.escape(existing.api_key)}`. "
             f"Unlink it there first (`/fblink unlink {blocks.escape(page.page_id)}`)."
         )
+    return existing
+
+
+async def link_account(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
+                       channel_id: str | None) -> Link:
+    """Part 1: the Page joins the Vonage account (or gets a fresh token there)."""
+    existing = check_may_link(services, team_id, page, creds)
     try:
         await _put_account(services, creds, page)
     except Exception as exc:
@@ -156,14 +162,7 @@ async def link_account(services: "Services", team_id: str, user_id: str, page: S
 async def link_application(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
                            app: Application, channel_id: str | None, *, replace: bool = False) -> Link:
     """Part 2 (running part 1 first when needed). Never replaces another application silently."""
-    if not page.can_link:
-        raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to link it.")
-    existing = services.store.get_link(team_id, page.page_id)
-    if existing and existing.status == "active" and existing.api_key != creds.api_key:
-        raise LinkRefused(
-            f"*{blocks.escape(page.name)}* is linked to API key `{blocks.escape(existing.api_key)}`, not "
-            f"`{blocks.escape(creds.api_key)}`. Unlink it first."
-        )
+    existing = check_may_link(services, team_id, page, creds)
     vonage = services.vonage
     created = False
     detail = f"key {creds.api_key} app {app.id}"

@@ -511,47 +511,49 @@ async def page_link_button(body, context, respond):  # type: ignore[no-untyped-d
     req = _action_req(body, context, respond)
     page_id = _value(body)
     if match_page(req.store.get_pages(req.team_id, req.user_id), page_id) is None:
-        await respond(**blocks.notice(not_managed(page_id)), replace_original=False)
+        await req.respond(**blocks.notice(not_managed(page_id)), replace_original=False)
         return
     await open_link_modal(req, page_id=page_id)
 
 
-async def page_unlink_button(body, context, respond):  # type: ignore[no-untyped-def]
-    if not first_click(_action_req(body, context, respond), body):
-        return
+async def _clicked_link(body: dict[str, Any], context: Any, respond: Any) -> tuple[Req, Link] | None:
+    """The clicker's request and the link the button names, looked up afresh; None when done already."""
     req = _action_req(body, context, respond)
+    if not first_click(req, body):
+        return None
     link = req.store.get_link(req.team_id, _value(body))
     if link is None:
-        await respond(**blocks.notice("That Page is not linked."), replace_original=False)
-        return
-    await perform_unlink(req, link, None)
+        await req.respond(**blocks.notice("That Page is not linked any more."), replace_original=False)
+        return None
+    return req, link
+
+
+async def page_unlink_button(body, context, respond):  # type: ignore[no-untyped-def]
+    clicked = await _clicked_link(body, context, respond)
+    if clicked:
+        await perform_unlink(clicked[0], clicked[1], None)
 
 
 async def relink_button(body, context, respond):  # type: ignore[no-untyped-def]
-    if not first_click(_action_req(body, context, respond), body):
-        return
-    req = _action_req(body, context, respond)
-    link = req.store.get_link(req.team_id, _value(body))
-    if link is None:
-        await respond(**blocks.notice("That Page is not linked any more."), replace_original=False)
-        return
-    await start_relink(req, link)
+    clicked = await _clicked_link(body, context, respond)
+    if clicked:
+        await start_relink(*clicked)
 
 
 async def replace_button(body, context, respond):  # type: ignore[no-untyped-def]
-    if not first_click(_action_req(body, context, respond), body):
-        return
     """The user chose Replace: check everything again, never trusting the button's ids."""
     req = _action_req(body, context, respond)
+    if not first_click(req, body):
+        return
     try:
         data = json.loads(_value(body))
         page_id, api_key, app_id = str(data["p"]), str(data["k"]), str(data["a"])
     except (ValueError, KeyError, TypeError):
-        await respond(**blocks.notice("That button is out of date. Run the command again."), replace_original=False)
+        await req.respond(**blocks.notice("That button is out of date. Run the command again."), replace_original=False)
         return
     page = match_page(req.store.get_pages(req.team_id, req.user_id), page_id)
     if page is None:
-        await respond(**blocks.notice(not_managed(page_id)), replace_original=False)
+        await req.respond(**blocks.notice(not_managed(page_id)), replace_original=False)
         return
     services = req.services
 
