@@ -345,15 +345,20 @@ def test_keys_admin_only_add_list_remove(world, vonage):
     assert "still has linked Pages" in bot.command("keys remove second99", user="UADMIN").text
 
 
-def test_double_click_links_once(world, vonage):
+def test_concurrent_links_of_one_page_run_once(world, vonage):
     bot = world
     bot.command("pages")
     last_response(bot, "Your Facebook Pages")
-    vonage.fail("POST /beta/chatapp-accounts/messenger", status=200, delay=0.5, times=0)  # no-op marker
+    vonage.fail("POST /beta/chatapp-accounts/messenger", delay=0.8, status=201, times=1, body={
+        "external_id": "101", "name": "Acme Coffee", "applications": []})
+    bot.slack.responses.clear()
     bot.command("link 101")
     bot.command("link 101")
-    bot.slack.wait_for(lambda: len([r for r in bot.slack.responses if "Linked" in text_of(r) or "in progress" in text_of(r)]) >= 2)
-    assert len(vonage.calls("POST", "/beta/chatapp-accounts/messenger")) <= 2
+    bot.slack.wait_for(lambda: len(bot.slack.responses) >= 2)
+    blobs = [text_of(r) for r in bot.slack.responses]
+    assert sum("already in progress" in b for b in blobs) == 1
+    assert sum("Linked *Acme Coffee*" in b for b in blobs) == 1
+    assert len(vonage.calls("POST", "/beta/chatapp-accounts/messenger")) == 1
 
 
 def test_status_pages_with_next(world, vonage):
@@ -366,3 +371,37 @@ def test_status_pages_with_next(world, vonage):
     nxt = next(b for b in buttons(first) if b["action_id"] == "status_next")
     bot.click("status_next", nxt["value"])
     assert "Bulk 10" in text_of(last_response(bot, "Bulk 10"))
+
+
+def test_modal_key_change_reloads_that_keys_applications(world, vonage):
+    bot = world
+    bot.store.add_key(TEAM, "second99", "s2-secret", by="UADMIN", now=START)
+    vonage.add_key("second99", "s2-secret")
+    vonage.add_application("second99", "bbbbbbbb-0000-4000-8000-000000000009", "Other Key Bot")
+    bot.command("pages")
+    last_response(bot, "Your Facebook Pages")
+    bot.slack.views.clear()
+    r = bot.interact({
+        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "U1"}, "trigger_id": "t.1",
+        "container": {"type": "view", "view_id": "VM1"},
+        "view": {"id": "VM1", "type": "modal", "callback_id": "link_modal", "hash": "h9", "private_metadata": "{}",
+                 "state": {"values": {"key": {"link_modal_key": {"type": "static_select",
+                                                                  "selected_option": {"value": "second99"}}}}}},
+        "actions": [{"action_id": "link_modal_key", "block_id": "key", "type": "static_select",
+                     "selected_option": {"value": "second99"}, "action_ts": "1.0"}],
+    })
+    assert r.status_code == 200
+    (upd,) = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.update"])
+    assert upd["view_id"] == "VM1"
+    app_block = next(b for b in upd["view"]["blocks"] if b.get("block_id") == "app")
+    assert [o["value"] for o in app_block["element"]["options"]] == ["bbbbbbbb-0000-4000-8000-000000000009"]
+    key_el = next(b for b in upd["view"]["blocks"] if b.get("block_id") == "key")["element"]
+    assert key_el["initial_option"]["value"] == "second99"
+
+
+def test_status_flags_expired_links(world):
+    bot = world
+    bot.store.upsert_link(TEAM, "888", now=START, page_name="Lapsed Page", api_key=VONAGE_KEY, linked_by="U1",
+                          expires_at=START - DAY, status="active")
+    blob = text_of(bot.command("status").json())
+    assert ":rotating_light: *expired*" in blob and "Lapsed Page" in blob
