@@ -101,13 +101,23 @@ def _audit(services: "Services", team_id: str, action: str, user_id: str, page_i
 
 
 async def _put_account(services: "Services", creds: Credentials, page: StoredPage) -> bool:
-    """Create the Page's account at Vonage, or refresh its token; True when it was created."""
+    """Create the Page's account at Vonage, or refresh its token; True when it was created.
+
+    When the create's answer is lost (Vonage busy after the write may have landed),
+    the account is deleted again, so "nothing was changed" stays true.
+    """
+    vonage = services.vonage
     try:
-        await services.vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
+        await vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
         return True
     except VonageConflict:
-        await services.vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
+        await vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
         return False
+    except VonageError:
+        raise  # a definite refusal: nothing was created
+    except Exception:
+        await _undo(vonage.unlink_account(creds, page.page_id), "remove an account whose creation went unanswered")
+        raise
 
 
 def _record_link(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
@@ -169,8 +179,7 @@ async def link_application(services: "Services", team_id: str, user_id: str, pag
     try:
         account = await vonage.get_account(creds, page.page_id)
         if account is None:
-            await vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
-            created = True
+            created = await _put_account(services, creds, page)
             current = None
         else:
             current = account.application
@@ -261,7 +270,7 @@ async def relink(services: "Services", team_id: str, user_id: str, link: Link, p
         try:
             await services.vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
         except VonageNotFound:
-            await services.vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
+            await _put_account(services, creds, page)
     except Exception as exc:
         _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
         raise
