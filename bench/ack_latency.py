@@ -6,14 +6,19 @@ One run, all on 127.0.0.1, each server in its own uvicorn process (--workers 1):
 
 - floor:  Starlette POST /slack/events that reads the body and answers 200;
 - bolt:   a bare slack_bolt AsyncApp (default settings) whose /fblink handler only
-          acks, behind Bolt's Starlette adapter;
+          acks, behind Bolt's Starlette adapter; a second copy with fblink's setting,
+          process_before_response=True, is shown for reference ("pbr=True");
 - fblink: the real app, ``create_app(settings, scheduler=False)``, over a temporary
           SQLite database holding 1,000 links. Its upstream URLs (Slack Web API,
           Graph, Vonage) point at a local counting fake; only auth.test is expected
           (Bolt calls it once and caches it).
 
 wrk sends one signed slash command over and over (bench/slack_post.lua), at 1, 10 and
-50 connections, each level long enough for > 2,000 requests. Then the issue's budgets
+50 connections, each level long enough for > 2,000 requests (a 1 s probe per row
+measures the rate and warms up; the floor, the budgets' yardstick, is run 3 times and
+its median-p99 run kept). With 2+ CPUs the servers are pinned to one CPU and wrk to
+another, and after each run the script waits for the server to go idle, so queued
+requests never spill into the next row. Then the issue's budgets
 (help p50/p99 <= 2x floor, status p99 <= 5x floor) and fblink's RSS across three
 batches of requests. This is a script that prints figures, never a test.
 """
@@ -55,12 +60,13 @@ N_LINKS = 1000
 LEVELS = (1, 10, 50)
 TARGET_REQUESTS = 2000       # each reported row must exceed this
 PROBE_SECONDS = 1            # warm-up run at the same concurrency, also measures the rate
-MIN_SECONDS, MAX_SECONDS = 2, 30
-MEMORY_BATCH_SECONDS = 3
+MIN_SECONDS, MAX_SECONDS = 1, 30
+MEMORY_BATCH_SECONDS = 2
+FLOOR_REPEATS = 3           # the floor is the budgets' yardstick: keep the run with the median p99
 MEMORY_BATCH_CONNS = 10
 RSS_NOISE_KB = 2 * 1024
 RSS_LIMIT_KB = 150 * 1024
-TIME_BUDGET = 165.0          # seconds; later runs are shortened to stay under 3 minutes
+TIME_BUDGET = 168.0          # seconds; later runs are shortened to stay under 3 minutes
 STARTED = time.monotonic()
 FLOOR, BOLT, BOLT_PBR = "floor (Starlette)", "bare Bolt (ack only)", "bare Bolt, pbr=True"
 HELP, STATUS = "fblink help", "fblink status"
@@ -314,6 +320,7 @@ class Run:
     p50: float  # ms
     p95: float
     p99: float
+    note: str = ""
 
     @property
     def rps(self) -> float:
@@ -350,10 +357,13 @@ def wrk(server: Server, text: str, conns: int, seconds: int, label: str) -> Run:
 def plan_seconds(rates: dict[Any, float], available: float) -> dict[Any, int]:
     """Per run, long enough for > TARGET_REQUESTS at its probed rate; the longest runs are
     trimmed (never below MIN_SECONDS) when the total would not fit in `available` seconds."""
+    if not rates:
+        return {}
     want = {k: max(MIN_SECONDS, math.ceil(TARGET_REQUESTS * 1.15 / max(r, 1.0))) for k, r in rates.items()}
-    overhead = 0.3 * len(want)  # wrk start-up and report per run
+    repeats = {k: FLOOR_REPEATS if k[0] == FLOOR else 1 for k in want}
+    overhead = 0.4 * sum(repeats.values())  # wrk start-up, report and settle per run
     cap = max(want.values())
-    while cap > MIN_SECONDS and sum(min(w, cap) for w in want.values()) + overhead > available:
+    while cap > MIN_SECONDS and sum(min(w, cap) * repeats[k] for k, w in want.items()) + overhead > available:
         cap -= 1
     return {k: min(w, cap, MAX_SECONDS) for k, w in want.items()}
 
@@ -372,7 +382,7 @@ def print_table(rows: list[Run], floor: dict[int, Run], bolt: dict[int, Run]) ->
     print("-" * len(head))
     for r in rows:
         f, b = floor.get(r.conns), bolt.get(r.conns)
-        notes = []
+        notes = [r.note] if r.note else []
         if r.non200:
             notes.append(f"FAIL: {r.non200} non-200 (last {r.last_bad})")
         if r.socket_errors:
@@ -450,20 +460,34 @@ def main() -> int:
         plan = [(floor_srv, "help", FLOOR), (bolt_srv, "help", BOLT), (bolt_pbr_srv, "help", BOLT_PBR),
                 (fb, "help", HELP), (fb, "status", STATUS)]
         rates: dict[tuple[str, int], float] = {}
-        for level in LEVELS:
-            for server, text, label in plan:
-                probe = wrk(server, text, level, PROBE_SECONDS, label)
-                if not probe.ok:
-                    raise RuntimeError(f"{label} at c={level}: {probe.non200} non-200 (last {probe.last_bad}), "
-                                       f"{probe.socket_errors} socket errors\n{server.log_tail()}")
-                rates[(label, level)] = probe.rps
-        available = TIME_BUDGET - (time.monotonic() - STARTED) - 3
-        seconds = plan_seconds(rates, available)
-        print(f"probed {len(rates)} runs; measuring for {sum(seconds.values())} s in total", flush=True)
         results: dict[tuple[str, int], Run] = {}
         for level in LEVELS:
             for server, text, label in plan:
-                results[(label, level)] = r = wrk(server, text, level, seconds[(label, level)], label)
+                probe = wrk(server, text, level, PROBE_SECONDS, label)
+                if probe.ok:
+                    rates[(label, level)] = probe.rps
+                else:  # a failed row: reported as such, not measured further
+                    probe.note = "(1 s probe)"
+                    results[(label, level)] = probe
+                    print(f"  {label} at c={level} failed; server log:\n{server.log_tail(10)}", flush=True)
+        available = TIME_BUDGET - (time.monotonic() - STARTED) - 3
+        seconds = plan_seconds(rates, available) if rates else {}
+        total_s = sum(v * (FLOOR_REPEATS if k[0] == FLOOR else 1) for k, v in seconds.items())
+        print(f"probed {len(rates)} runs; measuring for {total_s} s in total", flush=True)
+        for level in LEVELS:
+            for server, text, label in plan:
+                if (label, level) in results:
+                    continue
+                if label == FLOOR:
+                    runs = sorted((wrk(server, text, level, seconds[(label, level)], label)
+                                   for _ in range(FLOOR_REPEATS)), key=lambda x: x.p99)
+                    r = runs[len(runs) // 2]
+                    r.note = f"median-p99 run of {len(runs)} (p99s {'/'.join(f'{x.p99:.2f}' for x in runs)})"
+                    if not all(x.ok for x in runs):
+                        r = next(x for x in runs if not x.ok)
+                    results[(label, level)] = r
+                else:
+                    results[(label, level)] = r = wrk(server, text, level, seconds[(label, level)], label)
                 print(f"  {label:<24} c={level:<3} {r.requests:>6} requests in {r.seconds:4.1f} s", flush=True)
         rss.append(("after all latency runs (help + status)", rss_kb(fb.pid)))
 

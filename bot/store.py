@@ -420,14 +420,19 @@ class Store:
         row = self._one("SELECT * FROM links WHERE id = ?", [link_id])
         return Link.from_row(row) if row else None
 
-    def list_links(self, team_id: str, *, include_gone: bool = True) -> list[Link]:
+    def list_links(self, team_id: str, *, include_gone: bool = True, limit: int = -1, offset: int = 0) -> list[Link]:
+        """Links of a workspace, soonest expiry first (unknown expiry last); paged in SQL."""
         where = "" if include_gone else " AND status != 'gone'"
         rows = self.db.query(
             "SELECT * FROM links WHERE team_id = ?" + where
-            + " ORDER BY expires_at IS NULL, expires_at, page_name COLLATE NOCASE",
-            [team_id],
+            + " ORDER BY expires_at IS NULL, expires_at, page_name COLLATE NOCASE LIMIT ? OFFSET ?",
+            [team_id, limit, max(0, offset)],
         )
         return [Link.from_row(r) for r in rows]
+
+    def count_links(self, team_id: str) -> int:
+        row = self._one("SELECT COUNT(*) AS n FROM links WHERE team_id = ?", [team_id])
+        return int(row["n"]) if row else 0
 
     def upsert_link(self, team_id: str, page_id: str, *, now: int, **fields: Any) -> Link:
         """Create or update the link row of a Page (one per Page per workspace)."""

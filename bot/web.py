@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 import uuid
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot import blocks
 from bot.logs import request_id
 from bot.metrics import CONTENT_TYPE_LATEST
 
@@ -78,13 +80,13 @@ def _shape_ok(body: dict) -> bool:  # type: ignore[type-arg]
     return True
 
 
-def _parsable(text: str, content_type: str) -> bool:
-    """Bolt raises on a body it cannot parse or a payload missing its parts; answer 400 instead of 500."""
+def _parse(text: str, content_type: str) -> dict | None:  # type: ignore[type-arg]
+    """The body as Bolt will see it, or None when Bolt would raise on it (answer 400, not 500)."""
     try:
         body = parse_body(text, content_type.split(";")[0].strip() or None)
     except ValueError:
-        return False
-    return isinstance(body, dict) and _shape_ok(body)
+        return None
+    return body if isinstance(body, dict) and _shape_ok(body) else None
 
 
 def signature_ok(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
@@ -101,10 +103,12 @@ def signature_ok(secret: str, body: bytes, timestamp: str, signature: str, *, no
 
 
 def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
+    from handlers.commands import is_help
     from handlers.login import facebook_callback
 
     handler = AsyncSlackRequestHandler(bolt)
     secret = services.settings.slack_signing_secret or ""
+    help_body = json.dumps(blocks.help_message()).encode()
     metrics = services.metrics
 
     async def slack_events(request: Request) -> Response:
@@ -119,9 +123,15 @@ def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return PlainTextResponse("body must be UTF-8", status_code=400)
-        if not _parsable(text, request.headers.get("content-type", "")):
+        body = _parse(text, request.headers.get("content-type", ""))
+        if body is None:
             return PlainTextResponse("malformed Slack payload", status_code=400)
         kind, command = _kind_and_command(text)
+        if kind == "command" and is_help(body):
+            # Static answer: skip Bolt's dispatch entirely (the signature is already checked).
+            metrics.requests.labels(kind, command).inc()
+            metrics.ack_latency.labels(kind).observe(time.perf_counter() - started)
+            return Response(help_body, media_type="application/json;charset=utf-8")
         rid = uuid.uuid4().hex[:12]
         request_id.set(rid)  # lazy listeners inherit it: their tasks copy this context
         request._body = raw  # Starlette caches the body; the Bolt adapter reads it again

@@ -38,7 +38,8 @@ def mark(link: Link, now: int) -> tuple[str, str]:
 
 def home_view(services: "Services", team_id: str, user_id: str) -> dict[str, Any]:
     now = services.now()
-    links = services.store.list_links(team_id)
+    links = services.store.list_links(team_id, limit=MAX_HOME_LINKS)
+    total = services.store.count_links(team_id)
     out: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "fblink: Facebook Pages linked to Vonage"}},
         blocks.context(":large_green_circle: ok · :large_yellow_circle: due within 14 days · "
@@ -46,7 +47,7 @@ def home_view(services: "Services", team_id: str, user_id: str) -> dict[str, Any
     ]
     if not links:
         out.append(blocks.section("No Pages are linked yet. Run `/fblink login`, then `/fblink pages`."))
-    for link in links[:MAX_HOME_LINKS]:
+    for link in links:
         icon, words = mark(link, now)
         when = blocks.slack_date(link.expires_at) if link.expires_at else "unknown"
         app = blocks.escape(link.application_name or link.application_id or "no application")
@@ -54,8 +55,8 @@ def home_view(services: "Services", team_id: str, user_id: str) -> dict[str, Any
                 f"key `{blocks.escape(link.api_key)}` · {app} · expires {when}"
                 + (" · :no_bell: muted" if link.muted else ""))
         out.append(blocks.section(text, accessory=blocks.button("Re-link", "status_relink", link.page_id)))
-    if len(links) > MAX_HOME_LINKS:
-        out.append(blocks.context(f"…and {len(links) - MAX_HOME_LINKS} more: `/fblink status` lists them all."))
+    if total > len(links):
+        out.append(blocks.context(f"…and {total - len(links)} more: `/fblink status` lists them all."))
     if services.is_admin(user_id):
         default = services.store.team_reminder_channel(team_id) or services.settings.fblink_reminder_channel
         out.append({"type": "divider"})

@@ -283,18 +283,20 @@ def link_row(services: "Services", link: Link) -> str:
 
 
 def status_message(services: "Services", team_id: str, offset: int = 0) -> dict[str, Any]:
-    links = services.store.list_links(team_id)
-    if not links:
+    total = services.store.count_links(team_id)
+    if not total:
         return blocks.notice("No Pages are linked in this workspace yet. Start with `/fblink pages`.")
-    chunk, nxt = blocks.paginate(links, offset)
-    out = [blocks.section(f"*Links in this workspace* ({len(links)}), soonest expiry first")]
+    offset = min(max(0, offset), total - 1)
+    chunk = services.store.list_links(team_id, limit=blocks.PAGE_SIZE, offset=offset)
+    nxt = offset + blocks.PAGE_SIZE if offset + blocks.PAGE_SIZE < total else None
+    out = [blocks.section(f"*Links in this workspace* ({total}), soonest expiry first")]
     for link in chunk:
         out.append(blocks.section(link_row(services, link), accessory=blocks.button(
             "Re-link", "status_relink", link.page_id)))
     nav = blocks.nav_buttons("status_next", offset, nxt)
     if nav:
         out.append(blocks.actions(*nav))
-    return blocks.message(f"{len(links)} links", out)
+    return blocks.message(f"{total} links", out)
 
 
 async def cmd_status(req: Req) -> dict[str, Any]:
