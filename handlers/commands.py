@@ -99,14 +99,6 @@ async def run_command(body, context, respond):  # type: ignore[no-untyped-def]
         await respond(**blocks.notice(user_error_text(exc, what=f"/fblink {name}")), replace_original=False)
 
 
-def is_help(body: dict[str, Any]) -> bool:
-    """`/fblink`, `/fblink help` or an unknown subcommand: the answer is the static usage text."""
-    if body.get("command") != "/fblink":
-        return False
-    name, _ = parse(str(body.get("text", "")))
-    return name not in QUICK and name not in SLOW
-
-
 async def needs_lazy(body: dict[str, Any]) -> bool:
     """Only slow subcommands pay for Bolt's lazy-listener request copy."""
     name, args = parse(body.get("text", ""))
