@@ -49,6 +49,29 @@ def services_of(context: Any) -> "Services":
     return context["services"]
 
 
+async def dm(services: "Services", user_id: str, msg: dict[str, Any]) -> None:
+    """Tell a user in their DM with the bot; a Slack failure is logged, never raised over the real work."""
+    msg = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original")}
+    try:
+        await services.slack.chat_postMessage(channel=user_id, **msg)
+    except Exception as exc:
+        log.warning("could not message %s in Slack: %s", user_id, type(exc).__name__)
+
+
+def dm_responder(services: "Services", user_id: str) -> Respond:
+    """A respond() for surfaces without a response_url (modals, App Home, the OAuth callback)."""
+
+    async def respond(**msg: Any) -> None:
+        await dm(services, user_id, msg)
+
+    return respond
+
+
+def first_submission(services: "Services", view: dict[str, Any]) -> bool:
+    """A modal submission delivered twice (double click, Slack retry) is handled once."""
+    return services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now())
+
+
 def split_args(text: str) -> list[str]:
     """Words of a command, honouring quotes; Slack's &amp; &lt; &gt; turned back into characters."""
     text = html.unescape((text or "")[:MAX_ARG_TEXT]).strip()

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
 from bot.vonage import Credentials
-from handlers.common import Req, services_of, user_error_text
+from handlers.common import Req, dm, first_submission, services_of, user_error_text
 
 KEY_RE = re.compile(r"[A-Za-z0-9]{4,40}")
 ADMIN_ONLY = ":lock: Only fblink admins (FBLINK_ADMINS) can manage Vonage API keys."
@@ -102,25 +102,19 @@ async def add_key_submit(body, context):  # type: ignore[no-untyped-def]
     api_key, secret = _field(values, "api_key"), _field(values, "api_secret")
     if not services.is_admin(user_id) or not KEY_RE.fullmatch(api_key) or not secret:
         return
-    view = body["view"]
-    if not services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now()):
-        return  # the same submission delivered twice
+    if not first_submission(services, body["view"]):
+        return
     try:
         await services.vonage.list_applications(Credentials(api_key, secret))
     except Exception as exc:
         services.store.audit(team_id, "key_add", now=services.now(), user_id=user_id, detail=f"key {api_key}",
                              result=f"error: {type(exc).__name__}")
-        await services.slack.chat_postMessage(channel=user_id, **_dm(blocks.notice(
-            user_error_text(exc) + " The key was not added.")))
+        await dm(services, user_id, blocks.notice(user_error_text(exc) + " The key was not added."))
         return
     services.store.add_key(team_id, api_key, secret, by=user_id, now=services.now())
     services.store.audit(team_id, "key_add", now=services.now(), user_id=user_id, detail=f"key {api_key}")
-    await services.slack.chat_postMessage(channel=user_id, **_dm(blocks.notice(
-        f":key: Added Vonage API key `{blocks.escape(api_key)}`. Use it with `/fblink link <page> {blocks.escape(api_key)}`.")))
-
-
-def _dm(msg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in msg.items() if k != "response_type"}
+    await dm(services, user_id, blocks.notice(
+        f":key: Added Vonage API key `{blocks.escape(api_key)}`. Use it with `/fblink link <page> {blocks.escape(api_key)}`."))
 
 
 def register(app: AsyncApp) -> None:

@@ -13,7 +13,7 @@ from bot import blocks, linking
 from bot.linking import AppConflict, LinkRefused
 from bot.store import Link, OAuthState, StoredPage
 from bot.vonage import Credentials
-from handlers.common import Req, services_of, user_error_text
+from handlers.common import Req, dm_responder, first_submission, services_of, user_error_text
 from handlers.pages import fetch_pages
 
 if TYPE_CHECKING:
@@ -241,14 +241,6 @@ async def cmd_relink(req: Req) -> None:
     await start_relink(req, link)
 
 
-def dm_responder(services: "Services", user_id: str) -> Callable[..., Awaitable[None]]:
-    async def respond(**msg: Any) -> None:
-        msg = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original")}
-        await services.slack.chat_postMessage(channel=user_id, **msg)
-
-    return respond
-
-
 async def relink_after_login(services: "Services", state: OAuthState) -> None:
     """The login asked for by a relink came back: finish the relink, answering by DM."""
     req = Req(services, state.team_id, state.user_id, state.channel_id, dm_responder(services, state.user_id))
@@ -460,8 +452,8 @@ async def link_modal_submit(body, context):  # type: ignore[no-untyped-def]
     values = view.get("state", {}).get("values", {})
     if validate_link_modal(services, team_id, user_id, values):
         return
-    if not services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now()):
-        return  # the same submission delivered twice
+    if not first_submission(services, view):
+        return
     meta = json.loads(view.get("private_metadata") or "{}")
     req = Req(services, team_id, user_id, meta.get("channel"), dm_responder(services, user_id))
     page = match_page(services.store.get_pages(team_id, user_id), _selected(values, "page", "page") or "")

@@ -14,7 +14,7 @@ from bot import blocks
 from bot.graph import REQUIRED_SCOPES, GraphError
 from bot.http import UpstreamError, UpstreamUnavailable
 from bot.store import FacebookLogin
-from handlers.common import Req
+from handlers.common import Req, dm
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -67,15 +67,6 @@ def page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(doc, status_code=status, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
-async def _dm(services: "Services", user_id: str, msg: dict[str, Any]) -> None:
-    """Tell the user in Slack (their DM with the bot); a Slack failure must not break the page."""
-    msg = {k: v for k, v in msg.items() if k != "response_type"}
-    try:
-        await services.slack.chat_postMessage(channel=user_id, **msg)
-    except Exception as exc:
-        log.warning("could not message %s in Slack: %s", user_id, type(exc).__name__)
-
-
 async def facebook_callback(services: "Services", request: Request) -> HTMLResponse:
     """Check the state first; only then talk to Facebook."""
     params = request.query_params
@@ -92,7 +83,7 @@ async def facebook_callback(services: "Services", request: Request) -> HTMLRespo
     if params.get("error"):
         reason = params.get("error_reason") or params.get("error")
         log.info("facebook login declined by %s: %s", state.user_id, reason)
-        await _dm(services, state.user_id, blocks.notice(
+        await dm(services, state.user_id, blocks.notice(
             ":no_entry_sign: You cancelled the Facebook login, so fblink cannot see your Pages. "
             "Run `/fblink login` when you want to try again."
         ))
@@ -117,7 +108,7 @@ async def facebook_callback(services: "Services", request: Request) -> HTMLRespo
             400,
         )
     except UpstreamUnavailable:
-        await _dm(services, state.user_id, blocks.notice(
+        await dm(services, state.user_id, blocks.notice(
             ":hourglass: Facebook is busy right now and the login could not be completed. "
             "Run `/fblink login` again in a few minutes."
         ))
@@ -141,9 +132,9 @@ async def facebook_callback(services: "Services", request: Request) -> HTMLRespo
         url = login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)
         msg = blocks.login_message(url, rerequest_scopes=missing)
         msg["blocks"].insert(0, blocks.section(f":white_check_mark: Connected to Facebook as *{name}*."))
-        await _dm(services, state.user_id, msg)
+        await dm(services, state.user_id, msg)
     else:
-        await _dm(services, state.user_id, blocks.notice(
+        await dm(services, state.user_id, blocks.notice(
             f":white_check_mark: Connected to Facebook as *{name}*. Run `/fblink pages` to see your Pages."
         ))
     if state.purpose == "relink" and state.payload.get("page_id"):

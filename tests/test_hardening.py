@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import httpx
 
 from bot.clock import iso
 from bot.crypto import Vault

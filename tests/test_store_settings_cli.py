@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 
 from bot.crypto import CryptoError, Vault
 from bot.logs import redact
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import SettingsError, load_settings
 from bot.store import Store
 
 KEY = Fernet.generate_key().decode()
