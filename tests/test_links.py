@@ -405,3 +405,19 @@ def test_status_flags_expired_links(world):
                           expires_at=START - DAY, status="active")
     blob = text_of(bot.command("status").json())
     assert ":rotating_light: *expired*" in blob and "Lapsed Page" in blob
+
+
+def test_vonage_403_on_application_is_explained(world, vonage):
+    bot = world
+    bot.command("link 101")
+    last_response(bot, "Linked")
+    vonage.fail("POST /beta/chatapp-accounts/messenger/101/applications", status=403, times=1,
+                headers={"Content-Type": "application/problem+json"},
+                body={"title": "Forbidden", "detail": "Cannot link application"})
+    bot.slack.responses.clear()
+    bot.command("link 101 app Support Bot")
+    resp = last_response(bot, "not a Messages")
+    assert "Cannot link application" in text_of(resp)
+    link = bot.store.get_link(TEAM, "101")
+    assert link.application_id is None and vonage.accounts[VONAGE_KEY]["101"]["applications"] == []
+    assert "101" in vonage.accounts[VONAGE_KEY]  # part 1 existed before this command: left alone
