@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ from bot.crypto import Vault
 from bot.graph import GraphClient
 from bot.http import RetryPolicy
 from bot.linking import PageLocks
-from bot.logs import install_redaction
+from bot.logs import install_redaction, request_id
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Store
@@ -147,9 +149,19 @@ def create_bolt(services: Services) -> AsyncApp:
     )
 
     @bolt.middleware
-    async def inject_services(context, next):  # type: ignore[no-untyped-def]
+    async def inject_services(context, body, next):  # type: ignore[no-untyped-def]
         context["services"] = services
+        if not settings.socket_mode:
+            await next()  # HTTP requests get their id, count and timing in bot/web.py
+            return
+        from bot.web import kind_and_command
+
+        request_id.set(uuid.uuid4().hex[:12])
+        started = time.perf_counter()
         await next()
+        kind, command = kind_and_command(body)
+        services.metrics.requests.labels(kind, command).inc()
+        services.metrics.ack_latency.labels(kind).observe(time.perf_counter() - started)
 
     from handlers import commands, home, keys, links, login, pages, remind
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000
 
 
-def _kind_and_command(body: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+def kind_and_command(body: dict) -> tuple[str, str]:  # type: ignore[type-arg]
     """Metric labels: a bounded set (unknown subcommands count as help)."""
     if "command" in body:
         name, _ = parse(str(body.get("text", "")))
@@ -125,7 +125,7 @@ def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
         body = _parse(text, request.headers.get("content-type", ""))
         if body is None:
             return PlainTextResponse("malformed Slack payload", status_code=400)
-        kind, command = _kind_and_command(body)
+        kind, command = kind_and_command(body)
         rid = uuid.uuid4().hex[:12]
         request_id.set(rid)  # lazy listeners inherit it: their tasks copy this context
         if kind == "command" and command == "help":

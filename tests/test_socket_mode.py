@@ -101,6 +101,9 @@ def test_help_is_answered_in_the_socket_ack(socket_bot):
     # Bolt authorized with the bot token against the same fake Web API
     assert any(r.path == "/api/auth.test" and r.headers.get("authorization") == f"Bearer {BOT_TOKEN}"
                for r in socket_bot.slack.requests)
+    # socket traffic is counted and timed like HTTP traffic
+    metrics = socket_bot.http.get(socket_bot.url + "/metrics").text
+    assert 'fblink_slack_requests_total{command="help",kind="command"} 1.0' in metrics
 
 
 def test_login_button_comes_back_over_the_socket_and_callback_is_served(socket_bot, graph: FakeGraph):
