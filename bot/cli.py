@@ -42,7 +42,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     clock = FixedClock(args.now) if args.now else Clock()
-    report = asyncio.run(run_sweep_once(settings, clock, probe=args.probe))
+    report = asyncio.run(run_sweep_once(settings, clock, probe=not args.no_probe))
     for line in report:
         print(line)
     if not report:
@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     sweep = sub.add_parser("sweep", help="post due expiry reminders once and exit")
     sweep.add_argument("--now", help="the time the sweep uses, e.g. 2027-02-20T09:00:00Z")
-    sweep.add_argument("--probe", action="store_true", help="also check every linked Page token with Facebook")
+    sweep.add_argument("--no-probe", action="store_true",
+                       help="skip the daily check of linked Page tokens with Facebook")
     sweep.set_defaults(func=cmd_sweep)
     gen = sub.add_parser("gen-key", help="print a new FBLINK_SECRET_KEY")
     gen.set_defaults(func=cmd_gen_key)

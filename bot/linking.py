@@ -38,6 +38,10 @@ class AppConflict(Exception):
     wanted: Application
 
 
+class PartialChange(LinkRefused):
+    """Vonage failed half-way and the undo failed too: the message says what state things are in."""
+
+
 class Busy(LinkRefused):
     """Another operation on the same Page is running."""
 
@@ -100,23 +104,30 @@ def _audit(services: "Services", team_id: str, action: str, user_id: str, page_i
     services.store.audit(team_id, action, now=services.now(), user_id=user_id, page_id=page_id, detail=detail, result=result)
 
 
-async def _put_account(services: "Services", creds: Credentials, page: StoredPage) -> bool:
-    """Create the Page's account at Vonage, or refresh its token; True when it was created.
+async def _put_account(services: "Services", creds: Credentials, page: StoredPage, *, exists: bool) -> bool:
+    """Create the Page's account at Vonage, or refresh its token there; True when it was created.
 
-    When the create's answer is lost (Vonage busy after the write may have landed),
-    the account is deleted again, so "nothing was changed" stays true.
+    Only an account this call set out to create is ever deleted again: when the
+    create's answer is lost (Vonage busy after the write may have landed), the
+    account is removed so "nothing was changed" stays true.
     """
     vonage = services.vonage
+    if exists:
+        await vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
+        return False
     try:
         await vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
         return True
-    except VonageConflict:
+    except VonageConflict:  # it appeared meanwhile: refresh it instead
         await vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
         return False
     except VonageError:
         raise  # a definite refusal: nothing was created
     except Exception:
-        await _undo(vonage.unlink_account(creds, page.page_id), "remove an account whose creation went unanswered")
+        if not await _undo(vonage.unlink_account(creds, page.page_id), "remove an account whose creation went unanswered"):
+            raise PartialChange(
+                f"Vonage stopped answering while fblink was adding *{blocks.escape(page.name)}*; the Page may now "
+                "exist at Vonage without fblink tracking it. Run `/fblink sync` when Vonage is back.") from None
         raise
 
 
@@ -128,8 +139,8 @@ def _record_link(services: "Services", team_id: str, user_id: str, page: StoredP
     existing = services.store.get_link(team_id, page.page_id)
     fields: dict[str, object] = dict(
         page_name=page.name, api_key=creds.api_key, linked_by=user_id, linked_at=now, channel_id=channel_id,
-        expires_at=expires, status="active", needs_relink=0, broken_at=None,
-        next_due_at=next_due(expires, services.settings.reminder_days),
+        expires_at=expires, status="active", needs_relink=0, broken_at=None, checked_at=now,
+        next_due_at=next_due(expires, services.settings.reminder_days), page_token=page.token,
     )
     if application is not None:
         fields.update(application_id=application.id, application_name=application.name)
@@ -158,7 +169,8 @@ async def link_account(services: "Services", team_id: str, user_id: str, page: S
     """Part 1: the Page joins the Vonage account (or gets a fresh token there)."""
     existing = check_may_link(services, team_id, page, creds)
     try:
-        await _put_account(services, creds, page)
+        exists = await services.vonage.get_account(creds, page.page_id) is not None
+        await _put_account(services, creds, page, exists=exists)
     except Exception as exc:
         _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
         raise
@@ -170,32 +182,39 @@ async def link_account(services: "Services", team_id: str, user_id: str, page: S
 
 
 async def link_application(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
-                           app: Application, channel_id: str | None, *, replace: bool = False) -> Link:
-    """Part 2 (running part 1 first when needed). Never replaces another application silently."""
+                           app: Application, channel_id: str | None, *, replace: str | None = None) -> Link:
+    """Part 2 (running part 1 first when needed). Never replaces another application silently:
+    ``replace`` names the application the user agreed to replace; any other one is asked about again."""
     existing = check_may_link(services, team_id, page, creds)
+    tracked = existing is not None and existing.status == "active"
     vonage = services.vonage
-    created = False
+    created = refreshed = False
     detail = f"key {creds.api_key} app {app.id}"
     try:
         account = await vonage.get_account(creds, page.page_id)
-        if account is None:
-            created = await _put_account(services, creds, page)
-            current = None
-        else:
-            current = account.application
-        if current == app.id:
-            pass  # already there: just record it
-        elif current is not None and not replace:
+        current = account.application if account else None
+        if current not in (None, app.id) and current != replace:
             apps = {a.id: a.name for a in await vonage.list_applications(creds)}
             raise AppConflict(page, creds, current, apps.get(current, current), app)
-        else:
+        if account is None or not tracked:
+            # part 1 first; an account fblink does not track yet gets our fresh token too
+            created = await _put_account(services, creds, page, exists=account is not None)
+            refreshed = True
+        if current != app.id:
             if current is not None:
                 await vonage.unlink_application(creds, page.page_id, current)
             try:
                 await vonage.link_application(creds, page.page_id, app.id)
             except Exception:
-                if current is not None:
-                    await _undo(vonage.link_application(creds, page.page_id, current), "restore previous application")
+                if current is not None and not await _undo(
+                        vonage.link_application(creds, page.page_id, current), "restore previous application"):
+                    if tracked:  # make our record match Vonage
+                        services.store.upsert_link(team_id, page.page_id, now=services.now(), application_id=None,
+                                                   application_name=None)
+                    raise PartialChange(
+                        f"Vonage failed while replacing the application of *{blocks.escape(page.name)}*, and the "
+                        "previous application could not be restored: the Page has no application at Vonage now. "
+                        f"Link one with `/fblink link {blocks.escape(page.page_id)} app <application>`.") from None
                 raise
     except AppConflict:
         _audit(services, team_id, "link_app", user_id, page.page_id, detail, "conflict")
@@ -206,18 +225,26 @@ async def link_application(services: "Services", team_id: str, user_id: str, pag
         _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail,
                f"error: {type(exc).__name__}")
         raise
-    link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app, keep_app=True,
-                        new_period=created or existing is None or existing.status != "active")
+    if refreshed:  # a new token went to Vonage: a new link period starts
+        link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app, keep_app=True,
+                            new_period=True)
+    else:  # only the application changed: the token, its expiry and the reminders stay as they are
+        link = services.store.upsert_link(team_id, page.page_id, now=services.now(), application_id=app.id,
+                                          application_name=app.name)
     _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail, "ok")
     return link
 
 
-async def _undo(coro: object, what: str) -> None:
-    """Best-effort compensation; failures are logged, never raised over the original error."""
+async def _undo(coro: object, what: str) -> bool:
+    """Best-effort compensation; False (and an error log) when it failed too. A 404 counts as undone."""
     try:
         await coro  # type: ignore[misc]
+    except VonageNotFound:
+        return True
     except Exception as exc:
         log.error("could not %s at Vonage: %s", what, type(exc).__name__)
+        return False
+    return True
 
 
 def check_may_unlink(services: "Services", link: Link, user_id: str) -> None:
@@ -270,7 +297,7 @@ async def relink(services: "Services", team_id: str, user_id: str, link: Link, p
         try:
             await services.vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
         except VonageNotFound:
-            await _put_account(services, creds, page)
+            await _put_account(services, creds, page, exists=False)
     except Exception as exc:
         _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
         raise

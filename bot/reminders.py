@@ -106,8 +106,8 @@ async def post(services: "Services", link: Link, channel: str, msg: dict[str, An
     raise last
 
 
-async def sweep(services: "Services", *, probe: bool = False) -> list[str]:
-    """One sweep: broken-token probe (optional), then due reminders. Returns what was posted."""
+async def sweep(services: "Services", *, probe: bool = True) -> list[str]:
+    """One sweep: the token probe (each link at most once a day), then due reminders. Returns what was posted."""
     now = services.now()
     report: list[str] = []
     claims: list[Claim] = []
@@ -164,8 +164,8 @@ async def _post_digest(services: "Services", channel: str, group: list[Claim], n
 async def probe_tokens(services: "Services", now: int) -> list[Claim]:
     """Daily: ask Facebook whether each linked Page token still works."""
     claims = []
-    for link in links_to_probe(services.store, now=now):
-        token = page_token_of(services.store, link.team_id, link.linked_by, link.page_id)
+    for link, token in links_to_probe(services.store, now=now):
+        token = token or page_token_of(services.store, link.team_id, link.linked_by, link.page_id)
         if token is None:
             mark_checked(services.store, link.id, now=now)
             continue
@@ -196,7 +196,7 @@ async def after_relink(services: "Services", old: Link, new: Link, user_id: str)
             log.warning("could not update reminder message for page %s: %s", new.page_id, type(exc).__name__)
 
 
-async def run_sweep_once(settings: "Settings", clock: "Clock", *, probe: bool = False) -> list[str]:
+async def run_sweep_once(settings: "Settings", clock: "Clock", *, probe: bool = True) -> list[str]:
     """`fblink sweep`: build the services, sweep once, close."""
     from bot.app import build_services
 

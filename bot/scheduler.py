@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def build_jobs(services: "Services") -> AsyncIOScheduler:
     lock = asyncio.Lock()
 
-    async def run(probe: bool) -> None:
+    async def sweep_job() -> None:
         if lock.locked():
             log.info("previous sweep still running; skipping this one")
             return
@@ -33,24 +33,16 @@ def build_jobs(services: "Services") -> AsyncIOScheduler:
             try:
                 # spawn + shield: APScheduler's shutdown cancels the job, not the sweep;
                 # the app's shutdown waits for the sweep's task instead.
-                report = await asyncio.shield(services.spawn(sweep(services, probe=probe)))
+                report = await asyncio.shield(services.spawn(sweep(services)))
                 for line in report:
                     log.info("%s", line)
             except Exception:
                 log.exception("sweep failed; the next one retries")
 
-    async def sweep_job() -> None:
-        await run(False)
-
-    async def probe_job() -> None:
-        await run(True)
-
     sched = AsyncIOScheduler(timezone=timezone.utc)
     now = datetime.now(timezone.utc)
     sched.add_job(sweep_job, "interval", minutes=services.settings.fblink_sweep_minutes, id="sweep",
                   next_run_time=now, max_instances=1, coalesce=True, misfire_grace_time=60)
-    sched.add_job(probe_job, "interval", days=1, id="probe", next_run_time=now + timedelta(minutes=1),
-                  max_instances=1, coalesce=True, misfire_grace_time=3600)
     return sched
 
 
@@ -58,7 +50,8 @@ def start_scheduler(services: "Services") -> AsyncIOScheduler:
     """Call inside the running event loop (the ASGI lifespan)."""
     sched = build_jobs(services)
     sched.start()
-    log.info("scheduler started: sweep every %d min, token probe daily", services.settings.fblink_sweep_minutes)
+    log.info("scheduler started: sweep every %d min (each link's token probed once a day)",
+             services.settings.fblink_sweep_minutes)
     return sched
 
 

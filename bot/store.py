@@ -150,6 +150,14 @@ def m002_status_order_index(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_link_token_and_probe_index(db: Database) -> None:
+    # The Page token fblink gave Vonage (encrypted), so the daily probe checks that very token.
+    db.execute("ALTER TABLE links ADD COLUMN token_enc TEXT")
+    db.execute("UPDATE links SET checked_at = 0 WHERE checked_at IS NULL")
+    db.execute("CREATE INDEX links_probe ON links (checked_at) WHERE status = 'active'")
+
+
 # ---------------------------------------------------------------------------
 # value objects
 
@@ -443,12 +451,19 @@ class Store:
         row = self._one("SELECT COUNT(*) AS n FROM links WHERE team_id = ?", [team_id])
         return int(row["n"]) if row else 0
 
-    def upsert_link(self, team_id: str, page_id: str, *, now: int, **fields: Any) -> Link:
-        """Create or update the link row of a Page (one per Page per workspace)."""
+    def upsert_link(self, team_id: str, page_id: str, *, now: int, page_token: str | None = None,
+                    **fields: Any) -> Link:
+        """Create or update the link row of a Page (one per Page per workspace).
+
+        ``page_token`` is the token given to Vonage; it is stored encrypted.
+        """
         fields["updated_at"] = now
+        if page_token is not None:
+            fields["token_enc"] = self.vault.encrypt(page_token)
         existing = self.get_link(team_id, page_id)
         if existing is None:
             fields.setdefault("linked_at", now)
+            fields.setdefault("checked_at", 0)
             cols = ["team_id", "page_id", *fields]
             self.db.execute(
                 f"INSERT INTO links ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
@@ -506,13 +521,16 @@ class Store:
         )
 
     def first_time(self, key: str, *, now: int, ttl: int = 3600) -> bool:
-        """True unless ``key`` was seen in the last ``ttl`` seconds: dedupes retried or double-sent requests."""
+        """True unless ``key`` was seen in the last ``ttl`` seconds: dedupes retried or double-sent requests.
+
+        One statement, so two processes on the same database cannot both get True.
+        """
         self.db.execute("DELETE FROM idempotency WHERE created_at < ?", [now - 86400])
-        row = self._one("SELECT created_at FROM idempotency WHERE key = ?", [key])
-        if row is not None and row["created_at"] >= now - ttl:
-            return False
-        self.db.execute("INSERT OR REPLACE INTO idempotency (key, created_at) VALUES (?, ?)", [key, now])
-        return True
+        cur = self.db.execute(
+            "INSERT INTO idempotency (key, created_at) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at WHERE idempotency.created_at < ?",
+            [key, now, now - ttl])
+        return cur.rowcount == 1
 
 
 # ---------------------------------------------------------------------------
@@ -557,6 +575,10 @@ def claim_due(store: "Store", *, now: int, thresholds: tuple[int, ...], lease: i
             link = Link.from_row(row)
             assert link.expires_at is not None
             due = [t for t in steps if link.expires_at - t * DAY <= now]
+            if not due:  # next_due_at came from other thresholds (FBLINK_REMINDER_DAYS changed): reschedule
+                store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?",
+                                 [link.expires_at - steps[0] * DAY, link.id])
+                continue
             urgent = min(due)
             _, nxt = next_threshold_due(link.expires_at, thresholds, urgent)
             store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?", [nxt, link.id])
@@ -571,14 +593,19 @@ def claim_due(store: "Store", *, now: int, thresholds: tuple[int, ...], lease: i
             if cur.rowcount == 1:
                 claims.append(Claim(cur.lastrowid, claim_id, "expiry", urgent, link))
         stale = list(store.db.query(
-            "SELECT id, link_id, kind, threshold FROM reminders WHERE status = 'claimed' AND claimed_at <= ?"
+            "SELECT id, link_id, kind, period, threshold FROM reminders WHERE status = 'claimed' AND claimed_at <= ?"
             " ORDER BY claimed_at LIMIT ?", [now - lease, limit]))
         for r in stale:
             link = store.get_link_by_id(r["link_id"])
             claim_id = secrets.token_hex(8)
             store.db.execute("UPDATE reminders SET claimed_at = ?, claim_id = ?, attempts = attempts + 1 WHERE id = ?",
                              [now, claim_id, r["id"]])
-            if link is None or link.status != "active" or link.muted:
+            outdated = (
+                link is None or link.status != "active" or link.muted
+                or r["period"] != link.period  # re-linked since: that reminder is moot
+                or (r["kind"] == "broken" and link.broken_at is None)  # mended since
+            )
+            if outdated:
                 store.db.execute("UPDATE reminders SET status = 'dropped' WHERE id = ?", [r["id"]])
                 continue
             claims.append(Claim(r["id"], claim_id, r["kind"], r["threshold"], link))
@@ -612,11 +639,12 @@ def mark_checked(store: "Store", link_id: int, *, now: int) -> None:
     store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link_id])
 
 
-def links_to_probe(store: "Store", *, now: int, every: int = DAY, limit: int = 1000) -> list[Link]:
+def links_to_probe(store: "Store", *, now: int, every: int = DAY, limit: int = 1000) -> list[tuple[Link, str | None]]:
+    """Active links not checked for ``every`` seconds (partial index), with the token Vonage holds."""
     rows = store.db.query(
-        "SELECT * FROM links WHERE status = 'active' AND (checked_at IS NULL OR checked_at <= ?) ORDER BY checked_at LIMIT ?",
+        "SELECT * FROM links WHERE status = 'active' AND checked_at <= ? ORDER BY checked_at LIMIT ?",
         [now - every, limit])
-    return [Link.from_row(r) for r in rows]
+    return [(Link.from_row(r), store.vault.decrypt(r["token_enc"]) if r.get("token_enc") else None) for r in rows]
 
 
 def confirm(store: "Store", claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:

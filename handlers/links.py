@@ -67,7 +67,8 @@ def success_text(services: "Services", link: Link, verb: str = "Linked") -> str:
 
 
 def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
-    value = json.dumps({"p": conflict.page.page_id, "k": conflict.creds.api_key, "a": conflict.wanted.id})
+    value = json.dumps({"p": conflict.page.page_id, "k": conflict.creds.api_key, "a": conflict.wanted.id,
+                        "c": conflict.current_id})  # the application the user is shown and agrees to replace
     text = (
         f":warning: *{blocks.escape(conflict.page.name)}* is already linked to application "
         f"*{blocks.escape(conflict.current_name)}* (`{blocks.escape(conflict.current_id)}`). Vonage allows one "
@@ -456,10 +457,15 @@ async def link_modal_submit(body, context):  # type: ignore[no-untyped-def]
         return
     meta = json.loads(view.get("private_metadata") or "{}")
     req = Req(services, team_id, user_id, meta.get("channel"), dm_responder(services, user_id))
-    page = match_page(services.store.get_pages(team_id, user_id), _selected(values, "page", "page") or "")
-    app_id = _selected(values, "app", "app")
-    assert page is not None
-    await perform_link(req, page, _selected(values, "key", "link_modal_key"), app_id)
+    page_id = _selected(values, "page", "page") or ""
+    pages = await fetch_pages(req)  # the user's Page roles as Facebook says now, not as cached
+    if pages is None:
+        return
+    page = match_page(pages, page_id)
+    if page is None:
+        await req.respond(**blocks.notice(not_managed(page_id)))
+        return
+    await perform_link(req, page, _selected(values, "key", "link_modal_key"), _selected(values, "app", "app"))
 
 
 # -- buttons ---------------------------------------------------------------------------------
@@ -541,11 +547,14 @@ async def replace_button(body, context, respond):  # type: ignore[no-untyped-def
         return
     try:
         data = json.loads(_value(body))
-        page_id, api_key, app_id = str(data["p"]), str(data["k"]), str(data["a"])
+        page_id, api_key, app_id, shown = str(data["p"]), str(data["k"]), str(data["a"]), str(data["c"])
     except (ValueError, KeyError, TypeError):
         await req.respond(**blocks.notice("That button is out of date. Run the command again."), replace_original=False)
         return
-    page = match_page(req.store.get_pages(req.team_id, req.user_id), page_id)
+    pages = await fetch_pages(req)  # the user's Page roles as Facebook says now, not as cached
+    if pages is None:
+        return
+    page = match_page(pages, page_id)
     if page is None:
         await req.respond(**blocks.notice(not_managed(page_id)), replace_original=False)
         return
@@ -555,7 +564,7 @@ async def replace_button(body, context, respond):  # type: ignore[no-untyped-def
         creds = creds_or_refuse(services, req.team_id, api_key)
         app = await linking.resolve_application(services, creds, app_id)
         link = await linking.link_application(services, req.team_id, req.user_id, page, creds, app, req.channel_id,
-                                              replace=True)
+                                              replace=shown)
         return blocks.notice(success_text(services, link, verb="Replaced the application: linked"))
 
     await guarded(req, page.page_id, work)

@@ -128,7 +128,7 @@ def test_replace_button_is_checked_again(world, vonage, graph):
     bot = world
     bot.command("link 101 app Support Bot")
     last_response(bot, "Support Bot")
-    forged = json.dumps({"p": "999", "k": VONAGE_KEY, "a": APP2})
+    forged = json.dumps({"p": "999", "k": VONAGE_KEY, "a": APP2, "c": APP1})
     bot.slack.responses.clear()
     bot.click("link_replace", forged)
     last_response(bot, "don't manage")
@@ -136,7 +136,7 @@ def test_replace_button_is_checked_again(world, vonage, graph):
     graph.add_user("FB9", "Mallory", pages=[])
     log_in(bot, graph, user="U9", fb_user="FB9")
     bot.slack.responses.clear()
-    bot.click("link_replace", json.dumps({"p": "101", "k": VONAGE_KEY, "a": APP2}), user="U9")
+    bot.click("link_replace", json.dumps({"p": "101", "k": VONAGE_KEY, "a": APP2, "c": APP1}), user="U9")
     last_response(bot, "don't manage")
     assert vonage.accounts[VONAGE_KEY]["101"]["applications"] == [APP1]
 

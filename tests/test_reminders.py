@@ -261,3 +261,39 @@ def test_process_killed_between_claim_and_post_still_posts_once(bot):
     assert len([m for m in bot.slack.messages if m["method"] == "chat.postMessage"]) == 1
     out = run_cli(settings, "sweep", "--now", iso(START + 30 * 60))
     assert out.stdout.strip() == "nothing due"
+
+
+def test_changed_thresholds_reschedule_instead_of_failing(linked, start_app):
+    bot = linked
+    exp = START + 90 * DAY
+    # the row was scheduled for the 14-day threshold; the operator now sets 7,3,1
+    asyncio.run(run_sweep_once(bot.services.settings.model_copy(update={"fblink_reminder_days": "7,3,1"}),
+                               FixedClock(exp - 10 * DAY)))
+    assert posts(bot) == []
+    assert bot.store.get_link(TEAM, "101").next_due_at == exp - 7 * DAY
+    report = asyncio.run(run_sweep_once(bot.services.settings.model_copy(update={"fblink_reminder_days": "7,3,1"}),
+                                        FixedClock(exp - 7 * DAY + 5)))
+    assert len(report) == 1 and len(posts(bot)) == 1
+
+
+def test_failed_reminder_of_old_period_is_dropped_after_relink(linked):
+    bot = linked
+    exp = START + 90 * DAY
+    bot.slack.fail("POST /api/chat.postMessage", status=500, times=10)
+    assert sweep_at(bot, exp - DAY + 1) == []  # the 1-day reminder failed; its claim is released
+    bot.slack.reset_log()
+    bot.clock.at = exp - DAY + 60
+    bot.click("reminder_relink", "101")
+    bot.slack.wait_response("Re-linked")
+    assert sweep_at(bot, exp - DAY + 15 * 60) == []  # not "expires in 90 days" under an alarm
+    assert posts(bot) == []
+
+
+def test_probe_checks_the_token_vonage_holds_even_after_logout(linked, graph):
+    bot = linked
+    assert "forgot" in bot.command("logout").text  # the linker's cached Page tokens are gone
+    graph.kill_page_token("101")
+    report = sweep_at(bot, START + 2 * DAY, probe=True)
+    assert len(report) == 1 and "broken" in report[0]
+    probes = graph.calls("GET", "/v25.0/debug_token")
+    assert probes and all(c.query["input_token"].startswith("EAA") for c in probes)

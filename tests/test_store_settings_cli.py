@@ -212,3 +212,12 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path, slack):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_dedupe_holds_across_two_connections(tmp_path):
+    path = str(tmp_path / "dedupe.db")
+    a, b = Store(path, Vault(KEY)), Store(path, Vault(KEY))  # two processes' worth of connections
+    assert a.first_time("act:x", now=100, ttl=30) is True
+    assert b.first_time("act:x", now=101, ttl=30) is False
+    assert a.first_time("act:x", now=110, ttl=30) is False
+    assert b.first_time("act:x", now=140, ttl=30) is True  # outside the window: a new request
