@@ -348,7 +348,8 @@ class GraphClient:
             if url is None:
                 return result
             self._check_same_origin(url)
-            params = None  # `next` already carries every parameter, cursor included
+            # `next` carries the cursor and the token; add the proof if Graph left it out
+            params = None if "appsecret_proof=" in url else {"appsecret_proof": self.appsecret_proof(token)}
         log.warning("Facebook /me/accounts: stopped after %d requests (%d pages)", MAX_PAGES_REQUESTS, len(result))
         return result
 

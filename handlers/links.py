@@ -123,11 +123,16 @@ async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name
 
     async def work() -> dict[str, Any]:
         creds = creds_or_refuse(services, req.team_id, api_key)
+        before = req.store.get_link(req.team_id, page.page_id)
         if app_name:
             app = await linking.resolve_application(services, creds, app_name)
             link = await linking.link_application(services, req.team_id, req.user_id, page, creds, app, req.channel_id)
         else:
             link = await linking.link_account(services, req.team_id, req.user_id, page, creds, req.channel_id)
+        if before is not None and before.status == "active" and link.period > before.period:
+            from bot.reminders import after_relink  # a fresh token ended the old period: update its reminders
+
+            await after_relink(services, before, link, req.user_id)
         return blocks.notice(success_text(services, link))
 
     await guarded(req, page.page_id, work)

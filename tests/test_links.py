@@ -421,3 +421,62 @@ def test_vonage_403_on_application_is_explained(world, vonage):
     link = bot.store.get_link(TEAM, "101")
     assert link.application_id is None and vonage.accounts[VONAGE_KEY]["101"]["applications"] == []
     assert "101" in vonage.accounts[VONAGE_KEY]  # part 1 existed before this command: left alone
+
+
+def test_unanswered_refresh_never_deletes_an_existing_account(world, vonage):
+    bot = world
+    bot.command("link 101")
+    last_response(bot, "Linked")
+    before = bot.store.get_link(TEAM, "101")
+    vonage.fail("PATCH /beta/chatapp-accounts/messenger/101", status=503, times=50)
+    vonage.fail("POST /beta/chatapp-accounts/messenger", status=503, times=50)
+    bot.slack.responses.clear()
+    bot.command("link 101")
+    last_response(bot, "busy or unreachable")
+    assert "101" in vonage.accounts[VONAGE_KEY]  # still linked at Vonage
+    assert vonage.calls("DELETE") == []
+    assert bot.store.get_link(TEAM, "101") == before
+
+
+def test_replace_refuses_an_application_the_user_was_not_shown(world, vonage):
+    bot = world
+    vonage.add_application(VONAGE_KEY, VOICE + "9", "Third Bot")
+    bot.command("link 101 app Support Bot")
+    last_response(bot, "Support Bot")
+    bot.slack.responses.clear()
+    bot.command("link 101 app Sales Bot")
+    prompt = last_response(bot, "already linked to application")
+    replace = next(b for b in buttons(prompt) if b["action_id"] == "link_replace")
+    vonage.accounts[VONAGE_KEY]["101"]["applications"] = [VOICE + "9"]  # changed in the dashboard meanwhile
+    bot.slack.responses.clear()
+    bot.click("link_replace", replace["value"])
+    again = last_response(bot, "already linked to application")
+    assert "Third Bot" in text_of(again)
+    assert vonage.accounts[VONAGE_KEY]["101"]["applications"] == [VOICE + "9"]
+
+
+def test_app_link_on_a_tracked_link_keeps_its_expiry(world, vonage):
+    bot = world
+    bot.command("link 101")
+    last_response(bot, "Linked")
+    first = bot.store.get_link(TEAM, "101")
+    bot.clock.advance(80 * DAY)
+    bot.slack.responses.clear()
+    bot.command("link 101 app Support Bot")
+    last_response(bot, "Support Bot")
+    after = bot.store.get_link(TEAM, "101")
+    assert after.application_id == APP1
+    assert (after.expires_at, after.period, after.next_due_at) == (first.expires_at, first.period, first.next_due_at)
+    assert vonage.calls("PATCH") == []  # the token at Vonage did not change, so neither does its expiry
+
+
+def test_modal_submission_checks_page_roles_afresh(world, vonage, graph):
+    bot = world
+    bot.command("pages")
+    last_response(bot, "Your Facebook Pages")  # cached: the user manages 101
+    graph.users["FB1"].pages.clear()  # the Page role was removed on Facebook
+    bot.submit("link_modal", {"page": {"page": {"selected_option": {"value": "101"}}},
+                              "key": {"link_modal_key": {"selected_option": {"value": VONAGE_KEY}}}})
+    bot.slack.wait_message("don't manage")
+    assert "101" not in vonage.accounts[VONAGE_KEY]
+    assert bot.store.get_link(TEAM, "101") is None

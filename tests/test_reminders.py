@@ -297,3 +297,16 @@ def test_probe_checks_the_token_vonage_holds_even_after_logout(linked, graph):
     assert len(report) == 1 and "broken" in report[0]
     probes = graph.calls("GET", "/v25.0/debug_token")
     assert probes and all(c.query["input_token"].startswith("EAA") for c in probes)
+
+
+def test_linking_again_also_updates_the_old_reminders(linked):
+    bot = linked
+    exp = START + 90 * DAY
+    sweep_at(bot, exp - 14 * DAY + 1)
+    reminder = posts(bot)[0]
+    bot.clock.at = exp - 13 * DAY
+    bot.slack.responses.clear()
+    bot.command("link 101", channel="CLINK")
+    bot.slack.wait_response("Linked *Acme Coffee*")
+    (upd,) = bot.slack.wait_for(lambda: [m for m in bot.slack.messages if m["method"] == "chat.update"])
+    assert upd["ts"] == reminder["ts"] and "re-linked by <@U1>" in text_of(upd)
