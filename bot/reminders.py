@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.graph import GraphError
-from bot.store import Claim, Link, claim_breakage, claim_due, confirm, links_to_probe, mark_checked, page_token_of, posted_for_period, release
+from bot.store import Claim, Link, claim_breakage, claim_due, confirm, links_to_probe, mark_checked, page_token_of, posted_for_period, release, reminders_in_message
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -67,9 +67,19 @@ def digest_messages(claims: list[Claim], now: int) -> list[dict[str, Any]]:
         chunk = claims[i : i + per]
         head = f":alarm_clock: {len(chunk)} Facebook Page links need attention"
         body = [blocks.section(f"*{head}*")]
-        body += [blocks.section(headline(c, now) + "\n" + details(c.link, now), accessory=relink_button(c.link)) for c in chunk]
+        body += [digest_section(c, now) for c in chunk]
         out.append(blocks.message(head, body, ephemeral=False))
     return out
+
+
+def digest_section(claim: Claim, now: int) -> dict[str, Any]:
+    return blocks.section(headline(claim, now) + "\n" + details(claim.link, now), accessory=relink_button(claim.link))
+
+
+def relinked_text(link: Link, user_id: str | None) -> str:
+    when = blocks.slack_date(link.expires_at) if link.expires_at else "unknown"
+    who = f" by <@{user_id}>" if user_id else ""
+    return f":white_check_mark: *{blocks.escape(link.page_name)}* was re-linked{who}. New expiry: {when}."
 
 
 def channel_for(services: "Services", link: Link) -> str | None:
@@ -184,16 +194,36 @@ async def probe_tokens(services: "Services", now: int) -> list[Claim]:
 
 
 async def after_relink(services: "Services", old: Link, new: Link, user_id: str) -> None:
-    """Update the reminders of the old period to say who re-linked and the new expiry."""
-    when = blocks.slack_date(new.expires_at) if new.expires_at else "unknown"
-    text = (f":white_check_mark: *{blocks.escape(new.page_name)}* was re-linked by <@{user_id}>. "
-            f"New expiry: {when}.")
+    """Update the reminders of the old period to say who re-linked and the new expiry.
+
+    A digest is rebuilt from the current state of every Page it lists, so the other
+    Pages keep their Re-link buttons.
+    """
+    text = relinked_text(new, user_id)
     for row in posted_for_period(services.store, old.id, old.period):
+        channel, ts = row["channel_id"], row["message_ts"]
+        msg = {"text": text, "blocks": [blocks.section(text)]}
+        if row["shared"] > 1:
+            msg = digest_update(services, channel, ts, new, user_id)
         try:
-            await services.slack.chat_update(channel=row["channel_id"], ts=row["message_ts"], text=text,
-                                             blocks=[blocks.section(text)])
+            await services.slack.chat_update(channel=channel, ts=ts, **msg)
         except Exception as exc:
             log.warning("could not update reminder message for page %s: %s", new.page_id, type(exc).__name__)
+
+
+def digest_update(services: "Services", channel: str, ts: str, relinked: Link, user_id: str) -> dict[str, Any]:
+    now = services.now()
+    sections = []
+    for r in reminders_in_message(services.store, channel, ts):
+        link = services.store.get_link_by_id(r["link_id"])
+        if link is None:
+            continue
+        if link.period > r["period"]:  # this Page was re-linked since the digest went out
+            sections.append(blocks.section(relinked_text(link, user_id if link.id == relinked.id else None)))
+        else:
+            sections.append(digest_section(Claim(0, "", r["kind"], r["threshold"], link), now))
+    head = f":alarm_clock: {len(sections)} Facebook Page links needed attention"
+    return {"text": head, "blocks": [blocks.section(f"*{head}*"), *sections][: blocks.MAX_MESSAGE_BLOCKS]}
 
 
 async def run_sweep_once(settings: "Settings", clock: "Clock", *, probe: bool = True) -> list[str]:

@@ -663,12 +663,19 @@ def release(store: "Store", claim: Claim, *, error: str) -> None:
 
 
 def posted_for_period(store: "Store", link_id: int, period: int) -> list[dict[str, Any]]:
+    """Messages posted for a link period; ``shared`` > 1 marks a digest covering other Pages too."""
     return list(store.db.query(
-        "SELECT id, kind, threshold, channel_id, message_ts FROM reminders WHERE link_id = ? AND period = ?"
-        " AND status = 'posted' AND message_ts IS NOT NULL"
-        " AND (SELECT COUNT(*) FROM reminders r2 WHERE r2.message_ts = reminders.message_ts"
-        " AND r2.channel_id = reminders.channel_id) = 1",  # a digest's message covers other Pages: leave it
+        "SELECT id, kind, threshold, channel_id, message_ts,"
+        " (SELECT COUNT(*) FROM reminders r2 WHERE r2.message_ts = reminders.message_ts"
+        "  AND r2.channel_id = reminders.channel_id) AS shared"
+        " FROM reminders WHERE link_id = ? AND period = ? AND status = 'posted' AND message_ts IS NOT NULL",
         [link_id, period]))
+
+
+def reminders_in_message(store: "Store", channel_id: str, message_ts: str) -> list[dict[str, Any]]:
+    return list(store.db.query(
+        "SELECT link_id, kind, period, threshold FROM reminders WHERE channel_id = ? AND message_ts = ? ORDER BY id",
+        [channel_id, message_ts]))
 
 
 def page_token_of(store: "Store", team_id: str, user_id: str | None, page_id: str) -> str | None:

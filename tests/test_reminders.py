@@ -310,3 +310,22 @@ def test_linking_again_also_updates_the_old_reminders(linked):
     bot.slack.wait_response("Linked *Acme Coffee*")
     (upd,) = bot.slack.wait_for(lambda: [m for m in bot.slack.messages if m["method"] == "chat.update"])
     assert upd["ts"] == reminder["ts"] and "re-linked by <@U1>" in text_of(upd)
+
+
+def test_relink_rebuilds_the_digest_keeping_other_pages(bot, graph):
+    log_in(bot, graph, pages=[{"id": "500", "name": "Shop 0", "category": "Shop", "tasks": ["MANAGE"]}],
+           data_access_expires_at=START + 365 * DAY)
+    for i in range(7):
+        bot.store.upsert_link(TEAM, f"50{i}", now=START, page_name=f"Shop {i}", api_key=VONAGE_KEY, linked_by="U1",
+                              channel_id="CBULK", expires_at=START + 5 * DAY, status="active", next_due_at=START)
+    assert sweep_at(bot, START + 60) == ["posted digest of 7 to CBULK"]
+    (digest,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage" and m["channel"] == "CBULK"]
+    bot.slack.responses.clear()
+    bot.click("reminder_relink", "500", channel="CBULK", message_ts=digest["ts"])
+    bot.slack.wait_response("Re-linked *Shop 0*")
+    (upd,) = bot.slack.wait_for(lambda: [m for m in bot.slack.messages if m["method"] == "chat.update"])
+    assert upd["ts"] == digest["ts"]
+    blob = text_of(upd)
+    assert "*Shop 0* was re-linked by <@U1>" in blob
+    others = [b["accessory"]["value"] for b in upd["blocks"] if "accessory" in b]
+    assert sorted(others) == [f"50{i}" for i in range(1, 7)]  # the rest keep their buttons
