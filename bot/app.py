@@ -136,9 +136,16 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
 
 
-def create_bolt(services: Services) -> AsyncApp:
-    settings = services.settings
-    bolt = AsyncApp(
+class _DropTokenUnused(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_TOKEN_UNUSED = _DropTokenUnused()
+
+
+def _bolt_app(settings: Settings, services: Services) -> AsyncApp:
+    return AsyncApp(
         signing_secret=settings.slack_signing_secret or "socket-mode-unused",
         client=services.slack,
         process_before_response=True,
@@ -147,6 +154,16 @@ def create_bolt(services: Services) -> AsyncApp:
         request_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )
+
+
+def create_bolt(services: Services) -> AsyncApp:
+    settings = services.settings
+    # Bolt warns that SLACK_BOT_TOKEN from the environment is unused when a client is given;
+    # here that is the point (the client carries the token, base URL and retry handlers).
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    if _TOKEN_UNUSED not in bolt_logger.filters:
+        bolt_logger.addFilter(_TOKEN_UNUSED)
+    bolt = _bolt_app(settings, services)
 
     @bolt.middleware
     async def inject_services(context, body, next):  # type: ignore[no-untyped-def]

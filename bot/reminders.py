@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-LEASE = 10 * 60  # an unconfirmed claim older than this is retried
+LEASE = 10 * 60  # an unconfirmed claim older than this is retried (shorter when sweeps are more frequent)
+
+
+def lease_for(sweep_minutes: int) -> int:
+    """Long enough for a slow post (Slack's Retry-After), short enough that the next sweep retries."""
+    return max(60, min(LEASE, sweep_minutes * 60 - 30))
 DIGEST_OVER = 5  # more than this many reminders for one channel in one sweep -> one digest
 CHANNEL_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
 
@@ -123,7 +128,8 @@ async def sweep(services: "Services", *, probe: bool = True) -> list[str]:
     claims: list[Claim] = []
     if probe:
         claims += await probe_tokens(services, now)
-    claims += claim_due(services.store, now=now, thresholds=services.settings.reminder_days, lease=LEASE)
+    claims += claim_due(services.store, now=now, thresholds=services.settings.reminder_days,
+                        lease=lease_for(services.settings.fblink_sweep_minutes))
     by_channel: dict[str, list[Claim]] = defaultdict(list)
     for claim in claims:
         by_channel[channel_for(services, claim.link) or ""].append(claim)

@@ -329,3 +329,10 @@ def test_relink_rebuilds_the_digest_keeping_other_pages(bot, graph):
     assert "*Shop 0* was re-linked by <@U1>" in blob
     others = [b["accessory"]["value"] for b in upd["blocks"] if "accessory" in b]
     assert sorted(others) == [f"50{i}" for i in range(1, 7)]  # the rest keep their buttons
+
+
+def test_claim_lease_follows_the_sweep_interval():
+    from bot.reminders import lease_for
+
+    assert lease_for(15) == 600  # a crashed claim is retried by the next 15-minute sweep
+    assert lease_for(5) == 270 and lease_for(1) == 60

@@ -208,6 +208,7 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path, slack):
         assert proc.returncode in (0, -signal.SIGTERM), err
         assert "Application shutdown complete" in err and "Scheduler has been shut down" in err
         assert "scheduler started" in err
+        assert "will be unused" not in err  # no misleading Bolt warning at start-up
         assert KEY not in err and "xoxb-test-token" not in err
     finally:
         if proc.poll() is None:
