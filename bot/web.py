@@ -20,7 +20,7 @@ from starlette.routing import Route
 from bot import blocks
 from bot.logs import request_id
 from bot.metrics import CONTENT_TYPE_LATEST
-from handlers.commands import QUICK, SLOW, parse
+from handlers.commands import QUICK, SLOW, needs_bolt, parse, quick_answer
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -131,6 +131,9 @@ def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
         if kind == "command" and command == "help":
             # Static answer: skip Bolt's dispatch entirely (the signature is already checked).
             response: Response = Response(help_body, media_type="application/json;charset=utf-8")
+        elif kind == "command" and body.get("command") == "/fblink" and not needs_bolt(*parse(str(body.get("text", "")))):
+            # Quick subcommands are one database read and one ack: answered here, without Bolt's dispatch.
+            response = JSONResponse(await quick_answer(services, body))
         else:
             request._body = raw  # Starlette caches the body; the Bolt adapter reads it again
             response = await handler.handle(request)

@@ -3,15 +3,19 @@ acknowledge slow ones at once and finish them in a lazy listener."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
 from handlers import keys, links, login, pages, remind
 from handlers.common import Req, services_of, split_args, user_error_text
+
+if TYPE_CHECKING:
+    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +41,35 @@ SLOW: dict[str, tuple[str, Slow]] = {
     "sync": (":arrows_clockwise: Syncing with Vonage…", links.cmd_sync),
 }
 
+@functools.lru_cache(maxsize=1024)
 def parse(text: str) -> tuple[str, tuple[str, ...]]:
+    """`/fblink` text -> (subcommand, arguments). Pure, so cached: a request parses it up to three times."""
     words = split_args(text)
     if not words:
         return "help", ()
     return words[0].lower(), tuple(words[1:])
+
+
+def needs_bolt(name: str, args: tuple[str, ...]) -> bool:
+    """Slow subcommands and modals need Bolt's lazy listeners (and the trigger_id); the rest is one ack."""
+    return name in SLOW or (name == "keys" and args[:1] == ("add",))
+
+
+async def _no_respond(**msg: Any) -> None:
+    log.warning("a quick subcommand tried to answer after its ack; ignored")
+
+
+async def quick_answer(services: "Services", body: dict[str, Any], respond: Any = _no_respond) -> dict[str, Any]:
+    """The whole answer of a quick subcommand (help included): database work only, no upstream call."""
+    name, args = parse(str(body.get("text", "")))
+    req = Req(services=services, team_id=str(body.get("team_id", "")), user_id=str(body.get("user_id", "")),
+              channel_id=body.get("channel_id"), respond=respond, trigger_id=body.get("trigger_id"), args=args)
+    if name not in QUICK:
+        return blocks.help_message()
+    try:
+        return await QUICK[name](req)
+    except Exception as exc:
+        return blocks.notice(user_error_text(exc, what=f"/fblink {name}"))
 
 
 def _req(body: dict[str, Any], context: Any, respond: Any, args: tuple[str, ...]) -> Req:
@@ -57,26 +85,20 @@ def _req(body: dict[str, Any], context: Any, respond: Any, args: tuple[str, ...]
 
 
 async def ack_command(ack, body, context, respond):  # type: ignore[no-untyped-def]
-    """Runs before the HTTP answer: must be fast (database only)."""
+    """Runs before the HTTP answer: must be fast (database only). Over HTTP, bot/web.py answers
+    the quick subcommands itself; this listener serves Socket Mode and the slow subcommands."""
     name, args = parse(body.get("text", ""))
-    req = _req(body, context, respond, args)
-    if name in QUICK:
-        try:
-            payload = await QUICK[name](req)
-        except Exception as exc:
-            payload = blocks.notice(user_error_text(exc, what=f"/fblink {name}"))
-        if payload.get("_defer"):
-            await ack()
-        else:
-            await ack(**payload)
-        return
     if name in SLOW:
         if name == "link" and not args:
             await ack()  # the modal is the answer
             return
         await ack(**blocks.notice(SLOW[name][0]))
         return
-    await ack(**blocks.help_message())
+    payload = await quick_answer(services_of(context), body, respond)
+    if payload.get("_defer"):
+        await ack()  # keys add: the modal is the answer
+    else:
+        await ack(**payload)
 
 
 async def run_command(body, context, respond):  # type: ignore[no-untyped-def]
@@ -101,8 +123,7 @@ async def run_command(body, context, respond):  # type: ignore[no-untyped-def]
 
 async def needs_lazy(body: dict[str, Any]) -> bool:
     """Only slow subcommands pay for Bolt's lazy-listener request copy."""
-    name, args = parse(body.get("text", ""))
-    return name in SLOW or (name == "keys" and args[:1] == ("add",))
+    return needs_bolt(*parse(body.get("text", "")))
 
 
 def register(app: AsyncApp) -> None:
