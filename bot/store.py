@@ -294,8 +294,15 @@ class Store:
             raise
         conn.execute("COMMIT")
 
+    def _select(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only SELECT as dicts. Unlike ``db.query`` it takes no savepoint:
+        the ack path reads on every request, and a plain SELECT needs no write guard."""
+        cursor = self.db.execute(sql, params)
+        keys = [d[0] for d in cursor.description]
+        return [dict(zip(keys, row)) for row in cursor.fetchall()]
+
     def _one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
-        rows = list(self.db.query(sql, params))
+        rows = self._select(sql, params)
         return rows[0] if rows else None
 
     def ping(self) -> bool:
@@ -440,7 +447,7 @@ class Store:
     def list_links(self, team_id: str, *, include_gone: bool = True, limit: int = -1, offset: int = 0) -> list[Link]:
         """Links of a workspace, soonest expiry first (unknown expiry last); paged in SQL."""
         where = "" if include_gone else " AND status != 'gone'"
-        rows = self.db.query(
+        rows = self._select(
             "SELECT * FROM links WHERE team_id = ?" + where
             + " ORDER BY expires_at IS NULL, expires_at, page_name COLLATE NOCASE LIMIT ? OFFSET ?",
             [team_id, limit, max(0, offset)],
