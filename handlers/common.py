@@ -49,6 +49,11 @@ def services_of(context: Any) -> "Services":
     return context["services"]
 
 
+async def ack_only(ack):  # type: ignore[no-untyped-def]
+    """The ack of a listener whose work runs in a lazy listener."""
+    await ack()
+
+
 async def dm(services: "Services", user_id: str, msg: dict[str, Any]) -> None:
     """Tell a user in their DM with the bot; a Slack failure is logged, never raised over the real work."""
     msg = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original")}

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
 from bot.store import Link
-from handlers.common import services_of
+from handlers.common import ack_only, services_of
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -78,9 +78,5 @@ async def publish_home(event, context):  # type: ignore[no-untyped-def]
     await services.slack.views_publish(user_id=user_id, view=home_view(services, team_id, user_id))
 
 
-async def ack_event(ack):  # type: ignore[no-untyped-def]
-    await ack()
-
-
 def register(app: AsyncApp) -> None:
-    app.event("app_home_opened")(ack=ack_event, lazy=[publish_home])
+    app.event("app_home_opened")(ack=ack_only, lazy=[publish_home])

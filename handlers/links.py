@@ -13,7 +13,7 @@ from bot import blocks, linking
 from bot.linking import AppConflict, LinkRefused
 from bot.store import Link, OAuthState, StoredPage
 from bot.vonage import Credentials
-from handlers.common import Req, dm_responder, first_submission, services_of, user_error_text
+from handlers.common import Req, ack_only, dm_responder, first_submission, services_of, user_error_text
 from handlers.pages import fetch_pages
 
 if TYPE_CHECKING:
@@ -506,10 +506,6 @@ def _value(body: dict[str, Any]) -> str:
         return str(body["actions"][0].get("value") or "")[:2000]
     except (KeyError, IndexError, AttributeError):
         return ""
-
-
-async def ack_only(ack):  # type: ignore[no-untyped-def]
-    await ack()
 
 
 async def page_link_button(body, context, respond):  # type: ignore[no-untyped-def]

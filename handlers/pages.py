@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import blocks
 from bot.graph import GraphError
 from bot.store import Link, StoredPage
-from handlers.common import Req, services_of, user_error_text
+from handlers.common import Req, ack_only, services_of, user_error_text
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -101,10 +101,6 @@ async def cmd_pages(req: Req) -> None:
         ), replace_original=False)
         return
     await req.respond(**page_rows(req.services, req.team_id, pages, 0), replace_original=False)
-
-
-async def ack_only(ack):  # type: ignore[no-untyped-def]
-    await ack()
 
 
 async def pages_nav(body, context, respond):  # type: ignore[no-untyped-def]
