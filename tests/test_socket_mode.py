@@ -157,3 +157,15 @@ def test_app_shuts_down_and_closes_the_socket(make_settings, socket_slack, clock
     thread.join(10)
     assert not thread.is_alive()
     socket_slack.wait_disconnected(timeout=5)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # uvicorn exits its thread
+def test_a_rejected_app_token_fails_start_up_instead_of_retrying_forever(make_settings, socket_slack, clock):
+    settings = make_settings(slack_app_token="xapp-1-A0001-revoked", slack_signing_secret=None,
+                             slack_api_url=socket_slack.api_url)
+    app = create_app(settings, clock=clock, scheduler=False)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="did not start"):
+        serve(app)
+    assert time.monotonic() - started < 10
+    assert socket_slack.connections == 0  # no socket was ever opened with the bad token
