@@ -233,10 +233,6 @@ class Link:
         )
 
 
-class StoreError(Exception):
-    """A stored value is missing or inconsistent."""
-
-
 def _hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 

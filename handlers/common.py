@@ -54,6 +54,14 @@ async def ack_only(ack):  # type: ignore[no-untyped-def]
     await ack()
 
 
+async def ack_errors(ack, errors: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """A modal's ack: close it, or show the field errors in it."""
+    if errors:
+        await ack(response_action="errors", errors=errors)
+    else:
+        await ack()
+
+
 async def dm(services: "Services", user_id: str, msg: dict[str, Any]) -> None:
     """Tell a user in their DM with the bot; a Slack failure is logged, never raised over the real work."""
     msg = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original")}

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
 from bot.vonage import Credentials
-from handlers.common import Req, dm, first_submission, services_of, user_error_text
+from handlers.common import Req, ack_errors, dm, first_submission, services_of, user_error_text
 
 KEY_RE = re.compile(r"[A-Za-z0-9]{4,40}")
 ADMIN_ONLY = ":lock: Only fblink admins (FBLINK_ADMINS) can manage Vonage API keys."
@@ -88,10 +88,7 @@ async def add_key_ack(ack, body, context):  # type: ignore[no-untyped-def]
         errors["api_key"] = "A Vonage API key is letters and digits, like a1b2c3d4."
     if not _field(values, "api_secret"):
         errors["api_secret"] = "Enter the key's secret."
-    if errors:
-        await ack(response_action="errors", errors=errors)
-    else:
-        await ack()
+    await ack_errors(ack, errors)
 
 
 async def add_key_submit(body, context):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from bot import blocks, linking
 from bot.linking import AppConflict, LinkRefused
 from bot.store import Link, OAuthState, StoredPage
 from bot.vonage import Credentials
-from handlers.common import Req, ack_only, dm_responder, first_submission, services_of, user_error_text
+from handlers.common import Req, ack_errors, ack_only, dm_responder, first_submission, services_of, user_error_text
 from handlers.pages import fetch_pages
 
 if TYPE_CHECKING:
@@ -444,10 +444,7 @@ async def link_modal_ack(ack, body, context):  # type: ignore[no-untyped-def]
     services = services_of(context)
     values = body["view"].get("state", {}).get("values", {})
     errors = validate_link_modal(services, body["team"]["id"], body["user"]["id"], values)
-    if errors:
-        await ack(response_action="errors", errors=errors)
-    else:
-        await ack()
+    await ack_errors(ack, errors)
 
 
 async def link_modal_submit(body, context):  # type: ignore[no-untyped-def]

@@ -35,18 +35,12 @@ from handlers.commands import QUICK, SLOW, parse
 from handlers.common import MAX_ARG_TEXT, split_args
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import log_in
+from tests.test_links import APP1, APP2, PAGES  # the same world as the link tests
 
 DAY = 86400
 ROOT = Path(__file__).resolve().parents[1]
 OWN_CODE = (str(ROOT / "bot"), str(ROOT / "handlers"))
 
-PAGES = [
-    {"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]},
-    {"id": "102", "name": "Bolt & Nut <Hardware>", "category": "Shop", "tasks": ["MESSAGING"]},
-    {"id": "103", "name": "Read Only Fans", "category": "Club", "tasks": ["ANALYZE"]},
-]
-APP1 = "aaaaaaaa-0000-4000-8000-000000000001"
-APP2 = "aaaaaaaa-0000-4000-8000-000000000002"
 
 SUBCOMMANDS = sorted({*QUICK, *SLOW, "help"})
 USERS = ["U1", "UADMIN", "U2"]
