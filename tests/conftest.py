@@ -27,9 +27,9 @@ from cryptography.fernet import Fernet
 from bot.app import FblinkApp, create_app
 from bot.clock import FixedClock
 from bot.settings import Settings
-from tests.fakes.graph import FakeGraph
-from tests.fakes.slack import FakeSlack
-from tests.fakes.vonage import FakeVonage
+from bot.fakes.graph import FakeGraph
+from bot.fakes.slack import FakeSlack
+from bot.fakes.vonage import FakeVonage
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-test-token"

@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.graph import FakeGraph
+from bot.fakes.graph import FakeGraph
 
 
 def button_urls(payload: dict[str, Any]) -> list[str]:

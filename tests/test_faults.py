@@ -35,10 +35,10 @@ from bot.settings import Settings
 from bot.store import Store
 from tests.conftest import (APP_ID, APP_SECRET, BOT_TOKEN, SIGNING_SECRET, START, TEAM, VONAGE_KEY, VONAGE_SECRET,
                             Running, serve)
-from tests.fakes.base import Fault, FakeServer, Request
-from tests.fakes.graph import FakeGraph
-from tests.fakes.slack import FakeSlack
-from tests.fakes.vonage import FakeVonage
+from bot.fakes.base import Fault, FakeServer, Request
+from bot.fakes.graph import FakeGraph
+from bot.fakes.slack import FakeSlack
+from bot.fakes.vonage import FakeVonage
 from tests.flows import login_state, text_of
 
 DAY = 86400

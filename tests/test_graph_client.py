@@ -16,7 +16,7 @@ import pytest
 
 from bot.graph import REQUIRED_SCOPES, GraphAppError, GraphClient, GraphError, LongLivedToken, Page
 from bot.http import RetryPolicy, UpstreamUnavailable
-from tests.fakes.graph import LONG_LIVED, FakeGraph
+from bot.fakes.graph import LONG_LIVED, FakeGraph
 
 T = TypeVar("T")
 

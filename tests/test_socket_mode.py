@@ -18,9 +18,9 @@ import pytest
 
 from bot.app import FblinkApp, create_app
 from tests.conftest import APP_ID, BOT_TOKEN, TEAM, serve
-from tests.fakes.graph import FakeGraph
-from tests.fakes.slack import FakeSlack
-from tests.fakes.socket_mode import FakeSocketMode
+from bot.fakes.graph import FakeGraph
+from bot.fakes.slack import FakeSlack
+from bot.fakes.socket_mode import FakeSocketMode
 from tests.flows import button_urls, buttons, query, text_of
 
 APP_TOKEN = "xapp-1-A0001-test"

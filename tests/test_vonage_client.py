@@ -24,7 +24,7 @@ from bot.vonage import (
     VonageInvalid,
     VonageNotFound,
 )
-from tests.fakes.vonage import FakeVonage
+from bot.fakes.vonage import FakeVonage
 
 T = TypeVar("T")
 

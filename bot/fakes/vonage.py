@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from tests.fakes.base import FakeServer, Request, Response
+from bot.fakes.base import FakeServer, Request, Response
 
 PROBLEM = "application/problem+json"
 INVALID_PARAMS_TYPE = "https://www.nexmo.com/messages/Errors#InvalidParams"

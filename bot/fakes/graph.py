@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.fakes.base import FakeServer, Request, Response
+from bot.fakes.base import FakeServer, Request, Response
 
 REQUIRED_SCOPES = ("pages_show_list", "pages_messaging", "pages_manage_metadata", "business_management")
 SHORT_LIVED = 3600

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from tests.fakes.base import FakeServer, Request, Response
+from bot.fakes.base import FakeServer, Request, Response
 
 
 class FakeSlack(FakeServer):

@@ -9,7 +9,7 @@ Runs an aiohttp web server in its own thread and event loop:
   push envelopes with :meth:`send_envelope` and read the app's
   acknowledgements with :meth:`wait_ack`.
 * Every other ``/api/*`` call (auth.test, chat.postMessage, views.open, ...)
-  is handed to a :class:`~tests.fakes.slack.FakeSlack` instance, and recorded
+  is handed to a :class:`~bot.fakes.slack.FakeSlack` instance, and recorded
   in its request log, so one ``slack_api_url`` serves both and tests keep
   using ``slack.messages`` / ``slack.wait_message``.
 """
@@ -26,8 +26,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.base import Request
-from tests.fakes.slack import FakeSlack
+from bot.fakes.base import Request
+from bot.fakes.slack import FakeSlack
 
 
 class FakeSocketMode:
