@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.crypto import Vault, generate_key  # noqa: E402
-from bot.store import Store, claim_due  # noqa: E402
+from bot.store import Store  # noqa: E402
 
 DAY = 86400
 NOW = 1_800_000_000
@@ -84,7 +84,7 @@ def bench(n: int, repeat: int, tmp: Path) -> tuple[float, float]:
     timings = []
     for _ in range(repeat):
         t = time.perf_counter()
-        claims = claim_due(store, now=NOW, thresholds=THRESHOLDS, lease=600)
+        claims = store.reminders.claim_due(now=NOW, thresholds=THRESHOLDS, lease=600)
         timings.append((time.perf_counter() - t) * 1000)
         assert len(claims) == DUE, len(claims)
         undo(store)

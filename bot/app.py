@@ -1,142 +1,42 @@
-"""App factory: builds every service once and wires Bolt, Starlette and the scheduler.
+"""The app factory: settings -> services -> Bolt listeners -> HTTP routes -> scheduler.
 
-Listeners reach the services through Bolt's ``context["services"]`` (set by a
-global middleware), so tests swap upstream URLs and the clock through Settings
-and ``create_app(clock=...)`` rather than by patching.
+Listeners take the services by name (``services``): a global middleware puts them in
+Bolt's context, and Bolt injects context keys as listener arguments. Tests swap the
+upstream URLs through Settings and the clock through ``create_app(clock=...)``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from bot.clock import Clock
-from bot.crypto import Vault
-from bot.graph import GraphClient
-from bot.http import RetryPolicy
-from bot.linking import PageLocks
-from bot.logs import install_redaction, request_id
-from bot.metrics import Metrics
+from bot.logs import request_id
+from bot.scheduler import start_scheduler, stop_scheduler
+from bot.services import Services, build_services
 from bot.settings import Settings
-from bot.store import Store
-from bot.vonage import Credentials, VonageClient
+from bot.web import SlackRouting, build_routes, request_kind
+from handlers import commands, home, keys, link_modal, links, login, pages, status
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """Everything a listener needs; created once per process."""
-
-    settings: Settings
-    store: Store
-    clock: Clock
-    graph: GraphClient
-    vonage: VonageClient
-    slack: AsyncWebClient
-    http: httpx.AsyncClient
-    metrics: Metrics
-    policy: RetryPolicy
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    locks: PageLocks = field(default_factory=PageLocks)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> "Services":
-        # Bolt deep-copies the context for lazy listeners; services are shared, not copied.
-        return self
-
-    def now(self) -> int:
-        return self.clock.now()
-
-    def is_admin(self, user_id: str) -> bool:
-        return user_id in self.settings.admins
-
-    def credentials(self, team_id: str, api_key: str | None = None) -> Credentials | None:
-        """The default Vonage key, or another one an admin added (None when unknown)."""
-        api_key = api_key or self.settings.vonage_api_key
-        if api_key == self.settings.vonage_api_key:
-            return Credentials(api_key, self.settings.vonage_api_secret)
-        secret = self.store.key_secret(team_id, api_key)
-        return Credentials(api_key, secret) if secret else None
-
-    def api_keys(self, team_id: str) -> list[str]:
-        keys = [self.settings.vonage_api_key]
-        keys += [k["api_key"] for k in self.store.list_keys(team_id) if k["api_key"] != self.settings.vonage_api_key]
-        return keys
-
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        """Run work after the ack, keeping a reference so it is not garbage-collected."""
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-    async def aclose(self) -> None:
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=10)
-        await self.http.aclose()
-
-
-def build_services(settings: Settings, clock: Clock | None = None) -> Services:
-    install_redaction()
-    policy = RetryPolicy(
-        attempts=settings.fblink_retry_attempts,
-        total_timeout=settings.fblink_retry_total,
-        wait_initial=settings.fblink_retry_wait,
-        wait_max=max(settings.fblink_retry_wait * 10, 0.05),
-        wait_jitter=settings.fblink_retry_wait,
-        connect_timeout=min(5.0, settings.fblink_http_timeout),
-        read_timeout=settings.fblink_http_timeout,
-        max_retry_after=min(30.0, settings.fblink_retry_total),
-    )
-    metrics = Metrics()
-    http = httpx.AsyncClient(timeout=policy.timeout(), headers={"User-Agent": "fblink/0.1"})
-    store = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
-    graph = GraphClient(
-        http,
-        graph_url=settings.facebook_graph_url,
-        login_url=settings.facebook_login_url,
-        api_version=settings.facebook_api_version,
-        app_id=settings.facebook_app_id,
-        app_secret=settings.facebook_app_secret,
-        redirect_uri=settings.redirect_uri,
-        login_config_id=settings.facebook_login_config_id,
-        policy=policy,
-        on_attempt=metrics.outbound,
-    )
-    vonage = VonageClient(http, base_url=settings.vonage_api_url, policy=policy, on_attempt=metrics.outbound)
-    slack = AsyncWebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        timeout=int(max(1, settings.fblink_http_timeout)),
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
-    return Services(
-        settings=settings, store=store, clock=clock or Clock(), graph=graph, vonage=vonage, slack=slack,
-        http=http, metrics=metrics, policy=policy,
-    )
+LISTENERS = (commands, login, pages, links, link_modal, status, keys, home)
 
 
 class _DropTokenUnused(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN is unused when a client is given; here that is the point."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         return "`token` will be unused" not in record.getMessage()
 
@@ -144,45 +44,36 @@ class _DropTokenUnused(logging.Filter):
 _TOKEN_UNUSED = _DropTokenUnused()
 
 
-def _bolt_app(settings: Settings, services: Services) -> AsyncApp:
-    return AsyncApp(
+def create_bolt(services: Services) -> AsyncApp:
+    settings = services.settings
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    if _TOKEN_UNUSED not in bolt_logger.filters:
+        bolt_logger.addFilter(_TOKEN_UNUSED)
+    bolt = AsyncApp(
         signing_secret=settings.slack_signing_secret or "socket-mode-unused",
         client=services.slack,
-        process_before_response=True,
-        # bot/web.py checks the signature on the raw bytes before Bolt sees a request
-        # (Bolt's own check needs text and would 500 on a non-UTF-8 body); once is enough.
+        process_before_response=True,  # listeners ack and spawn their slow work: no 10 ms ack wait
+        # bot/web.py checks the signature on the raw bytes before Bolt sees a request; once is enough.
         request_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )
 
-
-def create_bolt(services: Services) -> AsyncApp:
-    settings = services.settings
-    # Bolt warns that SLACK_BOT_TOKEN from the environment is unused when a client is given;
-    # here that is the point (the client carries the token, base URL and retry handlers).
-    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
-    if _TOKEN_UNUSED not in bolt_logger.filters:
-        bolt_logger.addFilter(_TOKEN_UNUSED)
-    bolt = _bolt_app(settings, services)
-
-    @bolt.middleware
-    async def inject_services(context, body, next):  # type: ignore[no-untyped-def]
+    async def inject_services(context: AsyncBoltContext, body: dict[str, Any],
+                              next: Callable[[], Awaitable[None]]) -> None:  # noqa: A002 - Bolt's name
         context["services"] = services
         if not settings.socket_mode:
             await next()  # HTTP requests get their id, count and timing in bot/web.py
             return
-        from bot.web import kind_and_command
-
         request_id.set(uuid.uuid4().hex[:12])
         started = time.perf_counter()
         await next()
-        kind, command = kind_and_command(body)
-        services.metrics.requests.labels(kind, command).inc()
+        kind = request_kind(body)
+        label = commands.metric_label(body) if kind == "command" else "-"
+        services.metrics.requests.labels(kind, label).inc()
         services.metrics.ack_latency.labels(kind).observe(time.perf_counter() - started)
 
-    from handlers import commands, home, keys, links, login, pages, remind
-
-    for module in (commands, login, pages, links, keys, remind, home):
+    bolt.middleware(inject_services)
+    for module in LISTENERS:
         module.register(bolt)
     return bolt
 
@@ -194,24 +85,31 @@ class FblinkApp:
     asgi: Starlette
 
 
+def browser_routes(services: Services) -> list[Route]:
+    async def login_page(request: Request) -> Response:
+        return await login.login_page(services, request)
+
+    async def callback(request: Request) -> Response:
+        return await login.facebook_callback(services, request)
+
+    return [
+        Route("/facebook/login", login_page, methods=["GET", "POST"]),
+        Route("/facebook/callback", callback, methods=["GET"]),
+    ]
+
+
 def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: bool = True) -> FblinkApp:
     """Build the whole bot: services, Bolt listeners, HTTP routes and (optionally) the scheduler."""
-    from bot.web import build_routes
-
     services = build_services(settings, clock)
     bolt = create_bolt(services)
+    routing = SlackRouting(command=commands.COMMAND, on_command=commands.handle_command,
+                           command_label=commands.metric_label)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        sched = None
+        sched = start_scheduler(services) if scheduler else None
         socket_handler = None
-        if scheduler:
-            from bot.scheduler import start_scheduler
-
-            sched = start_scheduler(services)
-        if settings.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
+        if settings.socket_mode and settings.slack_app_token:
             # Fail start-up clearly on a bad app token: the socket client would retry it forever.
             await services.slack.apps_connections_open(app_token=settings.slack_app_token)
             socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
@@ -223,11 +121,8 @@ def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: boo
             if socket_handler is not None:
                 await socket_handler.close_async()
             if sched is not None:
-                from bot.scheduler import stop_scheduler
-
                 await stop_scheduler(sched)
             await services.aclose()
-            services.store.close()
 
-    asgi = Starlette(routes=build_routes(services, bolt), lifespan=lifespan)
+    asgi = Starlette(routes=build_routes(services, bolt, routing, list(browser_routes(services))), lifespan=lifespan)
     return FblinkApp(services=services, bolt=bolt, asgi=asgi)

@@ -36,3 +36,8 @@ def parse_time(text: str) -> int:
 
 def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+MINUTE = 60
+HOUR = 3600
+DAY = 86400

@@ -10,17 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bot import blocks
+from bot.clock import DAY
+from bot.services import Services
 from bot.store import Link, StoredPage, next_threshold_due
 from bot.vonage import Application, Credentials, VonageConflict, VonageError, VonageNotFound
 
-if TYPE_CHECKING:
-    from bot.app import Services
-
 log = logging.getLogger(__name__)
-DAY = 86400
 
 
 class LinkRefused(Exception):
@@ -46,7 +43,7 @@ class Busy(LinkRefused):
     """Another operation on the same Page is running."""
 
 
-def expiry_for(services: "Services", team_id: str, user_id: str, now: int) -> int:
+def expiry_for(services: Services, team_id: str, user_id: str, now: int) -> int:
     """Link time + TTL, or the user's Facebook data-access expiry when that comes first."""
     expires = now + services.settings.fblink_link_ttl_days * DAY
     login = services.store.get_login(team_id, user_id)
@@ -62,26 +59,7 @@ def next_due(expires_at: int | None, thresholds: tuple[int, ...]) -> int | None:
     return next_threshold_due(expires_at, thresholds, None)[1]
 
 
-class PageLocks:
-    """In-flight guard: one operation per Page at a time (double clicks, duplicate deliveries)."""
-
-    def __init__(self) -> None:
-        self._held: set[tuple[str, str]] = set()
-
-    def __deepcopy__(self, memo: dict[int, object]) -> "PageLocks":
-        return self
-
-    def acquire(self, team_id: str, page_id: str) -> None:
-        key = (team_id, page_id)
-        if key in self._held:
-            raise Busy("Another change to this Page is already in progress. Wait for its result, then try again.")
-        self._held.add(key)
-
-    def release(self, team_id: str, page_id: str) -> None:
-        self._held.discard((team_id, page_id))
-
-
-async def resolve_application(services: "Services", creds: Credentials, wanted: str) -> Application:
+async def resolve_application(services: Services, creds: Credentials, wanted: str) -> Application:
     """An application of this key by id or exact (case-insensitive) name, messages-capable only."""
     apps = await services.vonage.list_applications(creds)
     wanted_l = wanted.strip().lower()
@@ -100,11 +78,11 @@ async def resolve_application(services: "Services", creds: Credentials, wanted: 
     return app
 
 
-def _audit(services: "Services", team_id: str, action: str, user_id: str, page_id: str, detail: str, result: str) -> None:
+def _audit(services: Services, team_id: str, action: str, user_id: str, page_id: str, detail: str, result: str) -> None:
     services.store.audit(team_id, action, now=services.now(), user_id=user_id, page_id=page_id, detail=detail, result=result)
 
 
-async def _put_account(services: "Services", creds: Credentials, page: StoredPage, *, exists: bool) -> bool:
+async def _put_account(services: Services, creds: Credentials, page: StoredPage, *, exists: bool) -> bool:
     """Create the Page's account at Vonage, or refresh its token there; True when it was created.
 
     Only an account this call set out to create is ever deleted again: when the
@@ -131,7 +109,7 @@ async def _put_account(services: "Services", creds: Credentials, page: StoredPag
         raise
 
 
-def _record_link(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
+def _record_link(services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials,
                  channel_id: str | None, *, application: Application | None, keep_app: bool,
                  new_period: bool) -> Link:
     now = services.now()
@@ -151,7 +129,7 @@ def _record_link(services: "Services", team_id: str, user_id: str, page: StoredP
     return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
 
 
-def check_may_link(services: "Services", team_id: str, page: StoredPage, creds: Credentials) -> Link | None:
+def check_may_link(services: Services, team_id: str, page: StoredPage, creds: Credentials) -> Link | None:
     """The user manages the Page, and it is not linked under another key. Returns the current link."""
     if not page.can_link:
         raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to link it.")
@@ -164,7 +142,7 @@ def check_may_link(services: "Services", team_id: str, page: StoredPage, creds: 
     return existing
 
 
-async def link_account(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
+async def link_account(services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials,
                        channel_id: str | None) -> Link:
     """Part 1: the Page joins the Vonage account (or gets a fresh token there)."""
     existing = check_may_link(services, team_id, page, creds)
@@ -181,7 +159,7 @@ async def link_account(services: "Services", team_id: str, user_id: str, page: S
     return link
 
 
-async def link_application(services: "Services", team_id: str, user_id: str, page: StoredPage, creds: Credentials,
+async def link_application(services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials,
                            app: Application, channel_id: str | None, *, replace: str | None = None) -> Link:
     """Part 2 (running part 1 first when needed). Never replaces another application silently:
     ``replace`` names the application the user agreed to replace; any other one is asked about again."""
@@ -247,13 +225,13 @@ async def _undo(coro: object, what: str) -> bool:
     return True
 
 
-def check_may_unlink(services: "Services", link: Link, user_id: str) -> None:
+def check_may_unlink(services: Services, link: Link, user_id: str) -> None:
     if link.linked_by != user_id and not services.is_admin(user_id):
         who = f"<@{link.linked_by}>" if link.linked_by else "the person who linked it"
         raise LinkRefused(f"Only {who} or an fblink admin can unlink *{blocks.escape(link.page_name)}*.")
 
 
-async def unlink(services: "Services", team_id: str, user_id: str, link: Link, *, application: str | None = None) -> str:
+async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, application: str | None = None) -> str:
     """Unlink an application, or remove the Page from the Vonage account. Returns what was done."""
     check_may_unlink(services, link, user_id)
     creds = services.credentials(team_id, link.api_key)
@@ -286,7 +264,7 @@ async def unlink(services: "Services", team_id: str, user_id: str, link: Link, *
     return f"Removed *{blocks.escape(link.page_name)}* from Vonage API key `{blocks.escape(link.api_key)}`."
 
 
-async def relink(services: "Services", team_id: str, user_id: str, link: Link, page: StoredPage) -> Link:
+async def relink(services: Services, team_id: str, user_id: str, link: Link, page: StoredPage) -> Link:
     """Give Vonage a fresh Page token and start a new link period."""
     if not page.can_link:
         raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to re-link it.")
@@ -307,7 +285,7 @@ async def relink(services: "Services", team_id: str, user_id: str, link: Link, p
     return new
 
 
-async def sync(services: "Services", team_id: str) -> tuple[list[str], list[str]]:
+async def sync(services: Services, team_id: str) -> tuple[list[str], list[str]]:
     """Reconcile with Vonage: import dashboard-made links, mark deleted ones gone."""
     imported: list[str] = []
     gone: list[str] = []

@@ -1,7 +1,7 @@
 """Expiry reminders: sweep(now) finds due links, claims, posts, confirms.
 
 The right to post is claimed in the database before posting and confirmed
-after; see :func:`bot.store.claim_due`. A crash between claim and post is
+after; see :meth:`bot.store.ReminderLedger.claim_due`. A crash between claim and post is
 retried once the claim's lease runs out; a crash after the post costs at most
 one duplicate, never a missed reminder.
 """
@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, render
+from bot.clock import Clock
 from bot.graph import GraphError
-from bot.store import Claim, Link, claim_breakage, claim_due, confirm, links_to_probe, mark_checked, page_token_of, posted_for_period, release, reminders_in_message
-
-if TYPE_CHECKING:
-    from bot.app import Services
-    from bot.clock import Clock
-    from bot.settings import Settings
+from bot.services import Services, open_services
+from bot.settings import Settings
+from bot.store import Claim, Link
 
 log = logging.getLogger(__name__)
 LEASE = 10 * 60  # an unconfirmed claim older than this is retried (shorter when sweeps are more frequent)
@@ -41,15 +39,13 @@ def headline(claim: Claim, now: int) -> str:
         return f":boom: *{name}*: the Facebook link is broken (the Page token was revoked). Messenger traffic has stopped."
     if claim.threshold == 0 or (link.expires_at is not None and link.expires_at <= now):
         return f":rotating_light: *{name}*: the link to Vonage has *expired*. Messenger traffic through Vonage has stopped."
-    left = blocks.days_left(link.expires_at or now, now)
+    left = link.days_left(now) or 0
     return f":alarm_clock: *{name}*: the link to Vonage expires in *{left} day{'s' if left != 1 else ''}*."
 
 
 def details(link: Link, now: int) -> str:
-    app = blocks.escape(link.application_name or link.application_id or "no application")
-    who = f"<@{link.linked_by}>" if link.linked_by else "someone outside fblink"
     when = blocks.slack_date(link.expires_at) if link.expires_at else "unknown"
-    return f"API key `{blocks.escape(link.api_key)}` · application {app} · linked by {who} · expiry {when}"
+    return f"{render.link_details(link)} · expiry {when}"
 
 
 def relink_button(link: Link) -> dict[str, Any]:
@@ -81,13 +77,7 @@ def digest_section(claim: Claim, now: int) -> dict[str, Any]:
     return blocks.section(headline(claim, now) + "\n" + details(claim.link, now), accessory=relink_button(claim.link))
 
 
-def relinked_text(link: Link, user_id: str | None) -> str:
-    when = blocks.slack_date(link.expires_at) if link.expires_at else "unknown"
-    who = f" by <@{user_id}>" if user_id else ""
-    return f":white_check_mark: *{blocks.escape(link.page_name)}* was re-linked{who}. New expiry: {when}."
-
-
-def channel_for(services: "Services", link: Link) -> str | None:
+def channel_for(services: Services, link: Link) -> str | None:
     return (
         link.reminder_channel
         or link.channel_id
@@ -97,12 +87,12 @@ def channel_for(services: "Services", link: Link) -> str | None:
     )
 
 
-def fallbacks(services: "Services", link: Link, tried: str) -> list[str]:
+def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
     options = [services.store.team_reminder_channel(link.team_id), services.settings.fblink_reminder_channel, link.linked_by]
     return [c for c in dict.fromkeys(options) if c and c != tried]
 
 
-async def post(services: "Services", link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
+async def post(services: Services, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
     """Post, falling back to the default channel or a DM when the channel refuses."""
     candidates = [channel, *fallbacks(services, link, channel)]
     last: Exception | None = None
@@ -121,14 +111,14 @@ async def post(services: "Services", link: Link, channel: str, msg: dict[str, An
     raise last
 
 
-async def sweep(services: "Services", *, probe: bool = True) -> list[str]:
+async def sweep(services: Services, *, probe: bool = True) -> list[str]:
     """One sweep: the token probe (each link at most once a day), then due reminders. Returns what was posted."""
     now = services.now()
     report: list[str] = []
     claims: list[Claim] = []
     if probe:
         claims += await probe_tokens(services, now)
-    claims += claim_due(services.store, now=now, thresholds=services.settings.reminder_days,
+    claims += services.store.reminders.claim_due(now=now, thresholds=services.settings.reminder_days,
                         lease=lease_for(services.settings.fblink_sweep_minutes))
     by_channel: dict[str, list[Claim]] = defaultdict(list)
     for claim in claims:
@@ -137,7 +127,7 @@ async def sweep(services: "Services", *, probe: bool = True) -> list[str]:
         if not channel:
             for claim in group:
                 log.warning("reminder for page %s has nowhere to go", claim.link.page_id)
-                release(services.store, claim, error="no channel")
+                services.store.reminders.release(claim, error="no channel")
             continue
         if len(group) > DIGEST_OVER:
             await _post_digest(services, channel, group, now, report)
@@ -147,20 +137,20 @@ async def sweep(services: "Services", *, probe: bool = True) -> list[str]:
     return report
 
 
-async def _post_one(services: "Services", channel: str, claim: Claim, now: int, report: list[str]) -> None:
+async def _post_one(services: Services, channel: str, claim: Claim, now: int, report: list[str]) -> None:
     try:
         where, ts = await post(services, claim.link, channel, reminder_message(claim, now))
     except Exception as exc:
-        release(services.store, claim, error=type(exc).__name__)
+        services.store.reminders.release(claim, error=type(exc).__name__)
         services.metrics.reminders.labels("failed").inc()
         log.warning("reminder for page %s not posted (%s); retried next sweep", claim.link.page_id, type(exc).__name__)
         return
-    confirm(services.store, claim, channel_id=where, message_ts=ts, now=services.now())
+    services.store.reminders.confirm(claim, channel_id=where, message_ts=ts, now=services.now())
     services.metrics.reminders.labels("posted").inc()
     report.append(f"posted {claim.kind} {claim.threshold} for {claim.link.page_name} ({claim.link.page_id}) to {where}")
 
 
-async def _post_digest(services: "Services", channel: str, group: list[Claim], now: int, report: list[str]) -> None:
+async def _post_digest(services: Services, channel: str, group: list[Claim], now: int, report: list[str]) -> None:
     per = blocks.MAX_MESSAGE_BLOCKS - 2
     for i, msg in enumerate(digest_messages(group, now)):
         chunk = group[i * per : (i + 1) * per]
@@ -168,22 +158,22 @@ async def _post_digest(services: "Services", channel: str, group: list[Claim], n
             where, ts = await post(services, chunk[0].link, channel, msg)
         except Exception as exc:
             for claim in chunk:
-                release(services.store, claim, error=type(exc).__name__)
+                services.store.reminders.release(claim, error=type(exc).__name__)
             services.metrics.reminders.labels("failed").inc(len(chunk))
             continue
         for claim in chunk:
-            confirm(services.store, claim, channel_id=where, message_ts=ts, now=services.now())
+            services.store.reminders.confirm(claim, channel_id=where, message_ts=ts, now=services.now())
         services.metrics.reminders.labels("posted").inc(len(chunk))
         report.append(f"posted digest of {len(chunk)} to {where}")
 
 
-async def probe_tokens(services: "Services", now: int) -> list[Claim]:
+async def probe_tokens(services: Services, now: int) -> list[Claim]:
     """Daily: ask Facebook whether each linked Page token still works."""
     claims = []
-    for link, token in links_to_probe(services.store, now=now):
-        token = token or page_token_of(services.store, link.team_id, link.linked_by, link.page_id)
+    for link, token in services.store.reminders.links_to_probe(now=now):
+        token = token or services.store.reminders.page_token_of(link.team_id, link.linked_by, link.page_id)
         if token is None:
-            mark_checked(services.store, link.id, now=now)
+            services.store.reminders.mark_checked(link.id, now=now)
             continue
         try:
             info = await services.graph.debug_token(token)
@@ -191,22 +181,22 @@ async def probe_tokens(services: "Services", now: int) -> list[Claim]:
             log.warning("token probe for page %s failed: %s", link.page_id, type(exc).__name__)
             continue
         if info.is_valid:
-            mark_checked(services.store, link.id, now=now)
+            services.store.reminders.mark_checked(link.id, now=now)
             continue
-        claim = claim_breakage(services.store, link, now=now)
+        claim = services.store.reminders.claim_breakage(link, now=now)
         if claim:
             claims.append(claim)
     return claims
 
 
-async def after_relink(services: "Services", old: Link, new: Link, user_id: str) -> None:
+async def after_relink(services: Services, old: Link, new: Link, user_id: str) -> None:
     """Update the reminders of the old period to say who re-linked and the new expiry.
 
     A digest is rebuilt from the current state of every Page it lists, so the other
     Pages keep their Re-link buttons.
     """
-    text = relinked_text(new, user_id)
-    for row in posted_for_period(services.store, old.id, old.period):
+    text = render.relinked_text(new, user_id)
+    for row in services.store.reminders.posted_for_period(old.id, old.period):
         channel, ts = row["channel_id"], row["message_ts"]
         msg = {"text": text, "blocks": [blocks.section(text)]}
         if row["shared"] > 1:
@@ -217,28 +207,22 @@ async def after_relink(services: "Services", old: Link, new: Link, user_id: str)
             log.warning("could not update reminder message for page %s: %s", new.page_id, type(exc).__name__)
 
 
-def digest_update(services: "Services", channel: str, ts: str, relinked: Link, user_id: str) -> dict[str, Any]:
+def digest_update(services: Services, channel: str, ts: str, relinked: Link, user_id: str) -> dict[str, Any]:
     now = services.now()
     sections = []
-    for r in reminders_in_message(services.store, channel, ts):
+    for r in services.store.reminders.reminders_in_message(channel, ts):
         link = services.store.get_link_by_id(r["link_id"])
         if link is None:
             continue
         if link.period > r["period"]:  # this Page was re-linked since the digest went out
-            sections.append(blocks.section(relinked_text(link, user_id if link.id == relinked.id else None)))
+            sections.append(blocks.section(render.relinked_text(link, user_id if link.id == relinked.id else None)))
         else:
             sections.append(digest_section(Claim(0, "", r["kind"], r["threshold"], link), now))
     head = f":alarm_clock: {len(sections)} Facebook Page links needed attention"
     return {"text": head, "blocks": [blocks.section(f"*{head}*"), *sections][: blocks.MAX_MESSAGE_BLOCKS]}
 
 
-async def run_sweep_once(settings: "Settings", clock: "Clock", *, probe: bool = True) -> list[str]:
+async def run_sweep_once(settings: Settings, clock: Clock, *, probe: bool = True) -> list[str]:
     """`fblink sweep`: build the services, sweep once, close."""
-    from bot.app import build_services
-
-    services = build_services(settings, clock)
-    try:
+    async with open_services(settings, clock) as services:
         return await sweep(services, probe=probe)
-    finally:
-        await services.aclose()
-        services.store.close()

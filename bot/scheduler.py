@@ -2,7 +2,7 @@
 
 State lives in the database, so nothing needs persisting here, and several
 processes can run the scheduler against one database: the claim in
-:func:`bot.store.claim_due` keeps each reminder to one post.
+:meth:`bot.store.ReminderLedger.claim_due` keeps each reminder to one post.
 """
 
 from __future__ import annotations
@@ -10,19 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.reminders import sweep
-
-if TYPE_CHECKING:
-    from bot.app import Services
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def build_jobs(services: "Services") -> AsyncIOScheduler:
+def build_jobs(services: Services) -> AsyncIOScheduler:
     lock = asyncio.Lock()
 
     async def sweep_job() -> None:
@@ -46,7 +43,7 @@ def build_jobs(services: "Services") -> AsyncIOScheduler:
     return sched
 
 
-def start_scheduler(services: "Services") -> AsyncIOScheduler:
+def start_scheduler(services: Services) -> AsyncIOScheduler:
     """Call inside the running event loop (the ASGI lifespan)."""
     sched = build_jobs(services)
     sched.start()

@@ -1,4 +1,11 @@
-"""HTTP routes: Slack events, the Facebook callback, health and metrics."""
+"""HTTP routes: Slack requests, health and metrics. Browser routes (the Facebook login) are
+handed in by the app factory, as is the `/fblink` dispatcher: this module imports no handler.
+
+Every Slack request is checked here, on raw bytes, before anything else sees it: size (refused
+before the body is read, or as soon as a chunked body passes the limit), signature and age,
+UTF-8, then the body is parsed by field, as Slack sends it. A form body is interactive only
+when it has a ``payload`` field; nothing depends on a substring of the body.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +15,86 @@ import json
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.internals import parse_body
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from bot import blocks
 from bot.logs import request_id
 from bot.metrics import CONTENT_TYPE_LATEST
-from handlers.commands import QUICK, SLOW, needs_bolt, parse, quick_answer
-
-if TYPE_CHECKING:
-    from bot.app import Services
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000
+MAX_HEADER = 200  # a Slack signature is 67 characters, a timestamp 10
+SKEW = 300  # seconds a request's timestamp may be off
 
 
-def kind_and_command(body: dict) -> tuple[str, str]:  # type: ignore[type-arg]
-    """Metric labels: a bounded set (unknown subcommands count as help)."""
-    if "command" in body:
-        name, _ = parse(str(body.get("text", "")))
-        return "command", name if name in QUICK or name in SLOW else "help"
-    if body.get("type") == "event_callback":
-        return "event", "-"
-    return "interactive", "-"
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SlackRouting:
+    """What the app factory hands in: the `/fblink` dispatcher and its metric label."""
+
+    command: str
+    on_command: Callable[[Services, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+    command_label: Callable[[Mapping[str, Any]], str]
+
+
+async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused before reading when Content-Length is too big, or as soon as a chunked
+    body passes the limit: memory grows by the limit at most, never by the body."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def signature_ok(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
+    """Slack's v0 signature over raw bytes. Any malformed header is simply a bad signature."""
+    if not (0 < len(timestamp) <= MAX_HEADER and timestamp.isascii() and timestamp.isdigit()):
+        return False
+    if not (signature.isascii() and signature.startswith("v0=") and len(signature) <= MAX_HEADER):
+        return False
+    if abs((now if now is not None else time.time()) - int(timestamp)) > SKEW:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def parse_slack_body(text: str, content_type: str) -> tuple[str, dict[str, Any]] | None:
+    """The request as Slack sent it, with its kind: ``event`` (JSON), ``interactive`` (a form
+    with a ``payload`` field) or ``command`` (a form with a ``command`` field). None otherwise."""
+    media = content_type.split(";")[0].strip().lower()
+    try:
+        if media == "application/json":
+            body = json.loads(text)
+            return ("event", body) if isinstance(body, dict) else None
+        if media != "application/x-www-form-urlencoded":
+            return None
+        fields = {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        if "payload" in fields:
+            body = json.loads(fields["payload"])
+            return ("interactive", body) if isinstance(body, dict) else None
+        return ("command", fields) if "command" in fields else None
+    except ValueError:
+        return None
 
 
 def _is_id(value: object) -> bool:
@@ -47,7 +105,10 @@ def _has_id(value: object) -> bool:
     return isinstance(value, dict) and _is_id(value.get("id"))
 
 
-def _shape_ok(body: dict) -> bool:  # type: ignore[type-arg]
+INTERACTIVE = ("block_actions", "view_submission", "view_closed", "block_suggestion", "shortcut", "message_action")
+
+
+def shape_ok(body: dict[str, Any]) -> bool:
     """The parts of a Slack payload that Bolt and the listeners rely on are there and typed right."""
     for key in ("event", "team", "user", "channel", "view", "container", "message", "enterprise"):
         if body.get(key) is not None and not isinstance(body[key], dict):
@@ -56,13 +117,13 @@ def _shape_ok(body: dict) -> bool:  # type: ignore[type-arg]
         if body.get(key) is not None and not isinstance(body[key], list):
             return False
     kind = body.get("type")
-    if kind in ("block_actions", "view_submission", "view_closed", "block_suggestion", "shortcut", "message_action"):
+    if kind in INTERACTIVE:
         if not (_has_id(body.get("team")) and _has_id(body.get("user"))):
             return False
         if kind == "block_actions":
-            actions = body.get("actions")
-            if not (isinstance(actions, list) and actions and all(
-                    isinstance(a, dict) and _is_id(a.get("action_id")) for a in actions)):
+            acts = body.get("actions")
+            if not (isinstance(acts, list) and acts
+                    and all(isinstance(a, dict) and _is_id(a.get("action_id")) for a in acts)):
                 return False
         if kind in ("view_submission", "view_closed") or "view" in body:
             view = body.get("view")
@@ -80,41 +141,28 @@ def _shape_ok(body: dict) -> bool:  # type: ignore[type-arg]
     return True
 
 
-def _parse(text: str, content_type: str) -> dict | None:  # type: ignore[type-arg]
-    """The body as Bolt will see it, or None when Bolt would raise on it (answer 400, not 500)."""
-    try:
-        body = parse_body(text, content_type.split(";")[0].strip() or None)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) and _shape_ok(body) else None
+def request_kind(body: Mapping[str, Any]) -> str:
+    """The kind of an already parsed request (Socket Mode hands Bolt parsed envelopes)."""
+    if "command" in body:
+        return "command"
+    if body.get("type") == "event_callback":
+        return "event"
+    return "interactive"
 
 
-def signature_ok(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
-    """Slack's v0 signature over raw bytes (Bolt's verifier only takes text)."""
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        return False
-    if abs((now if now is not None else time.time()) - ts) > 300:
-        return False
-    base = b"v0:" + timestamp.encode() + b":" + body
-    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
-
-
-def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
-    from handlers.login import facebook_callback
-
+def build_routes(services: Services, bolt: AsyncApp, routing: SlackRouting, browser: list[BaseRoute]) -> list[BaseRoute]:
     handler = AsyncSlackRequestHandler(bolt)
     secret = services.settings.slack_signing_secret or ""
-    help_body = json.dumps(blocks.help_message()).encode()
     metrics = services.metrics
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            return PlainTextResponse("request too large", status_code=413)
+        try:
+            raw = await read_limited(request)
+        except BodyTooLarge:
+            return PlainTextResponse("request too large", status_code=413, headers={"Connection": "close"})
+        except ClientDisconnect:
+            return PlainTextResponse("incomplete request", status_code=400)
         ts = request.headers.get("x-slack-request-timestamp", "")
         if not signature_ok(secret, raw, ts, request.headers.get("x-slack-signature", "")):
             return PlainTextResponse("invalid signature", status_code=401)
@@ -122,28 +170,26 @@ def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return PlainTextResponse("body must be UTF-8", status_code=400)
-        body = _parse(text, request.headers.get("content-type", ""))
-        if body is None:
+        parsed = parse_slack_body(text, request.headers.get("content-type", ""))
+        if parsed is None or not shape_ok(parsed[1]):
             return PlainTextResponse("malformed Slack payload", status_code=400)
-        kind, command = kind_and_command(body)
+        kind, body = parsed
+        label = "-"
         rid = uuid.uuid4().hex[:12]
-        request_id.set(rid)  # lazy listeners inherit it: their tasks copy this context
-        if kind == "command" and command == "help":
-            # Static answer: skip Bolt's dispatch entirely (the signature is already checked).
-            response: Response = Response(help_body, media_type="application/json;charset=utf-8")
-        elif kind == "command" and body.get("command") == "/fblink" and not needs_bolt(*parse(str(body.get("text", "")))):
-            # Quick subcommands are one database read and one ack: answered here, without Bolt's dispatch.
-            response = JSONResponse(await quick_answer(services, body))
+        request_id.set(rid)  # after-ack tasks inherit it: they copy this context
+        if kind == "command":
+            if body.get("command") != routing.command:
+                return PlainTextResponse("unknown command", status_code=404)
+            label = routing.command_label(body)
+            answer = await routing.on_command(services, body)
+            response: Response = (JSONResponse(answer) if answer else Response(status_code=200))
         else:
             request._body = raw  # Starlette caches the body; the Bolt adapter reads it again
             response = await handler.handle(request)
         response.headers["X-Request-Id"] = rid
-        metrics.requests.labels(kind, command).inc()
+        metrics.requests.labels(kind, label).inc()
         metrics.ack_latency.labels(kind).observe(time.perf_counter() - started)
         return response
-
-    async def callback(request: Request) -> Response:
-        return await facebook_callback(services, request)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -157,8 +203,8 @@ def build_routes(services: "Services", bolt: AsyncApp) -> list[Route]:
         metrics.set_link_states(services.store.link_state_counts(services.now()))
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [
-        Route("/facebook/callback", callback, methods=["GET"]),
+    routes: list[BaseRoute] = [
+        *browser,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_view, methods=["GET"]),
     ]

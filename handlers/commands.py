@@ -1,132 +1,118 @@
-"""The `/fblink` router: parse the text, answer quick subcommands in the ack,
-acknowledge slow ones at once and finish them in a lazy listener."""
+"""The `/fblink` subcommands, declared once, and the one dispatcher both transports use.
+
+Over HTTP, bot/web.py hands every `/fblink` request to :func:`handle_command` right after
+the signature check; over Socket Mode the Bolt listener below does. Quick subcommands are
+answered inside the ack; slow ones are acknowledged with their "working" line and finished
+after the ack as tracked tasks (``Services.spawn``) that answer through response_url.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot import blocks
-from handlers import keys, links, login, pages, remind
-from handlers.common import Req, services_of, split_args, user_error_text
-
-if TYPE_CHECKING:
-    from bot.app import Services
+from bot.services import Services
+from handlers import keys, link_modal, links, login, pages, remind, status
+from handlers.common import ADMIN_ONLY, Req, url_responder, user_error_text
+from handlers.registry import Parsed, Subcommand, parse
 
 log = logging.getLogger(__name__)
-
-Quick = Callable[[Req], Awaitable[dict[str, Any]]]
-Slow = Callable[[Req], Awaitable[None]]
-
-# Answered inside the ack: only the database is touched.
-QUICK: dict[str, Quick] = {
-    "login": login.cmd_login,
-    "logout": login.cmd_logout,
-    "status": links.cmd_status,
-    "history": links.cmd_history,
-    "remind": remind.cmd_remind,
-    "keys": keys.cmd_keys_quick,
-}
-
-# Acknowledged with a "working" line, then run after the ack (they call Graph or Vonage).
-SLOW: dict[str, tuple[str, Slow]] = {
-    "pages": (":mag: Fetching your Facebook Pages…", pages.cmd_pages),
-    "link": (":link: Linking…", links.cmd_link),
-    "unlink": (":scissors: Unlinking…", links.cmd_unlink),
-    "relink": (":arrows_counterclockwise: Re-linking…", links.cmd_relink),
-    "sync": (":arrows_clockwise: Syncing with Vonage…", links.cmd_sync),
-}
-
-@functools.lru_cache(maxsize=1024)
-def parse(text: str) -> tuple[str, tuple[str, ...]]:
-    """`/fblink` text -> (subcommand, arguments). Pure, so cached: a request parses it up to three times."""
-    words = split_args(text)
-    if not words:
-        return "help", ()
-    return words[0].lower(), tuple(words[1:])
+COMMAND = "/fblink"
 
 
-def needs_bolt(name: str, args: tuple[str, ...]) -> bool:
-    """Slow subcommands and modals need Bolt's lazy listeners (and the trigger_id); the rest is one ack."""
-    return name in SLOW or (name == "keys" and args[:1] == ("add",))
+async def _help(req: Req) -> dict[str, Any]:
+    return HELP_MESSAGE
 
 
-async def _no_respond(**msg: Any) -> None:
-    log.warning("a quick subcommand tried to answer after its ack; ignored")
+SUBCOMMANDS: dict[str, Subcommand] = {s.name: s for s in (
+    Subcommand("login", (("login", "Log in with Facebook so fblink can see the Pages you manage"),),
+               answer=login.cmd_login),
+    Subcommand("logout", (("logout", "Forget your Facebook login and Page tokens"),), answer=login.cmd_logout),
+    Subcommand("pages", (("pages", "List the Facebook Pages you manage and their link status"),),
+               run_after=pages.cmd_pages, working=":mag: Fetching your Facebook Pages…"),
+    Subcommand("link", (("link <page> [api-key]", "Link a Page to a Vonage account (no arguments: open a form)"),
+                        ("link <page> app <application>", "Link a Page to a Vonage application")),
+               run_after=links.cmd_link, working=":link: Linking…",
+               opens_modal=lambda args: not args, open_modal=link_modal.open_link_modal),
+    Subcommand("unlink", (("unlink <page> [app <application>]", "Unlink an application, or remove the Page from Vonage"),),
+               run_after=links.cmd_unlink, working=":scissors: Unlinking…"),
+    Subcommand("relink", (("relink <page>", "Refresh a Page's token at Vonage; starts a new 90-day period"),),
+               run_after=links.cmd_relink, working=":arrows_counterclockwise: Re-linking…"),
+    Subcommand("status", (("status", "Every link in this workspace, soonest expiry first"),),
+               answer=status.cmd_status),
+    Subcommand("remind", (("remind [<page>] #channel | <page> off", "Where expiry reminders go; mute a Page"),),
+               answer=remind.cmd_remind),
+    Subcommand("sync", (("sync", "Reconcile with Vonage: import dashboard links, mark deleted ones"),),
+               run_after=links.cmd_sync, working=":arrows_clockwise: Syncing with Vonage…"),
+    Subcommand("keys", (("keys add | list | remove <api-key>", "Manage Vonage API keys (admins)"),),
+               answer=keys.cmd_keys, opens_modal=keys.opens_modal, open_modal=keys.open_add_modal, admin=True),
+    Subcommand("history", (("history <page>", "The last changes made to a Page's link"),), answer=status.cmd_history),
+    Subcommand("help", (("help", "This message"),), answer=_help),
+)}
 
 
-async def quick_answer(services: "Services", body: dict[str, Any], respond: Any = _no_respond) -> dict[str, Any]:
-    """The whole answer of a quick subcommand (help included): database work only, no upstream call."""
-    name, args = parse(str(body.get("text", "")))
-    req = Req(services=services, team_id=str(body.get("team_id", "")), user_id=str(body.get("user_id", "")),
-              channel_id=body.get("channel_id"), respond=respond, trigger_id=body.get("trigger_id"), args=args)
-    if name not in QUICK:
-        return blocks.help_message()
-    try:
-        return await QUICK[name](req)
-    except Exception as exc:
-        return blocks.notice(user_error_text(exc, what=f"/fblink {name}"))
+def help_message() -> dict[str, Any]:
+    lines = [f"`{COMMAND} {usage}` — {text}" for sub in SUBCOMMANDS.values() for usage, text in sub.usage]
+    text = "*fblink* links your Facebook Pages to Vonage and reminds you before the links expire.\n" + "\n".join(lines)
+    return blocks.message("fblink commands", [blocks.section(text)])
 
 
-def _req(body: dict[str, Any], context: Any, respond: Any, args: tuple[str, ...]) -> Req:
-    return Req(
-        services=services_of(context),
-        team_id=body.get("team_id", ""),
-        user_id=body.get("user_id", ""),
-        channel_id=body.get("channel_id"),
-        respond=respond,
-        trigger_id=body.get("trigger_id"),
-        args=args,
-    )
+HELP_MESSAGE = help_message()
 
 
-async def ack_command(ack, body, context, respond):  # type: ignore[no-untyped-def]
-    """Runs before the HTTP answer: must be fast (database only). Over HTTP, bot/web.py answers
-    the quick subcommands itself; this listener serves Socket Mode and the slow subcommands."""
-    name, args = parse(body.get("text", ""))
-    if name in SLOW:
-        if name == "link" and not args:
-            await ack()  # the modal is the answer
-            return
-        await ack(**blocks.notice(SLOW[name][0]))
-        return
-    payload = await quick_answer(services_of(context), body, respond)
-    if payload.get("_defer"):
-        await ack()  # keys add: the modal is the answer
-    else:
-        await ack(**payload)
+def subcommand_of(parsed: Parsed) -> Subcommand:
+    """Unknown subcommands get the help."""
+    return SUBCOMMANDS.get(parsed.name) or SUBCOMMANDS["help"]
 
 
-async def run_command(body, context, respond):  # type: ignore[no-untyped-def]
-    """Lazy listener: the slow half of a subcommand, after Slack has its ack."""
-    name, args = parse(body.get("text", ""))
-    req = _req(body, context, respond, args)
-    services = req.services
-    if name == "keys" and args[:1] == ("add",):
-        await keys.open_add_modal(req)
-        return
-    if name not in SLOW:
-        return
-    trigger = body.get("trigger_id") or ""
-    if trigger and not services.store.first_time(f"cmd:{trigger}", now=services.now()):
-        log.info("duplicate delivery of /fblink %s ignored", name)
+def metric_label(fields: Mapping[str, Any]) -> str:
+    """A bounded label for metrics: the subcommand's name, or help."""
+    return subcommand_of(parse(str(fields.get("text") or ""))).name
+
+
+async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The ack body of one `/fblink` request (``{}`` for an empty ack); slow work is spawned."""
+    parsed = parse(str(fields.get("text") or ""))
+    sub = subcommand_of(parsed)
+    user_id = str(fields.get("user_id") or "")
+    req = Req(services=services, team_id=str(fields.get("team_id") or ""), user_id=user_id,
+              channel_id=fields.get("channel_id") or None,
+              respond=url_responder(services, fields.get("response_url"), user_id),
+              trigger_id=fields.get("trigger_id") or None, args=parsed.args)
+    if sub.admin and not req.is_admin:
+        return blocks.notice(ADMIN_ONLY)
+    if sub.open_modal is not None and sub.opens_modal(parsed.args):
+        services.spawn(_after_ack(req, sub, sub.open_modal))
+        return {}  # the modal is the answer
+    if sub.answer is not None:
+        try:
+            return await sub.answer(req)
+        except Exception as exc:
+            return blocks.notice(user_error_text(exc, what=f"{COMMAND} {sub.name}"))
+    assert sub.run_after is not None
+    services.spawn(_after_ack(req, sub, sub.run_after))
+    return blocks.notice(sub.working)
+
+
+async def _after_ack(req: Req, sub: Subcommand, run: Any) -> None:
+    trigger = req.trigger_id or ""
+    if trigger and not req.store.first_time(f"cmd:{trigger}", now=req.now):
+        log.info("duplicate delivery of %s %s ignored", COMMAND, sub.name)
         return
     try:
-        await SLOW[name][1](req)
+        await run(req)
     except Exception as exc:
-        await respond(**blocks.notice(user_error_text(exc, what=f"/fblink {name}")), replace_original=False)
+        await req.say(blocks.notice(user_error_text(exc, what=f"{COMMAND} {sub.name}")))
 
 
-async def needs_lazy(body: dict[str, Any]) -> bool:
-    """Only slow subcommands pay for Bolt's lazy-listener request copy."""
-    return needs_bolt(*parse(body.get("text", "")))
+async def command_listener(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
+    """Socket Mode (and any request Bolt routes): the same dispatch as the HTTP fast path."""
+    await ack(**await handle_command(services, body))
 
 
 def register(app: AsyncApp) -> None:
-    # Bolt runs the first listener whose matchers pass.
-    app.command("/fblink", matchers=[needs_lazy])(ack=ack_command, lazy=[run_command])
-    app.command("/fblink")(ack_command)
+    app.command(COMMAND)(command_listener)

@@ -1,4 +1,4 @@
-"""Helpers shared by the listener modules: request context, argument parsing, error wording."""
+"""Helpers shared by the listener modules: the request object, after-ack work, answers, error wording."""
 
 from __future__ import annotations
 
@@ -6,29 +6,38 @@ import html
 import logging
 import re
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import blocks
 from bot.graph import GraphError
 from bot.http import UpstreamError, UpstreamUnavailable
+from bot.services import Services
+from bot.store import Store
 from bot.vonage import VonageAuthError, VonageConflict, VonageError, VonageForbidden, VonageInvalid, VonageNotFound
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 MAX_ARG_TEXT = 500
+ADMIN_ONLY = ":lock: Only fblink admins (FBLINK_ADMINS) can do that."
 
 Respond = Callable[..., Awaitable[Any]]
+Body = dict[str, Any]
 
 
 @dataclass
 class Req:
     """One user action, whatever surface it came from (command, button, modal)."""
 
-    services: "Services"
+    services: Services
     team_id: str
     user_id: str
     channel_id: str | None
@@ -37,24 +46,87 @@ class Req:
     args: tuple[str, ...] = ()
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> Store:
         return self.services.store
 
     @property
     def now(self) -> int:
         return self.services.now()
 
+    @property
+    def is_admin(self) -> bool:
+        return self.services.is_admin(self.user_id)
 
-def services_of(context: Any) -> "Services":
-    return context["services"]
+    async def say(self, msg: dict[str, Any]) -> None:
+        """Answer the user as a new ephemeral message (never replacing the one they clicked)."""
+        await self.respond(**msg, replace_original=False)
 
 
-async def ack_only(ack):  # type: ignore[no-untyped-def]
-    """The ack of a listener whose work runs in a lazy listener."""
-    await ack()
+def url_responder(services: Services, response_url: str | None, user_id: str) -> Respond:
+    """Answer through a response_url (with Slack's retry handlers), or by DM when there is none.
+
+    The webhook client is built on first use: most commands are answered in the ack and never use it.
+    """
+    if not response_url:
+        return dm_responder(services, user_id)
+
+    async def respond(**msg: Any) -> None:
+        client = AsyncWebhookClient(
+            response_url, timeout=int(max(1, services.settings.fblink_http_timeout)),
+            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(),
+                            AsyncServerErrorRetryHandler()],
+        )
+        resp = await client.send(**msg)
+        if resp.status_code >= 400:
+            log.warning("response_url answered %s", resp.status_code)
+
+    return respond
 
 
-async def ack_errors(ack, errors: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def action_req(services: Services, body: Body, respond: Respond | None) -> Req:
+    """A click or a selection. Clicks on the App Home or in a modal have no response_url: answer by DM."""
+    user_id = body["user"]["id"]
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    return Req(
+        services=services, team_id=body["team"]["id"], user_id=user_id, channel_id=channel,
+        respond=respond if respond is not None and body.get("response_url") else dm_responder(services, user_id),
+        trigger_id=body.get("trigger_id"),
+    )
+
+
+ActionWork = Callable[[Req, Body], Coroutine[Any, Any, None]]
+
+
+def on_action(app: AsyncApp, action_id: str, work: ActionWork) -> None:
+    """Ack a button or select at once, then run ``work`` as a tracked task after the ack."""
+
+    async def listener(ack: AsyncAck, body: Body, respond: AsyncRespond, services: Services) -> None:
+        await ack()
+        services.spawn(work(action_req(services, body, respond), body))
+
+    app.action(action_id)(listener)
+
+
+ViewListener = Callable[[AsyncAck, Body, Services], Awaitable[None]]
+
+
+def admin_only(listener: ViewListener) -> ViewListener:
+    """The one admin check for modals (errbot's ACL filter); commands declare ``admin`` instead."""
+
+    async def checked(ack: AsyncAck, body: Body, services: Services) -> None:
+        if services.is_admin(str((body.get("user") or {}).get("id", ""))):
+            await listener(ack, body, services)
+            return
+        values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+        if isinstance(values, dict) and values:
+            await ack(response_action="errors", errors={next(iter(values)): ADMIN_ONLY})
+        else:
+            await ack()
+
+    return checked
+
+
+async def ack_errors(ack: AsyncAck, errors: dict[str, str]) -> None:
     """A modal's ack: close it, or show the field errors in it."""
     if errors:
         await ack(response_action="errors", errors=errors)
@@ -62,16 +134,16 @@ async def ack_errors(ack, errors: dict[str, str]) -> None:  # type: ignore[no-un
         await ack()
 
 
-async def dm(services: "Services", user_id: str, msg: dict[str, Any]) -> None:
+async def dm(services: Services, user_id: str, msg: dict[str, Any]) -> None:
     """Tell a user in their DM with the bot; a Slack failure is logged, never raised over the real work."""
-    msg = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original")}
+    msg = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original", "delete_original")}
     try:
         await services.slack.chat_postMessage(channel=user_id, **msg)
     except Exception as exc:
         log.warning("could not message %s in Slack: %s", user_id, type(exc).__name__)
 
 
-def dm_responder(services: "Services", user_id: str) -> Respond:
+def dm_responder(services: Services, user_id: str) -> Respond:
     """A respond() for surfaces without a response_url (modals, App Home, the OAuth callback)."""
 
     async def respond(**msg: Any) -> None:
@@ -80,7 +152,7 @@ def dm_responder(services: "Services", user_id: str) -> Respond:
     return respond
 
 
-def first_submission(services: "Services", view: dict[str, Any]) -> bool:
+def first_submission(services: Services, view: dict[str, Any]) -> bool:
     """A modal submission delivered twice (double click, Slack retry) is handled once."""
     return services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now())
 
@@ -109,6 +181,7 @@ def parse_channel(word: str) -> str | None:
 
 def user_error_text(exc: Exception, *, what: str = "That") -> str:
     """Say what happened and what to do, for any upstream failure."""
+    esc = blocks.escape
     if isinstance(exc, UpstreamUnavailable):
         who = exc.upstream or "The service"
         return f":hourglass: {who} is busy or unreachable right now, so nothing was changed. Try again in a few minutes."
@@ -118,34 +191,33 @@ def user_error_text(exc: Exception, *, what: str = "That") -> str:
         if exc.permission_error:
             return (
                 ":no_entry: Facebook refused: fblink lacks a permission for this "
-                f"({blocks.escape(exc.message or 'permission error')}). Run `/fblink login` and allow every permission."
+                f"({esc(exc.message or 'permission error')}). Run `/fblink login` and allow every permission."
             )
-        return f":x: Facebook returned an error: {blocks.escape(exc.message or 'unknown error')}."
+        return f":x: Facebook returned an error: {esc(exc.message or 'unknown error')}."
     if isinstance(exc, VonageAuthError):
         return (
-            f":no_entry: Vonage rejected API key `{blocks.escape(exc.api_key or '?')}`. Check the key and secret "
+            f":no_entry: Vonage rejected API key `{esc(exc.api_key or '?')}`. Check the key and secret "
             "(an admin can update them with `/fblink keys add`) and that the account is active."
         )
     if isinstance(exc, VonageForbidden):
         return (
             ":no_entry: Vonage refused: the application does not exist for this API key or is not a Messages "
-            f"application. {blocks.escape(exc.detail or '')}".strip()
+            f"application. {esc(exc.detail or '')}".strip()
         )
     if isinstance(exc, VonageInvalid):
         fields = "; ".join(
-            f"`{blocks.escape(str(p.get('name', '?')))}`: {blocks.escape(str(p.get('reason', '')))}"
-            for p in exc.invalid_params
+            f"`{esc(str(p.get('name', '?')))}`: {esc(str(p.get('reason', '')))}" for p in exc.invalid_params
         )
-        return f":x: Vonage rejected the request: {blocks.escape(exc.detail or exc.title or 'invalid request')}" + (
+        return f":x: Vonage rejected the request: {esc(exc.detail or exc.title or 'invalid request')}" + (
             f" ({fields})" if fields else ""
         )
     if isinstance(exc, VonageConflict):
-        return f":warning: Vonage reports a conflict: {blocks.escape(exc.detail or exc.title or 'already exists')}"
+        return f":warning: Vonage reports a conflict: {esc(exc.detail or exc.title or 'already exists')}"
     if isinstance(exc, VonageNotFound):
-        return f":x: Vonage does not know this Page or application: {blocks.escape(exc.detail or exc.title or 'not found')}"
+        return f":x: Vonage does not know this Page or application: {esc(exc.detail or exc.title or 'not found')}"
     if isinstance(exc, VonageError):
-        return f":x: Vonage returned an error: {blocks.escape(exc.detail or exc.title or str(exc.status))}"
+        return f":x: Vonage returned an error: {esc(exc.detail or exc.title or str(exc.status))}"
     if isinstance(exc, UpstreamError):
-        return f":x: {blocks.escape(str(exc))}"
+        return f":x: {esc(str(exc))}"
     log.exception("unexpected error", exc_info=exc)
     return f":x: {what} failed unexpectedly. The error was logged; try again, and tell an admin if it persists."

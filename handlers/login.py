@@ -1,48 +1,39 @@
-"""`/fblink login`, `/fblink logout` and the Facebook OAuth callback."""
+"""`/fblink login`, `/fblink logout`, fblink's login confirmation page and the Facebook callback.
+
+A login link opens fblink's own page first. It names the Slack workspace and user the
+Facebook login will be bound to, and continues to Facebook only on a button (a POST with
+a CSRF token tied to the state). A forwarded link therefore shows its reader whose Slack
+user it binds to before Facebook is contacted, and the callback refuses a state nobody
+confirmed. The DM that follows names the Facebook account and offers "Not me: disconnect".
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import parse_qs
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bot import blocks
 from bot.graph import REQUIRED_SCOPES, GraphError
 from bot.http import UpstreamError, UpstreamUnavailable
-from bot.store import FacebookLogin
-from handlers.common import Req, dm
-
-if TYPE_CHECKING:
-    from bot.app import Services
+from bot.services import Services
+from bot.store import FacebookLogin, OAuthState
+from handlers.common import Body, Req, dm, on_action
+from handlers.changes import relink_after_login
+from handlers.session import login_message, login_prompt, login_url
 
 log = logging.getLogger(__name__)
 
 
-def login_url(services: "Services", team_id: str, user_id: str, *, channel_id: str | None = None,
-              purpose: str = "login", payload: dict[str, Any] | None = None, rerequest: bool = False) -> str:
-    """A fresh single-use login link bound to this Slack user."""
-    state = services.store.create_state(
-        team_id, user_id, now=services.now(), channel_id=channel_id, purpose=purpose, payload=payload
-    )
-    return services.graph.login_dialog_url(state, rerequest=rerequest)
-
-
-def login_prompt(services: "Services", team_id: str, user_id: str, channel_id: str | None = None,
-                 *, text: str | None = None) -> dict[str, Any]:
-    url = login_url(services, team_id, user_id, channel_id=channel_id)
-    msg = blocks.login_message(url)
-    if text:
-        msg["blocks"].insert(0, blocks.section(text))
-        msg["text"] = text
-    return msg
-
-
 async def cmd_login(req: Req) -> dict[str, Any]:
-    return login_prompt(req.services, req.team_id, req.user_id, req.channel_id)
+    return login_prompt(req)
 
 
 async def cmd_logout(req: Req) -> dict[str, Any]:
@@ -50,36 +41,109 @@ async def cmd_logout(req: Req) -> dict[str, Any]:
     req.store.audit(req.team_id, "logout", now=req.now, user_id=req.user_id)
     if had:
         return blocks.notice(
-            ":wave: fblink forgot your Facebook login and Page tokens. Existing Vonage links keep working until they expire."
+            ":wave: fblink deleted your Facebook login and the Page tokens it brought. It keeps only the Page "
+            "tokens already given to Vonage for your links, and uses them only for the daily health check; "
+            "your links keep working until they expire."
         )
     return blocks.notice("You were not logged in. Run `/fblink login` to connect Facebook.")
 
 
+async def disconnect(req: Req, body: Body) -> None:
+    """"Not me": the Facebook account connected is not this Slack user's. Remove everything it brought."""
+    had = req.store.forget_login(req.team_id, req.user_id)
+    dropped = req.store.forget_link_tokens(req.team_id, req.user_id)
+    req.store.audit(req.team_id, "disconnect", now=req.now, user_id=req.user_id,
+                    detail=f"{dropped} link tokens dropped")
+    text = (":unlock: Disconnected: fblink deleted that Facebook login and every Page token it brought"
+            + (f", including the tokens of {dropped} link(s) you made with it" if dropped else "")
+            + ". Run `/fblink login` to connect your own account." if had or dropped
+            else "There was no Facebook login to disconnect.")
+    await req.respond(**blocks.notice(text), replace_original=True)
+
+
 # -- the browser side ---------------------------------------------------------
 
-def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def page(title: str, body: str, status: int = 200, *, extra_html: str = "") -> HTMLResponse:
     doc = (
         "<!doctype html><html><head><meta charset='utf-8'><title>fblink: {t}</title>"
         "<meta name='viewport' content='width=device-width'>"
-        "<style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;line-height:1.5}}</style>"
-        "</head><body><h1>{t}</h1><p>{b}</p></body></html>"
-    ).format(t=html.escape(title), b=html.escape(body))
-    return HTMLResponse(doc, status_code=status, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        "<style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;line-height:1.5}}"
+        "button{{font-size:1.1em;padding:.5em 1.2em}}</style>"
+        "</head><body><h1>{t}</h1><p>{b}</p>{x}</body></html>"
+    ).format(t=html.escape(title), b=html.escape(body), x=extra_html)
+    return HTMLResponse(doc, status_code=status, headers={
+        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
 
 
-async def facebook_callback(services: "Services", request: Request) -> HTMLResponse:
+def csrf_token(services: Services, state: str) -> str:
+    key = ("csrf:" + services.settings.fblink_secret_key).encode()
+    return hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
+
+
+INVALID = ("Login link not valid", "This login link is unknown, expired (links last 10 minutes) or was already used. "
+           "Run /fblink login in Slack to get a new one.")
+
+
+async def _slack_names(services: Services, state: OAuthState) -> tuple[str, str]:
+    """The workspace and the Slack user's names as Slack knows them (ids when Slack does not answer)."""
+    team, user = state.team_id, state.user_id
+    try:
+        info = await services.slack.users_info(user=state.user_id)
+        profile = info["user"] or {}
+        user = str(profile.get("real_name") or profile.get("name") or user)
+        auth = await services.slack.auth_test()
+        team = str(auth.get("team") or team)
+    except Exception as exc:
+        log.info("could not look up Slack names for the login page: %s", type(exc).__name__)
+    return team, user
+
+
+async def login_page(services: Services, request: Request) -> Response:
+    """GET: say whom the login binds to. POST: confirmed, continue to Facebook."""
+    now = services.now()
+    if request.method == "POST":
+        raw = (await request.body())[:4096].decode("utf-8", "replace")
+        form = {k: v[-1] for k, v in parse_qs(raw).items()}
+        state_text, token = form.get("state", ""), form.get("csrf", "")
+        state = services.store.peek_state(state_text, now=now)
+        if state is None:
+            return page(*INVALID, 400)
+        if not hmac.compare_digest(token, csrf_token(services, state_text)):
+            return page("Login not confirmed", "The confirmation did not come from fblink's page. "
+                        "Open the login link from Slack again.", 403)
+        services.store.confirm_state(state_text, now=now)
+        dialog = services.graph.login_dialog_url(state_text, rerequest=bool(state.payload.get("rerequest")))
+        return RedirectResponse(dialog, status_code=303, headers={"Cache-Control": "no-store"})
+    state_text = request.query_params.get("state", "")
+    state = services.store.peek_state(state_text, now=now)
+    if state is None:
+        return page(*INVALID, 400)
+    team, user = await _slack_names(services, state)
+    form = (
+        "<p><strong>Not you?</strong> Close this tab: a login link belongs to the person who asked for it.</p>"
+        "<form method='post' action='login'>"
+        f"<input type='hidden' name='state' value='{html.escape(state_text)}'>"
+        f"<input type='hidden' name='csrf' value='{csrf_token(services, state_text)}'>"
+        "<button type='submit'>Continue to Facebook</button></form>"
+    )
+    return page(
+        "Connect Facebook to fblink",
+        f"The Facebook account you log in with will be connected to the Slack user {user} ({state.user_id}) "
+        f"in the workspace {team} ({state.team_id}). Whoever holds that Slack account can then link and "
+        "replace applications on the Pages this Facebook account manages.",
+        extra_html=form,
+    )
+
+
+async def facebook_callback(services: Services, request: Request) -> Response:
     """Check the state first; only then talk to Facebook."""
     params = request.query_params
     state_text = params.get("state", "")
     now = services.now()
     state = services.store.consume_state(state_text, now=now) if state_text else None
     if state is None:
-        return page(
-            "Login link not valid",
-            "This login link is unknown, expired (links last 10 minutes) or was already used. "
-            "Run /fblink login in Slack to get a new one.",
-            400,
-        )
+        return page(*INVALID, 400)
     if params.get("error"):
         reason = params.get("error_reason") or params.get("error")
         log.info("facebook login declined by %s: %s", state.user_id, reason)
@@ -102,50 +166,61 @@ async def facebook_callback(services: "Services", request: Request) -> HTMLRespo
         me = await graph.me(long.access_token)
     except GraphError as exc:
         log.info("facebook login failed for %s: code=%s subcode=%s", state.user_id, exc.code, exc.subcode)
-        return page(
-            "Facebook did not accept this login",
-            "The login code was invalid, expired or already used. Run /fblink login in Slack to start again.",
-            400,
-        )
+        return page("Facebook did not accept this login",
+                    "The login code was invalid, expired or already used. Run /fblink login in Slack to start again.",
+                    400)
     except UpstreamUnavailable:
         await dm(services, state.user_id, blocks.notice(
             ":hourglass: Facebook is busy right now and the login could not be completed. "
             "Run `/fblink login` again in a few minutes."
         ))
-        return page("Facebook is busy", "Facebook did not answer in time. Run /fblink login in Slack again in a few minutes.", 503)
+        return page("Facebook is busy",
+                    "Facebook did not answer in time. Run /fblink login in Slack again in a few minutes.", 503)
     except UpstreamError:
-        return page("Login failed", "Facebook answered in a way fblink did not expect. Run /fblink login in Slack again.", 502)
+        return page("Login failed",
+                    "Facebook answered in a way fblink did not expect. Run /fblink login in Slack again.", 502)
 
+    fb_name = str(me.get("name", ""))
     token_expires_at = now + long.expires_in if long.expires_in else info.expires_at
     services.store.save_login(
         FacebookLogin(
             team_id=state.team_id, user_id=state.user_id, fb_user_id=str(me.get("id", info.user_id or "")),
-            fb_name=str(me.get("name", "")), token=long.access_token, token_expires_at=token_expires_at,
+            fb_name=fb_name, token=long.access_token, token_expires_at=token_expires_at,
             data_access_expires_at=info.data_access_expires_at, scopes=tuple(info.scopes),
         ),
         now=now,
     )
-    services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {me.get('name', '')}")
-    missing = [s for s in REQUIRED_SCOPES if s not in info.scopes]
-    name = blocks.escape(str(me.get("name", "")))
+    services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
+    await dm(services, state.user_id, connected_message(services, state, fb_name, info.scopes))
+    if state.purpose == "relink" and state.payload.get("page_id"):
+        services.spawn(relink_after_login(services, state))
+    return page("You're connected",
+                f"fblink is connected to Facebook as {fb_name}, for Slack user {state.user_id}. "
+                "You can close this tab and return to Slack.")
+
+
+def connected_message(services: Services, state: OAuthState, fb_name: str, scopes: list[str]) -> dict[str, Any]:
+    name = blocks.escape(fb_name)
+    head = (f":white_check_mark: Connected to Facebook as *{name}*. Not you? Someone else completed the login "
+            "link you were sent: disconnect it now.")
+    out = [blocks.section(head), blocks.actions(blocks.button(
+        "Not me: disconnect", "login_disconnect", "disconnect", style="danger", confirm=blocks.confirm_dialog(
+            "Disconnect this Facebook login?", f"fblink will delete the login of {name} and every Page token it "
+            "brought.", ok="Disconnect")))]
+    missing = [s for s in REQUIRED_SCOPES if s not in scopes]
     if missing:
         url = login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)
-        msg = blocks.login_message(url, rerequest_scopes=missing)
-        msg["blocks"].insert(0, blocks.section(f":white_check_mark: Connected to Facebook as *{name}*."))
-        await dm(services, state.user_id, msg)
+        out += login_message(url, rerequest_scopes=missing)["blocks"]
     else:
-        await dm(services, state.user_id, blocks.notice(
-            f":white_check_mark: Connected to Facebook as *{name}*. Run `/fblink pages` to see your Pages."
-        ))
-    if state.purpose == "relink" and state.payload.get("page_id"):
-        from handlers.links import relink_after_login
+        out.append(blocks.context("Run `/fblink pages` to see your Pages."))
+    return blocks.message(f"Connected to Facebook as {fb_name}", out)
 
-        services.spawn(relink_after_login(services, state))
-    return page("You're connected", f"fblink is connected to Facebook as {me.get('name', '')}. You can close this tab and return to Slack.")
+
+async def login_button(ack: AsyncAck) -> None:
+    """A URL button: the browser does the work; Slack still wants an ack."""
+    await ack()
 
 
 def register(app: AsyncApp) -> None:
-    @app.action("login_open")
-    async def login_button(ack):  # type: ignore[no-untyped-def]
-        # A URL button: the browser does the work; Slack still wants an ack.
-        await ack()
+    app.action("login_open")(login_button)
+    on_action(app, "login_disconnect", disconnect)

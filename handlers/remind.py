@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
-
 from bot import blocks
-from handlers.common import Req, parse_channel
+from handlers.common import ADMIN_ONLY, Req, parse_channel
+from handlers.lookups import by_text
 
 USAGE = ("Usage: `/fblink remind #channel` (workspace default, admins), `/fblink remind <page> #channel`, "
          "`/fblink remind <page> off|on`.")
@@ -18,8 +17,6 @@ def _where(channel: str | None) -> str:
 
 
 async def cmd_remind(req: Req) -> dict[str, Any]:
-    from handlers.links import match_link
-
     services, store = req.services, req.store
     args = list(req.args)
     if not args:
@@ -30,19 +27,19 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
             lines.append(f"*{blocks.escape(link.page_name)}* → {dest}")
         return blocks.notice("*Reminder settings*\n" + "\n".join(lines[:60]) + "\n" + USAGE)
     if len(args) == 1 and parse_channel(args[0]):
-        if not services.is_admin(req.user_id):
-            return blocks.notice(":lock: Only fblink admins can set the workspace default reminder channel.")
         channel = parse_channel(args[0])
+        if not req.is_admin or channel is None:
+            return blocks.notice(ADMIN_ONLY)
         store.set_team_reminder_channel(req.team_id, channel, by=req.user_id, now=req.now)
         store.audit(req.team_id, "remind_default", now=req.now, user_id=req.user_id, detail=f"channel {channel}")
         return blocks.notice(f":bell: Reminders without a channel of their own now go to <#{channel}>.")
     if len(args) < 2:
         return blocks.notice(USAGE)
     target, page_words = args[-1], " ".join(args[:-1])
-    link = match_link(store.list_links(req.team_id), page_words)
+    link = by_text(store.list_links(req.team_id), page_words)
     if link is None:
         return blocks.notice(f"No Page called “{blocks.escape(page_words)}” is linked in this workspace.")
-    if link.linked_by != req.user_id and not services.is_admin(req.user_id):
+    if link.linked_by != req.user_id and not req.is_admin:
         who = f"<@{link.linked_by}>" if link.linked_by else "an admin"
         return blocks.notice(f":lock: Only {who} or an fblink admin can change reminders for *{blocks.escape(link.page_name)}*.")
     name = blocks.escape(link.page_name)
@@ -61,7 +58,3 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
     store.audit(req.team_id, "remind_channel", now=req.now, user_id=req.user_id, page_id=link.page_id,
                 detail=f"channel {channel}")
     return blocks.notice(f":bell: Reminders for *{name}* now go to <#{channel}>.")
-
-
-def register(app: AsyncApp) -> None:
-    """Reminder settings are command-only; the reminder buttons live in handlers.links."""

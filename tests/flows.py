@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,11 +36,25 @@ def text_of(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False)
 
 
-def login_state(bot: Any, user: str = "U1") -> str:
-    """Run `/fblink login` and return the state from the button's URL."""
+def confirm_login(bot: Any, url: str) -> str:
+    """What a browser does with a login link: open fblink's page, press Continue. Returns the
+    Facebook dialog URL fblink redirects to."""
+    page = bot.http.get(url.replace("https://fblink.test", bot.url))
+    assert page.status_code == 200, page.text
+    csrf = re.search(r"name='csrf' value='([0-9a-f]+)'", page.text)
+    assert csrf, page.text
+    r = bot.http.post(bot.url + "/facebook/login", data={"state": query(url)["state"], "csrf": csrf.group(1)})
+    assert r.status_code == 303, r.text
+    return str(r.headers["location"])
+
+
+def login_state(bot: Any, user: str = "U1", *, confirm: bool = True) -> str:
+    """Run `/fblink login`, confirm it on fblink's page (unless told not to), return the state."""
     r = bot.command("login", user=user)
     assert r.status_code == 200
     (url,) = button_urls(r.json())
+    if confirm:
+        confirm_login(bot, url)
     return query(url)["state"]
 
 

@@ -291,8 +291,9 @@ def test_relink_with_stale_login_sends_login_first(bot, graph, vonage):
     bot.command("relink 101")
     prompt = last_response(bot, "needs a fresh Facebook login")
     url = next(b["url"] for b in buttons(prompt) if b.get("url"))
-    from tests.flows import query
+    from tests.flows import confirm_login, query
 
+    confirm_login(bot, url)
     state = query(url)["state"]
     graph.users["FB1"].data_access_expires_at = bot.clock.now() + 90 * DAY
     r = bot.http.get(bot.url + "/facebook/callback", params={"code": graph.issue_code("FB1"), "state": state})
@@ -375,6 +376,7 @@ def test_status_pages_with_next(world, vonage):
 
 def test_modal_key_change_reloads_that_keys_applications(world, vonage):
     bot = world
+    bot.services.settings.fblink_admins = "UADMIN,U1"  # only admins are offered more than the default key
     bot.store.add_key(TEAM, "second99", "s2-secret", by="UADMIN", now=START)
     vonage.add_key("second99", "s2-secret")
     vonage.add_application("second99", "bbbbbbbb-0000-4000-8000-000000000009", "Other Key Bot")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import USAGE
+from handlers.commands import SUBCOMMANDS
 from tests.conftest import APP_ID, BOT_TOKEN, sign
-from tests.flows import button_urls, buttons, log_in, login_state, query, text_of
+from tests.flows import button_urls, buttons, confirm_login, log_in, login_state, query, text_of
 
 PAGES = [
     {"id": "101", "name": "Acme <Coffee> & Tea", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]},
@@ -28,7 +28,7 @@ def test_help_lists_every_subcommand(bot, text):
     assert body["response_type"] == "ephemeral"
     for sub in ("login", "logout", "pages", "link", "unlink", "relink", "status", "remind", "sync", "keys"):
         assert f"/fblink {sub}" in text_of(body)
-    assert len(USAGE) >= 10
+    assert len(SUBCOMMANDS) >= 10
 
 
 def test_unsigned_and_badly_signed_requests_are_401(bot):
@@ -74,7 +74,9 @@ def test_login_button_leads_to_the_dialog(bot):
     payload = r.json()
     assert payload["response_type"] == "ephemeral"
     assert any(b["text"]["text"] == "Continue with Facebook" for b in buttons(payload))
-    (url,) = button_urls(payload)
+    (confirm_url,) = button_urls(payload)
+    assert confirm_url.startswith("https://fblink.test/facebook/login?state=")
+    url = confirm_login(bot, confirm_url)
     assert url.startswith("https://www.facebook.test/v25.0/dialog/oauth?")
     q = query(url)
     assert q["client_id"] == APP_ID
@@ -88,7 +90,7 @@ def test_login_button_leads_to_the_dialog(bot):
 def test_login_with_config_id(start_app):
     bot = start_app(facebook_login_config_id="cfg-42")
     (url,) = button_urls(bot.command("login").json())
-    q = query(url)
+    q = query(confirm_login(bot, url))
     assert q["config_id"] == "cfg-42" and "scope" not in q
 
 
@@ -159,7 +161,7 @@ def test_declined_permission_offers_rerequest(bot, graph):
     log_in(bot, graph, declined={"pages_messaging"})
     dm = bot.slack.wait_message("pages_messaging")
     (url,) = button_urls(dm)
-    assert query(url)["auth_type"] == "rerequest"
+    assert query(confirm_login(bot, url))["auth_type"] == "rerequest"
 
 
 def test_graph_busy_during_login_says_so(bot, graph):
@@ -265,7 +267,7 @@ def test_logout_forgets_tokens(bot, graph):
     bot.command("pages")
     bot.slack.wait_response("Acme")
     r = bot.command("logout")
-    assert "forgot" in r.text
+    assert "deleted your Facebook login" in r.text
     assert bot.store.get_login("T0001", "U1") is None
     assert bot.store.get_pages("T0001", "U1") == []
     assert "not logged in" in bot.command("logout").text

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 from bot.crypto import Vault
 from bot.graph import Page
 from bot.store import Store
-from handlers.commands import QUICK, SLOW, parse
+from handlers.commands import SUBCOMMANDS as REGISTRY
+from handlers.registry import parse
 from handlers.common import MAX_ARG_TEXT, split_args
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import log_in
@@ -42,13 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OWN_CODE = (str(ROOT / "bot"), str(ROOT / "handlers"))
 
 
-SUBCOMMANDS = sorted({*QUICK, *SLOW, "help"})
+SUBCOMMANDS = sorted(REGISTRY)
 USERS = ["U1", "UADMIN", "U2"]
 
 # Every listener fblink registers (grep `app.action(` / `app.view(` in handlers/).
 MESSAGE_ACTIONS = [
     "login_open", "pages_next", "pages_next_prev", "page_link", "page_link_app", "page_unlink", "page_relink",
     "status_relink", "link_replace", "reminder_relink", "link_keep", "status_next", "status_next_prev",
+    "login_disconnect",
 ]
 MODAL_ACTIONS = ["link_modal_key"]  # dispatch_action inside the link modal
 HOME_ACTIONS = ["status_relink"]  # the App Home tab's "Re-link" accessory
@@ -281,7 +283,10 @@ def test_the_strategies_cover_every_registered_listener():
 
     source = "\n".join(p.read_text() for p in (ROOT / "handlers").glob("*.py"))
     actions = set(re.findall(r'app\.action\("([^"]+)"\)', source))
-    views = set(re.findall(r'app\.view\("([^"]+)"\)', source))
+    actions |= set(re.findall(r'on_action\(app, "([^"]+)"', source))
+    for group in re.findall(r'for action_id in \(([^)]*)\):\n\s+on_action', source):
+        actions |= set(re.findall(r'"([^"]+)"', group))
+    views = set(re.findall(r'CALLBACK_ID = "([^"]+)"', source))
     assert actions == set(MESSAGE_ACTIONS) | set(MODAL_ACTIONS) | set(HOME_ACTIONS)
     assert views == set(VIEWS)
 

@@ -21,7 +21,7 @@ from tests.conftest import APP_ID, BOT_TOKEN, TEAM, serve
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.socket_mode import FakeSocketMode
-from tests.flows import button_urls, buttons, query, text_of
+from tests.flows import button_urls, buttons, confirm_login, query, text_of
 
 APP_TOKEN = "xapp-1-A0001-test"
 
@@ -110,7 +110,8 @@ def test_login_button_comes_back_over_the_socket_and_callback_is_served(socket_b
     ack = socket_bot.command("login")
     payload = ack["payload"]
     assert any(b["text"]["text"] == "Continue with Facebook" for b in buttons(payload))
-    (url,) = button_urls(payload)
+    (confirm_url,) = button_urls(payload)
+    url = confirm_login(socket_bot, confirm_url)  # the browser half runs over HTTP
     assert url.startswith("https://www.facebook.test/v25.0/dialog/oauth?")
     q = query(url)
     assert q["client_id"] == APP_ID

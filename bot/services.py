@@ -1,0 +1,149 @@
+"""Services: everything a listener needs, built once per process (slack-machine's setup order:
+settings -> storage -> clients). Listeners receive them by name through Bolt's context.
+
+This module imports no handler and no entry point, so the domain and the handlers can
+depend on it without a cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock
+from bot.crypto import Vault
+from bot.graph import GraphClient
+from bot.http import RetryPolicy
+from bot.logs import install_redaction
+from bot.metrics import Metrics
+from bot.settings import Settings
+from bot.store import Store
+from bot.vonage import Credentials, VonageClient
+
+log = logging.getLogger(__name__)
+SHUTDOWN_WAIT = 10.0  # seconds the after-ack tasks get to finish at shutdown
+
+
+@dataclass
+class Services:
+    """Settings, store, clients, clock and metrics; created once per process."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    graph: GraphClient
+    vonage: VonageClient
+    slack: AsyncWebClient
+    http: httpx.AsyncClient
+    metrics: Metrics
+    policy: RetryPolicy
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)  # this process, for Page leases
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def now(self) -> int:
+        return self.clock.now()
+
+    def is_admin(self, user_id: str) -> bool:
+        return user_id in self.settings.admins
+
+    def credentials(self, team_id: str, api_key: str | None = None) -> Credentials | None:
+        """The default Vonage key, or another one an admin added (None when unknown)."""
+        api_key = api_key or self.settings.vonage_api_key
+        if api_key == self.settings.vonage_api_key:
+            return Credentials(api_key, self.settings.vonage_api_secret)
+        secret = self.store.key_secret(team_id, api_key)
+        return Credentials(api_key, secret) if secret else None
+
+    def api_keys(self, team_id: str) -> list[str]:
+        default = self.settings.vonage_api_key
+        return [default, *(k["api_key"] for k in self.store.list_keys(team_id) if k["api_key"] != default)]
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run work after the ack as a tracked task: kept alive, and awaited at shutdown."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("after-ack work failed: %s", type(exc).__name__, exc_info=exc)
+
+    async def aclose(self) -> None:
+        """Wait for after-ack work, then close the clients and the database."""
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=SHUTDOWN_WAIT)
+        await self.http.aclose()
+        self.store.close()
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=settings.fblink_retry_attempts,
+        total_timeout=settings.fblink_retry_total,
+        wait_initial=settings.fblink_retry_wait,
+        wait_max=max(settings.fblink_retry_wait * 10, 0.05),
+        wait_jitter=settings.fblink_retry_wait,
+        connect_timeout=min(5.0, settings.fblink_http_timeout),
+        read_timeout=settings.fblink_http_timeout,
+        max_retry_after=min(30.0, settings.fblink_retry_total),
+    )
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    install_redaction()
+    policy = retry_policy(settings)
+    metrics = Metrics()
+    http = httpx.AsyncClient(timeout=policy.timeout(), headers={"User-Agent": "fblink/0.1"})
+    store = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
+    graph = GraphClient(
+        http,
+        graph_url=settings.facebook_graph_url,
+        login_url=settings.facebook_login_url,
+        api_version=settings.facebook_api_version,
+        app_id=settings.facebook_app_id,
+        app_secret=settings.facebook_app_secret,
+        redirect_uri=settings.redirect_uri,
+        login_config_id=settings.facebook_login_config_id,
+        policy=policy,
+        on_attempt=metrics.outbound,
+    )
+    vonage = VonageClient(http, base_url=settings.vonage_api_url, policy=policy, on_attempt=metrics.outbound)
+    slack = AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=int(max(1, settings.fblink_http_timeout)),
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+    return Services(
+        settings=settings, store=store, clock=clock or Clock(), graph=graph, vonage=vonage, slack=slack,
+        http=http, metrics=metrics, policy=policy,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Services]:
+    """Services for one unit of work (`fblink sweep`, a benchmark); everything is closed after."""
+    services = build_services(settings, clock)
+    try:
+        yield services
+    finally:
+        await services.aclose()

@@ -1,0 +1,190 @@
+"""Schema migrations, kept apart from the queries (as sqlite-utils keeps migrations apart from db).
+
+Applied once per database under a file lock, so several processes starting together
+do not race each other.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("fblink")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE oauth_states (
+            state_hash TEXT PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            channel_id TEXT,
+            purpose TEXT NOT NULL DEFAULT 'login',
+            payload TEXT,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER
+        );
+        CREATE TABLE fb_users (
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            fb_user_id TEXT NOT NULL,
+            fb_name TEXT NOT NULL,
+            token_enc TEXT NOT NULL,
+            token_expires_at INTEGER,
+            data_access_expires_at INTEGER,
+            scopes TEXT NOT NULL DEFAULT '[]',
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (team_id, user_id)
+        );
+        CREATE TABLE fb_pages (
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            page_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            category TEXT NOT NULL DEFAULT '',
+            tasks TEXT NOT NULL DEFAULT '[]',
+            token_enc TEXT NOT NULL,
+            fetched_at INTEGER NOT NULL,
+            PRIMARY KEY (team_id, user_id, page_id)
+        );
+        CREATE TABLE vonage_keys (
+            team_id TEXT NOT NULL,
+            api_key TEXT NOT NULL,
+            secret_enc TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            added_at INTEGER NOT NULL,
+            PRIMARY KEY (team_id, api_key)
+        );
+        CREATE TABLE links (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            page_id TEXT NOT NULL,
+            page_name TEXT NOT NULL,
+            api_key TEXT NOT NULL,
+            application_id TEXT,
+            application_name TEXT,
+            linked_by TEXT,
+            linked_at INTEGER NOT NULL,
+            channel_id TEXT,
+            expires_at INTEGER,
+            status TEXT NOT NULL DEFAULT 'active',
+            period INTEGER NOT NULL DEFAULT 1,
+            needs_relink INTEGER NOT NULL DEFAULT 0,
+            reminder_channel TEXT,
+            muted INTEGER NOT NULL DEFAULT 0,
+            next_due_at INTEGER,
+            broken_at INTEGER,
+            breakages INTEGER NOT NULL DEFAULT 0,
+            checked_at INTEGER,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (team_id, page_id)
+        );
+        CREATE INDEX links_due ON links (next_due_at) WHERE status = 'active' AND next_due_at IS NOT NULL;
+        CREATE INDEX links_team_expiry ON links (team_id, expires_at);
+        CREATE TABLE reminders (
+            id INTEGER PRIMARY KEY,
+            link_id INTEGER NOT NULL REFERENCES links(id) ON DELETE CASCADE,
+            team_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            period INTEGER NOT NULL,
+            threshold INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            claimed_at INTEGER,
+            claim_id TEXT,
+            posted_at INTEGER,
+            channel_id TEXT,
+            message_ts TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            UNIQUE (link_id, kind, period, threshold)
+        );
+        CREATE INDEX reminders_claimed ON reminders (claimed_at) WHERE status = 'claimed';
+        CREATE TABLE team_settings (
+            team_id TEXT PRIMARY KEY,
+            reminder_channel TEXT,
+            updated_by TEXT,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            user_id TEXT,
+            action TEXT NOT NULL,
+            page_id TEXT,
+            detail TEXT,
+            result TEXT NOT NULL
+        );
+        CREATE INDEX audit_page ON audit (team_id, page_id, id);
+        CREATE TABLE idempotency (
+            key TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL
+        );
+        """
+    )
+
+
+@migrations()
+def m002_status_order_index(db: Database) -> None:
+    # Matches list_links' ORDER BY, so a status page reads 10 rows instead of sorting them all.
+    db.execute(
+        "CREATE INDEX links_team_status_order ON links"
+        " (team_id, expires_at IS NULL, expires_at, page_name COLLATE NOCASE)"
+    )
+
+
+@migrations()
+def m003_link_token_and_probe_index(db: Database) -> None:
+    # The Page token fblink gave Vonage (encrypted), so the daily probe checks that very token.
+    db.execute("ALTER TABLE links ADD COLUMN token_enc TEXT")
+    db.execute("UPDATE links SET checked_at = 0 WHERE checked_at IS NULL")
+    db.execute("CREATE INDEX links_probe ON links (checked_at) WHERE status = 'active'")
+
+
+def open_database(path: str) -> Database:
+    """Open (creating) the SQLite file in WAL mode, usable from any thread of one process."""
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+    db = Database(conn)
+    if path != ":memory:":
+        db.enable_wal()
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def migrate(db: Database, path: str) -> None:
+    """Apply pending migrations once, even when several processes start together."""
+    if path == ":memory:":
+        migrations.apply(db)
+        return
+    lock_path = Path(path).with_name(Path(path).name + ".migrate-lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            migrations.apply(db)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+
+
+@migrations()
+def m004_page_leases(db: Database) -> None:
+    # One change per (team, Page) at a time across every process sharing this file.
+    db.execute(
+        "CREATE TABLE page_leases (team_id TEXT NOT NULL, page_id TEXT NOT NULL, owner TEXT NOT NULL,"
+        " expires_at INTEGER NOT NULL, PRIMARY KEY (team_id, page_id))"
+    )
+
+
+@migrations()
+def m005_state_confirmation(db: Database) -> None:
+    # A login state counts only once the Slack user confirmed it on fblink's own page.
+    db.execute("ALTER TABLE oauth_states ADD COLUMN confirmed_at INTEGER")

@@ -1,0 +1,155 @@
+"""The link modal: Page, Vonage key and (optionally) application, opened by `/fblink link` or a button."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot import blocks
+from bot.services import Services
+from bot.store import StoredPage
+from bot.vonage import Application
+from handlers.changes import perform_link
+from handlers.common import Body, Req, ack_errors, dm_responder, first_submission
+from handlers.lookups import by_id, not_managed
+from handlers.session import fetch_pages
+
+log = logging.getLogger(__name__)
+CALLBACK_ID = "link_modal"
+
+
+def visible_keys(services: Services, team_id: str, user_id: str) -> list[str]:
+    """Keys the modal offers: every key to admins; to others only the default, unless it is the only one."""
+    keys = services.api_keys(team_id)
+    return keys if services.is_admin(user_id) else keys[:1]
+
+
+def link_modal_view(pages: list[StoredPage], keys: list[str], apps: list[Application] | None, *,
+                    page_id: str | None = None, api_key: str | None = None, meta: dict[str, Any]) -> dict[str, Any]:
+    page_opts = [(f"{p.name} ({p.page_id})", p.page_id) for p in pages if p.can_link][:100]
+    out = [
+        blocks.select_input("page", "Facebook Page", blocks.static_select(
+            "page", page_opts, placeholder="Choose a Page", initial=page_id)),
+        blocks.select_input("key", "Vonage API key", blocks.static_select(
+            "link_modal_key", [(k, k) for k in keys][:100], initial=api_key or (keys[0] if keys else None)),
+            dispatch_action=True),
+    ]
+    if apps is None:
+        out.append(blocks.context(":hourglass_flowing_sand: Loading the key's Messages applications…"))
+    elif apps:
+        out.append(blocks.select_input("app", "Vonage application (optional)", blocks.static_select(
+            "app", [(f"{a.name} ({a.id[:8]})", a.id) for a in apps][:100], placeholder="Messages applications"),
+            optional=True))
+    else:
+        out.append(blocks.context("This key has no applications with the Messages capability."))
+    return blocks.modal(CALLBACK_ID, "Link a Page", out, submit="Link", private_metadata=json.dumps(meta)[:3000])
+
+
+async def _messages_apps(services: Services, team_id: str, api_key: str | None) -> list[Application]:
+    creds = services.credentials(team_id, api_key)
+    if creds is None:
+        return []
+    try:
+        return [a for a in await services.vonage.list_applications(creds) if a.messages_capable]
+    except Exception as exc:
+        log.warning("could not list applications for the link modal: %s", type(exc).__name__)
+        return []
+
+
+async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
+    """Open the modal at once (the trigger_id lasts 3 s), then fill in the key's applications."""
+    services = req.services
+    pages = req.store.get_pages(req.team_id, req.user_id)
+    if not pages:
+        pages = await fetch_pages(req) or []
+        if not pages and req.store.get_login(req.team_id, req.user_id) is None:
+            return  # fetch_pages sent a login link
+    if not any(p.can_link for p in pages):
+        await req.say(blocks.notice(
+            "None of your Facebook Pages can be linked: you need the MESSAGING or MANAGE task on a Page, "
+            "and its Page token. `/fblink pages` shows each Page and why." if pages else
+            "Facebook lists no Pages for your login. Check your role on the Page, and that you selected it when "
+            "you logged in (`/fblink login`)."))
+        return
+    keys = visible_keys(services, req.team_id, req.user_id)
+    meta = {"channel": req.channel_id}
+    opened = await services.slack.views_open(
+        trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta))
+    view = opened["view"]
+    apps = await _messages_apps(services, req.team_id, keys[0])
+    await services.slack.views_update(view_id=view["id"], hash=view.get("hash"),
+                                      view=link_modal_view(pages, keys, apps, page_id=page_id, meta=meta))
+
+
+def _selected(values: dict[str, Any], block: str, action: str) -> str | None:
+    opt = (values.get(block, {}).get(action) or {}).get("selected_option")
+    return opt.get("value") if isinstance(opt, dict) else None
+
+
+async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
+    """Another key was chosen: reload that key's applications into the open modal."""
+    await ack()
+    team_id, user_id = body["team"]["id"], body["user"]["id"]
+    view = body["view"]
+    values = view.get("state", {}).get("values", {})
+    api_key = _selected(values, "key", "link_modal_key")
+
+    async def reload() -> None:
+        pages = services.store.get_pages(team_id, user_id)
+        if not any(p.can_link for p in pages):
+            return  # this user never had the modal: nothing to reload
+        apps = await _messages_apps(services, team_id, api_key)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        await services.slack.views_update(view_id=view["id"], hash=view.get("hash"), view=link_modal_view(
+            pages, visible_keys(services, team_id, user_id), apps, page_id=_selected(values, "page", "page"),
+            api_key=api_key, meta=meta))
+
+    services.spawn(reload())
+
+
+def validate(services: Services, team_id: str, user_id: str, values: dict[str, Any]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    page_id = _selected(values, "page", "page")
+    page = by_id(services.store.get_pages(team_id, user_id), page_id) if page_id else None
+    if page is None:
+        errors["page"] = "Choose one of the Pages your Facebook login lists."
+    elif not page.can_link:
+        errors["page"] = "You need the MESSAGING or MANAGE task on this Page."
+    api_key = _selected(values, "key", "link_modal_key")
+    if api_key not in visible_keys(services, team_id, user_id) or services.credentials(team_id, api_key) is None:
+        errors["key"] = "Choose a configured Vonage API key."
+    return errors
+
+
+async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
+    """Validate in the ack; link after it, re-checking the Page with Facebook, answering by DM."""
+    team_id, user_id = body["team"]["id"], body["user"]["id"]
+    view = body["view"]
+    values = view.get("state", {}).get("values", {})
+    errors = validate(services, team_id, user_id, values)
+    await ack_errors(ack, errors)
+    if errors or not first_submission(services, view):
+        return
+    meta = json.loads(view.get("private_metadata") or "{}")
+    req = Req(services, team_id, user_id, meta.get("channel"), dm_responder(services, user_id))
+
+    async def link() -> None:
+        page_id = _selected(values, "page", "page") or ""
+        pages = await fetch_pages(req)  # the user's Page roles as Facebook says now, not as cached
+        if pages is None:
+            return
+        page = by_id(pages, page_id)
+        if page is None:
+            await req.say(blocks.notice(not_managed(page_id)))
+            return
+        await perform_link(req, page, _selected(values, "key", "link_modal_key"), _selected(values, "app", "app"))
+
+    services.spawn(link())
+
+
+def register(app: AsyncApp) -> None:
+    app.action("link_modal_key")(key_changed)
+    app.view(CALLBACK_ID)(submitted)
