@@ -198,3 +198,12 @@ def test_stale_modal_hash_is_not_an_unhandled_error(bot, graph, vonage, caplog):
     while time.monotonic() < deadline and not [r for r in caplog.records if r.levelno >= logging.ERROR]:
         time.sleep(0.05)
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("slack_bolt") and r.levelno >= logging.ERROR]
+
+
+def test_opening_the_home_tab_publishes_it_for_that_user(bot):
+    assert bot.open_home("U1").status_code == 200
+    first = bot.slack.wait_for(lambda: bot.slack.home_of("U1"))
+    assert first["type"] == "home" and bot.slack.home_of("U2") is None
+    assert bot.open_home("U1").status_code == 200  # the second event carries the published view
+    bot.slack.wait_for(lambda: bot.slack.home_of("U1")["hash"] != first["hash"])
+    assert bot.slack.home_of("U1")["id"] == first["id"]
