@@ -93,7 +93,7 @@ def parse_slack_body(text: str, content_type: str) -> tuple[str, dict[str, Any]]
             body = json.loads(fields["payload"])
             return ("interactive", body) if isinstance(body, dict) else None
         return ("command", fields) if "command" in fields else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to decode
         return None
 
 

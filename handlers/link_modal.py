@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.services import Services
@@ -32,7 +33,8 @@ def link_modal_view(pages: list[StoredPage], keys: list[str], apps: list[Applica
     page_opts = [(f"{p.name} ({p.page_id})", p.page_id) for p in pages if p.can_link][:100]
     out = [
         blocks.select_input("page", "Facebook Page", blocks.static_select(
-            "page", page_opts, placeholder="Choose a Page", initial=page_id)),
+            "page", page_opts, placeholder="Choose a Page", initial=page_id)) if page_opts else
+        blocks.context(":warning: Your Facebook login lists no Page you can link. Run `/fblink pages`."),
         blocks.select_input("key", "Vonage API key", blocks.static_select(
             "link_modal_key", [(k, k) for k in keys][:100], initial=api_key or (keys[0] if keys else None)),
             dispatch_action=True),
@@ -99,13 +101,17 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
 
     async def reload() -> None:
         pages = services.store.get_pages(team_id, user_id)
-        if not any(p.can_link for p in pages):
-            return  # this user never had the modal: nothing to reload
         apps = await _messages_apps(services, team_id, api_key)
         meta = json.loads(view.get("private_metadata") or "{}")
-        await services.slack.views_update(view_id=view["id"], hash=view.get("hash"), view=link_modal_view(
-            pages, visible_keys(services, team_id, user_id), apps, page_id=_selected(values, "page", "page"),
-            api_key=api_key, meta=meta))
+        try:
+            await services.slack.views_update(view_id=view["id"], hash=view.get("hash"), view=link_modal_view(
+                pages, visible_keys(services, team_id, user_id), apps, page_id=_selected(values, "page", "page"),
+                api_key=api_key, meta=meta))
+        except SlackApiError as exc:
+            if exc.response.get("error") != "hash_conflict":
+                raise
+            # The user changed the select again before this update landed: the newer change wins.
+            log.info("link modal %s changed meanwhile; this reload is superseded", view["id"])
 
     services.spawn(reload())
 
