@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -40,8 +40,10 @@ REQUIRED_SCOPES: tuple[str, ...] = (
 # 341 application limit reached.
 TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613})
 
-# Safety net against a paging loop (a `next` that never goes away).
+# Safety net against a paging loop (a `next` that never goes away), per edge.
 MAX_PAGES_REQUESTS = 50
+PAGE_FIELDS = "id,name,category,tasks,access_token"
+PAGE_LIMIT = "100"
 
 
 class GraphError(UpstreamError):
@@ -119,6 +121,18 @@ class Page:
     category: str
     tasks: tuple[str, ...]
     access_token: str = field(repr=False)
+    business_id: str | None = None  # the Business Portfolio the Page was found through
+    business_name: str | None = None
+
+    @property
+    def no_token_reason(self) -> str | None:
+        """Why fblink cannot link this Page, when Graph handed out no Page token for it."""
+        if self.access_token:
+            return None
+        if self.business_name is not None:
+            return (f"Facebook gives no Page token: you have no task on this Page in the business "
+                    f"portfolio {self.business_name}. Ask a portfolio admin to give you a task on it.")
+        return "Facebook gives no Page token: you have no task on this Page."
 
 
 @dataclass(frozen=True)
@@ -330,28 +344,76 @@ class GraphClient:
         body = await self._get(self._url("me"), {"fields": "id,name", **self._user_params(token)})
         return {"id": str(body.get("id", "")), "name": str(body.get("name", ""))}
 
-    async def pages(self, token: str) -> list[Page]:
-        """Every Page the user granted us, following ``paging.next`` to the end."""
-        url: str | None = self._url("me/accounts")
-        params: dict[str, str] | None = {
-            "fields": "id,name,category,tasks,access_token",
-            "limit": "100",
-            **self._user_params(token),
-        }
-        result: list[Page] = []
+    async def pages(self, token: str, scopes: Iterable[str] | None = None) -> list[Page]:
+        """Every Page the user can reach: ``/me/accounts``, then (with ``business_management``)
+        the owned and client Pages of each Business Portfolio, without duplicates.
+
+        A Page seen through both keeps its ``/me/accounts`` token and records its business.
+        Business Pages without a Page token are kept (see ``Page.no_token_reason``).
+        ``scopes`` are the granted permissions; None means unknown, so businesses are tried
+        and a permission error skips them.
+        """
+        result: dict[str, Page] = {}
+        for item in await self._edge(token, "me/accounts", PAGE_FIELDS):
+            page = _page(item)
+            result.setdefault(page.id, page)
+        if scopes is not None and "business_management" not in set(scopes):
+            return list(result.values())
+        try:
+            businesses = await self._edge(token, "me/businesses", "id,name")
+        except GraphError as exc:
+            if exc.token_dead or not exc.permission_error:
+                raise
+            log.info("Facebook /me/businesses refused (code %s): listing personal Pages only", exc.code)
+            return list(result.values())
+        for business in businesses:
+            await self._business_pages(token, business, result)
+        return list(result.values())
+
+    async def _business_pages(self, token: str, business: dict[str, Any], result: dict[str, Page]) -> None:
+        """Merge one business's owned and client Pages into ``result``."""
+        business_id, business_name = str(business.get("id", "")), str(business.get("name", ""))
+        for edge in ("owned_pages", "client_pages"):
+            try:
+                items = await self._edge(token, f"{business_id}/{edge}", PAGE_FIELDS)
+            except GraphError as exc:
+                if exc.token_dead:
+                    raise
+                # One portfolio we may not read must not hide every other Page.
+                log.warning("Facebook /%s of a business refused (code %s): skipped", edge, exc.code)
+                continue
+            for item in items:
+                page = _page(item)
+                seen = result.get(page.id)
+                if seen is None or (not seen.access_token and page.access_token):
+                    result[page.id] = replace(page, business_id=business_id, business_name=business_name)
+                elif seen.business_id is None:
+                    result[page.id] = replace(seen, business_id=business_id, business_name=business_name)
+
+    async def _edge(self, token: str, path: str, fields: str) -> list[dict[str, Any]]:
+        """Every item of a cursor-paged edge, following ``paging.next`` to its end."""
+        url = self._url(path)
+        params: dict[str, str] | None = {"fields": fields, "limit": PAGE_LIMIT, **self._user_params(token)}
+        items: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES_REQUESTS):
-            assert url is not None
             body = await self._get(url, params)
-            for item in body.get("data") or ():
-                result.append(_page(item))
-            url = _next_url(body)
-            if url is None:
-                return result
-            self._check_same_origin(url)
-            # `next` carries the cursor and the token; add the proof if Graph left it out
-            params = None if "appsecret_proof=" in url else {"appsecret_proof": self.appsecret_proof(token)}
-        log.warning("Facebook /me/accounts: stopped after %d requests (%d pages)", MAX_PAGES_REQUESTS, len(result))
-        return result
+            items.extend(item for item in body.get("data") or () if isinstance(item, dict))
+            next_url = _next_url(body)
+            if next_url is None:
+                return items
+            self._check_same_origin(next_url)
+            # `next` carries the cursor, token, limit and fields; httpx's params= would
+            # *replace* that query, so merge the proof into the URL and send no params.
+            url, params = self._with_proof(next_url, token), None
+        log.warning("Facebook /%s: stopped after %d requests (%d items)", path, MAX_PAGES_REQUESTS, len(items))
+        return items
+
+    def _with_proof(self, url: str, token: str) -> str:
+        """``url`` with ``appsecret_proof`` added when Graph left it out (it usually does)."""
+        parsed = httpx.URL(url)
+        if "appsecret_proof" in parsed.params:
+            return url
+        return str(parsed.copy_merge_params({"appsecret_proof": self.appsecret_proof(token)}))
 
     def _check_same_origin(self, url: str) -> None:
         """`next` URLs carry the token: only ever send them back to Graph itself."""
