@@ -158,6 +158,14 @@ def m003_link_token_and_probe_index(db: Database) -> None:
     db.execute("CREATE INDEX links_probe ON links (checked_at) WHERE status = 'active'")
 
 
+@migrations()
+def m004_page_business_and_no_token_reason(db: Database) -> None:
+    # Pages found through a Business Portfolio, and why a Page came without a Page token.
+    db.execute("ALTER TABLE fb_pages ADD COLUMN business_id TEXT")
+    db.execute("ALTER TABLE fb_pages ADD COLUMN business_name TEXT")
+    db.execute("ALTER TABLE fb_pages ADD COLUMN no_token_reason TEXT")
+
+
 # ---------------------------------------------------------------------------
 # value objects
 
@@ -184,13 +192,15 @@ class StoredPage:
     category: str
     tasks: tuple[str, ...]
     token: str
+    business_name: str | None = None
+    no_token_reason: str | None = None  # set when Graph gave no Page token: cannot be linked
 
     def __repr__(self) -> str:
         return f"StoredPage({self.page_id!r}, {self.name!r})"
 
     @property
     def can_link(self) -> bool:
-        return bool({"MESSAGING", "MANAGE"} & set(self.tasks))
+        return bool(self.token) and bool({"MESSAGING", "MANAGE"} & set(self.tasks))
 
 
 @dataclass(frozen=True)
@@ -393,9 +403,10 @@ class Store:
             self.db.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
             for p in pages:
                 self.db.execute(
-                    "INSERT INTO fb_pages (team_id, user_id, page_id, name, category, tasks, token_enc, fetched_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [team_id, user_id, p.id, p.name, p.category, json.dumps(list(p.tasks)), self.vault.encrypt(p.access_token), now],
+                    "INSERT INTO fb_pages (team_id, user_id, page_id, name, category, tasks, token_enc, fetched_at,"
+                    " business_id, business_name, no_token_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [team_id, user_id, p.id, p.name, p.category, json.dumps(list(p.tasks)), self.vault.encrypt(p.access_token), now,
+                     getattr(p, "business_id", None), getattr(p, "business_name", None), getattr(p, "no_token_reason", None)],
                 )
 
     def get_pages(self, team_id: str, user_id: str) -> list[StoredPage]:
@@ -404,7 +415,8 @@ class Store:
             [team_id, user_id],
         )
         return [
-            StoredPage(r["page_id"], r["name"], r["category"], tuple(json.loads(r["tasks"])), self.vault.decrypt(r["token_enc"]))
+            StoredPage(r["page_id"], r["name"], r["category"], tuple(json.loads(r["tasks"])), self.vault.decrypt(r["token_enc"]),
+                       r["business_name"], r["no_token_reason"])
             for r in rows
         ]
 

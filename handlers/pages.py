@@ -45,15 +45,22 @@ def page_rows(services: "Services", team_id: str, pages: list[StoredPage], offse
             f"*{blocks.escape(p.name)}*  `{blocks.escape(p.page_id)}`\n"
             f"{blocks.escape(p.category or 'no category')} · {link_status(link, now)}"
         )
+        if p.business_name:
+            text += f"\nvia business portfolio *{blocks.escape(p.business_name)}*"
+        if p.no_token_reason:
+            text += f"\n:no_entry: cannot be linked: {blocks.escape(p.no_token_reason)}"
         out.append(blocks.section(text))
-        buttons = [blocks.button("Link to Vonage" if not linked else "Re-link", "page_link" if not linked else "page_relink", p.page_id, style="primary")]
-        buttons.append(blocks.button("Link application", "page_link_app", p.page_id))
+        buttons: list[dict[str, Any]] = []
+        if p.token:  # no Page token: nothing to hand to Vonage, so no Link buttons
+            buttons.append(blocks.button("Link to Vonage" if not linked else "Re-link", "page_link" if not linked else "page_relink", p.page_id, style="primary"))
+            buttons.append(blocks.button("Link application", "page_link_app", p.page_id))
         if linked:
             buttons.append(blocks.button("Unlink", "page_unlink", p.page_id, style="danger", confirm=blocks.confirm_dialog(
                 "Unlink this Page?",
                 f"{blocks.escape(p.name)} will be removed from Vonage API key {blocks.escape(link.api_key)}; "
                 "Messenger traffic through Vonage stops.", ok="Unlink")))
-        out.append(blocks.actions(*buttons, block_id=f"page_{p.page_id}"[:255]))
+        if buttons:
+            out.append(blocks.actions(*buttons, block_id=f"page_{p.page_id}"[:255]))
     nav = blocks.nav_buttons("pages_next", offset, nxt)
     if nav:
         out.append(blocks.actions(*nav))
@@ -75,7 +82,7 @@ async def fetch_pages(req: Req) -> list[StoredPage] | None:
         await req.respond(**no_login_message(services, req), replace_original=False)
         return None
     try:
-        pages = await services.graph.pages(login.token)
+        pages = await services.graph.pages(login.token, login.scopes)
     except GraphError as exc:
         if exc.token_dead:
             from handlers.login import login_prompt
