@@ -23,11 +23,33 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from bot.http import RetryPolicy, UpstreamError, json_or_none, send
+from bot.graph_errors import (
+    TRANSIENT_CODES,
+    UPSTREAM,
+    GraphAppError,
+    GraphError,
+    _error_object,
+    _int_or_none,
+    _is_transient_oauth,
+    _oauth_error_class,
+    graph_error,
+    is_transient,
+)
+from bot.http import RetryPolicy, json_or_none, send
+
+__all__ = [
+    "TRANSIENT_CODES",
+    "GraphAppError",
+    "GraphClient",
+    "GraphError",
+    "LongLivedToken",
+    "Page",
+    "TokenInfo",
+    "graph_error",
+    "is_transient",
+]
 
 log = logging.getLogger(__name__)
-
-UPSTREAM = "Facebook"
 
 REQUIRED_SCOPES: tuple[str, ...] = (
     "pages_show_list",
@@ -36,63 +58,10 @@ REQUIRED_SCOPES: tuple[str, ...] = (
     "business_management",
 )
 
-# Graph error codes worth retrying: 1 unknown, 2 service, 4/17/32/613 rate limits,
-# 341 application limit reached.
-TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613})
-
 # Safety net against a paging loop (a `next` that never goes away), per edge.
 MAX_PAGES_REQUESTS = 50
 PAGE_FIELDS = "id,name,category,tasks,access_token"
 PAGE_LIMIT = "100"
-
-
-class GraphError(UpstreamError):
-    """Graph refused a request; the fields mirror Graph's error object."""
-
-    upstream = UPSTREAM
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: int | None = None,
-        subcode: int | None = None,
-        type: str | None = None,
-        fbtrace_id: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        label = f"Facebook error {code}" if code is not None else "Facebook error"
-        if subcode is not None:
-            label += f"/{subcode}"
-        super().__init__(f"{label}: {message}", status=status)
-        self.code = code
-        self.subcode = subcode
-        self.message = message
-        self.type = type
-        self.fbtrace_id = fbtrace_id
-
-    @property
-    def token_dead(self) -> bool:
-        """The token can never work again: the user has to log in anew."""
-        return self.code in (190, 102)
-
-    @property
-    def permission_error(self) -> bool:
-        """The token works but lacks a permission (or a Page role)."""
-        return self.code == 10 or (self.code is not None and 200 <= self.code <= 299)
-
-
-class GraphAppError(GraphError):
-    """Graph refused the *app's* credentials (app id/secret), not the user's token.
-
-    Raised by ``debug_token`` (a dead input token answers HTTP 200 there, so any
-    error is about the app token) and by the OAuth exchanges for a wrong client
-    id/secret. It is an operator problem, so ``token_dead`` is always False.
-    """
-
-    @property
-    def token_dead(self) -> bool:
-        return False
 
 
 @dataclass(frozen=True)
@@ -139,59 +108,6 @@ class Page:
 class LongLivedToken:
     access_token: str = field(repr=False)
     expires_in: int | None
-
-
-def _error_object(body: Any) -> dict[str, Any] | None:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def is_transient(response: httpx.Response) -> bool:
-    """Retry 429, 5xx, unparseable bodies and Graph's 'try again later' codes."""
-    if response.status_code == 429 or response.status_code >= 500:
-        return True
-    body = json_or_none(response)
-    if body is None:
-        # A 2xx we cannot parse is a broken reply; a non-2xx one is a plain error page.
-        return response.is_success
-    error = _error_object(body)
-    if error is None:
-        return False
-    if error.get("is_transient") is True:
-        return True
-    return _int_or_none(error.get("code")) in TRANSIENT_CODES
-
-
-def _is_transient_oauth(response: httpx.Response) -> bool:
-    """Like :func:`is_transient`, but code 1 on the OAuth endpoint means a wrong
-    client secret ("Error validating client secret."), which retrying cannot fix."""
-    error = _error_object(json_or_none(response))
-    if error is not None and _int_or_none(error.get("code")) == 1 and error.get("is_transient") is not True:
-        return response.status_code >= 500
-    return is_transient(response)
-
-
-def graph_error(response: httpx.Response, error_class: Callable[..., GraphError] = GraphError) -> GraphError:
-    """Turn an error response into a GraphError (code None when there is no error object)."""
-    error = _error_object(json_or_none(response))
-    if error is None:
-        return error_class(f"unexpected HTTP {response.status_code} reply", status=response.status_code)
-    return error_class(
-        str(error.get("message") or "no message"),
-        code=_int_or_none(error.get("code")),
-        subcode=_int_or_none(error.get("error_subcode")),
-        type=error.get("type"),
-        fbtrace_id=error.get("fbtrace_id"),
-        status=response.status_code,
-    )
 
 
 class GraphClient:
@@ -420,13 +336,6 @@ class GraphClient:
         ours, theirs = urlsplit(self._graph_url), urlsplit(url)
         if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
             raise GraphError("paging.next points outside the Graph API")
-
-
-def _oauth_error_class(*args: Any, **kwargs: Any) -> GraphError:
-    """Code 1 (bad client secret) and 101 (bad app id) are the app's fault, not the user's."""
-    if kwargs.get("code") in (1, 101):
-        return GraphAppError(*args, **kwargs)
-    return GraphError(*args, **kwargs)
 
 
 def _require_str(body: dict[str, Any], key: str) -> str:

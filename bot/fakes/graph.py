@@ -20,11 +20,24 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from bot.fakes.base import FakeServer, Request, Response
-from bot.fakes.graph_data import category_list, page_of, select
+from bot.fakes.graph_data import (
+    DEAD_MESSAGES,
+    UNSUPPORTED_GET,
+    FakeCode,
+    FakeToken,
+    FakeUser,
+    category_list,
+    error_response,
+    page_of,
+    page_spec,
+    select,
+    split_fields,
+)
+
+__all__ = ["LONG_LIVED", "REQUIRED_SCOPES", "SHORT_LIVED", "FakeCode", "FakeGraph", "FakeToken", "FakeUser"]
 
 REQUIRED_SCOPES = ("pages_show_list", "pages_messaging", "pages_manage_metadata", "business_management")
 SHORT_LIVED = 3600
@@ -34,51 +47,6 @@ DATA_ACCESS_DAYS = 90
 # What /me/accounts returns when no `fields` are asked for.
 PAGE_FIELDS = ("access_token", "category", "category_list", "name", "id", "tasks")
 NODE_FIELDS = ("id", "name")  # default fields of Business nodes and the business Page edges
-UNSUPPORTED_GET = (
-    "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing "
-    "permissions, or does not support this operation. Please read the Graph API documentation at "
-    "https://developers.facebook.com/docs/graph-api"
-)
-
-DEAD_MESSAGES = {
-    458: "Error validating access token: The user has not authorized application {app_id}.",
-    460: (
-        "Error validating access token: The session has been invalidated because the user changed "
-        "their password or Facebook has changed the session for security reasons."
-    ),
-    463: "Error validating access token: Session has expired.",
-    467: "Error validating access token: The access token is invalid.",
-    492: "Error validating access token: The user is not an admin of this Page any more.",
-}
-
-
-@dataclass
-class FakeUser:
-    id: str
-    name: str
-    pages: list[dict[str, Any]]
-    declined: frozenset[str]
-    data_access_expires_at: int | None
-    businesses: list[dict[str, Any]]  # {"id", "name", "owned_pages": [...], "client_pages": [...]}
-
-
-@dataclass
-class FakeToken:
-    value: str
-    kind: str  # "USER" or "PAGE"
-    user_id: str
-    page_id: str | None
-    issued_at: int
-    expires_at: int  # 0: never
-    dead_subcode: int | None = None
-
-
-@dataclass
-class FakeCode:
-    user_id: str
-    issued_at: int
-    used: bool = False
-
 
 class _Problem(Exception):
     """Internal: abort a handler with a Graph error response."""
@@ -131,13 +99,13 @@ class FakeGraph(FakeServer):
         A business Page whose ``tasks`` are empty is one the user can see but holds no task
         on: Graph lists it without an ``access_token``.
         """
-        page_list = [_page_spec(p) for p in pages]
+        page_list = [page_spec(p) for p in pages]
         business_list = [
             {
                 "id": str(b["id"]),
                 "name": b["name"],
-                "owned_pages": [_page_spec(p) for p in b.get("owned_pages", ())],
-                "client_pages": [_page_spec(p) for p in b.get("client_pages", ())],
+                "owned_pages": [page_spec(p) for p in b.get("owned_pages", ())],
+                "client_pages": [page_spec(p) for p in b.get("client_pages", ())],
             }
             for b in businesses
         ]
@@ -308,7 +276,7 @@ class FakeGraph(FakeServer):
         else:
             user = self.users[token.user_id]
             node = {"id": user.id, "name": user.name}
-        fields = _split_fields(params.get("fields")) or ["id", "name"]
+        fields = split_fields(params.get("fields")) or ["id", "name"]
         return Response(200, {k: node[k] for k in fields if k in node})
 
     def _accounts(self, request: Request, params: dict[str, str]) -> Response:
@@ -316,7 +284,7 @@ class FakeGraph(FakeServer):
         if token.kind == "PAGE":
             return self._error(400, "(#100) Tried accessing nonexisting field (accounts) on node type (Page)", 100)
         user = self.users[token.user_id]
-        fields = _split_fields(params.get("fields")) or list(PAGE_FIELDS)
+        fields = split_fields(params.get("fields")) or list(PAGE_FIELDS)
         # Without pages_show_list the edge is simply empty.
         pages = user.pages if "pages_show_list" in self._granted(user) else []
         return page_of(request, self.url, pages, lambda p: select(self._page_node(user.id, p), fields), self._bad_param)
@@ -328,7 +296,7 @@ class FakeGraph(FakeServer):
         user = self.users[token.user_id]
         if "business_management" not in self._granted(user):
             return self._error(403, "(#200) Requires business_management permission to manage the object", 200)
-        fields = _split_fields(params.get("fields")) or list(NODE_FIELDS)
+        fields = split_fields(params.get("fields")) or list(NODE_FIELDS)
         return page_of(request, self.url, user.businesses, lambda b: select(b, fields), self._bad_param)
 
     def _business_pages(self, request: Request, params: dict[str, str], business_id: str, edge: str) -> Response:
@@ -337,7 +305,7 @@ class FakeGraph(FakeServer):
         business = next((b for b in user.businesses if b["id"] == business_id), None)
         if token.kind == "PAGE" or business is None or "business_management" not in self._granted(user):
             return self._error(400, UNSUPPORTED_GET.format(id=business_id), 100, subcode=33, type="GraphMethodException")
-        fields = _split_fields(params.get("fields")) or list(NODE_FIELDS)
+        fields = split_fields(params.get("fields")) or list(NODE_FIELDS)
         pages = business[edge]
         return page_of(request, self.url, pages, lambda p: select(self._page_node(user.id, p), fields), self._bad_param)
 
@@ -424,30 +392,5 @@ class FakeGraph(FakeServer):
     def _now(self) -> int:
         return int(self.clock())
 
-    def _error(
-        self,
-        status: int,
-        message: str,
-        code: int,
-        *,
-        subcode: int | None = None,
-        type: str = "OAuthException",
-    ) -> Response:
-        error: dict[str, Any] = {"message": message, "type": type, "code": code}
-        if subcode is not None:
-            error["error_subcode"] = subcode
-        error["fbtrace_id"] = "Afake" + secrets.token_hex(6)
-        return Response(status, {"error": error})
-
-
-def _split_fields(value: str | None) -> list[str]:
-    return [f.strip() for f in (value or "").split(",") if f.strip()]
-
-
-def _page_spec(page: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(page["id"]),
-        "name": page["name"],
-        "category": page.get("category", "Business"),
-        "tasks": list(page.get("tasks", ["MANAGE"])),
-    }
+    def _error(self, status: int, message: str, code: int, *, subcode: int | None = None, type: str = "OAuthException") -> Response:
+        return error_response(status, message, code, subcode=subcode, type=type)

@@ -13,7 +13,9 @@ quotes, ``<>``, emoji, right-to-left and CJK scripts, 80-character names).
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,6 +37,52 @@ HOSTILE_NAMES: tuple[str, ...] = (
     "Łódź Ćwiczenia — payload=1&x=2",
     "https://evil.example/?a=b&c=%20",
     "P" * 40 + "ä" * 40,  # 80 characters, multi-byte
+)
+
+DEAD_MESSAGES = {
+    458: "Error validating access token: The user has not authorized application {app_id}.",
+    460: (
+        "Error validating access token: The session has been invalidated because the user changed "
+        "their password or Facebook has changed the session for security reasons."
+    ),
+    463: "Error validating access token: Session has expired.",
+    467: "Error validating access token: The access token is invalid.",
+    492: "Error validating access token: The user is not an admin of this Page any more.",
+}
+
+
+@dataclass
+class FakeUser:
+    id: str
+    name: str
+    pages: list[dict[str, Any]]
+    declined: frozenset[str]
+    data_access_expires_at: int | None
+    businesses: list[dict[str, Any]]  # {"id", "name", "owned_pages": [...], "client_pages": [...]}
+
+
+@dataclass
+class FakeToken:
+    value: str
+    kind: str  # "USER" or "PAGE"
+    user_id: str
+    page_id: str | None
+    issued_at: int
+    expires_at: int  # 0: never
+    dead_subcode: int | None = None
+
+
+@dataclass
+class FakeCode:
+    user_id: str
+    issued_at: int
+    used: bool = False
+
+
+UNSUPPORTED_GET = (
+    "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing "
+    "permissions, or does not support this operation. Please read the Graph API documentation at "
+    "https://developers.facebook.com/docs/graph-api"
 )
 
 # category name -> category id, as Graph's category_list reports them
@@ -123,3 +171,25 @@ def select(node: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     out = {"id": node["id"]} if "id" in node else {}
     out.update({k: node[k] for k in fields if k in node})
     return out
+
+
+def split_fields(value: str | None) -> list[str]:
+    return [f.strip() for f in (value or "").split(",") if f.strip()]
+
+
+def page_spec(page: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(page["id"]),
+        "name": page["name"],
+        "category": page.get("category", "Business"),
+        "tasks": list(page.get("tasks", ["MANAGE"])),
+    }
+
+
+def error_response(status: int, message: str, code: int, *, subcode: int | None = None, type: str = "OAuthException") -> Response:
+    """Graph's error object: ``message``, ``type``, ``code``, ``error_subcode``, ``fbtrace_id``."""
+    error: dict[str, Any] = {"message": message, "type": type, "code": code}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    error["fbtrace_id"] = "Afake" + secrets.token_hex(6)
+    return Response(status, {"error": error})
