@@ -92,7 +92,6 @@ class FakeVonage(ApplicationsMixin, FakeServer):
         self.accounts_page_size_default = 20
         self.apps_page_size_default = 10
 
-    # -- setup ----------------------------------------------------------------
     def add_key(self, api_key: str, api_secret: str) -> None:
         with self.lock:
             self.keys[api_key] = api_secret
