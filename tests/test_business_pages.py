@@ -238,3 +238,16 @@ def test_dead_token_in_business_paging_is_a_dead_login(graph: FakeGraph) -> None
     with pytest.raises(GraphError) as excinfo:
         list_pages(graph, token, ["business_management"])
     assert excinfo.value.token_dead
+
+
+def test_fake_debug_token_and_me_send_graphs_fields(graph: FakeGraph) -> None:
+    graph.add_user("1", "Ada", pages=hostile_pages(2), businesses=[business("77", "A")])
+    token = graph.user_token("1")
+    data = raw_get(graph, "debug_token", input_token=token, access_token=f"{graph.app_id}|{graph.app_secret}").json()["data"]
+    assert set(data) == {"app_id", "type", "application", "data_access_expires_at", "expires_at", "is_valid",
+                         "issued_at", "scopes", "granular_scopes", "user_id"}
+    granular = {g["scope"]: g.get("target_ids") for g in data["granular_scopes"]}
+    assert granular["pages_show_list"] == [p["id"] for p in graph.users["1"].pages]
+    assert granular["business_management"] == ["77"]
+    me = raw_get(graph, "me", access_token=token, appsecret_proof=graph.appsecret_proof(token), fields="id,name").json()
+    assert me == {"id": "1", "name": "Ada"}

@@ -31,6 +31,7 @@ from bot.fakes.graph_data import (
     FakeUser,
     category_list,
     error_response,
+    granular_scopes,
     page_of,
     page_spec,
     select,
@@ -257,6 +258,7 @@ class FakeGraph(FakeServer):
             "is_valid": True,
             "issued_at": token.issued_at,
             "scopes": self._granted(user),
+            "granular_scopes": granular_scopes(self._granted(user), user),
             "user_id": user.id,
         }
         if token.kind == "PAGE":

@@ -193,3 +193,11 @@ def error_response(status: int, message: str, code: int, *, subcode: int | None 
         error["error_subcode"] = subcode
     error["fbtrace_id"] = "Afake" + secrets.token_hex(6)
     return Response(status, {"error": error})
+
+
+def granular_scopes(scopes: list[str], user: FakeUser) -> list[dict[str, Any]]:
+    """debug_token's ``granular_scopes``: Page and business permissions name their targets."""
+    pages = [p["id"] for p in user.pages]
+    targets = {"pages_show_list": pages, "pages_messaging": pages, "pages_manage_metadata": pages,
+               "business_management": [b["id"] for b in user.businesses]}
+    return [{"scope": s, "target_ids": targets[s]} if s in targets else {"scope": s} for s in scopes if s != "public_profile"]
