@@ -242,7 +242,8 @@ class GraphClient:
         data = body.get("data")
         if not isinstance(data, dict):
             raise GraphError("debug_token reply has no data")
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        raw_error = data.get("error")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
         user_id = data.get("user_id")
         return TokenInfo(
             is_valid=bool(data.get("is_valid")),

@@ -26,7 +26,8 @@ FAST = RetryPolicy(attempts=2, total_timeout=10.0, wait_initial=0.01, wait_max=0
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeGraph]:
-    fake = FakeGraph(api_version=VERSION).start()
+    fake = FakeGraph(api_version=VERSION)
+    fake.start()
     yield fake
     fake.stop()
 
