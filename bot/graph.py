@@ -16,18 +16,40 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from bot.http import RetryPolicy, UpstreamError, json_or_none, send
+from bot.graph_errors import (
+    TRANSIENT_CODES,
+    UPSTREAM,
+    GraphAppError,
+    GraphError,
+    _error_object,
+    _int_or_none,
+    _is_transient_oauth,
+    _oauth_error_class,
+    graph_error,
+    is_transient,
+)
+from bot.http import RetryPolicy, json_or_none, send
+
+__all__ = [
+    "TRANSIENT_CODES",
+    "GraphAppError",
+    "GraphClient",
+    "GraphError",
+    "LongLivedToken",
+    "Page",
+    "TokenInfo",
+    "graph_error",
+    "is_transient",
+]
 
 log = logging.getLogger(__name__)
-
-UPSTREAM = "Facebook"
 
 REQUIRED_SCOPES: tuple[str, ...] = (
     "pages_show_list",
@@ -36,61 +58,10 @@ REQUIRED_SCOPES: tuple[str, ...] = (
     "business_management",
 )
 
-# Graph error codes worth retrying: 1 unknown, 2 service, 4/17/32/613 rate limits,
-# 341 application limit reached.
-TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613})
-
-# Safety net against a paging loop (a `next` that never goes away).
+# Safety net against a paging loop (a `next` that never goes away), per edge.
 MAX_PAGES_REQUESTS = 50
-
-
-class GraphError(UpstreamError):
-    """Graph refused a request; the fields mirror Graph's error object."""
-
-    upstream = UPSTREAM
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: int | None = None,
-        subcode: int | None = None,
-        type: str | None = None,
-        fbtrace_id: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        label = f"Facebook error {code}" if code is not None else "Facebook error"
-        if subcode is not None:
-            label += f"/{subcode}"
-        super().__init__(f"{label}: {message}", status=status)
-        self.code = code
-        self.subcode = subcode
-        self.message = message
-        self.type = type
-        self.fbtrace_id = fbtrace_id
-
-    @property
-    def token_dead(self) -> bool:
-        """The token can never work again: the user has to log in anew."""
-        return self.code in (190, 102)
-
-    @property
-    def permission_error(self) -> bool:
-        """The token works but lacks a permission (or a Page role)."""
-        return self.code == 10 or (self.code is not None and 200 <= self.code <= 299)
-
-
-class GraphAppError(GraphError):
-    """Graph refused the *app's* credentials (app id/secret), not the user's token.
-
-    Raised by ``debug_token`` (a dead input token answers HTTP 200 there, so any
-    error is about the app token) and by the OAuth exchanges for a wrong client
-    id/secret. It is an operator problem, so ``token_dead`` is always False.
-    """
-
-    @property
-    def token_dead(self) -> bool:
-        return False
+PAGE_FIELDS = "id,name,category,tasks,access_token"
+PAGE_LIMIT = "100"
 
 
 @dataclass(frozen=True)
@@ -119,65 +90,24 @@ class Page:
     category: str
     tasks: tuple[str, ...]
     access_token: str = field(repr=False)
+    business_id: str | None = None  # the Business Portfolio the Page was found through
+    business_name: str | None = None
+
+    @property
+    def no_token_reason(self) -> str | None:
+        """Why fblink cannot link this Page, when Graph handed out no Page token for it."""
+        if self.access_token:
+            return None
+        if self.business_name is not None:
+            return (f"Facebook gives no Page token: you have no task on this Page in the business "
+                    f"portfolio {self.business_name}. Ask a portfolio admin to give you a task on it.")
+        return "Facebook gives no Page token: you have no task on this Page."
 
 
 @dataclass(frozen=True)
 class LongLivedToken:
     access_token: str = field(repr=False)
     expires_in: int | None
-
-
-def _error_object(body: Any) -> dict[str, Any] | None:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def is_transient(response: httpx.Response) -> bool:
-    """Retry 429, 5xx, unparseable bodies and Graph's 'try again later' codes."""
-    if response.status_code == 429 or response.status_code >= 500:
-        return True
-    body = json_or_none(response)
-    if body is None:
-        # A 2xx we cannot parse is a broken reply; a non-2xx one is a plain error page.
-        return response.is_success
-    error = _error_object(body)
-    if error is None:
-        return False
-    if error.get("is_transient") is True:
-        return True
-    return _int_or_none(error.get("code")) in TRANSIENT_CODES
-
-
-def _is_transient_oauth(response: httpx.Response) -> bool:
-    """Like :func:`is_transient`, but code 1 on the OAuth endpoint means a wrong
-    client secret ("Error validating client secret."), which retrying cannot fix."""
-    error = _error_object(json_or_none(response))
-    if error is not None and _int_or_none(error.get("code")) == 1 and error.get("is_transient") is not True:
-        return response.status_code >= 500
-    return is_transient(response)
-
-
-def graph_error(response: httpx.Response, error_class: Callable[..., GraphError] = GraphError) -> GraphError:
-    """Turn an error response into a GraphError (code None when there is no error object)."""
-    error = _error_object(json_or_none(response))
-    if error is None:
-        return error_class(f"unexpected HTTP {response.status_code} reply", status=response.status_code)
-    return error_class(
-        str(error.get("message") or "no message"),
-        code=_int_or_none(error.get("code")),
-        subcode=_int_or_none(error.get("error_subcode")),
-        type=error.get("type"),
-        fbtrace_id=error.get("fbtrace_id"),
-        status=response.status_code,
-    )
 
 
 class GraphClient:
@@ -312,7 +242,8 @@ class GraphClient:
         data = body.get("data")
         if not isinstance(data, dict):
             raise GraphError("debug_token reply has no data")
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        raw_error = data.get("error")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
         user_id = data.get("user_id")
         return TokenInfo(
             is_valid=bool(data.get("is_valid")),
@@ -330,41 +261,82 @@ class GraphClient:
         body = await self._get(self._url("me"), {"fields": "id,name", **self._user_params(token)})
         return {"id": str(body.get("id", "")), "name": str(body.get("name", ""))}
 
-    async def pages(self, token: str) -> list[Page]:
-        """Every Page the user granted us, following ``paging.next`` to the end."""
-        url: str | None = self._url("me/accounts")
-        params: dict[str, str] | None = {
-            "fields": "id,name,category,tasks,access_token",
-            "limit": "100",
-            **self._user_params(token),
-        }
-        result: list[Page] = []
+    async def pages(self, token: str, scopes: Iterable[str] | None = None) -> list[Page]:
+        """Every Page the user can reach: ``/me/accounts``, then (with ``business_management``)
+        the owned and client Pages of each Business Portfolio, without duplicates.
+
+        A Page seen through both keeps its ``/me/accounts`` token and records its business.
+        Business Pages without a Page token are kept (see ``Page.no_token_reason``).
+        ``scopes`` are the granted permissions; None means unknown, so businesses are tried
+        and a permission error skips them.
+        """
+        result: dict[str, Page] = {}
+        for item in await self._edge(token, "me/accounts", PAGE_FIELDS):
+            page = _page(item)
+            result.setdefault(page.id, page)
+        if scopes is not None and "business_management" not in set(scopes):
+            return list(result.values())
+        try:
+            businesses = await self._edge(token, "me/businesses", "id,name")
+        except GraphError as exc:
+            if exc.token_dead or not exc.permission_error:
+                raise
+            log.info("Facebook /me/businesses refused (code %s): listing personal Pages only", exc.code)
+            return list(result.values())
+        for business in businesses:
+            await self._business_pages(token, business, result)
+        return list(result.values())
+
+    async def _business_pages(self, token: str, business: dict[str, Any], result: dict[str, Page]) -> None:
+        """Merge one business's owned and client Pages into ``result``."""
+        business_id, business_name = str(business.get("id", "")), str(business.get("name", ""))
+        for edge in ("owned_pages", "client_pages"):
+            try:
+                items = await self._edge(token, f"{business_id}/{edge}", PAGE_FIELDS)
+            except GraphError as exc:
+                if exc.token_dead:
+                    raise
+                # One portfolio we may not read must not hide every other Page.
+                log.warning("Facebook /%s of a business refused (code %s): skipped", edge, exc.code)
+                continue
+            for item in items:
+                page = _page(item)
+                seen = result.get(page.id)
+                if seen is None or (not seen.access_token and page.access_token):
+                    result[page.id] = replace(page, business_id=business_id, business_name=business_name)
+                elif seen.business_id is None:
+                    result[page.id] = replace(seen, business_id=business_id, business_name=business_name)
+
+    async def _edge(self, token: str, path: str, fields: str) -> list[dict[str, Any]]:
+        """Every item of a cursor-paged edge, following ``paging.next`` to its end."""
+        url = self._url(path)
+        params: dict[str, str] | None = {"fields": fields, "limit": PAGE_LIMIT, **self._user_params(token)}
+        items: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES_REQUESTS):
-            assert url is not None
             body = await self._get(url, params)
-            for item in body.get("data") or ():
-                result.append(_page(item))
-            url = _next_url(body)
-            if url is None:
-                return result
-            self._check_same_origin(url)
-            # `next` carries the cursor and the token; add the proof if Graph left it out
-            params = None if "appsecret_proof=" in url else {"appsecret_proof": self.appsecret_proof(token)}
-        log.warning("Facebook /me/accounts: stopped after %d requests (%d pages)", MAX_PAGES_REQUESTS, len(result))
-        return result
+            items.extend(item for item in body.get("data") or () if isinstance(item, dict))
+            next_url = _next_url(body)
+            if next_url is None:
+                return items
+            self._check_same_origin(next_url)
+            # `next` carries the cursor, token, limit and fields; httpx's params= would
+            # *replace* that query, so merge the proof into the URL and send no params.
+            url, params = self._with_proof(next_url, token), None
+        log.warning("Facebook /%s: stopped after %d requests (%d items)", path, MAX_PAGES_REQUESTS, len(items))
+        return items
+
+    def _with_proof(self, url: str, token: str) -> str:
+        """``url`` with ``appsecret_proof`` added when Graph left it out (it usually does)."""
+        parsed = httpx.URL(url)
+        if "appsecret_proof" in parsed.params:
+            return url
+        return str(parsed.copy_merge_params({"appsecret_proof": self.appsecret_proof(token)}))
 
     def _check_same_origin(self, url: str) -> None:
         """`next` URLs carry the token: only ever send them back to Graph itself."""
         ours, theirs = urlsplit(self._graph_url), urlsplit(url)
         if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
             raise GraphError("paging.next points outside the Graph API")
-
-
-def _oauth_error_class(*args: Any, **kwargs: Any) -> GraphError:
-    """Code 1 (bad client secret) and 101 (bad app id) are the app's fault, not the user's."""
-    if kwargs.get("code") in (1, 101):
-        return GraphAppError(*args, **kwargs)
-    return GraphError(*args, **kwargs)
 
 
 def _require_str(body: dict[str, Any], key: str) -> str:

@@ -23,11 +23,13 @@ def page_rows(services: Services, team_id: str, pages: list[StoredPage], offset:
     for p in chunk:
         link = services.store.get_link(team_id, p.page_id)
         linked = link is not None and link.state(now) is not LinkState.GONE
+        via = f"\nvia business portfolio *{esc(p.business_name)}*" if p.business_name else ""
         out.append(blocks.section(
             f"*{esc(p.name)}*  `{esc(p.page_id)}`\n{esc(p.category or 'no category')} · "
-            f"{render.page_link_status(link, now)}"))
+            f"{render.page_link_status(link, now)}{via}"))
         if not p.can_link:
-            out.append(blocks.context("You need the MESSAGING or MANAGE task on this Page to link it."))
+            why = p.no_token_reason or "you need the MESSAGING or MANAGE task on this Page to link it."
+            out.append(blocks.context(f":no_entry: cannot be linked: {esc(why)}"))
             continue
         buttons = [blocks.button("Re-link" if linked else "Link to Vonage", "page_relink" if linked else "page_link",
                                  p.page_id, style="primary"),

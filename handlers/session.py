@@ -58,7 +58,7 @@ async def fetch_pages(req: Req) -> list[StoredPage] | None:
                                              "or use this button."))
         return None
     try:
-        pages = await req.services.graph.pages(login.token)
+        pages = await req.services.graph.pages(login.token, login.scopes)
     except GraphError as exc:
         if exc.token_dead:
             await req.say(login_prompt(

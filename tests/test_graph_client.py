@@ -17,6 +17,7 @@ import pytest
 from bot.graph import REQUIRED_SCOPES, GraphAppError, GraphClient, GraphError, LongLivedToken, Page
 from bot.http import RetryPolicy, UpstreamUnavailable
 from bot.fakes.graph import LONG_LIVED, FakeGraph
+from bot.fakes.graph_data import HOSTILE_NAMES
 
 T = TypeVar("T")
 
@@ -67,7 +68,7 @@ def run(graph: FakeGraph, action: Callable[[GraphClient], Awaitable[T]], **overr
 
 def add_shop_owner(graph: FakeGraph, user_id: str = "1001", *, n_pages: int = 2, **kwargs: Any) -> None:
     pages = [
-        {"id": f"90{i:04d}", "name": f"Shop {i}", "category": "Retail", "tasks": ["MANAGE", "MESSAGING"]}
+        {"id": f"90{i:04d}", "name": f"{HOSTILE_NAMES[i % len(HOSTILE_NAMES)]} {i}"[:80], "category": "Retail", "tasks": ["MANAGE", "MESSAGING"]}
         for i in range(n_pages)
     ]
     graph.add_user(user_id, "Ada Lovelace", pages=pages, **kwargs)
@@ -144,7 +145,7 @@ def test_full_login_flow(graph: FakeGraph) -> None:
 
     pages: list[Page] = r["pages"]
     assert [p.id for p in pages] == ["900000", "900001"]
-    assert pages[0].name == "Shop 0" and pages[0].category == "Retail"
+    assert pages[0].name == f"{HOSTILE_NAMES[0]} 0" and pages[0].category == "Retail"
     assert pages[0].tasks == ("MANAGE", "MESSAGING")
     assert pages[0].access_token.startswith("EAA")
     assert pages[0].access_token not in repr(pages[0])

@@ -24,7 +24,7 @@ from bot.vonage import (
     VonageInvalid,
     VonageNotFound,
 )
-from bot.fakes.vonage import FakeVonage
+from bot.fakes.vonage import HOSTILE_APP_NAMES, FakeVonage
 
 T = TypeVar("T")
 
@@ -198,10 +198,12 @@ def test_application_api_invalid_parameters_spelling_is_normalised(fake: FakeVon
 
 
 def test_422_maps_to_invalid(fake: FakeVonage) -> None:
-    fake.fail("GET /v2/applications", status=422, body={"title": "Unprocessable", "invalid_params": [{"name": "x", "reason": "y"}]})
+    fake.fail_problem(f"POST {MESSENGER}", 422)
     with pytest.raises(VonageInvalid) as info:
-        run(fake, lambda c: c.list_applications(CREDS))
-    assert info.value.invalid_params == [{"name": "x", "reason": "y"}]
+        link(fake)
+    assert info.value.status == 422 and info.value.title == "Invalid parameters"
+    assert info.value.invalid_params == [{"name": "access_token", "reason": "The access token could not be validated with Facebook"}]
+    assert TOKEN not in str(info.value)
 
 
 # -- auth -----------------------------------------------------------------------
@@ -388,7 +390,7 @@ def test_500_then_ok(fake: FakeVonage) -> None:
 
 
 def test_429_retry_after_then_ok(fake: FakeVonage) -> None:
-    fake.fail("GET /v2/applications", status=429, headers={"Retry-After": "0"})
+    fake.fail_problem("GET /v2/applications", 429, retry_after=0)
     apps = run(fake, lambda c: c.list_applications(CREDS))
     assert [a.id for a in apps] == [APP]
     assert len(fake.calls("GET", "/v2/applications")) == 2
@@ -419,7 +421,7 @@ def test_slow_response_times_out_then_ok(fake: FakeVonage) -> None:
 
 
 def test_persistent_503_is_unavailable(fake: FakeVonage) -> None:
-    fake.fail(f"POST {MESSENGER}", status=503, times=10)
+    fake.fail_problem(f"POST {MESSENGER}", 503, times=10)
     with pytest.raises(UpstreamUnavailable) as info:
         link(fake)
     assert info.value.upstream == "Vonage"
@@ -487,3 +489,67 @@ def test_retried_unlink_application_that_landed_is_done(fake: FakeVonage) -> Non
     fake.fail_after(f"DELETE {MESSENGER}/{PAGE}/applications/{APP}", status=502)
     assert run(fake, lambda c: c.unlink_application(CREDS, PAGE, APP)) is None
     assert fake.accounts[KEY][PAGE]["applications"] == []
+
+
+# -- the fake's wire format, checked against the specs -------------------------------
+
+
+def _raw(fake: FakeVonage, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(method, fake.url + path, auth=(KEY, SECRET), timeout=5, **kwargs)
+
+
+def test_fake_account_has_every_messenger_account_field(fake: FakeVonage) -> None:
+    created = _raw(fake, "POST", MESSENGER, json={"external_id": PAGE, "access_token": TOKEN, "name": HOSTILE_APP_NAMES[0]})
+    assert created.status_code == 201
+    assert set(created.json()) == {"external_id", "api_key", "provider", "access_token", "name", "applications"}
+    listed = _raw(fake, "GET", "/beta/chatapp-accounts").json()
+    assert set(listed) == {"page_number", "page_size", "_embedded", "_links"}
+    assert set(listed["_links"]) == {"self", "first", "last"}
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 409, 422, 429, 500, 502, 503])
+def test_fake_error_bodies_are_problem_json(fake: FakeVonage, status: int) -> None:
+    fake.fail_problem(f"GET {MESSENGER}/{PAGE}", status, retry_after=7)
+    r = _raw(fake, "GET", f"{MESSENGER}/{PAGE}")
+    assert r.status_code == status
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["title"]
+    if status in (401, 403):  # External Accounts' 401Response / 403Response
+        assert "type" not in body
+    else:
+        assert body["type"].startswith("https://") and body["detail"]
+    assert ("invalid_params" in body) == (status == 422)
+    assert (r.headers.get("retry-after") == "7") == (status == 429)
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, VonageAuthError), (403, VonageForbidden), (404, VonageNotFound),
+                                               (409, VonageConflict), (422, VonageInvalid)])
+def test_each_real_error_body_maps_to_its_error(fake: FakeVonage, status: int, error: type[VonageError]) -> None:
+    fake.fail_problem(f"POST {MESSENGER}/{PAGE}/applications", status)
+    fake.add_account(KEY, PAGE, TOKEN)
+    with pytest.raises(error) as info:
+        run(fake, lambda c: c.link_application(CREDS, PAGE, APP))
+    assert info.value.status == status
+    assert len(fake.calls("POST", f"{MESSENGER}/{PAGE}/applications")) == 1  # not retried
+
+
+def test_forbidden_key_gets_the_spec_403(fake: FakeVonage) -> None:
+    fake.forbid_key(KEY)
+    with pytest.raises(VonageForbidden) as info:
+        link(fake)
+    assert info.value.title == "Wrong authentication - You are not authorised to access this resource"
+    assert fake.accounts[KEY] == {}
+
+
+def test_application_api_refuses_a_non_json_accept(fake: FakeVonage) -> None:
+    r = _raw(fake, "GET", "/v2/applications", headers={"Accept": "text/html"})
+    assert r.status_code == 406 and r.json()["type"].endswith("#accept-header")
+
+
+def test_hostile_application_names_round_trip(fake: FakeVonage) -> None:
+    fake.add_hostile_applications(KEY)
+    apps = run(fake, lambda c: c.list_applications(CREDS, page_size=3))
+    names = {a.name for a in apps}
+    assert set(HOSTILE_APP_NAMES) <= names and len(apps) == len(HOSTILE_APP_NAMES) + 1
+    assert max(len(n) for n in names) == 80

@@ -1,7 +1,9 @@
 """A fake Facebook Graph API speaking Graph's wire formats.
 
 Covers what fblink uses: the OAuth code exchange, ``fb_exchange_token``,
-``/debug_token``, ``/me`` and ``/me/accounts`` (with cursor paging). Tokens can be
+``/debug_token``, ``/me``, ``/me/accounts`` and the Business Portfolio edges
+(``/me/businesses``, ``/{business-id}/owned_pages`` and ``/client_pages``), all with
+Graph's cursor paging (see :mod:`bot.fakes.graph_data`). Tokens can be
 killed to play out a password change or a lost Page role. Errors look like
 Graph's: mostly HTTP 400 with ``{"error": {"message", "type", "code",
 "error_subcode", "fbtrace_id"}}``.
@@ -13,63 +15,39 @@ Graph's: mostly HTTP 400 with ``{"error": {"message", "type", "code",
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from bot.fakes.base import FakeServer, Request, Response
+from bot.fakes.graph_data import (
+    DEAD_MESSAGES,
+    UNSUPPORTED_GET,
+    FakeCode,
+    FakeToken,
+    FakeUser,
+    category_list,
+    error_response,
+    granular_scopes,
+    page_of,
+    page_spec,
+    select,
+    split_fields,
+)
+
+__all__ = ["LONG_LIVED", "REQUIRED_SCOPES", "SHORT_LIVED", "FakeCode", "FakeGraph", "FakeToken", "FakeUser"]
 
 REQUIRED_SCOPES = ("pages_show_list", "pages_messaging", "pages_manage_metadata", "business_management")
 SHORT_LIVED = 3600
 LONG_LIVED = 60 * 24 * 3600  # 5184000
 CODE_LIFETIME = 600
 DATA_ACCESS_DAYS = 90
-PAGE_FIELDS = ("id", "name", "category", "tasks", "access_token")
-
-DEAD_MESSAGES = {
-    458: "Error validating access token: The user has not authorized application {app_id}.",
-    460: (
-        "Error validating access token: The session has been invalidated because the user changed "
-        "their password or Facebook has changed the session for security reasons."
-    ),
-    463: "Error validating access token: Session has expired.",
-    467: "Error validating access token: The access token is invalid.",
-    492: "Error validating access token: The user is not an admin of this Page any more.",
-}
-
-
-@dataclass
-class FakeUser:
-    id: str
-    name: str
-    pages: list[dict[str, Any]]
-    declined: frozenset[str]
-    data_access_expires_at: int | None
-
-
-@dataclass
-class FakeToken:
-    value: str
-    kind: str  # "USER" or "PAGE"
-    user_id: str
-    page_id: str | None
-    issued_at: int
-    expires_at: int  # 0: never
-    dead_subcode: int | None = None
-
-
-@dataclass
-class FakeCode:
-    user_id: str
-    issued_at: int
-    used: bool = False
-
+# What /me/accounts returns when no `fields` are asked for.
+PAGE_FIELDS = ("access_token", "category", "category_list", "name", "id", "tasks")
+NODE_FIELDS = ("id", "name")  # default fields of Business nodes and the business Page edges
 
 class _Problem(Exception):
     """Internal: abort a handler with a Graph error response."""
@@ -90,6 +68,7 @@ class FakeGraph(FakeServer):
         *,
         redirect_uri: str | None = None,
         application: str = "fblink test",
+        require_appsecret_proof: bool = True,
     ) -> None:
         super().__init__()
         self.app_id = app_id
@@ -97,6 +76,8 @@ class FakeGraph(FakeServer):
         self.api_version = api_version
         self.redirect_uri = redirect_uri  # None: accept any redirect_uri
         self.application = application
+        # The Meta app's "Require App Secret": user-token calls without appsecret_proof fail.
+        self.require_appsecret_proof = require_appsecret_proof
         self.clock: Callable[[], float] = time.time  # tests may move time forward
         self.users: dict[str, FakeUser] = {}
         self.tokens: dict[str, FakeToken] = {}
@@ -111,17 +92,29 @@ class FakeGraph(FakeServer):
         pages: Iterable[dict[str, Any]] = (),
         declined: Iterable[str] = frozenset(),
         data_access_expires_at: int | None = None,
+        businesses: Iterable[dict[str, Any]] = (),
     ) -> dict[str, Any]:
-        """Register a Facebook user and the Pages they manage."""
-        page_list = [
-            {"id": str(p["id"]), "name": p["name"], "category": p.get("category", "Business"), "tasks": list(p.get("tasks", ["MANAGE"]))}
-            for p in pages
+        """Register a Facebook user, the Pages they have a role on (``/me/accounts``), and the
+        Business Portfolios they belong to, each with ``owned_pages`` and ``client_pages``.
+
+        A business Page whose ``tasks`` are empty is one the user can see but holds no task
+        on: Graph lists it without an ``access_token``.
+        """
+        page_list = [page_spec(p) for p in pages]
+        business_list = [
+            {
+                "id": str(b["id"]),
+                "name": b["name"],
+                "owned_pages": [page_spec(p) for p in b.get("owned_pages", ())],
+                "client_pages": [page_spec(p) for p in b.get("client_pages", ())],
+            }
+            for b in businesses
         ]
         with self.lock:
-            self.users[user_id] = FakeUser(user_id, name, page_list, frozenset(declined), data_access_expires_at)
+            self.users[user_id] = FakeUser(user_id, name, page_list, frozenset(declined), data_access_expires_at, business_list)
             for page in page_list:
                 self._page_token(user_id, page["id"])
-        return {"id": user_id, "name": name, "pages": page_list}
+        return {"id": user_id, "name": name, "pages": page_list, "businesses": business_list}
 
     def issue_code(self, user_id: str) -> str:
         """A one-time OAuth code, as the login dialog would put on the redirect."""
@@ -190,6 +183,11 @@ class FakeGraph(FakeServer):
                     return self._me(params)
                 if route == "me/accounts" and request.method == "GET":
                     return self._accounts(request, params)
+                if route == "me/businesses" and request.method == "GET":
+                    return self._businesses(request, params)
+                edge = route.rpartition("/")
+                if edge[2] in ("owned_pages", "client_pages") and edge[0] and request.method == "GET":
+                    return self._business_pages(request, params, edge[0], edge[2])
         except _Problem as problem:
             return problem.response
         return self._error(400, f"Unknown path components: /{route}", 2500)
@@ -260,6 +258,7 @@ class FakeGraph(FakeServer):
             "is_valid": True,
             "issued_at": token.issued_at,
             "scopes": self._granted(user),
+            "granular_scopes": granular_scopes(self._granted(user), user),
             "user_id": user.id,
         }
         if token.kind == "PAGE":
@@ -279,7 +278,7 @@ class FakeGraph(FakeServer):
         else:
             user = self.users[token.user_id]
             node = {"id": user.id, "name": user.name}
-        fields = _split_fields(params.get("fields")) or ["id", "name"]
+        fields = split_fields(params.get("fields")) or ["id", "name"]
         return Response(200, {k: node[k] for k in fields if k in node})
 
     def _accounts(self, request: Request, params: dict[str, str]) -> Response:
@@ -287,32 +286,40 @@ class FakeGraph(FakeServer):
         if token.kind == "PAGE":
             return self._error(400, "(#100) Tried accessing nonexisting field (accounts) on node type (Page)", 100)
         user = self.users[token.user_id]
-        fields = _split_fields(params.get("fields")) or list(PAGE_FIELDS)
-        try:
-            limit = min(int(params.get("limit", "25")), 100)
-        except ValueError:
-            return self._error(400, "(#100) Param limit must be a number", 100)
-        if limit < 1:
-            return self._error(400, "(#100) Param limit must be a positive number", 100)
+        fields = split_fields(params.get("fields")) or list(PAGE_FIELDS)
         # Without pages_show_list the edge is simply empty.
         pages = user.pages if "pages_show_list" in self._granted(user) else []
-        start = _decode_cursor(params["after"]) + 1 if params.get("after") else 0
-        chunk = pages[start : start + limit]
-        data = []
-        for page in chunk:
-            full = dict(page, access_token=self._page_token(user.id, page["id"]).value)
-            data.append({k: full[k] for k in fields if k in full})
-        body: dict[str, Any] = {"data": data}
-        if chunk:
-            first, last = start, start + len(chunk) - 1
-            paging: dict[str, Any] = {"cursors": {"before": _cursor(first), "after": _cursor(last)}}
-            base = {k: v for k, v in request.query.items() if k not in ("after", "before")}
-            if start > 0:
-                paging["previous"] = f"{self.url}{request.path}?{urlencode({**base, 'before': _cursor(first)})}"
-            if last + 1 < len(pages):
-                paging["next"] = f"{self.url}{request.path}?{urlencode({**base, 'after': _cursor(last)})}"
-            body["paging"] = paging
-        return Response(200, body)
+        return page_of(request, self.url, pages, lambda p: select(self._page_node(user.id, p), fields), self._bad_param)
+
+    def _businesses(self, request: Request, params: dict[str, str]) -> Response:
+        token = self._authorize(params)
+        if token.kind == "PAGE":
+            return self._error(400, "(#100) Tried accessing nonexisting field (businesses) on node type (Page)", 100)
+        user = self.users[token.user_id]
+        if "business_management" not in self._granted(user):
+            return self._error(403, "(#200) Requires business_management permission to manage the object", 200)
+        fields = split_fields(params.get("fields")) or list(NODE_FIELDS)
+        return page_of(request, self.url, user.businesses, lambda b: select(b, fields), self._bad_param)
+
+    def _business_pages(self, request: Request, params: dict[str, str], business_id: str, edge: str) -> Response:
+        token = self._authorize(params)
+        user = self.users[token.user_id]
+        business = next((b for b in user.businesses if b["id"] == business_id), None)
+        if token.kind == "PAGE" or business is None or "business_management" not in self._granted(user):
+            return self._error(400, UNSUPPORTED_GET.format(id=business_id), 100, subcode=33, type="GraphMethodException")
+        fields = split_fields(params.get("fields")) or list(NODE_FIELDS)
+        pages = business[edge]
+        return page_of(request, self.url, pages, lambda p: select(self._page_node(user.id, p), fields), self._bad_param)
+
+    def _page_node(self, user_id: str, page: dict[str, Any]) -> dict[str, Any]:
+        """Every field Graph has for a Page the user reaches; no token without a task on it."""
+        node = {**page, "category_list": category_list(page["category"])}
+        if page["tasks"]:
+            node["access_token"] = self._page_token(user_id, page["id"]).value
+        return node
+
+    def _bad_param(self, message: str) -> Response:
+        return self._error(400, message, 100)
 
     # -- tokens ---------------------------------------------------------------
     def _authorize(self, params: dict[str, str]) -> FakeToken:
@@ -323,7 +330,7 @@ class FakeGraph(FakeServer):
             )
         token = self._live_token(params["access_token"])
         proof = params.get("appsecret_proof")
-        if proof is None and token.kind == "USER":
+        if proof is None and token.kind == "USER" and self.require_appsecret_proof:
             raise _Problem(
                 self._error(400, "API calls from the server require an appsecret_proof argument", 100, type="GraphMethodException")
             )
@@ -368,7 +375,9 @@ class FakeGraph(FakeServer):
         return self._mint("PAGE", user_id, lifetime=0, page_id=page_id)  # Page tokens never expire
 
     def _find_page(self, user_id: str, page_id: str) -> dict[str, Any]:
-        for page in self.users[user_id].pages:
+        user = self.users[user_id]
+        every = [*user.pages, *(p for b in user.businesses for p in (*b["owned_pages"], *b["client_pages"]))]
+        for page in every:
             if page["id"] == page_id:
                 return page
         raise _Problem(self._error(400, f"(#100) Unknown Page {page_id}", 100))
@@ -385,32 +394,5 @@ class FakeGraph(FakeServer):
     def _now(self) -> int:
         return int(self.clock())
 
-    def _error(
-        self,
-        status: int,
-        message: str,
-        code: int,
-        *,
-        subcode: int | None = None,
-        type: str = "OAuthException",
-    ) -> Response:
-        error: dict[str, Any] = {"message": message, "type": type, "code": code}
-        if subcode is not None:
-            error["error_subcode"] = subcode
-        error["fbtrace_id"] = "Afake" + secrets.token_hex(6)
-        return Response(status, {"error": error})
-
-
-def _split_fields(value: str | None) -> list[str]:
-    return [f.strip() for f in (value or "").split(",") if f.strip()]
-
-
-def _cursor(index: int) -> str:
-    return base64.urlsafe_b64encode(f"idx:{index}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("idx:"))
-    except ValueError:
-        raise _Problem(Response(400, {"error": {"message": "(#100) Invalid cursor", "type": "OAuthException", "code": 100}}))
+    def _error(self, status: int, message: str, code: int, *, subcode: int | None = None, type: str = "OAuthException") -> Response:
+        return error_response(status, message, code, subcode=subcode, type=type)

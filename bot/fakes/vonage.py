@@ -11,23 +11,21 @@ most plausible behaviour and says so here, so tests do not quietly depend on gue
   and ``instance``. Only basic auth is accepted (the specs also allow a JWT bearer).
 * The Application API names its validation list ``invalid_parameters``; External
   Accounts names it ``invalid_params``. The fake keeps each spelling.
-* Creating an account that this key already has -> 409 (not in the spec, which lists
-  only 400/401/403 for that POST).
+* Creating an account this key already has -> 409 (the spec lists only 400/401/403).
 * Linking an application to a Page that already has one -> 409, also when it is the
   same application (the spec: "reached limit of maximum number of linked applications").
 * Unlinking an application that is not linked -> 409 "Unable to unlink application"
   (the spec's wording; it has no 404 there). An unknown Page -> 404 on every route.
-* A GET/PATCH/DELETE on an unknown Page -> 404 with a problem body (the spec lists a
-  bare 404; clients must cope with either).
+* Unknown Page on GET/PATCH/DELETE -> 404 with a problem body (the spec: a bare 404).
 * Accounts live per API key; the same Page under two keys is allowed here.
-* The account list pages with ``page_number``/``page_size`` (default 20) and returns
-  ``_embedded`` as a bare array with ``_links`` (self/first/last/prev/next), as the
-  spec shows. Set ``list_links = False`` to drop ``_links`` and test fallbacks.
-* /v2/applications pages with ``page``/``page_size`` (default 10, 1..100).
+* The account list pages with ``page_number``/``page_size`` (default 20), ``_embedded``
+  a bare array plus ``_links``, as the spec shows (``list_links = False`` drops them).
+* A key refused by ``forbid_key`` gets the spec's 403Response (title only) on writes.
+* ``fail_problem(match, status)`` answers 401/403/404/409/422/429 (Retry-After)/5xx
+  with the body Vonage sends (see :mod:`bot.fakes.vonage_errors`).
 
-Inspect ``accounts[api_key][page_id]`` (external_id, name, access_token, applications)
-and ``applications[api_key][app_id]``. ``fail_after(...)`` applies a request and then
-answers an error, to test what a client does when a write landed but the answer was lost.
+State: ``accounts[api_key][page_id]``, ``applications[api_key][app_id]``. ``fail_after(...)``
+applies a request, then answers an error (the write landed, the answer was lost).
 """
 
 from __future__ import annotations
@@ -42,18 +40,24 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from bot.fakes.base import FakeServer, Request, Response
+from bot.fakes.base import FakeServer, Fault, Request, Response
+from bot.fakes.vonage_apps import APPS_PREFIX, ApplicationsMixin, int_param
+from bot.fakes.vonage_errors import (
+    CONFLICT_TYPE,
+    FORBIDDEN_TYPE,
+    HOSTILE_APP_NAMES,
+    PROBLEM,
+    UNAUTHORIZED_TYPE,
+    _invalid,
+    not_found,
+    problem,
+    problem_for,
+    wrong_verb,
+)
 
-PROBLEM = "application/problem+json"
-INVALID_PARAMS_TYPE = "https://www.nexmo.com/messages/Errors#InvalidParams"
-FORBIDDEN_TYPE = "https://www.nexmo.com/messages/Errors#Forbidden"
-CONFLICT_TYPE = "https://www.nexmo.com/messages/Errors#Conflict"
-NOT_FOUND_TYPE = "https://developer.nexmo.com/api-errors#not-found"
-UNAUTHORIZED_TYPE = "https://developer.nexmo.com/api-errors#unauthorized"
-WRONG_VERB_TYPE = "https://developer.nexmo.com/api-errors#wrong-verb"
+__all__ = ["FakeVonage", "HOSTILE_APP_NAMES", "PROBLEM", "problem", "problem_for"]
 
 ACCOUNTS_PREFIX = "/beta/chatapp-accounts"
-APPS_PREFIX = "/v2/applications"
 PROVIDERS = ("messenger", "viber_service_msg", "whatsapp")
 
 _ACCOUNT_RE = re.compile(r"^/beta/chatapp-accounts/messenger/([^/]+)$")
@@ -71,30 +75,7 @@ class _AfterFault:
     status: int = 502
 
 
-def problem(status: int, title: str, detail: str | None = None, *, type: str | None = None, **extra: Any) -> Response:
-    """A problem+json response; omitted members stay omitted, as Vonage does."""
-    body: dict[str, Any] = {}
-    if type is not None:
-        body["type"] = type
-    body["title"] = title
-    if detail is not None:
-        body["detail"] = detail
-    body.update(extra)
-    return Response(status, body, {"Content-Type": PROBLEM})
-
-
-def _invalid(params: list[dict[str, str]]) -> Response:
-    return problem(
-        400,
-        "Your request parameters didn't validate.",
-        f"Found errors validating {len(params)} of your submitted parameters.",
-        type=INVALID_PARAMS_TYPE,
-        instance=None,
-        invalid_params=params,
-    )
-
-
-class FakeVonage(FakeServer):
+class FakeVonage(ApplicationsMixin, FakeServer):
     """External Accounts (Messenger) + Application API v2, per API key."""
 
     name = "fake-vonage"
@@ -105,38 +86,17 @@ class FakeVonage(FakeServer):
         self.applications: dict[str, dict[str, dict[str, Any]]] = {}
         self.accounts: dict[str, dict[str, dict[str, Any]]] = {}
         self.rejected_tokens: set[str] = set()
-        self.after_faults: list[_AfterFault] = []
+        self.forbidden_keys: set[str] = set()
+        self.after_faults: list[_AfterFault] = []  # applied, then answered with an error
         self.list_links = True
         self.accounts_page_size_default = 20
         self.apps_page_size_default = 10
 
-    # -- setup ----------------------------------------------------------------
     def add_key(self, api_key: str, api_secret: str) -> None:
         with self.lock:
             self.keys[api_key] = api_secret
             self.applications.setdefault(api_key, {})
             self.accounts.setdefault(api_key, {})
-
-    def add_application(
-        self, api_key: str, app_id: str, name: str, capabilities: tuple[str, ...] | list[str] = ("messages",)
-    ) -> dict[str, Any]:
-        caps: dict[str, Any] = {}
-        for cap in capabilities:
-            if cap == "messages":
-                caps[cap] = {
-                    "webhooks": {
-                        "inbound_url": {"address": "https://example.com/webhooks/inbound", "http_method": "POST"},
-                        "status_url": {"address": "https://example.com/webhooks/status", "http_method": "POST"},
-                    }
-                }
-            elif cap == "vbc":
-                caps[cap] = {}
-            else:
-                caps[cap] = {"webhooks": {"event_url": {"address": "https://example.com/webhooks/event", "http_method": "POST"}}}
-        app = {"id": app_id, "name": name, "capabilities": caps}
-        with self.lock:
-            self.applications.setdefault(api_key, {})[app_id] = app
-        return app
 
     def add_account(
         self, api_key: str, page_id: str, access_token: str, name: str | None = None, applications: tuple[str, ...] = ()
@@ -151,6 +111,17 @@ class FakeVonage(FakeServer):
         """Make Vonage refuse this Page access token (as it does for a dead one)."""
         with self.lock:
             self.rejected_tokens.add(token)
+
+    def forbid_key(self, api_key: str) -> None:
+        """This key may not manage External Accounts (e.g. the feature is not on its account)."""
+        with self.lock:
+            self.forbidden_keys.add(api_key)
+
+    def fail_problem(self, match: str, status: int, *, times: int = 1, retry_after: int | None = None,
+                     detail: str | None = None) -> Fault:
+        """Answer matching requests with Vonage's real error body for ``status``."""
+        response = problem_for(status, detail=detail, retry_after=retry_after)
+        return self.fail(match, times=times, status=status, body=response.body, headers=response.headers)
 
     def fail_after(self, match: str, *, status: int = 502, times: int = 1) -> _AfterFault:
         """Apply matching requests, then answer ``status``: the write landed, the answer didn't."""
@@ -172,6 +143,7 @@ class FakeVonage(FakeServer):
             self.applications.clear()
             self.accounts.clear()
             self.rejected_tokens.clear()
+            self.forbidden_keys.clear()
             self.list_links = True
 
     # -- dispatch -------------------------------------------------------------
@@ -197,27 +169,32 @@ class FakeVonage(FakeServer):
                     type=UNAUTHORIZED_TYPE,
                     instance=uuid.uuid4().hex,
                 )
+            accept = req.headers.get("accept", "*/*")
+            if not any(t in accept for t in ("application/json", "*/*", "application/*")):
+                return problem_for(406)
             if path.rstrip("/") == APPS_PREFIX:
-                return self._list_apps(req, api_key) if req.method == "GET" else self._wrong_verb(req)
+                return self._list_apps(req, api_key) if req.method == "GET" else wrong_verb(req.method)
             m = _APP_RE.match(path)
             if m:
-                return self._get_app(api_key, unquote(m.group(1))) if req.method == "GET" else self._wrong_verb(req)
-            return self._not_found(path)
+                return self._get_app(api_key, unquote(m.group(1))) if req.method == "GET" else wrong_verb(req.method)
+            return not_found(path)
 
         if path.startswith(ACCOUNTS_PREFIX):
             api_key = self._auth(req)
             if api_key is None:
                 return problem(401, "Unauthorised", "Request header 'Authorization' missing / Invalid Token")
+            if api_key in self.forbidden_keys and req.method != "GET":
+                return problem_for(403)
             mine = self.accounts.setdefault(api_key, {})
             if path.rstrip("/") == ACCOUNTS_PREFIX:
-                return self._list_accounts(req, api_key) if req.method == "GET" else self._wrong_verb(req)
+                return self._list_accounts(req, api_key) if req.method == "GET" else wrong_verb(req.method)
             if path.rstrip("/") == f"{ACCOUNTS_PREFIX}/messenger":
-                return self._create_account(req, api_key) if req.method == "POST" else self._wrong_verb(req)
+                return self._create_account(req, api_key) if req.method == "POST" else wrong_verb(req.method)
             m = _ACCOUNT_RE.match(path)
             if m:
                 page_id = unquote(m.group(1))
                 if page_id not in mine:
-                    return self._not_found(path)
+                    return not_found(path)
                 if req.method == "GET":
                     return Response(200, self._account_json(api_key, mine[page_id]))
                 if req.method == "PATCH":
@@ -225,30 +202,30 @@ class FakeVonage(FakeServer):
                 if req.method == "DELETE":
                     del mine[page_id]
                     return Response(204)
-                return self._wrong_verb(req)
+                return wrong_verb(req.method)
             m = _ACCOUNT_APPS_RE.match(path)
             if m:
                 page_id = unquote(m.group(1))
                 if req.method != "POST":
-                    return self._wrong_verb(req)
+                    return wrong_verb(req.method)
                 if page_id not in mine:
-                    return self._not_found(path)
+                    return not_found(path)
                 return self._link_app(req, api_key, page_id)
             m = _ACCOUNT_APP_RE.match(path)
             if m:
                 page_id, app_id = unquote(m.group(1)), unquote(m.group(2))
                 if req.method != "DELETE":
-                    return self._wrong_verb(req)
+                    return wrong_verb(req.method)
                 if page_id not in mine:
-                    return self._not_found(path)
+                    return not_found(path)
                 apps = mine[page_id]["applications"]
                 if app_id not in apps:
                     return problem(409, "Application conflict", "Unable to unlink application", type=CONFLICT_TYPE)
                 apps.remove(app_id)
                 return Response(204)
-            return self._not_found(path)
+            return not_found(path)
 
-        return self._not_found(path)
+        return not_found(path)
 
     # -- helpers --------------------------------------------------------------
     def _auth(self, req: Request) -> str | None:
@@ -264,14 +241,6 @@ class FakeVonage(FakeServer):
         if not sep or self.keys.get(api_key) != secret:
             return None
         return api_key
-
-    @staticmethod
-    def _not_found(path: str) -> Response:
-        return problem(404, "Not Found", f"Resource '{path}' does not exist, or you do not have access", type=NOT_FOUND_TYPE)
-
-    @staticmethod
-    def _wrong_verb(req: Request) -> Response:
-        return problem(405, "Request method not allowed", f"Request method '{req.method}' not supported", type=WRONG_VERB_TYPE)
 
     @staticmethod
     def _body(req: Request) -> dict[str, Any] | None:
@@ -395,8 +364,8 @@ class FakeVonage(FakeServer):
         provider = req.query.get("provider")
         if provider is not None and provider not in PROVIDERS:
             return _invalid([{"name": "provider", "reason": f"must be one of: {', '.join(PROVIDERS)}"}])
-        page_number = _int(req.query.get("page_number"), 1)
-        page_size = _int(req.query.get("page_size"), self.accounts_page_size_default)
+        page_number = int_param(req.query.get("page_number"), 1)
+        page_size = int_param(req.query.get("page_size"), self.accounts_page_size_default)
         bad = []
         if page_number is None or page_number < 1:
             bad.append({"name": "page_number", "reason": "must be greater than 0"})
@@ -428,77 +397,3 @@ class FakeVonage(FakeServer):
                 links["next"] = href(page_number + 1)
             body["_links"] = links
         return Response(200, body)
-
-    # -- applications ---------------------------------------------------------
-    def _list_apps(self, req: Request, api_key: str) -> Response:
-        page = _int(req.query.get("page"), 1)
-        page_size = _int(req.query.get("page_size"), self.apps_page_size_default)
-        bad = []
-        if page_size is None or not 1 <= page_size <= 100:
-            bad.append({"name": "page_size", "reason": "must be between 1 and 100"})
-        if page is None or page < 1:
-            bad.append({"name": "page", "reason": "must be greater than 0"})
-        if bad:
-            return problem(
-                400,
-                "Bad Request",
-                "The request failed due to validation errors",
-                type="https://developer.nexmo.com/api-errors/application#list-validation",
-                invalid_parameters=bad,
-                instance=uuid.uuid4().hex,
-            )
-        assert page is not None and page_size is not None
-        apps = list(self.applications.get(api_key, {}).values())
-        total_pages = math.ceil(len(apps) / page_size)
-        chunk = apps[(page - 1) * page_size : page * page_size]
-
-        def href(n: int) -> dict[str, str]:
-            return {"href": f"{self.url}{APPS_PREFIX}?{urlencode({'page_size': page_size, 'page': n})}"}
-
-        links = {"self": href(page), "first": href(1), "last": href(max(1, total_pages))}
-        if page > 1:
-            links["prev"] = href(page - 1)
-        if page < total_pages:
-            links["next"] = href(page + 1)
-        return Response(
-            200,
-            {
-                "page_size": page_size,
-                "page": page,
-                "total_items": len(apps),
-                "total_pages": total_pages,
-                "_embedded": {"applications": [self._app_json(a) for a in chunk]},
-                "_links": links,
-            },
-        )
-
-    def _get_app(self, api_key: str, app_id: str) -> Response:
-        app = self.applications.get(api_key, {}).get(app_id)
-        if app is None:
-            return problem(
-                404,
-                "Not Found",
-                f"ID '{app_id}' does not exist, or you do not have access",
-                type=NOT_FOUND_TYPE,
-                instance=uuid.uuid4().hex,
-            )
-        return Response(200, self._app_json(app))
-
-    def _app_json(self, app: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": app["id"],
-            "name": app["name"],
-            "capabilities": json.loads(json.dumps(app["capabilities"])),
-            "keys": {"public_key": "-----BEGIN PUBLIC KEY-----\nFAKE\n-----END PUBLIC KEY-----\n"},
-            "privacy": {"improve_ai": False},
-            "_links": {"self": {"href": f"{APPS_PREFIX}/{app['id']}"}},
-        }
-
-
-def _int(value: str | None, default: int) -> int | None:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        return None

@@ -170,9 +170,10 @@ class Store:
             self.db.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
             for p in pages:
                 self.db.execute(
-                    "INSERT INTO fb_pages (team_id, user_id, page_id, name, category, tasks, token_enc, fetched_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [team_id, user_id, p.id, p.name, p.category, json.dumps(list(p.tasks)), self.vault.encrypt(p.access_token), now],
+                    "INSERT INTO fb_pages (team_id, user_id, page_id, name, category, tasks, token_enc, fetched_at,"
+                    " business_id, business_name, no_token_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [team_id, user_id, p.id, p.name, p.category, json.dumps(list(p.tasks)),
+                     self.vault.encrypt(p.access_token), now, p.business_id, p.business_name, p.no_token_reason],
                 )
 
     def get_pages(self, team_id: str, user_id: str) -> list[StoredPage]:
@@ -181,7 +182,8 @@ class Store:
             [team_id, user_id],
         )
         return [
-            StoredPage(r["page_id"], r["name"], r["category"], tuple(json.loads(r["tasks"])), self.vault.decrypt(r["token_enc"]))
+            StoredPage(r["page_id"], r["name"], r["category"], tuple(json.loads(r["tasks"])),
+                       self.vault.decrypt(r["token_enc"]), r["business_name"], r["no_token_reason"])
             for r in rows
         ]
 

@@ -188,3 +188,11 @@ def m004_page_leases(db: Database) -> None:
 def m005_state_confirmation(db: Database) -> None:
     # A login state counts only once the Slack user confirmed it on fblink's own page.
     db.execute("ALTER TABLE oauth_states ADD COLUMN confirmed_at INTEGER")
+
+
+@migrations()
+def m006_page_business_and_no_token_reason(db: Database) -> None:
+    # Pages found through a Business Portfolio, and why a Page came without a Page token.
+    db.execute("ALTER TABLE fb_pages ADD COLUMN business_id TEXT")
+    db.execute("ALTER TABLE fb_pages ADD COLUMN business_name TEXT")
+    db.execute("ALTER TABLE fb_pages ADD COLUMN no_token_reason TEXT")

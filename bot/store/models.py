@@ -41,13 +41,15 @@ class StoredPage:
     category: str
     tasks: tuple[str, ...]
     token: str
+    business_name: str | None = None  # reached through this Business Portfolio
+    no_token_reason: str | None = None  # set when Graph gave no Page token: cannot be linked
 
     def __repr__(self) -> str:
         return f"StoredPage({self.page_id!r}, {self.name!r})"
 
     @property
     def can_link(self) -> bool:
-        return bool({"MESSAGING", "MANAGE"} & set(self.tasks))
+        return bool(self.token) and bool({"MESSAGING", "MANAGE"} & set(self.tasks))
 
 
 @dataclass(frozen=True)
