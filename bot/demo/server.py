@@ -211,7 +211,7 @@ def build_app(world: World) -> Starlette:
         return {"ok": True, "report": report}
 
     routes = [
-        Route("/", index), Route("/static/{name}", asset), Route("/api/config", config), Route("/api/state", state),
+        Route("/", index), Route("/static/{name}", asset), Route("/favicon.ico", lambda r: Response(status_code=204)), Route("/api/config", config), Route("/api/state", state),
         Route("/api/command", route(lambda d: demo.command(d["user"], d["channel"], str(d["text"]))), methods=["POST"]),
         Route("/api/action", route(lambda d: demo.action(d["user"], d)), methods=["POST"]),
         Route("/api/submit", route(lambda d: demo.submit(d["user"], d.get("values") or {})), methods=["POST"]),

@@ -11,11 +11,11 @@ version), so this module shrinks to nothing once that branch lands.
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from bot.fakes.base import Request, Response
@@ -33,10 +33,11 @@ class Message:
     blocks: list[dict[str, Any]]
     ephemeral_to: str | None = None  # only this user sees it
     edited: bool = False
+    at: int = 0  # when it was posted, on the demo's clock (ts values come from the Web API fake)
 
     def as_json(self) -> dict[str, Any]:
         return {"channel": self.channel, "ts": self.ts, "user": self.user, "text": self.text,
-                "blocks": self.blocks, "ephemeral": self.ephemeral_to is not None, "edited": self.edited}
+                "blocks": self.blocks, "ephemeral": self.ephemeral_to is not None, "edited": self.edited, "at": self.at}
 
 
 @dataclass
@@ -75,6 +76,7 @@ class DemoSlack(FakeSlack):
         self.triggers: dict[str, Trigger] = {}
         self.surface = Surface()
         self.version = 0
+        self.clock: Callable[[], float] = time.time  # the demo points this at its movable clock
         self._seq = itertools.count(1)
         self._state_lock = threading.RLock()
 
@@ -162,6 +164,7 @@ class DemoSlack(FakeSlack):
             self.changed.notify_all()
 
     def _add(self, msg: Message) -> Message:
+        msg.at = int(self.clock())
         with self._state_lock:
             self.channels.setdefault(msg.channel, []).append(msg)
         self._bump()
@@ -215,6 +218,7 @@ class DemoSlack(FakeSlack):
                 ephemeral = body.get("response_type", "ephemeral") != "in_channel"
                 msg = Message(hook.channel, self._new_ts(), self.bot_user_id, str(body.get("text", "")),
                               list(body.get("blocks") or []), ephemeral_to=hook.user if ephemeral else None)
+                msg.at = int(self.clock())
                 self.channels.setdefault(hook.channel, []).append(msg)
                 if hook.message_ts is None:
                     hook.message_ts = msg.ts
@@ -294,9 +298,3 @@ class DemoSlack(FakeSlack):
             self._bump()
         return out
 
-    def api_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
-        out = super().api_conversations_open(p)
-        return out
-
-    def dump(self) -> str:
-        return json.dumps({c: [m.as_json() for m in ms] for c, ms in self.channels.items()}, ensure_ascii=False)

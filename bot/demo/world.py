@@ -155,6 +155,7 @@ class World:
         self.slack = DemoSlack(bot_token=BOT_TOKEN, team_id=TEAM, bot_user_id="U0FBLINKBOT").start()
         self.graph = FakeGraph(FB_APP_ID, FB_APP_SECRET, FB_VERSION, application="fblink demo")
         self.graph.clock = self.clock.now
+        self.slack.clock = self.clock.now
         self.graph.start()
         self.vonage = FakeVonage()
         self.vonage.start()

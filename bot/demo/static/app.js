@@ -64,7 +64,7 @@ function title() {
 
 function messageHtml(m) {
   const author = m.user === ui.config.bot ? "fblink" : m.user === "USLACKBOT" ? "Slackbot" : ctx.userName(m.user);
-  const when = new Date(Number(m.ts.split(".")[0]) * 1000).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" });
+  const when = new Date((m.at || Number(m.ts.split(".")[0])) * 1000).toLocaleString(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
   const body = m.blocks && m.blocks.length ? renderBlocks(m.blocks, ctx) : `<div class="blk section">${window.FBLINK_BLOCKS.mrkdwn(m.text, ctx)}</div>`;
   const eph = m.ephemeral ? `<div class="ephemeral">👁 Only visible to you</div>` : "";
   return `<div class="msg${m.ephemeral ? " is-ephemeral" : ""}" data-ts="${esc(m.ts)}">

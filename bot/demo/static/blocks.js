@@ -1,5 +1,6 @@
 // Block Kit and mrkdwn rendering for the fblink demo client. No framework, no build step.
 // Rule: every piece of text from the app is HTML-escaped before any markup is added.
+(() => {
 "use strict";
 
 const EMOJI = {
@@ -150,3 +151,4 @@ function renderBlocks(blocks, ctx, opts = {}) {
 }
 
 window.FBLINK_BLOCKS = { esc, mrkdwn, renderBlocks, textObj, emoji };
+})();
