@@ -7,8 +7,6 @@ with requests signed exactly as Slack signs them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import json
 import socket
@@ -17,7 +15,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -27,6 +24,7 @@ from cryptography.fernet import Fernet
 from bot.app import FblinkApp, create_app
 from bot.clock import FixedClock
 from bot.settings import Settings
+from bot.fakes import slack_payloads as sp
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.vonage import FakeVonage
@@ -38,6 +36,7 @@ APP_ID = "123456"
 APP_SECRET = "fb-app-secret"
 VONAGE_KEY = "abcd1234"
 VONAGE_SECRET = "vonage-secret-1"
+ENTERPRISE = "E0001"  # an Enterprise Grid org, so enterprise_id/enterprise_name are sent too
 START = 1_790_000_000  # 2026-09-21T15:33:20Z: a fixed "now" for the app's clock
 
 
@@ -48,8 +47,7 @@ def free_port() -> int:
 
 
 def sign(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
-    base = b"v0:" + timestamp.encode() + b":" + body
-    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return sp.sign(body, timestamp, secret)
 
 
 @pytest.fixture
@@ -115,6 +113,13 @@ def make_settings(tmp_path, slack, graph, vonage):  # type: ignore[no-untyped-de
 
 @dataclass
 class Running:
+    """The app on a real port, driven with requests built as Slack builds them (bot.fakes.slack_payloads).
+
+    Every command and interaction carries the full field set with hostile names (team domain and
+    channel "payload…", quotes, emoji, 80-character names), and tells the fake Slack what Slack itself
+    would know: the trigger_id it issued, the response_url's conversation, the view a payload came from.
+    """
+
     app: FblinkApp
     url: str
     http: httpx.Client
@@ -133,52 +138,58 @@ class Running:
     def post_signed(self, body: bytes, content_type: str, *, timestamp: str | None = None,
                     signature: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         ts = timestamp or str(int(time.time()))
-        h = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": signature if signature is not None else sign(body, ts),
-        }
+        h = sp.signed_headers(body, SIGNING_SECRET, ts, content_type=content_type)
+        if signature is not None:
+            h["X-Slack-Signature"] = signature
         h.update(headers or {})
         return self.http.post(self.url + "/slack/events", content=body, headers=h)
 
-    def command(self, text: str, *, user: str = "U1", channel: str = "C1", team: str = TEAM,
-                response: str = "r", **kw: Any) -> httpx.Response:
-        trigger = f"{next(self._triggers)}.{int(time.time())}.trigger"
-        body = urlencode({
-            "token": "legacy-unused", "team_id": team, "team_domain": "fake", "channel_id": channel,
-            "channel_name": "general", "user_id": user, "user_name": user.lower(), "command": "/fblink",
-            "text": text, "api_app_id": "A0001", "is_enterprise_install": "false",
-            "response_url": self.slack.response_url(response), "trigger_id": trigger,
-        }).encode()
-        return self.post_signed(body, "application/x-www-form-urlencoded", **kw)
+    def _trigger(self, user: str | None) -> str:
+        return self.slack.issue_trigger(f"{next(self._triggers)}.{int(time.time())}.a1b2c3d4e5f6", user)
 
-    def interact(self, payload: dict[str, Any], **kw: Any) -> httpx.Response:
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return self.post_signed(body, "application/x-www-form-urlencoded", **kw)
+    def command(self, text: str, *, user: str = "U1", channel: str = "C1", team: str = TEAM,
+                response: str = "r", fields: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        body = sp.slash_command(
+            text=text, team_id=team, user_id=user, channel_id=channel, enterprise_id=ENTERPRISE,
+            enterprise_name=sp.HOSTILE["enterprise_name"], trigger_id=self._trigger(user),
+            response_url=self.slack.response_url(response, channel, user))
+        body.update(fields or {})
+        return self.post_signed(sp.form_body(body), "application/x-www-form-urlencoded", **kw)
+
+    def interact(self, payload: Any, **kw: Any) -> httpx.Response:
+        """Post an interaction; Slack issued its trigger_id and has its view open for the user."""
+        if isinstance(payload, dict):
+            user = payload.get("user")
+            uid = user.get("id") if isinstance(user, dict) and isinstance(user.get("id"), str) else None
+            if isinstance(payload.get("trigger_id"), str):
+                self.slack.issue_trigger(payload["trigger_id"], uid)
+            if uid and isinstance(payload.get("view"), dict):
+                self.slack.plant_view(uid, payload["view"])
+        return self.post_signed(sp.interactive_body(payload), "application/x-www-form-urlencoded", **kw)
 
     def click(self, action_id: str, value: str = "", *, user: str = "U1", channel: str = "C1",
-              response: str = "r", message_ts: str = "1700000000.000100", **kw: Any) -> httpx.Response:
-        return self.interact({
-            "type": "block_actions", "team": {"id": TEAM, "domain": "fake"},
-            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
-            "api_app_id": "A0001", "token": "legacy-unused", "trigger_id": f"{next(self._triggers)}.trigger",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
-            "channel": {"id": channel, "name": "general"},
-            "message": {"ts": message_ts, "text": "", "blocks": []},
-            "response_url": self.slack.response_url(response),
-            "actions": [{"action_id": action_id, "block_id": "b1", "type": "button", "value": value,
-                          "action_ts": f"{time.time():.6f}"}],
-        }, **kw)
+              response: str = "r", message_ts: str = "1700000000.000100", view: dict[str, Any] | None = None,
+              **kw: Any) -> httpx.Response:
+        """A button click on a message (or, with `view`, in a modal or the App Home: no response_url)."""
+        return self.interact(sp.block_actions(
+            action_id=action_id, value=value, user_id=user, channel_id=channel, message_ts=message_ts, view=view,
+            enterprise_id=ENTERPRISE, enterprise_name=sp.HOSTILE["enterprise_name"], trigger_id=self._trigger(user),
+            response_url=None if view else self.slack.response_url(response, channel, user, message_ts)), **kw)
 
     def submit(self, callback_id: str, values: dict[str, dict[str, Any]], *, user: str = "U1",
                private_metadata: str = "", view_id: str | None = None, **kw: Any) -> httpx.Response:
-        return self.interact({
-            "type": "view_submission", "team": {"id": TEAM, "domain": "fake"},
-            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
-            "api_app_id": "A0001", "token": "legacy-unused", "trigger_id": f"{next(self._triggers)}.trigger",
-            "view": {"id": view_id or f"V{next(self._triggers)}", "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
-                     "state": {"values": values}, "hash": "h1"},
-        }, **kw)
+        known = self.slack.state.views_by_id.get(view_id or "")
+        view = sp.view_object(view_id=view_id, callback_id=callback_id, private_metadata=private_metadata,
+                              state_values=values, hash=known[1].get("hash") if known else None)
+        return self.interact(sp.view_submission(
+            view=view, user_id=user, enterprise_id=ENTERPRISE, enterprise_name=sp.HOSTILE["enterprise_name"],
+            trigger_id=self._trigger(user)), **kw)
+
+    def open_home(self, user: str = "U1", *, tab: str = "home", **kw: Any) -> httpx.Response:
+        """The Events API delivery Slack sends when the user opens the app's Home tab."""
+        body = sp.app_home_opened(user_id=user, channel_id="D" + user[1:], tab=tab, view=self.slack.home_of(user),
+                                  enterprise_id=ENTERPRISE)
+        return self.post_signed(json.dumps(body).encode(), "application/json", **kw)
 
 
 def serve(app: FblinkApp) -> tuple[uvicorn.Server, threading.Thread, str]:

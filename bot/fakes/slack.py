@@ -1,18 +1,29 @@
 """A fake Slack Web API (and response_url endpoint) on 127.0.0.1.
 
-Speaks Slack's wire format: form or JSON bodies, ``Authorization: Bearer``,
-``{"ok": false, "error": ...}`` answers with HTTP 200, and HTTP 429 with
-Retry-After for rate limits (through the base class's fault injection).
+Speaks Slack's wire format: form or JSON bodies, ``Authorization: Bearer``, answers with the
+documented shapes (chat.postMessage's ``message`` with ``bot_id``/``bot_profile``, full view objects
+with ``id``/``hash``/``root_view_id``), errors as HTTP 200 ``{"ok": false, "error", "response_metadata"}``,
+Block Kit limits (``invalid_blocks`` / ``invalid_arguments``), single-use 3-second trigger_ids, view
+hash checks, and HTTP 429 with Retry-After (opt-in per-channel rate, or the base class's faults).
+Behind it, :class:`~bot.fakes.slack_state.Conversations` holds what each user sees, for a demo.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 from bot.fakes.base import FakeServer, Request, Response
+from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, check_view
+from bot.fakes.slack_payloads import HOSTILE
+from bot.fakes.slack_state import Conversations, Message
+
+Answer = dict[str, Any] | Response
+
+
+def error(code: str, messages: list[str] | None = None) -> dict[str, Any]:
+    return {"ok": False, "error": code, "response_metadata": {"messages": messages or []}}
 
 
 class FakeSlack(FakeServer):
@@ -23,18 +34,80 @@ class FakeSlack(FakeServer):
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
-        self._ts = itertools.count(1)
+        self.state = Conversations(team_id)
         # channel id -> error to answer chat.postMessage with (channel_not_found, not_in_channel, is_archived)
         self.channel_errors: dict[str, str] = {}
-        self.messages: list[dict[str, Any]] = []  # chat.postMessage/chat.update/postEphemeral, in order
-        self.responses: list[dict[str, Any]] = []  # posts to response_url
-        self.views: list[dict[str, Any]] = []  # views.open / views.update / views.publish
+        self.messages: list[dict[str, Any]] = []  # chat.postMessage/chat.update/postEphemeral/delete, in order
+        self.responses: list[dict[str, Any]] = []  # accepted posts to response_url
+        self.views: list[dict[str, Any]] = []  # accepted views.open / update / push / publish
+        self.rate_limit: float | None = None  # chat.postMessage per channel per second (Slack: about 1)
+        self._last_post: dict[str, float] = {}
 
-    # -- helpers for tests -----------------------------------------------------
-    def response_url(self, name: str = "r") -> str:
+    # -- reading the conversation (tests and the demo) ---------------------------------
+    @property
+    def channels(self) -> dict[str, list[Message]]:
+        return self.state.channels
+
+    @property
+    def version(self) -> int:
+        return self.state.version
+
+    def history(self, channel: str, user: str | None = None) -> list[Message]:
+        """What `user` sees in `channel` (their ephemerals included); without a user, the public part."""
+        with self.lock:
+            return list(self.state.history(channel, user))
+
+    def modal_of(self, user: str) -> dict[str, Any] | None:
+        """The view on top of the user's modal stack, or None."""
+        with self.lock:
+            stack = self.state.modals.get(user) or []
+            return stack[-1] if stack else None
+
+    def home_of(self, user: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self.state.homes.get(user)
+
+    # -- telling the fake what Slack did (helpers and the demo) ---------------------------
+    def response_url(self, name: str = "r", channel: str | None = None, user: str | None = None,
+                     message_ts: str | None = None) -> str:
+        """A response_url; with a channel, posts to it land in that conversation (5 uses)."""
+        with self.changed:
+            self.state.register_hook(name, channel, user, message_ts)
         return f"{self.url}/response/{name}"
 
-    def wait_for(self, predicate, timeout: float = 10.0) -> Any:  # type: ignore[no-untyped-def]
+    def issue_trigger(self, trigger_id: str, user: str | None = None) -> str:
+        """Slack issues a trigger_id with each command or interaction it sends."""
+        with self.changed:
+            self.state.issue_trigger(trigger_id, user)
+        return trigger_id
+
+    def plant_view(self, user: str, view: dict[str, Any]) -> None:
+        """A view a payload came from: Slack has it open for `user`."""
+        with self.changed:
+            self.state.plant_view(user, view)
+
+    def record_ack(self, channel: str, user: str, body: Any) -> Message | None:
+        """fblink's HTTP answer to a slash command, shown as Slack shows it (ephemeral unless in_channel)."""
+        if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
+            return None
+        with self.changed:
+            msg = self.state.post(Message(
+                channel=channel, ts=self.state.new_ts(), text=str(body.get("text") or ""),
+                blocks=body.get("blocks") or [], source="ack",
+                ephemeral_to=None if body.get("response_type") == "in_channel" else user))
+            self.changed.notify_all()
+            return msg
+
+    def record_user_message(self, channel: str, user: str, text: str) -> Message:
+        """A person's own message (e.g. the `/fblink ...` line a demo shows)."""
+        with self.changed:
+            msg = self.state.post(Message(channel=channel, ts=self.state.new_ts(), text=text, user=user,
+                                          bot_id=None, source="user"))
+            self.changed.notify_all()
+            return msg
+
+    # -- waiting (tests) ---------------------------------------------------------------
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Wait until predicate() returns something truthy; return it (or fail the test)."""
         deadline = time.monotonic() + timeout
         with self.changed:
@@ -55,7 +128,7 @@ class FakeSlack(FakeServer):
     def wait_message(self, contains: str, timeout: float = 10.0) -> dict[str, Any]:
         return self.wait_for(lambda: next((m for m in self.messages if contains in json.dumps(m)), None), timeout)
 
-    # -- server ----------------------------------------------------------------
+    # -- server ------------------------------------------------------------------------
     def _record(self, bucket: list[dict[str, Any]], item: dict[str, Any]) -> None:
         with self.changed:
             bucket.append(item)
@@ -63,84 +136,208 @@ class FakeSlack(FakeServer):
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/response/"):
-            self._record(self.responses, {"url_name": request.path.rsplit("/", 1)[-1], **request.json})
-            return Response(200, "ok")
+            return self._response_url(request)
         method = request.path.strip("/").rsplit("/", 1)[-1]
         auth = request.headers.get("authorization", "")
         params = request.params
+        if not auth and "token" not in params:
+            return Response(200, error("not_authed"))
         if auth != f"Bearer {self.bot_token}" and params.get("token") != self.bot_token:
-            return Response(200, {"ok": False, "error": "invalid_auth"})
+            return Response(200, error("invalid_auth"))
         for key in ("blocks", "view", "attachments"):
             if isinstance(params.get(key), str):
-                params[key] = json.loads(params[key])
+                try:
+                    params[key] = json.loads(params[key])
+                except ValueError:
+                    return Response(200, error("invalid_blocks_format" if key == "blocks" else "invalid_arguments"))
         handler = getattr(self, "api_" + method.replace(".", "_"), None)
         if handler is None:
-            return Response(200, {"ok": False, "error": "unknown_method"})
-        return Response(200, handler(params))
+            return Response(200, error("unknown_method"))
+        with self.changed:
+            answer = handler(params)
+            self.changed.notify_all()
+        return answer if isinstance(answer, Response) else Response(200, answer)
 
-    def api_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+    def _response_url(self, request: Request) -> Response:
+        name = request.path.rsplit("/", 1)[-1]
+        try:
+            body = request.json
+        except ValueError:
+            return Response(400, "invalid_payload")
+        if not isinstance(body, dict):
+            return Response(400, "invalid_payload")
+        with self.changed:
+            status, text = self.state.respond(name, body)
+            if status == 200:
+                self.responses.append({"url_name": name, **body})
+            self.changed.notify_all()
+        return Response(status, text)
+
+    # -- auth, users, conversations ------------------------------------------------------
+    def api_auth_test(self, p: dict[str, Any]) -> Answer:
         return {
-            "ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "fblink",
-            "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "BBOT", "is_enterprise_install": False,
+            "ok": True, "url": "https://payload-inc.slack.com/", "team": HOSTILE["team_name"], "user": "fblink",
+            "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "B0BOT", "is_enterprise_install": False,
         }
 
-    def api_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = p.get("channel", "")
-        if not channel:
-            return {"ok": False, "error": "channel_not_found"}
-        if channel in self.channel_errors:
-            return {"ok": False, "error": self.channel_errors[channel]}
-        if not p.get("text") and not p.get("blocks"):
-            return {"ok": False, "error": "no_text"}
-        if len(p.get("blocks") or []) > 50:
-            return {"ok": False, "error": "invalid_blocks"}
-        ts = f"{1700000000 + next(self._ts)}.000100"
-        out_channel = "D" + channel[1:] if channel.startswith("U") else channel
-        self._record(self.messages, {"method": "chat.postMessage", **p, "channel": out_channel, "ts": ts})
-        return {"ok": True, "channel": out_channel, "ts": ts, "message": {"text": p.get("text", ""), "ts": ts}}
+    def api_users_info(self, p: dict[str, Any]) -> Answer:
+        uid = str(p.get("user", ""))
+        if not uid[:1] in ("U", "W"):
+            return error("user_not_found")
+        profile = {"real_name": HOSTILE["real_name"], "display_name": HOSTILE["display_name"],
+                   "real_name_normalized": HOSTILE["real_name"], "display_name_normalized": HOSTILE["display_name"],
+                   "image_48": "https://avatars.slack-edge.com/48.png", "team": self.team_id}
+        return {"ok": True, "user": {
+            "id": uid, "team_id": self.team_id, "name": HOSTILE["user_name"], "deleted": False, "color": "9f69e7",
+            "real_name": HOSTILE["real_name"], "tz": "Europe/London", "tz_label": "Greenwich Mean Time",
+            "tz_offset": 0, "profile": profile, "is_admin": False, "is_owner": False, "is_bot": False,
+            "is_app_user": False, "updated": 1700000000}}
 
-    def api_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
-        if p.get("channel") in self.channel_errors:
-            return {"ok": False, "error": self.channel_errors[p["channel"]]}
-        self._record(self.messages, {"method": "chat.postEphemeral", **p})
-        return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
-
-    def api_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
-        if not any(m.get("ts") == p.get("ts") and m.get("channel") == p.get("channel") for m in self.messages):
-            return {"ok": False, "error": "message_not_found"}
-        self._record(self.messages, {"method": "chat.update", **p})
-        return {"ok": True, "channel": p["channel"], "ts": p["ts"]}
-
-    def api_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
-        users = p.get("users", "")
+    def api_conversations_open(self, p: dict[str, Any]) -> Answer:
+        users = str(p.get("users", ""))
+        if not users:
+            return error("users_list_not_supplied")
         return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
 
-    def api_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
-        uid = p.get("user", "")
-        return {"ok": True, "user": {"id": uid, "name": uid.lower(), "tz": "Europe/London", "tz_offset": 0}}
+    # -- chat ----------------------------------------------------------------------------
+    def _check_message(self, p: dict[str, Any]) -> dict[str, Any] | None:
+        if not p.get("text") and not p.get("blocks") and not p.get("attachments"):
+            return error("no_text")
+        if len(str(p.get("text") or "")) > MESSAGE_TEXT:
+            return error("msg_too_long")
+        if "blocks" in p:
+            problems = check_blocks(p["blocks"], MESSAGE_BLOCKS)
+            if problems:
+                return error("invalid_blocks", problems)
+        return None
 
-    def _view(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
-        view = p.get("view")
-        if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
-            return {"ok": False, "error": "invalid_arguments"}
-        if len(view.get("blocks", [])) > 100:
-            return {"ok": False, "error": "invalid_arguments"}
-        if method == "views.open" and not p.get("trigger_id"):
-            return {"ok": False, "error": "invalid_trigger_id"}
-        view_id = p.get("view_id") or f"V{next(self._ts):06d}"
-        self._record(self.views, {"method": method, **p})
-        return {"ok": True, "view": {**view, "id": view_id, "hash": "h" + view_id}}
+    def api_chat_postMessage(self, p: dict[str, Any]) -> Answer:
+        channel = str(p.get("channel") or "")
+        if not channel:
+            return error("channel_not_found")
+        if channel in self.channel_errors:
+            return error(self.channel_errors[channel])
+        if self.rate_limit:
+            now = time.monotonic()
+            if now - self._last_post.get(channel, 0.0) < 1.0 / self.rate_limit:
+                return Response(429, error("ratelimited"), {"Retry-After": "1"})
+            self._last_post[channel] = now
+        problem = self._check_message(p)
+        if problem:
+            return problem
+        out_channel = "D" + channel[1:] if channel[:1] in ("U", "W") else channel
+        msg = self.state.post(Message(channel=out_channel, ts=self.state.new_ts(), text=str(p.get("text") or ""),
+                                      blocks=p.get("blocks") or [], thread_ts=p.get("thread_ts")))
+        self.messages.append({"method": "chat.postMessage", **p, "channel": out_channel, "ts": msg.ts})
+        return {"ok": True, "channel": out_channel, "ts": msg.ts, "message": msg.api(self.team_id)}
 
-    def api_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self._view("views.open", p)
+    def api_chat_postEphemeral(self, p: dict[str, Any]) -> Answer:
+        channel, user = str(p.get("channel") or ""), str(p.get("user") or "")
+        if channel in self.channel_errors:
+            return error(self.channel_errors[channel])
+        if not channel:
+            return error("channel_not_found")
+        if not user:
+            return error("user_not_in_channel")
+        problem = self._check_message(p)
+        if problem:
+            return problem
+        msg = self.state.post(Message(channel=channel, ts=self.state.new_ts(), text=str(p.get("text") or ""),
+                                      blocks=p.get("blocks") or [], ephemeral_to=user, source="chat.postEphemeral"))
+        self.messages.append({"method": "chat.postEphemeral", **p, "ts": msg.ts})
+        return {"ok": True, "message_ts": msg.ts}
 
-    def api_views_update(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self._view("views.update", p)
+    def api_chat_update(self, p: dict[str, Any]) -> Answer:
+        channel, ts = str(p.get("channel") or ""), str(p.get("ts") or "")
+        msg = self.state.find(channel, ts)
+        if msg is None or msg.ephemeral_to is not None:
+            return error("message_not_found")  # ephemerals cannot be updated through the Web API
+        if msg.bot_id is None:
+            return error("cant_update_message")
+        problem = self._check_message(p)
+        if problem:
+            return problem
+        self.state.update(channel, ts, str(p.get("text") or ""), p.get("blocks"))
+        self.messages.append({"method": "chat.update", **p})
+        return {"ok": True, "channel": channel, "ts": ts, "text": msg.text, "message": msg.api(self.team_id)}
 
-    def api_views_push(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self._view("views.push", p)
+    def api_chat_delete(self, p: dict[str, Any]) -> Answer:
+        channel, ts = str(p.get("channel") or ""), str(p.get("ts") or "")
+        msg = self.state.find(channel, ts)
+        if msg is None or msg.ephemeral_to is not None:
+            return error("message_not_found")
+        if msg.bot_id is None:
+            return error("cant_delete_message")
+        self.state.delete(channel, ts)
+        self.messages.append({"method": "chat.delete", **p})
+        return {"ok": True, "channel": channel, "ts": ts}
 
-    def api_views_publish(self, p: dict[str, Any]) -> dict[str, Any]:
-        if not p.get("user_id"):
-            return {"ok": False, "error": "invalid_arguments"}
-        return self._view("views.publish", p)
+    # -- views ---------------------------------------------------------------------------
+    def _trigger(self, p: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        trigger = p.get("trigger_id") or p.get("interactivity_pointer")
+        if not trigger:
+            return error("invalid_arguments", ["[ERROR] missing required field: trigger_id"]), None
+        status, user = self.state.use_trigger(str(trigger))
+        if status != "ok":
+            return error("invalid_trigger_id" if status == "unknown" else "expired_trigger_id"), None
+        return None, user or "U?"
+
+    def _view_problem(self, p: dict[str, Any]) -> dict[str, Any] | None:
+        problems = check_view(p.get("view"))
+        return error("invalid_arguments", problems) if problems else None
+
+    def api_views_open(self, p: dict[str, Any]) -> Answer:
+        problem = self._view_problem(p)
+        if problem:
+            return problem
+        problem, user = self._trigger(p)
+        if problem or user is None:
+            return problem or error("invalid_trigger_id")
+        full = self.state.open_view(user, p["view"])
+        self.views.append({"method": "views.open", **p})
+        return {"ok": True, "view": full}
+
+    def api_views_push(self, p: dict[str, Any]) -> Answer:
+        problem = self._view_problem(p)
+        if problem:
+            return problem
+        problem, user = self._trigger(p)
+        if problem or user is None:
+            return problem or error("invalid_trigger_id")
+        if len(self.state.modals.get(user, [])) >= 3:
+            return error("push_limit_reached")
+        full = self.state.open_view(user, p["view"], push=True)
+        self.views.append({"method": "views.push", **p})
+        return {"ok": True, "view": full}
+
+    def api_views_update(self, p: dict[str, Any]) -> Answer:
+        if not p.get("view_id") and not p.get("external_id"):
+            return error("invalid_arguments", ["[ERROR] view_id or external_id is required"])
+        problem = self._view_problem(p)
+        if problem:
+            return problem
+        found = self.state.lookup(p.get("view_id"), p.get("external_id"))
+        if found is None:
+            return error("not_found")
+        user, old = found
+        if p.get("hash") and p["hash"] != old.get("hash"):
+            return error("hash_conflict")
+        full = self.state.replace_view(user, old, p["view"])
+        self.views.append({"method": "views.update", **p})
+        return {"ok": True, "view": full}
+
+    def api_views_publish(self, p: dict[str, Any]) -> Answer:
+        user = str(p.get("user_id") or "")
+        if not user:
+            return error("invalid_arguments", ["[ERROR] missing required field: user_id"])
+        problem = self._view_problem(p)
+        if problem:
+            return problem
+        if p["view"].get("type") != "home":
+            return error("invalid_arguments", ["[ERROR] must be home [json-pointer:/view/type]"])
+        current = self.state.homes.get(user)
+        if p.get("hash") and current is not None and p["hash"] != current.get("hash"):
+            return error("hash_conflict")
+        full = self.state.publish_home(user, p["view"])
+        self.views.append({"method": "views.publish", **p})
+        return {"ok": True, "view": full}
