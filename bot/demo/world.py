@@ -24,8 +24,9 @@ from cryptography.fernet import Fernet
 
 from bot.app import FblinkApp, create_app
 from bot.clock import Clock
-from bot.demo.slack import DemoSlack
 from bot.fakes.graph import FakeGraph
+from bot.fakes.slack import FakeSlack
+from bot.fakes.slack_payloads import BOT_USER
 from bot.fakes.vonage import FakeVonage
 from bot.settings import Settings
 
@@ -59,12 +60,22 @@ class DemoClock(Clock):
 
     def __init__(self) -> None:
         self.offset = 0
+        self.moves: list[tuple[float, int]] = []  # (real time of the move, offset from then on)
 
     def now(self) -> int:
         return int(time.time()) + self.offset
 
     def advance(self, seconds: int) -> None:
         self.offset += int(seconds)
+        self.moves.append((time.time(), self.offset))
+
+    def demo_time(self, real: float) -> int:
+        """The demo time at a past real time (Slack's message ts is real time)."""
+        offset = 0
+        for at, value in self.moves:
+            if at <= real:
+                offset = value
+        return int(real) + offset
 
 
 class ServeDatabaseError(Exception):
@@ -137,7 +148,7 @@ class World:
 
     login_url: str  # where fblink sends browsers for the Facebook dialog (the demo web server)
     database: str | None = None
-    slack: DemoSlack = field(init=False)
+    slack: FakeSlack = field(init=False)
     graph: FakeGraph = field(init=False)
     vonage: FakeVonage = field(init=False)
     clock: DemoClock = field(default_factory=DemoClock)
@@ -152,10 +163,10 @@ class World:
         for var in [k for k in os.environ if k.upper().startswith("SLACK_")]:
             os.environ.pop(var)  # Bolt reads SLACK_CLIENT_ID/SECRET itself and would switch to OAuth
         self.db_path, key = open_demo_database(self.database)
-        self.slack = DemoSlack(bot_token=BOT_TOKEN, team_id=TEAM, bot_user_id="U0FBLINKBOT").start()
+        self.slack = FakeSlack(bot_token=BOT_TOKEN, team_id=TEAM, bot_user_id=BOT_USER)
+        self.slack.start()
         self.graph = FakeGraph(FB_APP_ID, FB_APP_SECRET, FB_VERSION, application="fblink demo")
         self.graph.clock = self.clock.now
-        self.slack.clock = self.clock.now
         self.graph.start()
         self.vonage = FakeVonage()
         self.vonage.start()
