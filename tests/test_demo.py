@@ -173,3 +173,32 @@ def test_link_then_clock_advance_and_sweep_post_a_reminder(demo: Running, web: h
     assert report["ok"] and report["report"], report
     reminder = message_with(web, PAGE_ADMIN, "expires in")  # in the link's channel, seen by everyone
     assert not reminder["ephemeral"] and "Re-link now" in json.dumps(reminder)
+
+
+def test_facebook_dialog_cancel_and_declined_permission(demo: Running, web: httpx.Client) -> None:
+    command(web, PAGE_ADMIN, "/fblink login")
+    url = url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"]
+    q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+    cancelled = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide", data={**q, "fb_user": "10002", "decision": "cancel"},
+                           follow_redirects=True, timeout=10)
+    assert "error_reason=user_denied" in str(cancelled.history[0].headers["location"])
+    assert "cancelled" in cancelled.text  # fblink's own page for a cancelled login
+
+    command(web, PAGE_ADMIN, "/fblink login")
+    url = url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"]
+    q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+    granted = [s for s in q["scope"].split(",") if s != "pages_messaging"]
+    declined = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide",
+                          data={**q, "fb_user": "10002", "decision": "allow", "grant": granted}, follow_redirects=True, timeout=10)
+    assert declined.status_code == 200
+    dm = message_with(web, PAGE_ADMIN, "pages_messaging", channel="DPAGEADM")  # fblink asks for it again
+    assert "auth_type=rerequest" in url_button(dm)["url"]
+
+
+def test_vonage_dashboard_shows_accounts_and_escapes_names(demo: Running, web: httpx.Client) -> None:
+    demo.world.vonage.add_account(VONAGE_KEY, "999", "tok", name="<script>alert(1)</script>",
+                                  applications=("aa11bb22-1111-4c2d-8e3f-0123456789ab",))
+    page = web.get("/vonage")
+    assert page.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>" not in page.text
+    assert "Acme Support Bot" in page.text and "e5f6a7b8" in page.text
