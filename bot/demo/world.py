@@ -160,8 +160,8 @@ class World:
     _thread: threading.Thread | None = None
 
     def start(self) -> "World":
-        for var in [k for k in os.environ if k.upper().startswith("SLACK_")]:
-            os.environ.pop(var)  # Bolt reads SLACK_CLIENT_ID/SECRET itself and would switch to OAuth
+        for var in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+            os.environ.pop(var, None)  # Bolt reads these itself and would switch to its OAuth install flow
         self.db_path, key = open_demo_database(self.database)
         self.slack = FakeSlack(bot_token=BOT_TOKEN, team_id=TEAM, bot_user_id=BOT_USER)
         self.slack.start()
