@@ -12,6 +12,7 @@ import time
 
 from bot.clock import iso
 from bot.crypto import Vault
+from bot.fakes import slack_payloads as sp
 from bot.store import Store
 from tests.conftest import START, TEAM, VONAGE_KEY, free_port
 from tests.flows import log_in, text_of
@@ -23,10 +24,9 @@ PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MAN
 
 def test_slash_command_redelivered_links_once(bot, graph, vonage):
     log_in(bot, graph, pages=PAGES)
-    from urllib.parse import urlencode
-
-    body = urlencode({"team_id": TEAM, "user_id": "U1", "channel_id": "C1", "command": "/fblink", "text": "link 101",
-                      "response_url": bot.slack.response_url(), "trigger_id": "same.trigger.1"}).encode()
+    body = sp.form_body(sp.slash_command(text="link 101", team_id=TEAM, user_id="U1", channel_id="C1",
+                                         response_url=bot.slack.response_url("r", "C1", "U1"),
+                                         trigger_id="same.trigger.1"))
     bot.post_signed(body, "application/x-www-form-urlencoded")
     bot.slack.wait_response("Linked")
     bot.post_signed(body, "application/x-www-form-urlencoded", headers={"X-Slack-Retry-Num": "1",

@@ -22,37 +22,28 @@ import logging
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bot.crypto import Vault
+from bot.fakes import slack_payloads as sp
 from bot.graph import Page
 from bot.store import Store
-from handlers.commands import QUICK, SLOW, parse
+from handlers.commands import parse
 from handlers.common import MAX_ARG_TEXT, split_args
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import log_in
+from tests.slack_strategies import (HOME_ACTIONS, MESSAGE_ACTIONS, MODAL_ACTIONS, SUBCOMMANDS, USERS, VIEWS,
+                                    block_actions, command_texts, fill_response_url, json_any, slack_names,
+                                    view_submissions)
 from tests.test_links import APP1, APP2, PAGES  # the same world as the link tests
 
 DAY = 86400
 ROOT = Path(__file__).resolve().parents[1]
 OWN_CODE = (str(ROOT / "bot"), str(ROOT / "handlers"))
 
-
-SUBCOMMANDS = sorted({*QUICK, *SLOW, "help"})
-USERS = ["U1", "UADMIN", "U2"]
-
-# Every listener fblink registers (grep `app.action(` / `app.view(` in handlers/).
-MESSAGE_ACTIONS = [
-    "login_open", "pages_next", "pages_next_prev", "page_link", "page_link_app", "page_unlink", "page_relink",
-    "status_relink", "link_replace", "reminder_relink", "link_keep", "status_next", "status_next_prev",
-]
-MODAL_ACTIONS = ["link_modal_key"]  # dispatch_action inside the link modal
-HOME_ACTIONS = ["status_relink"]  # the App Home tab's "Re-link" accessory
-VIEWS = ["link_modal", "keys_add_modal"]
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
                 derandomize=False)
@@ -132,149 +123,6 @@ def world(bot, graph, vonage, caplog):
     db.close()
 
 
-# -- strategies ------------------------------------------------------------------------
-
-TRICKY_WORDS = [
-    "<", ">", "&", "&amp;", "&lt;", "&gt;", "&#x0;", "&#99999999;", '"', "'", '"unbalanced', "'also", "\\",
-    "“curly”", "app", "APP", "add", "remove", "list", "off", "on", "mute", "<#C0123456|general>", "<#C0123456>",
-    "<@U1>", "<!channel>", "101", "102", "103", "999", "Acme", "Coffee", "Support", "Bot", VONAGE_KEY, "nosuchkey",
-    "\x00", "\n", "\r\n", "\t", "\x1b[31m", "\u202e", "\u200b", "😀", "İ", "ß", "Ⅻ", "%", "%00", "+", "=",
-    "x" * 600, "y" * 3000, "<" * 200, "&amp;" * 200,
-]
-
-words = st.one_of(
-    st.sampled_from(TRICKY_WORDS),
-    st.text(max_size=20),
-    st.text(alphabet=st.characters(codec="utf-8"), min_size=50, max_size=1500),
-)
-
-
-@st.composite
-def command_texts(draw) -> str:  # type: ignore[no-untyped-def]
-    how = draw(st.integers(0, 9))
-    if how == 0:
-        return draw(st.text(max_size=300))  # anything at all
-    sub = draw(st.sampled_from(SUBCOMMANDS + [""]))
-    sub = draw(st.sampled_from([sub, sub.upper(), sub.title()]))
-    rest = draw(st.lists(words, max_size=6))
-    sep = draw(st.sampled_from([" ", "  ", "\t", "\n", " \u00a0"]))
-    return sep.join([sub, *rest]) if rest else sub + draw(st.sampled_from(["", " ", "\n"]))
-
-
-values = st.one_of(
-    st.sampled_from(["", "0", "-1", "10", "99999", "1e9", "NaN", "101", "102", "999", VONAGE_KEY, APP1, APP2,
-                     "null", "[]", "{}", '{"p"', "\x00", "x" * 3000]),
-    st.text(max_size=40),
-    st.builds(lambda p, k, a: json.dumps({"p": p, "k": k, "a": a}),
-              st.sampled_from(["101", "102", "103", "999", "", "x"]),
-              st.sampled_from([VONAGE_KEY, "nosuchkey", ""]),
-              st.sampled_from([APP1, APP2, "Support Bot", "nope", ""])),
-    st.builds(lambda d: json.dumps(d), st.dictionaries(st.sampled_from(["p", "k", "a", "x"]),
-                                                        st.one_of(st.none(), st.integers(), st.text(max_size=5)))),
-)
-
-
-def maybe_drop(draw, payload: dict[str, Any], optional: list[str]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    for key in optional:
-        if draw(st.booleans()) and draw(st.booleans()):  # each optional field missing 1 time in 4
-            payload.pop(key, None)
-    return payload
-
-
-@st.composite
-def block_actions(draw, surface: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """A block_actions payload as Slack sends it from `surface`, with random values."""
-    user = draw(st.sampled_from(USERS))
-    ids = {"message": MESSAGE_ACTIONS, "modal": MODAL_ACTIONS, "home": HOME_ACTIONS}[surface]
-    action: dict[str, Any] = {"action_id": draw(st.sampled_from(ids)), "block_id": draw(st.text(max_size=10)),
-                              "type": draw(st.sampled_from(["button", "static_select"])),
-                              "action_ts": f"{time.time():.6f}"}
-    if draw(st.integers(0, 5)):
-        action["value"] = draw(values)
-    if action["type"] == "static_select" and draw(st.booleans()):
-        action["selected_option"] = {"text": {"type": "plain_text", "text": "x"}, "value": draw(values)}
-    payload: dict[str, Any] = {
-        "type": "block_actions", "team": {"id": TEAM, "domain": "fake"},
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
-        "api_app_id": "A0001", "token": "legacy-unused",
-        "trigger_id": f"{draw(st.integers(1, 10**9))}.{time.time_ns()}.trigger",
-        "actions": [action],
-    }
-    if surface == "message":
-        channel = draw(st.sampled_from(["C1", "CLINK", "D1", "G0123456"]))
-        ts = "1700000000.000100"
-        payload.update({
-            "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": draw(st.booleans())},
-            "channel": {"id": channel, "name": "general"},
-            "message": {"ts": ts, "text": draw(st.text(max_size=20)), "blocks": []},
-            "response_url": "RESPONSE_URL",
-            "state": {"values": {}},
-        })
-        return maybe_drop(draw, payload, ["channel", "message", "state", "container"])
-    # views: no response_url, the view itself comes along
-    if surface == "modal":
-        key = draw(st.one_of(st.none(), st.sampled_from([VONAGE_KEY, "nosuchkey", ""]), st.text(max_size=10)))
-        page = draw(st.one_of(st.none(), st.sampled_from(["101", "102", "103", "999"]), st.text(max_size=10)))
-        state = {"values": {
-            "page": {"page": {"type": "static_select", "selected_option": None if page is None else {"value": page}}},
-            "key": {"link_modal_key": {"type": "static_select",
-                                       "selected_option": None if key is None else {"value": key}}},
-        }}
-        meta = draw(st.sampled_from(["", json.dumps({"channel": "C9"}), json.dumps({"channel": None}), "{}"]))
-        view = {"id": f"V{draw(st.integers(1, 999))}", "type": "modal", "callback_id": "link_modal", "hash": "h1",
-                "private_metadata": meta, "state": state}
-    else:
-        view = {"id": "VHOME", "type": "home", "callback_id": "", "hash": "h1", "private_metadata": "",
-                "state": {"values": {}}}
-    payload.update({"container": {"type": "view", "view_id": view["id"]}, "view": view})
-    return maybe_drop(draw, payload, ["container"])
-
-
-@st.composite
-def view_submissions(draw) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    user = draw(st.sampled_from(USERS))
-    callback = draw(st.sampled_from(VIEWS))
-    opt = lambda v: st.one_of(st.none(), st.just({}), st.builds(lambda x: {"value": x}, v))  # noqa: E731
-    text_in = lambda v: st.one_of(st.just({}), st.builds(lambda x: {"type": "plain_text_input", "value": x}, v))  # noqa: E731
-    some = st.one_of(values, st.sampled_from(["101", "102", "103", VONAGE_KEY, "second99", APP1, APP2]))
-    if callback == "link_modal":
-        blocks_ = {
-            "page": {"page": {"type": "static_select", "selected_option": draw(opt(some))}},
-            "key": {"link_modal_key": {"type": "static_select", "selected_option": draw(opt(some))}},
-            "app": {"app": {"type": "static_select", "selected_option": draw(opt(some))}},
-        }
-        meta = draw(st.one_of(st.sampled_from(["", "{}", json.dumps({"channel": "C9"}), json.dumps({"channel": None})]),
-                              st.builds(lambda c: json.dumps({"channel": c}), st.text(max_size=12))))
-    else:
-        blocks_ = {
-            "api_key": {"api_key": draw(text_in(st.one_of(st.none(), some, st.text(max_size=50))))},
-            "api_secret": {"api_secret": draw(text_in(st.one_of(st.none(), st.text(max_size=50))))},
-        }
-        meta = ""
-    blocks_ = {k: v for k, v in blocks_.items() if draw(st.integers(0, 4))}  # a block sometimes missing
-    view = {"id": f"V{draw(st.integers(1, 10**6))}", "type": "modal", "callback_id": callback,
-            "private_metadata": meta, "state": {"values": blocks_}, "hash": draw(st.text(max_size=8)),
-            "title": {"type": "plain_text", "text": "x"}, "blocks": []}
-    payload = {
-        "type": "view_submission", "team": {"id": TEAM, "domain": "fake"},
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
-        "api_app_id": "A0001", "token": "legacy-unused", "trigger_id": f"{time.time_ns()}.trigger",
-        "view": view, "response_urls": [],
-    }
-    return payload
-
-
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
-json_any = st.recursive(json_leaf, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
-
-
-def fill_response_url(payload: Any, bot) -> Any:  # type: ignore[no-untyped-def]
-    if isinstance(payload, dict) and payload.get("response_url") == "RESPONSE_URL":
-        payload["response_url"] = bot.slack.response_url("prop")
-    return payload
-
-
 def test_the_strategies_cover_every_registered_listener():
     """If a listener is added in handlers/, the random traffic below must learn about it."""
     import re
@@ -337,15 +185,18 @@ def test_random_commands_are_always_acknowledged(world, caplog):
     bot = world
 
     @settings(max_examples=150, **SETTINGS)
-    @given(text=command_texts(), user=st.sampled_from(USERS))
-    @example(text="", user="U1")
-    @example(text="link " + "x" * 5000, user="U1")
-    @example(text="keys add", user="UADMIN")
-    @example(text='link "Acme Coffee', user="U1")
-    @example(text="history \x00", user="U1")
-    @example(text="remind Acme Coffee <#C0123456|x>", user="U1")
-    def run(text, user):
-        r = bot.command(text, user=user)
+    @given(text=command_texts(), user=st.sampled_from(USERS), names=slack_names())
+    @example(text="", user="U1", names={})
+    @example(text="link " + "x" * 5000, user="U1", names={})
+    @example(text="keys add", user="UADMIN", names={})
+    @example(text='link "Acme Coffee', user="U1", names={})
+    @example(text="history \x00", user="U1", names={})
+    @example(text="remind Acme Coffee <#C0123456|x>", user="U1", names={})
+    @example(text="link payload-pros", user="U1", names={"team_domain": "payload-inc", "channel_name": "payload"})
+    @example(text="status", user="U1", names={"user_name": "payload=1&text=help", "enterprise_id": "E1",
+                                               "enterprise_name": "payload"})
+    def run(text, user, names):
+        r = bot.command(text, user=user, fields=names)
         assert r.status_code == 200, (r.status_code, r.text[:300])
         name, args = parse(text)
         if r.content:
@@ -457,10 +308,7 @@ def test_app_home_opened_with_random_users(world, caplog):
     @given(user=st.one_of(st.sampled_from(USERS), st.text(min_size=1, max_size=12)),
            tab=st.sampled_from(["home", "messages", "about"]))
     def run(user, tab):
-        body = {"token": "legacy", "team_id": TEAM, "api_app_id": "A0001", "type": "event_callback",
-                "event_id": f"Ev{time.time_ns()}", "event_time": int(time.time()),
-                "event": {"type": "app_home_opened", "user": user, "channel": "D1", "tab": tab,
-                          "event_ts": f"{time.time():.6f}"}}
+        body = sp.app_home_opened(user_id=user, channel_id="D1", tab=tab, team_id=TEAM)
         r = bot.post_signed(json.dumps(body).encode(), "application/json")
         assert r.status_code == 200, (r.status_code, r.text[:300])
 
@@ -472,14 +320,7 @@ def test_app_home_opened_with_random_users(world, caplog):
 # -- App Home clicks come without a response_url ------------------------------------------
 
 def home_click(bot, value: str):  # type: ignore[no-untyped-def]
-    return bot.interact({
-        "type": "block_actions", "team": {"id": TEAM, "domain": "fake"},
-        "user": {"id": "U1", "username": "u1", "team_id": TEAM}, "api_app_id": "A0001",
-        "trigger_id": f"{time.time_ns()}.trigger", "container": {"type": "view", "view_id": "VHOME"},
-        "view": {"id": "VHOME", "type": "home", "callback_id": "", "hash": "h", "state": {"values": {}}},
-        "actions": [{"action_id": "status_relink", "block_id": "b", "type": "button", "value": value,
-                     "action_ts": "1.0"}],
-    })
+    return bot.click("status_relink", value, view=sp.view_object(view_id="VHOME", team_id=TEAM, type="home"))
 
 
 def test_app_home_relink_button_answers_by_dm(world, caplog):

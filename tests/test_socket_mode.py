@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from bot.app import FblinkApp, create_app
-from tests.conftest import APP_ID, BOT_TOKEN, TEAM, serve
+from bot.fakes import slack_payloads as sp
+from tests.conftest import APP_ID, BOT_TOKEN, ENTERPRISE, TEAM, serve
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.socket_mode import FakeSocketMode
@@ -37,14 +38,14 @@ class SocketBot:
 
     def command(self, text: str, *, user: str = "U1", channel: str = "C1", response: str = "r") -> dict[str, Any]:
         """Send `/fblink <text>` as a slash_commands envelope; return the app's ack message."""
-        payload = {
-            "token": "legacy-unused", "team_id": TEAM, "team_domain": "fake", "channel_id": channel,
-            "channel_name": "general", "user_id": user, "user_name": user.lower(), "command": "/fblink",
-            "text": text, "api_app_id": "A0001", "is_enterprise_install": "false",
-            "response_url": self.slack.response_url(response),
-            "trigger_id": f"{next(self._triggers)}.{int(time.time())}.trigger",
-        }
-        envelope_id = self.socket.send_envelope("slash_commands", payload)
+        payload = sp.slash_command(
+            text=text, team_id=TEAM, user_id=user, channel_id=channel, enterprise_id=ENTERPRISE,
+            enterprise_name=sp.HOSTILE["enterprise_name"], response_url=self.slack.response_url(response, channel, user),
+            trigger_id=self.slack.issue_trigger(f"{next(self._triggers)}.{int(time.time())}.a1b2c3", user))
+        return self.send("slash_commands", payload)
+
+    def send(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        envelope_id = self.socket.send_envelope(type, payload)
         ack = self.socket.wait_ack(envelope_id, timeout=5)
         assert ack["envelope_id"] == envelope_id
         return ack
@@ -134,6 +135,30 @@ def test_slow_command_acks_then_answers_on_response_url(socket_bot):
     resp = socket_bot.slack.wait_response("/fblink login", timeout=5)
     assert resp["url_name"] == "pages"
     assert button_urls(resp)
+
+
+def test_payload_named_places_and_text_work_over_the_socket(socket_bot):
+    """Socket Mode payloads are JSON already; the word "payload" in names or text changes nothing."""
+    ack = socket_bot.command("pages payload-pros", response="sock")
+    assert "Fetching" in text_of(ack["payload"])
+    socket_bot.slack.wait_response("/fblink login", timeout=5)
+
+
+def test_button_click_over_the_socket(socket_bot):
+    payload = sp.block_actions(action_id="pages_next", value="0", user_id="U1", response_url=socket_bot.slack.response_url(
+        "click", "C1", "U1", "1700000000.000100"), enterprise_id=ENTERPRISE, enterprise_name="payload & co")
+    socket_bot.slack.issue_trigger(payload["trigger_id"], "U1")
+    ack = socket_bot.send("interactive", payload)
+    assert not ack.get("payload")  # a button click is acked empty
+    resp = socket_bot.slack.wait_for(lambda: [r for r in socket_bot.slack.responses if r["url_name"] == "click"],
+                                     timeout=5)
+    assert "/fblink pages" in text_of(resp) and resp[0]["replace_original"] is True  # no Pages stored for U1
+
+
+def test_app_home_opened_over_the_socket_publishes_the_home_tab(socket_bot):
+    socket_bot.send("events_api", sp.app_home_opened(user_id="U1", enterprise_id=ENTERPRISE))
+    home = socket_bot.slack.wait_for(lambda: socket_bot.slack.home_of("U1"), timeout=5)
+    assert home["type"] == "home" and home["id"] and home["hash"]
 
 
 def test_http_port_serves_health_and_callback_but_not_slack_events(socket_bot):

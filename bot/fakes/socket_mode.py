@@ -207,6 +207,8 @@ class FakeSocketMode:
             "payload": payload,
             "accepts_response_payload": accepts_response_payload,
         }
+        if type == "events_api":  # Slack adds the delivery's retry count to Events API envelopes
+            message.update(retry_attempt=0, retry_reason="")
         with self._cond:
             ws = self._sockets[-1]
         assert self._loop is not None
