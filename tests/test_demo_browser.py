@@ -147,3 +147,28 @@ def test_main_story_in_a_browser(demo: Running, page, tmp_path: Path) -> None:  
     run(page, "/fblink keys add")
     expect(messages.locator(".is-ephemeral").last).to_contain_text("admin")
     expect(page.locator("#modal")).to_be_hidden()
+
+
+def test_admin_adds_a_key_and_the_link_modal_follows_it(demo: Running, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page.goto(demo.url)
+    run(page, "/fblink keys add")
+    modal = page.locator("#modal")
+    page.click("#modal-submit")  # empty: fblink's field errors, the modal stays open
+    expect(modal.locator(".error").first).to_contain_text("letters and digits")
+    modal.locator("input").nth(0).fill("e5f6a7b8")
+    modal.locator("input").nth(1).fill("OtherSecret2")
+    page.click("#modal-submit")
+    expect(modal).to_be_hidden()
+    page.click("#dms a.nav")
+    expect(page.locator("#messages")).to_contain_text("Added Vonage API key")
+    page.click("[data-channel=C0OPS00001]")
+    run(page, "/fblink login")
+    facebook_allow(page, page.locator("#messages").get_by_role("button", name="Continue with Facebook").last)
+    run(page, "/fblink link")
+    expect(modal.locator("select[data-action=app]")).to_contain_text("Acme Support Bot")
+    modal.locator("select[data-action=page]").select_option(ACME["id"])
+    modal.locator("select[data-action=link_modal_key]").select_option("e5f6a7b8")  # dispatches block_actions
+    expect(modal.locator("select[data-action=app]")).to_contain_text("Agency")
+    expect(modal.locator("select[data-action=page]")).to_have_value(ACME["id"])  # kept across views.update
+    page.click("#modal-close")
+    expect(modal).to_be_hidden()
