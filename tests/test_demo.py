@@ -143,6 +143,10 @@ def test_command_round_trip_signed_like_slack(demo: Running, web: httpx.Client) 
     assert state(web, ADMIN)["messages"] == []  # ephemeral: the admin sees nothing
     command(web, NOBODY, "/fblnk status")
     assert "not a valid command" in json.dumps(state(web, NOBODY)["messages"][-1])
+    settings = demo.world.fblink.services.settings
+    for url in (settings.slack_api_url, settings.facebook_graph_url, settings.facebook_login_url,
+                settings.vonage_api_url, settings.fblink_public_url):
+        assert urlsplit(url).hostname == "127.0.0.1"  # nothing real is ever called
     sent = demo.world.slack.calls()  # fblink called the fake Slack Web API? (quick answers need not)
     assert all(r.headers.get("authorization") == "Bearer xoxb-0000000000-demo-bot-token" for r in sent if r.path.startswith("/api/"))
 

@@ -45,7 +45,11 @@ def prepare(host: str, port: int, database: str | None, out: TextIO) -> tuple[so
     sock = _bind(host, port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{sock.getsockname()[1]}"
-    world = World(login_url=url, database=database).start()
+    try:
+        world = World(login_url=url, database=database).start()
+    except BaseException:
+        sock.close()
+        raise
     from bot.demo.server import build_app
 
     config = uvicorn.Config(build_app(world), log_level="warning", access_log=False, lifespan="on")
@@ -64,9 +68,7 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, database: str | None
             world.stop()
             raise RuntimeError("demo web server did not start")
         time.sleep(0.01)
-    host_port = sock.getsockname()
-    return Running(url=f"http://127.0.0.1:{host_port[1]}" if host == "127.0.0.1" else world.login_url,
-                   world=world, server=server, thread=thread)
+    return Running(url=world.login_url, world=world, server=server, thread=thread)
 
 
 def main(host: str, port: int, database: str | None) -> int:
