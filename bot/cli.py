@@ -1,4 +1,4 @@
-"""`fblink serve | sweep | gen-key | check-config`."""
+"""`fblink serve | sweep | gen-key | check-config | demo`."""
 
 from __future__ import annotations
 
@@ -62,6 +62,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo.run import main as run_demo
+
+    return run_demo(args.host, args.port, args.database)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fblink", description="Link Facebook Pages to Vonage from Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_gen_key)
     check = sub.add_parser("check-config", help="validate the configuration and exit")
     check.set_defaults(func=cmd_check_config)
+    demo = sub.add_parser("demo", help="try fblink in a browser against simulated Slack, Facebook and Vonage")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=3000)
+    demo.add_argument("--database", help="keep the demo's state in this file (default: a fresh temporary file)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -1,0 +1,270 @@
+"""The demo's web server: the Slack-like client's JSON API, the clock control, and the
+simulated Facebook dialog and Vonage dashboard pages.
+
+Every Slack-side action is turned into the request Slack would send (bot/fakes/slack_payloads)
+and posted, signed, to fblink over HTTP; what fblink answers is applied as Slack would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from bot.demo import pages
+from bot.fakes import slack_payloads as sp
+from bot.fakes.slack_state import Message
+from bot.demo.world import CHANNELS, PEOPLE, SIGNING_SECRET, TEAM, TEAM_DOMAIN, World
+
+DAY = 86400
+ACK_TIMEOUT = 3.0  # Slack gives an app 3 s to answer
+
+
+def _person(user: str) -> dict[str, Any]:
+    person = next((p for p in PEOPLE if p["id"] == user), None)
+    if person is None:
+        raise ValueError("unknown person")
+    return person
+
+
+def _channel_name(channel: str) -> str:
+    return next((c["name"] for c in CHANNELS if c["id"] == channel), "directmessage")
+
+
+class Demo:
+    """The demo API's behaviour, apart from routing."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.slack = world.slack
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(ACK_TIMEOUT + 2, connect=2.0))
+        self.errors: dict[tuple[str, str], dict[str, str]] = {}  # (view id, hash) -> field errors shown
+        self._seq = itertools.count(1)
+
+    async def post_to_fblink(self, body: bytes, content_type: str) -> httpx.Response | None:
+        """Slack's side of a request: signed, 3 s budget; None when fblink did not answer in time."""
+        headers = sp.signed_headers(body, SIGNING_SECRET, content_type=content_type)
+        try:
+            return await asyncio.wait_for(
+                self.http.post(self.world.fblink_url + "/slack/events", content=body, headers=headers), ACK_TIMEOUT)
+        except (asyncio.TimeoutError, httpx.HTTPError):
+            return None
+
+    def _hook(self, channel: str, user: str, message_ts: str | None = None) -> str:
+        return self.slack.response_url(f"{TEAM}-{next(self._seq)}-{secrets.token_hex(8)}", channel, user, message_ts)
+
+    def _trigger(self, user: str) -> str:
+        trigger = f"{next(self._seq)}{int(time.time())}.{secrets.randbelow(10**9)}.{secrets.token_hex(16)}"
+        return self.slack.issue_trigger(trigger, user)
+
+    def _slackbot(self, channel: str, user: str, text: str) -> None:
+        """Slack's own ephemeral notes (an unknown command, an app that did not answer)."""
+        with self.slack.changed:
+            self.slack.state.post(Message(channel=channel, ts=self.slack.state.new_ts(), text=text, user="USLACKBOT",
+                                          bot_id=None, ephemeral_to=user, source="slackbot"))
+            self.slack.changed.notify_all()
+
+    def _people(self, user: str) -> dict[str, Any]:
+        person = _person(user)
+        return {"team_id": TEAM, "team_domain": TEAM_DOMAIN, "user_id": user, "user_name": person["name"]}
+
+    async def command(self, user: str, channel: str, text: str) -> dict[str, Any]:
+        who = self._people(user)
+        command, _, rest = text.strip().partition(" ")
+        if command != "/fblink":
+            self._slackbot(channel, user, f"`{command or text}` is not a valid command. In Slack, all messages "
+                                          "that start with the \"/\" character are interpreted as commands.")
+            return {"ok": True}
+        fields = sp.slash_command(text=rest.strip(), channel_id=channel, channel_name=_channel_name(channel),
+                                  response_url=self._hook(channel, user), trigger_id=self._trigger(user), **who)
+        resp = await self.post_to_fblink(sp.form_body(fields), "application/x-www-form-urlencoded")
+        if resp is None or resp.status_code != 200:
+            why = "operation_timeout" if resp is None else "http_service_error"
+            self._slackbot(channel, user, f"/fblink failed with the error \"{why}\"")
+        elif resp.content:
+            ack = resp.json() if "json" in resp.headers.get("content-type", "") else {"text": resp.text}
+            self.slack.record_ack(channel, user, ack)
+        return {"ok": True}
+
+    async def action(self, user: str, data: dict[str, Any]) -> dict[str, Any]:
+        who = self._people(user)
+        action = {**data["action"], "action_ts": f"{time.time():.6f}"}
+        where = data.get("surface", "message")
+        if where in ("modal", "home"):
+            view = self.slack.modal_of(user) if where == "modal" else self.slack.home_of(user)
+            if view is None:
+                return {"ok": False, "error": "no view"}
+            view = {**view, "state": {"values": data.get("values") or {}}}
+            payload = sp.block_actions(action=action, view=view, trigger_id=self._trigger(user), **who)
+            payload["state"] = view["state"]
+        else:
+            channel, ts = data["channel"], data["ts"]
+            msg = self.slack.state.find(channel, ts)
+            if msg is None or not msg.visible_to(user):
+                return {"ok": False, "error": "message gone"}
+            payload = sp.block_actions(action=action, channel_id=channel, channel_name=_channel_name(channel),
+                                       message_ts=ts, message_blocks=msg.blocks, is_ephemeral=msg.ephemeral_to is not None,
+                                       response_url=self._hook(channel, user, ts), trigger_id=self._trigger(user), **who)
+            if "message" in payload:
+                payload["message"] = {**msg.api(TEAM), "text": msg.text}
+        resp = await self.post_to_fblink(sp.interactive_body(payload), "application/x-www-form-urlencoded")
+        return {"ok": resp is not None and resp.status_code == 200}
+
+    def _changed(self) -> None:
+        """Something the client shows changed outside the Web API (errors, the clock): bump the version."""
+        with self.slack.changed:
+            self.slack.state.bump()
+            self.slack.changed.notify_all()
+
+    def _pop_modal(self, user: str, *, clear: bool = False) -> None:
+        with self.slack.changed:
+            stack = self.slack.state.modals.get(user) or []
+            if clear:
+                stack.clear()
+            elif stack:
+                stack.pop()
+            self.slack.state.bump()
+            self.slack.changed.notify_all()
+
+    async def submit(self, user: str, values: dict[str, Any]) -> dict[str, Any]:
+        who = self._people(user)
+        view = self.slack.modal_of(user)
+        if view is None:
+            return {"ok": False, "error": "no modal"}
+        sent = {**view, "state": {"values": values}}
+        payload = sp.view_submission(view=sent, trigger_id=self._trigger(user), **who)
+        resp = await self.post_to_fblink(sp.interactive_body(payload), "application/x-www-form-urlencoded")
+        if resp is None or resp.status_code != 200:
+            self.errors[(view["id"], view["hash"])] = {"_": "We had some trouble connecting. Try again?"}
+            self._changed()
+            return {"ok": False}
+        answer = resp.json() if resp.content and "json" in resp.headers.get("content-type", "") else {}
+        kind = answer.get("response_action")
+        if kind == "errors":
+            self.errors[(view["id"], view["hash"])] = dict(answer.get("errors") or {})
+            self._changed()
+        elif kind == "update":
+            with self.slack.changed:
+                self.slack.state.replace_view(user, view, answer["view"])
+        elif kind == "push":
+            with self.slack.changed:
+                self.slack.state.open_view(user, answer["view"], push=True)
+        else:
+            self._pop_modal(user, clear=kind == "clear")
+        return {"ok": True}
+
+    async def close(self, user: str) -> dict[str, Any]:
+        who = self._people(user)
+        view = self.slack.modal_of(user)
+        if view is None:
+            return {"ok": True}
+        self._pop_modal(user)
+        if view.get("notify_on_close"):
+            payload = sp.view_closed(view=view, **who)
+            await self.post_to_fblink(sp.interactive_body(payload), "application/x-www-form-urlencoded")
+        return {"ok": True}
+
+    async def open_home(self, user: str) -> dict[str, Any]:
+        _person(user)
+        body = json.dumps(sp.app_home_opened(user_id=user, channel_id="D" + user[1:], team_id=TEAM,
+                                             view=self.slack.home_of(user)), ensure_ascii=False).encode()
+        resp = await self.post_to_fblink(body, "application/json")
+        return {"ok": resp is not None and resp.status_code == 200}
+
+    def _message(self, msg: Message) -> dict[str, Any]:
+        real = float(msg.ts.split(".")[0])
+        return {"channel": msg.channel, "ts": msg.ts, "user": msg.user, "text": msg.text, "blocks": msg.blocks,
+                "ephemeral": msg.ephemeral_to is not None, "edited": msg.edited, "at": self.world.clock.demo_time(real)}
+
+    def state(self, user: str, channel: str) -> dict[str, Any]:
+        modal = self.slack.modal_of(user)
+        shown = None
+        if modal is not None:
+            shown = {**modal, "errors": self.errors.get((modal["id"], modal["hash"]), {})}
+        return {
+            "version": self.slack.version, "channel": channel,
+            "messages": [self._message(m) for m in self.slack.history(channel, user)],
+            "modal": shown, "home": self.slack.home_of(user), "now": self.world.clock.now(),
+            "offset_days": self.world.clock.offset / DAY,
+        }
+
+
+def build_app(world: World) -> Starlette:
+    demo = Demo(world)
+    static = resources.files("bot.demo") / "static"
+
+    async def body(request: Request) -> dict[str, Any]:
+        try:
+            data = await request.json()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse((static / "index.html").read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ("app.js", "blocks.js", "style.css"):
+            return Response("not found", status_code=404)
+        return FileResponse(str(static / name), headers={"Cache-Control": "no-store"})
+
+    async def config(request: Request) -> Response:
+        return JSONResponse({"people": PEOPLE, "channels": CHANNELS, "team": TEAM, "bot": world.slack.bot_user_id,
+                             "admins": sorted(world.fblink.services.settings.admins)})
+
+    async def state(request: Request) -> Response:
+        q = request.query_params
+        return JSONResponse(demo.state(q.get("user", ""), q.get("channel", "")))
+
+    def route(fn: Any) -> Any:
+        async def handler(request: Request) -> Response:
+            data = await body(request)
+            try:
+                return JSONResponse(await fn(data))
+            except (KeyError, ValueError, TypeError) as exc:
+                return JSONResponse({"ok": False, "error": f"bad request: {type(exc).__name__}"}, status_code=400)
+        return handler
+
+    async def advance(data: dict[str, Any]) -> dict[str, Any]:
+        days = float(data.get("days", 1))
+        if not 0 < days <= 3650:
+            raise ValueError("days")
+        world.clock.advance(int(days * DAY))
+        demo._changed()
+        return {"ok": True, "now": world.clock.now()}
+
+    async def sweep(data: dict[str, Any]) -> dict[str, Any]:
+        report = await asyncio.wrap_future(world.sweep())
+        demo._changed()
+        return {"ok": True, "report": report}
+
+    routes = [
+        Route("/", index), Route("/static/{name}", asset), Route("/favicon.ico", lambda r: Response(status_code=204)), Route("/api/config", config), Route("/api/state", state),
+        Route("/api/command", route(lambda d: demo.command(d["user"], d["channel"], str(d["text"]))), methods=["POST"]),
+        Route("/api/action", route(lambda d: demo.action(d["user"], d)), methods=["POST"]),
+        Route("/api/submit", route(lambda d: demo.submit(d["user"], d.get("values") or {})), methods=["POST"]),
+        Route("/api/close", route(lambda d: demo.close(d["user"])), methods=["POST"]),
+        Route("/api/home", route(lambda d: demo.open_home(d["user"])), methods=["POST"]),
+        Route("/api/clock/advance", route(advance), methods=["POST"]),
+        Route("/api/clock/sweep", route(sweep), methods=["POST"]),
+        *pages.routes(world),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await demo.http.aclose()
+
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,213 @@
+"""Everything the demo runs: the fakes, their demo data, and fblink itself on a loopback port.
+
+fblink is built by the normal factory ``create_app``; only the wiring differs (upstream
+URLs point at the fakes, the clock is one the demo can move). No real credential is
+read: Settings gets every field explicitly and no .env file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from cryptography.fernet import Fernet
+
+from bot.app import FblinkApp, create_app
+from bot.clock import Clock
+from bot.fakes.graph import FakeGraph
+from bot.fakes.slack import FakeSlack
+from bot.fakes.slack_payloads import BOT_USER
+from bot.fakes.vonage import FakeVonage
+from bot.settings import Settings
+
+TEAM, TEAM_DOMAIN = "T0DEMO0001", "fblink-demo"
+SIGNING_SECRET = "demo-signing-secret-0123456789ab"
+BOT_TOKEN = "xoxb-0000000000-demo-bot-token"
+FB_APP_ID, FB_APP_SECRET, FB_VERSION = "1234567890123456", "demo-facebook-app-secret", "v25.0"
+VONAGE_KEY, VONAGE_SECRET = "a1b2c3d4", "DemoSecret1"
+EXTRA_KEY, EXTRA_SECRET = "e5f6a7b8", "OtherSecret2"
+CREDENTIAL_PREFIXES = ("SLACK_", "FACEBOOK_", "VONAGE_", "FBLINK_")
+
+PEOPLE = [  # Slack people: id, display name, role, their Facebook person
+    {"id": "UADMIN", "name": "avery", "title": "Avery (fblink admin)", "facebook": "10001"},
+    {"id": "UPAGEADM", "name": "priya", "title": "Priya (Page admin)", "facebook": "10002"},
+    {"id": "UNOPAGE", "name": "sam", "title": "Sam (manages no Page)", "facebook": "10003"},
+]
+CHANNELS = [{"id": "C0OPS00001", "name": "ops"}, {"id": "C0MKT00002", "name": "marketing"}]
+
+ACME = {"id": "104857600000001", "name": "Acme Coffee & Tea ☕", "category": "Coffee Shop", "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"]}
+HOSTILE = {"id": "104857600000002", "name": "Café \"payload=1&x=%2B\" <b>Ünïcödé</b> 🍰", "category": "Bakery", "tasks": ["MESSAGING", "MODERATE"]}
+CYRILLIC = {"id": "104857600000003", "name": "Торговый дом «Ромашка» — официальная страница магазина в Москве 2026 · 24/7 чат!", "category": "Retail", "tasks": ["ANALYZE"]}
+FACEBOOK_PEOPLE = [
+    {"id": "10001", "name": "Avery Quinn", "pages": [ACME, HOSTILE]},
+    {"id": "10002", "name": "Priya Raman", "pages": [ACME, HOSTILE, CYRILLIC]},
+    {"id": "10003", "name": "Sam Okafor", "pages": []},
+]
+
+
+class DemoClock(Clock):
+    """Real time plus an offset the clock control moves; shared with the Graph fake."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.moves: list[tuple[float, int]] = []  # (real time of the move, offset from then on)
+
+    def now(self) -> int:
+        return int(time.time()) + self.offset
+
+    def advance(self, seconds: int) -> None:
+        self.offset += int(seconds)
+        self.moves.append((time.time(), self.offset))
+
+    def demo_time(self, real: float) -> int:
+        """The demo time at a past real time (Slack's message ts is real time)."""
+        offset = 0
+        for at, value in self.moves:
+            if at <= real:
+                offset = value
+        return int(real) + offset
+
+
+class ServeDatabaseError(Exception):
+    """The database belongs to a real `fblink serve`: the demo must not touch it."""
+
+
+def open_demo_database(path: str | None) -> tuple[str, str]:
+    """(path, Fernet key). A new file gets the demo marker before fblink creates its tables."""
+    if path is None:
+        path = os.path.join(tempfile.mkdtemp(prefix="fblink-demo-"), "demo.db")
+    exists = Path(path).exists() and Path(path).stat().st_size > 0
+    conn = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if exists and "demo_marker" not in tables:
+            raise ServeDatabaseError(f"{path} was not made by `fblink demo` (no demo_marker table); "
+                                     "the demo never opens a real fblink database")
+        if "demo_marker" not in tables:
+            conn.execute("CREATE TABLE demo_marker (secret_key TEXT NOT NULL, created_at INTEGER NOT NULL)")
+            conn.execute("INSERT INTO demo_marker VALUES (?, ?)", (Fernet.generate_key().decode(), int(time.time())))
+            conn.commit()
+        (key,) = conn.execute("SELECT secret_key FROM demo_marker LIMIT 1").fetchone()
+        return path, key
+    finally:
+        conn.close()
+
+
+def real_credentials(cwd: str = ".") -> list[str]:
+    """Names of real credential variables in the environment or ./.env (values never read out)."""
+    names = {k for k in os.environ if k.upper().startswith(CREDENTIAL_PREFIXES)}
+    env_file = Path(cwd) / ".env"
+    if env_file.is_file():
+        for line in env_file.read_text(errors="replace").splitlines():
+            key = line.split("=", 1)[0].strip().removeprefix("export ").strip()
+            if "=" in line and key.upper().startswith(CREDENTIAL_PREFIXES):
+                names.add(key)
+    return sorted(names)
+
+
+def seed(graph: FakeGraph, vonage: FakeVonage) -> None:
+    for person in FACEBOOK_PEOPLE:
+        graph.add_user(person["id"], person["name"], pages=person["pages"])
+    vonage.add_key(VONAGE_KEY, VONAGE_SECRET)
+    vonage.add_application(VONAGE_KEY, "aa11bb22-1111-4c2d-8e3f-0123456789ab", "Acme Support Bot")
+    vonage.add_application(VONAGE_KEY, "cc33dd44-2222-4c2d-8e3f-0123456789ab", "Campaigns & Offers <EU> 🇪🇺")
+    vonage.add_application(VONAGE_KEY, "ee55ff66-3333-4c2d-8e3f-0123456789ab", "Voice IVR (no Messages)", ("voice",))
+    vonage.add_key(EXTRA_KEY, EXTRA_SECRET)
+    vonage.add_application(EXTRA_KEY, "0f0f0f0f-4444-4c2d-8e3f-0123456789ab", "Agency: Ромашка Messenger")
+
+
+def build_settings(*, slack_url: str, graph_url: str, vonage_url: str, login_url: str, public_url: str,
+                   database: str, secret_key: str) -> Settings:
+    """Every field explicit, no .env: nothing real leaks in from the environment."""
+    return Settings(
+        _env_file=None,
+        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_app_token=None, slack_api_url=slack_url,
+        facebook_app_id=FB_APP_ID, facebook_app_secret=FB_APP_SECRET, facebook_api_version=FB_VERSION,
+        facebook_graph_url=graph_url, facebook_login_url=login_url, facebook_login_config_id=None,
+        vonage_api_key=VONAGE_KEY, vonage_api_secret=VONAGE_SECRET, vonage_api_url=vonage_url,
+        fblink_public_url=public_url, fblink_database=database, fblink_secret_key=secret_key,
+        fblink_admins="UADMIN", fblink_link_ttl_days=90, fblink_sweep_minutes=15, fblink_reminder_days="14,7,3,1",
+        fblink_reminder_channel=None, fblink_log_format="plain", fblink_log_level="WARNING",
+        fblink_http_timeout=5.0, fblink_retry_attempts=2, fblink_retry_wait=0.05, fblink_retry_total=8.0,
+    )
+
+
+@dataclass
+class World:
+    """The running demo back end: fakes, clock and fblink (call ``start`` then ``stop``)."""
+
+    login_url: str  # where fblink sends browsers for the Facebook dialog (the demo web server)
+    database: str | None = None
+    slack: FakeSlack = field(init=False)
+    graph: FakeGraph = field(init=False)
+    vonage: FakeVonage = field(init=False)
+    clock: DemoClock = field(default_factory=DemoClock)
+    fblink: FblinkApp = field(init=False)
+    fblink_url: str = ""
+    db_path: str = ""
+    _loop: asyncio.AbstractEventLoop | None = None
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> "World":
+        for var in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+            os.environ.pop(var, None)  # Bolt reads these itself and would switch to its OAuth install flow
+        self.db_path, key = open_demo_database(self.database)
+        self.slack = FakeSlack(bot_token=BOT_TOKEN, team_id=TEAM, bot_user_id=BOT_USER)
+        self.slack.start()
+        self.graph = FakeGraph(FB_APP_ID, FB_APP_SECRET, FB_VERSION, application="fblink demo")
+        self.graph.clock = self.clock.now
+        self.graph.start()
+        self.vonage = FakeVonage()
+        self.vonage.start()
+        seed(self.graph, self.vonage)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.fblink_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.graph.redirect_uri = self.fblink_url + "/facebook/callback"
+        settings = build_settings(slack_url=self.slack.url + "/api/", graph_url=self.graph.url, vonage_url=self.vonage.url,
+                                  login_url=self.login_url, public_url=self.fblink_url, database=self.db_path, secret_key=key)
+        self.fblink = create_app(settings, clock=self.clock, scheduler=False)
+        config = uvicorn.Config(self.fblink.asgi, log_level="warning", lifespan="on", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._loop = asyncio.new_event_loop()
+        loop, server = self._loop, self._server
+        self._thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve(sockets=[sock])),
+                                        name="fblink", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("fblink did not start")
+            time.sleep(0.01)
+        return self
+
+    def on_fblink_loop(self, coro: Any) -> "Future[Any]":
+        """Run a coroutine on fblink's own event loop (its HTTP clients live there)."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def sweep(self) -> "Future[list[str]]":
+        """The scheduler's job, run now: the one place the demo names fblink's sweep."""
+        from bot.reminders import sweep
+
+        return self.on_fblink_loop(sweep(self.fblink.services))
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        for fake in (getattr(self, "slack", None), getattr(self, "graph", None), getattr(self, "vonage", None)):
+            if fake is not None:
+                fake.stop()

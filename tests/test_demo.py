@@ -1,0 +1,208 @@
+"""`fblink demo` without a browser: start-up, isolation from real credentials and databases,
+and the main story driven through the demo's own JSON API (the same calls its web client makes)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from bot.demo.run import Running, start_in_thread
+from bot.demo.world import ACME, CHANNELS, VONAGE_KEY
+
+ADMIN, PAGE_ADMIN, NOBODY = "UADMIN", "UPAGEADM", "UNOPAGE"
+OPS = CHANNELS[0]["id"]
+
+
+@pytest.fixture
+def demo() -> Iterator[Running]:
+    running = start_in_thread(out=io.StringIO())
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def web(demo: Running) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=demo.url, timeout=10) as client:
+        yield client
+
+
+def state(web: httpx.Client, user: str, channel: str = OPS) -> dict[str, Any]:
+    r = web.get("/api/state", params={"user": user, "channel": channel})
+    assert r.status_code == 200
+    return r.json()
+
+
+def wait_for(fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = fn()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def message_with(web: httpx.Client, user: str, text: str, channel: str = OPS) -> dict[str, Any]:
+    return wait_for(lambda: next((m for m in reversed(state(web, user, channel)["messages"])
+                                  if text in json.dumps(m, ensure_ascii=False)), None))
+
+
+def command(web: httpx.Client, user: str, text: str, channel: str = OPS) -> None:
+    assert web.post("/api/command", json={"user": user, "channel": channel, "text": text}).json()["ok"]
+
+
+def url_button(msg: dict[str, Any]) -> dict[str, Any]:
+    return next(el for b in msg["blocks"] if b["type"] == "actions" for el in b["elements"] if el.get("url"))
+
+
+def facebook_allow(demo: Running, web: httpx.Client, dialog_url: str, fb_user: str) -> httpx.Response:
+    """What a person does in the simulated dialog: look at it, press Allow; the browser follows the redirect."""
+    page = httpx.get(dialog_url, timeout=10)
+    assert page.status_code == 200 and "requesting access" in page.text
+    q = {k: v[-1] for k, v in parse_qs(urlsplit(dialog_url).query).items()}
+    form = {**q, "fb_user": fb_user, "decision": "allow", "grant": q["scope"].split(",")}
+    done = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide", data=form, follow_redirects=True, timeout=10)
+    assert str(done.url).startswith(demo.world.fblink_url + "/facebook/callback")
+    return done
+
+
+def log_in(demo: Running, web: httpx.Client, user: str, fb_user: str) -> None:
+    command(web, user, "/fblink login")
+    button = url_button(message_with(web, user, "Continue with Facebook"))
+    assert button["url"].startswith(demo.url + "/v25.0/dialog/oauth?")
+    assert facebook_allow(demo, web, button["url"], fb_user).status_code == 200
+
+
+def test_demo_starts_fast_and_ignores_real_credentials(tmp_path: Path) -> None:
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-real-looking", "SLACK_SIGNING_SECRET": "real",
+           "SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "x", "FACEBOOK_APP_SECRET": "real-secret",
+           "VONAGE_API_KEY": "realkey1"}
+    (tmp_path / ".env").write_text("VONAGE_API_SECRET=real-vonage\n")
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo", "--port", "0"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        elapsed = time.monotonic() - started
+        out = "".join(lines)
+        assert "ignoring real credentials" in out
+        for name in ("SLACK_BOT_TOKEN", "FACEBOOK_APP_SECRET", "VONAGE_API_KEY", "VONAGE_API_SECRET"):
+            assert name in out
+        assert "real-secret" not in out and "real-vonage" not in out  # names only, never values
+        url = next(w for w in lines[1].split() if w.startswith("http://127.0.0.1:"))
+        assert elapsed < 3.0, f"demo took {elapsed:.2f} s to start"
+        r = httpx.post(url + "/api/command", json={"user": ADMIN, "channel": OPS, "text": "/fblink help"}, timeout=10)
+        assert r.json()["ok"]
+        msgs = httpx.get(url + "/api/state", params={"user": ADMIN, "channel": OPS}).json()["messages"]
+        assert msgs and "/fblink login" in json.dumps(msgs)  # fblink answered through the simulated Slack
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_demo_refuses_a_database_that_fblink_serve_used(tmp_path: Path) -> None:
+    db = tmp_path / "fblink.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE links (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--port", "0", "--database", str(db)],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "refusing the database" in proc.stderr and "demo_marker" in proc.stderr
+    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert tables == {"links"}  # untouched
+
+
+def test_demo_database_is_marked_and_reusable(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    first = start_in_thread(database=str(db), out=io.StringIO())
+    first.stop()
+    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "demo_marker" in tables and len(tables) > 1  # fblink's own schema beside the marker
+    again = start_in_thread(database=str(db), out=io.StringIO())
+    again.stop()
+
+
+def test_command_round_trip_signed_like_slack(demo: Running, web: httpx.Client) -> None:
+    command(web, NOBODY, "/fblink status")
+    msg = message_with(web, NOBODY, "No Pages are linked")  # fblink's real answer, shown to its author only
+    assert msg["ephemeral"]
+    assert state(web, ADMIN)["messages"] == []  # ephemeral: the admin sees nothing
+    command(web, NOBODY, "/fblnk status")
+    assert "not a valid command" in json.dumps(state(web, NOBODY)["messages"][-1])
+    settings = demo.world.fblink.services.settings
+    for url in (settings.slack_api_url, settings.facebook_graph_url, settings.facebook_login_url,
+                settings.vonage_api_url, settings.fblink_public_url):
+        assert urlsplit(url).hostname == "127.0.0.1"  # nothing real is ever called
+    sent = demo.world.slack.calls()  # fblink called the fake Slack Web API? (quick answers need not)
+    assert all(r.headers.get("authorization") == "Bearer xoxb-0000000000-demo-bot-token" for r in sent if r.path.startswith("/api/"))
+
+
+def test_link_then_clock_advance_and_sweep_post_a_reminder(demo: Running, web: httpx.Client) -> None:
+    log_in(demo, web, ADMIN, "10001")
+    message_with(web, ADMIN, "Avery Quinn", channel="DADMIN")  # the welcome DM after the callback
+    command(web, ADMIN, "/fblink link")
+    modal = wait_for(lambda: (m := state(web, ADMIN)["modal"]) and any(b.get("block_id") == "app" for b in m["blocks"]) and m)
+    assert modal["title"]["text"] == "Link a Page"
+    app_block = next(b for b in modal["blocks"] if b.get("block_id") == "app")
+    app = next(o for o in app_block["element"]["options"] if "Acme Support Bot" in o["text"]["text"])
+    page_opt = next(o for b in modal["blocks"] if b.get("block_id") == "page" for o in b["element"]["options"]
+                    if o["value"] == ACME["id"])
+    empty = web.post("/api/submit", json={"user": ADMIN, "values": {}}).json()
+    assert empty["ok"] and state(web, ADMIN)["modal"]["errors"]  # fblink's own field errors
+    values = {"page": {"page": {"type": "static_select", "selected_option": page_opt}},
+              "key": {"link_modal_key": {"type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": VONAGE_KEY}, "value": VONAGE_KEY}}},
+              "app": {"app": {"type": "static_select", "selected_option": app}}}
+    assert web.post("/api/submit", json={"user": ADMIN, "values": values}).json()["ok"]
+    assert state(web, ADMIN)["modal"] is None
+    message_with(web, ADMIN, "Linked", channel="DADMIN")
+    accounts = demo.world.vonage.accounts[VONAGE_KEY]
+    assert ACME["id"] in accounts and accounts[ACME["id"]]["applications"] == [app["value"]]
+
+    assert web.post("/api/clock/advance", json={"days": 84}).json()["ok"]
+    report = web.post("/api/clock/sweep", json={}).json()
+    assert report["ok"] and report["report"], report
+    reminder = message_with(web, PAGE_ADMIN, "expires in")  # in the link's channel, seen by everyone
+    assert not reminder["ephemeral"] and "Re-link now" in json.dumps(reminder)
+
+
+def test_facebook_dialog_cancel_and_declined_permission(demo: Running, web: httpx.Client) -> None:
+    command(web, PAGE_ADMIN, "/fblink login")
+    url = url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"]
+    q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+    cancelled = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide", data={**q, "fb_user": "10002", "decision": "cancel"},
+                           follow_redirects=True, timeout=10)
+    assert "error_reason=user_denied" in str(cancelled.history[0].headers["location"])
+    assert "cancelled" in cancelled.text  # fblink's own page for a cancelled login
+
+    command(web, PAGE_ADMIN, "/fblink login")
+    url = url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"]
+    q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+    granted = [s for s in q["scope"].split(",") if s != "pages_messaging"]
+    declined = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide",
+                          data={**q, "fb_user": "10002", "decision": "allow", "grant": granted}, follow_redirects=True, timeout=10)
+    assert declined.status_code == 200
+    dm = message_with(web, PAGE_ADMIN, "pages_messaging", channel="DPAGEADM")  # fblink asks for it again
+    assert "auth_type=rerequest" in url_button(dm)["url"]
+
+
+def test_vonage_dashboard_shows_accounts_and_escapes_names(demo: Running, web: httpx.Client) -> None:
+    demo.world.vonage.add_account(VONAGE_KEY, "999", "tok", name="<script>alert(1)</script>",
+                                  applications=("aa11bb22-1111-4c2d-8e3f-0123456789ab",))
+    page = web.get("/vonage")
+    assert page.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>" not in page.text
+    assert "Acme Support Bot" in page.text and "e5f6a7b8" in page.text
