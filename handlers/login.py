@@ -73,7 +73,7 @@ def page(title: str, body: str, status: int = 200, *, extra_html: str = "") -> H
     ).format(t=html.escape(title), b=html.escape(body), x=extra_html)
     return HTMLResponse(doc, status_code=status, headers={
         "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
 
 def csrf_token(services: Services, state: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -67,6 +68,19 @@ def url_button(msg: dict[str, Any]) -> dict[str, Any]:
     return next(el for b in msg["blocks"] if b["type"] == "actions" for el in b["elements"] if el.get("url"))
 
 
+def confirm(demo: Running, login_url: str) -> str:
+    """fblink's own page: read whom the login binds to, press Continue; returns Facebook's dialog URL."""
+    assert login_url.startswith(demo.world.fblink_url + "/facebook/login?state=")
+    page = httpx.get(login_url, timeout=10)
+    assert page.status_code == 200 and "Slack user" in page.text
+    csrf = re.search(r"name='csrf' value='([0-9a-f]+)'", page.text)
+    assert csrf is not None
+    state = parse_qs(urlsplit(login_url).query)["state"][0]
+    r = httpx.post(demo.world.fblink_url + "/facebook/login", data={"state": state, "csrf": csrf.group(1)}, timeout=10)
+    assert r.status_code == 303
+    return str(r.headers["location"])
+
+
 def facebook_allow(demo: Running, web: httpx.Client, dialog_url: str, fb_user: str) -> httpx.Response:
     """What a person does in the simulated dialog: look at it, press Allow; the browser follows the redirect."""
     page = httpx.get(dialog_url, timeout=10)
@@ -81,8 +95,9 @@ def facebook_allow(demo: Running, web: httpx.Client, dialog_url: str, fb_user: s
 def log_in(demo: Running, web: httpx.Client, user: str, fb_user: str) -> None:
     command(web, user, "/fblink login")
     button = url_button(message_with(web, user, "Continue with Facebook"))
-    assert button["url"].startswith(demo.url + "/v25.0/dialog/oauth?")
-    assert facebook_allow(demo, web, button["url"], fb_user).status_code == 200
+    dialog = confirm(demo, button["url"])
+    assert dialog.startswith(demo.url + "/v25.0/dialog/oauth?")
+    assert facebook_allow(demo, web, dialog, fb_user).status_code == 200
 
 
 def test_demo_starts_fast_and_ignores_real_credentials(tmp_path: Path) -> None:
@@ -181,7 +196,7 @@ def test_link_then_clock_advance_and_sweep_post_a_reminder(demo: Running, web: h
 
 def test_facebook_dialog_cancel_and_declined_permission(demo: Running, web: httpx.Client) -> None:
     command(web, PAGE_ADMIN, "/fblink login")
-    url = url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"]
+    url = confirm(demo, url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"])
     q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
     cancelled = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide", data={**q, "fb_user": "10002", "decision": "cancel"},
                            follow_redirects=True, timeout=10)
@@ -189,14 +204,14 @@ def test_facebook_dialog_cancel_and_declined_permission(demo: Running, web: http
     assert "cancelled" in cancelled.text  # fblink's own page for a cancelled login
 
     command(web, PAGE_ADMIN, "/fblink login")
-    url = url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"]
+    url = confirm(demo, url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"])
     q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
     granted = [s for s in q["scope"].split(",") if s != "pages_messaging"]
     declined = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide",
                           data={**q, "fb_user": "10002", "decision": "allow", "grant": granted}, follow_redirects=True, timeout=10)
     assert declined.status_code == 200
     dm = message_with(web, PAGE_ADMIN, "pages_messaging", channel="DPAGEADM")  # fblink asks for it again
-    assert "auth_type=rerequest" in url_button(dm)["url"]
+    assert "auth_type=rerequest" in confirm(demo, url_button(dm)["url"])
 
 
 def test_vonage_dashboard_shows_accounts_and_escapes_names(demo: Running, web: httpx.Client) -> None:

@@ -67,6 +67,10 @@ def facebook_allow(page, click_target) -> None:  # type: ignore[no-untyped-def]
         click_target.click()
     dialog = new_tab.value
     dialog.wait_for_load_state()
+    # fblink's own page first: it names the Slack user the login will be bound to
+    expect(dialog.locator("h1")).to_contain_text("Connect Facebook to fblink")
+    expect(dialog.locator("body")).to_contain_text("Slack user")
+    dialog.get_by_role("button", name="Continue to Facebook").click()
     expect(dialog.locator("h1")).to_contain_text("requesting access")
     expect(dialog.locator("body")).to_contain_text("pages_messaging")
     dialog.click("#fb-allow")
