@@ -113,13 +113,13 @@ def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: boo
             # Fail start-up clearly on a bad app token: the socket client would retry it forever.
             await services.slack.apps_connections_open(app_token=settings.slack_app_token)
             socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
-            await socket_handler.connect_async()
+            await socket_handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
             log.info("Slack traffic over Socket Mode")
         try:
             yield
         finally:
             if socket_handler is not None:
-                await socket_handler.close_async()
+                await socket_handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
             if sched is not None:
                 await stop_scheduler(sched)
             await services.aclose()

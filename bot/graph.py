@@ -358,6 +358,5 @@ def _page(item: dict[str, Any]) -> Page:
 
 def _next_url(body: dict[str, Any]) -> str | None:
     paging = body.get("paging")
-    if isinstance(paging, dict) and isinstance(paging.get("next"), str) and paging["next"]:
-        return paging["next"]
-    return None
+    nxt = paging.get("next") if isinstance(paging, dict) else None
+    return nxt if isinstance(nxt, str) and nxt else None

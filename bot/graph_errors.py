@@ -70,9 +70,8 @@ class GraphAppError(GraphError):
 
 
 def _error_object(body: Any) -> dict[str, Any] | None:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
 
 
 def _int_or_none(value: Any) -> int | None:

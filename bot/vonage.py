@@ -155,11 +155,11 @@ def _expects_json_transient(response: httpx.Response) -> bool:
 def _scrub(text: Any, secrets: Iterable[str | None]) -> str | None:
     if text is None:
         return None
-    text = str(text)
+    out = str(text)
     for secret in secrets:
-        if secret and len(secret) >= MIN_SCRUB_LEN and secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+        if secret and len(secret) >= MIN_SCRUB_LEN and secret in out:
+            out = out.replace(secret, REDACTED)
+    return out
 
 
 def _account(data: Any) -> ExternalAccount:

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import html
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -120,7 +121,7 @@ async def login_page(services: Services, request: Request) -> Response:
     if state is None:
         return page(*INVALID, 400)
     team, user = await _slack_names(services, state)
-    form = (
+    confirm_form = (
         "<p><strong>Not you?</strong> Close this tab: a login link belongs to the person who asked for it.</p>"
         "<form method='post' action='login'>"
         f"<input type='hidden' name='state' value='{html.escape(state_text)}'>"
@@ -132,7 +133,7 @@ async def login_page(services: Services, request: Request) -> Response:
         f"The Facebook account you log in with will be connected to the Slack user {user} ({state.user_id}) "
         f"in the workspace {team} ({state.team_id}). Whoever holds that Slack account can then link and "
         "replace applications on the Pages this Facebook account manages.",
-        extra_html=form,
+        extra_html=confirm_form,
     )
 
 
@@ -199,7 +200,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
                 "You can close this tab and return to Slack.")
 
 
-def connected_message(services: Services, state: OAuthState, fb_name: str, scopes: list[str]) -> dict[str, Any]:
+def connected_message(services: Services, state: OAuthState, fb_name: str, scopes: Sequence[str]) -> dict[str, Any]:
     name = blocks.escape(fb_name)
     head = (f":white_check_mark: Connected to Facebook as *{name}*. Not you? Someone else completed the login "
             "link you were sent: disconnect it now.")

@@ -36,9 +36,10 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
     if len(args) < 2:
         return blocks.notice(USAGE)
     target, page_words = args[-1], " ".join(args[:-1])
-    link = by_text(store.list_links(req.team_id), page_words)
-    if link is None:
+    found = by_text(store.list_links(req.team_id), page_words)
+    if found is None:
         return blocks.notice(f"No Page called “{blocks.escape(page_words)}” is linked in this workspace.")
+    link = found
     if link.linked_by != req.user_id and not req.is_admin:
         who = f"<@{link.linked_by}>" if link.linked_by else "an admin"
         return blocks.notice(f":lock: Only {who} or an fblink admin can change reminders for *{blocks.escape(link.page_name)}*.")

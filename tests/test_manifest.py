@@ -18,6 +18,8 @@ import pytest
 import yaml
 from jsonschema.validators import validator_for
 
+from handlers.commands import SUBCOMMANDS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_PATH = REPO_ROOT / "manifest.yml"
 SCHEMA_PATH = REPO_ROOT.parent / "shared" / "specs" / "slack" / "manifest.schema.1.0.0.json"
@@ -175,9 +177,21 @@ def test_fblink_slash_command(manifest: dict[str, Any]) -> None:
     assert command["url"].endswith(EVENTS_PATH)
     assert command.get("description")
     assert command["should_escape"] is True  # remind #channel needs channel ids
-    for sub in ("login", "logout", "pages", "link", "unlink", "relink", "status",
-                "remind", "sync", "keys", "history", "help"):
-        assert re.search(rf"\b{sub}\b", command.get("usage_hint", "")), f"usage_hint lacks {sub!r}"
+    # The usage hint lists exactly the registry's subcommands, in its order.
+    hint = [w.strip() for w in command.get("usage_hint", "").split("|")]
+    assert hint == list(SUBCOMMANDS), "manifest.yml usage_hint differs from handlers.commands.SUBCOMMANDS"
+
+
+def test_readme_lists_every_subcommand_usage_from_the_registry() -> None:
+    """The README's command list is the registry's: every usage line, and no other subcommand."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    start = readme.index("<!-- commands -->")
+    listed = readme[start : readme.index("<!-- /commands -->")]
+    for sub in SUBCOMMANDS.values():
+        for usage, _ in sub.usage:
+            assert f"`/fblink {usage}`" in listed, f"README lacks `/fblink {usage}`"
+    named = set(re.findall(r"`/fblink (\w+)", listed))
+    assert named == set(SUBCOMMANDS), named ^ set(SUBCOMMANDS)
 
 
 def test_request_urls_point_at_one_https_endpoint(manifest: dict[str, Any]) -> None:

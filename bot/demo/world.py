@@ -48,7 +48,7 @@ CHANNELS = [{"id": "C0OPS00001", "name": "ops"}, {"id": "C0MKT00002", "name": "m
 ACME = {"id": "104857600000001", "name": "Acme Coffee & Tea ☕", "category": "Coffee Shop", "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"]}
 HOSTILE = {"id": "104857600000002", "name": "Café \"payload=1&x=%2B\" <b>Ünïcödé</b> 🍰", "category": "Bakery", "tasks": ["MESSAGING", "MODERATE"]}
 CYRILLIC = {"id": "104857600000003", "name": "Торговый дом «Ромашка» — официальная страница магазина в Москве 2026 · 24/7 чат!", "category": "Retail", "tasks": ["ANALYZE"]}
-FACEBOOK_PEOPLE = [
+FACEBOOK_PEOPLE: list[dict[str, Any]] = [
     {"id": "10001", "name": "Avery Quinn", "pages": [ACME, HOSTILE]},
     {"id": "10002", "name": "Priya Raman", "pages": [ACME, HOSTILE, CYRILLIC]},
     {"id": "10003", "name": "Sam Okafor", "pages": []},

@@ -164,7 +164,7 @@ class FakeServer:
     def url(self) -> str:
         assert self._httpd is not None
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     # -- behaviour ----------------------------------------------------------
     def handle(self, request: Request) -> Response:

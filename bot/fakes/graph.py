@@ -379,7 +379,7 @@ class FakeGraph(FakeServer):
         every = [*user.pages, *(p for b in user.businesses for p in (*b["owned_pages"], *b["client_pages"]))]
         for page in every:
             if page["id"] == page_id:
-                return page
+                return dict(page)
         raise _Problem(self._error(400, f"(#100) Unknown Page {page_id}", 100))
 
     # -- small things -------------------------------------------------------

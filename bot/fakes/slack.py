@@ -123,10 +123,14 @@ class FakeSlack(FakeServer):
                 self.changed.wait(remaining)
 
     def wait_response(self, contains: str, timeout: float = 10.0) -> dict[str, Any]:
-        return self.wait_for(lambda: next((r for r in self.responses if contains in json.dumps(r)), None), timeout)
+        found: dict[str, Any] = self.wait_for(
+            lambda: next((r for r in self.responses if contains in json.dumps(r)), None), timeout)
+        return found
 
     def wait_message(self, contains: str, timeout: float = 10.0) -> dict[str, Any]:
-        return self.wait_for(lambda: next((m for m in self.messages if contains in json.dumps(m)), None), timeout)
+        found: dict[str, Any] = self.wait_for(
+            lambda: next((m for m in self.messages if contains in json.dumps(m)), None), timeout)
+        return found
 
     # -- server ------------------------------------------------------------------------
     def _record(self, bucket: list[dict[str, Any]], item: dict[str, Any]) -> None:

@@ -305,7 +305,7 @@ class FakeVonage(ApplicationsMixin, FakeServer):
         if name is not None and not isinstance(name, str):
             params.append({"name": "name", "reason": "`name` must be a string"})
         forbidden = self._check_apps(api_key, body.get("applications"), params)
-        if params:
+        if params or not isinstance(external_id, str):
             return _invalid(params)
         if forbidden is not None:
             return forbidden
