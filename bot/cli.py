@@ -1,4 +1,4 @@
-"""`fblink serve | sweep | gen-key | check-config`."""
+"""`fblink serve | sweep | gen-key | check-config | rotate-keys`."""
 
 from __future__ import annotations
 
@@ -62,6 +62,37 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_size(value: str) -> int:
+    n = int(value)
+    if not 1 <= n <= 10_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 10000")
+    return n
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    """Re-encrypt stored secrets with the newest key; exit 1 if any row could not be decrypted."""
+    import os
+
+    from bot.crypto import Vault
+    from bot.rotation import open_connection, rotate_keys
+
+    settings = _settings_or_exit()
+    if settings.fblink_database != ":memory:" and not os.path.exists(settings.fblink_database):
+        print(f"fblink: no database at FBLINK_DATABASE ({settings.fblink_database})", file=sys.stderr)
+        return 2
+    vault = Vault(settings.fblink_secret_key)
+    conn = open_connection(settings.fblink_database)
+    try:
+        reports = rotate_keys(conn, vault, batch=args.batch, progress=lambda r: print(r.line(), flush=True))
+    finally:
+        conn.close()
+    bad = sum(len(r.undecryptable) for r in reports)
+    busy = sum(len(r.busy) for r in reports)
+    print(f"rotated {sum(r.rewritten for r in reports)} secret(s) to the newest of {vault.key_count} key(s); "
+          f"{bad} undecryptable, {busy} to retry")
+    return 1 if bad or busy else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fblink", description="Link Facebook Pages to Vonage from Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_gen_key)
     check = sub.add_parser("check-config", help="validate the configuration and exit")
     check.set_defaults(func=cmd_check_config)
+    rotate = sub.add_parser("rotate-keys", help="re-encrypt stored secrets with the newest FBLINK_SECRET_KEY")
+    rotate.add_argument("--batch", type=_batch_size, default=500, help="rows per write transaction (default 500)")
+    rotate.set_defaults(func=cmd_rotate_keys)
     return parser
 
 
