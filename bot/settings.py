@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 
 from bot.crypto import split_keys
+from bot.logs import register_secrets
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -163,6 +164,10 @@ class Settings(BaseSettings):
                 f"FBLINK_REMINDER_DAYS: every value must be below FBLINK_LINK_TTL_DAYS "
                 f"({self.fblink_link_ttl_days}); {', '.join(map(str, sorted(too_late)))} "
                 f"{'is' if len(too_late) == 1 else 'are'} not")
+        # Configured secrets are redacted from every log line by value, whatever their context.
+        register_secrets([self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
+                          self.facebook_app_secret, self.vonage_api_secret, self.fblink_metrics_token,
+                          *split_keys(self.fblink_secret_key)])
         return self
 
     # -- derived values ------------------------------------------------------
