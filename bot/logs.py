@@ -36,8 +36,8 @@ _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"""(["'](?:code|state)["']\s*:\s*)(["'])(?:\\.|(?!\2).){8,}?\2""", re.I), r"\1\2" + MASK + r"\2"),
     # access_token=..., client_secret='...' (URLs, forms, keyword reprs); code= and state= when long
     # enough to be OAuth values rather than e.g. an error code.
-    (re.compile(r"(?<![A-Za-z0-9])(" + _SECRET_KEY + r"=)(?:" + _Q + r"|[^&\s\"',;)}\]]+)", re.I), r"\1" + MASK),
-    (re.compile(r"(?<![A-Za-z0-9_])((?:code|state)=)(?:" + _Q + r"|[^&\s\"',;)}\]]{8,})"), r"\1" + MASK),
+    (re.compile(r"(?<![A-Za-z0-9])(" + _SECRET_KEY + r"=)(?!\[redacted\])(?:" + _Q + r"|[^&\s\"',;)}\]]+)", re.I), r"\1" + MASK),
+    (re.compile(r"(?<![A-Za-z0-9_])((?:code|state)=)(?!\[redacted\])(?:" + _Q + r"|[^&\s\"',;)}\]]{8,})"), r"\1" + MASK),
     # Bare Slack tokens (bot, user, app-level, workflow, refresh, config) and Facebook access tokens
     # (after the key=value rules, so those see the whole value).
     (re.compile(r"\b(?:xox[abposre]|xapp|xwfp)-[A-Za-z0-9-]+"), MASK),
@@ -107,16 +107,47 @@ def format_exception(exc: BaseException) -> str:
     return "".join(lines).rstrip("\n")
 
 
+def _redacted_arg(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = str(value)
+    clean = redact(text)
+    return value if clean == text and redact(repr(value)) == repr(value) else clean
+
+
+def _clean_args(record: logging.LogRecord, clean_message: str) -> Any:
+    """The arguments with secrets redacted one by one, when that renders the same clean message:
+    formatters that read ``args`` (uvicorn's access log) keep working. Otherwise None."""
+    args = record.args
+    if isinstance(args, tuple):
+        fresh: Any = tuple(_redacted_arg(a) for a in args)
+    elif isinstance(args, dict):
+        fresh = {k: _redacted_arg(v) for k, v in args.items()}
+    else:
+        return None
+    try:
+        rendered = str(record.msg) % fresh if fresh else str(record.msg)
+    except (TypeError, ValueError, KeyError):
+        return None
+    return fresh if rendered == clean_message and redact(repr(fresh)) == repr(fresh) else None
+
+
 def scrub(record: logging.LogRecord) -> logging.LogRecord:
-    """Freeze the record's message, redacted, and drop its arguments (they may hold secrets)."""
-    if record.args is None and getattr(record, "_fblink_clean", None) is record.msg:
+    """Redact the record's message and arguments (or freeze the message and drop them)."""
+    if getattr(record, "_fblink_clean", None) == (record.msg, record.args):
         return record  # already scrubbed, and not changed since (makeLogRecord replaces msg)
     record.request_id = request_id.get()
     try:
         message = record.getMessage()
     except Exception:  # a bad format string: keep what there is, still redacted
         message = f"{record.msg!s} {record.args!r}"
-    record.msg, record.args = redact(message), None
+    clean = redact(message)
+    if record.args:
+        if clean != message or redact(repr(record.args)) != repr(record.args):
+            args = _clean_args(record, clean)
+            record.msg, record.args = (record.msg, args) if args is not None else (clean, None)
+    elif clean != message:
+        record.msg = clean
     if record.exc_info and not record.exc_text:
         exc = record.exc_info[1]
         record.exc_text = redact(format_exception(exc) if exc is not None else str(record.exc_info[0]))
@@ -124,7 +155,7 @@ def scrub(record: logging.LogRecord) -> logging.LogRecord:
         record.exc_text = redact(record.exc_text)
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
-    record._fblink_clean = record.msg
+    record._fblink_clean = (record.msg, record.args)
     return record
 
 

@@ -178,6 +178,25 @@ def test_redact_patterns(line, secret):
     assert secret not in redact(line)
 
 
+def test_redact_is_idempotent():
+    for line in ("GET /me?access_token=EAAabc123456&code=AQabcdefgh1", '{"api_secret": "x"} Bearer abc',
+                 "{'type': 'plain_text_input', 'value': 'v'}"):
+        once = redact(line)
+        assert redact(once) == once
+
+
+def test_formatters_that_read_args_keep_working():
+    """uvicorn's access log unpacks record.args: the arguments stay a tuple, each one redacted."""
+    record = logging.getLogger("uvicorn.access").makeRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/facebook/callback?code=AQcode12345678&state=st4t3v4lu3xx", "1.1", 200), None)
+    client, method, path, version, status = record.args
+    assert path == "/facebook/callback?code=[redacted]&state=[redacted]" and status == 200
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /facebook/callback?code=[redacted]&state=[redacted] HTTP/1.1" 200'
+    plain = logging.getLogger("x").makeRecord("x", logging.INFO, __file__, 1, "linked %s in %d ms", ("P1", 5), None)
+    assert plain.args == ("P1", 5) and plain.msg == "linked %s in %d ms"
+
+
 def test_redact_keeps_harmless_text():
     line = 'Graph error code=190 subcode=460 state=ok "token_type": "bearer" linked Page 101 in 0.2 s'
     assert redact(line) == line
@@ -188,7 +207,7 @@ def test_records_made_without_the_factory_are_scrubbed_by_the_handler_filter():
     from bot.logs import RedactingFilter
 
     assert RedactingFilter().filter(record) is True
-    assert "xoxb-9-9-leak" not in record.getMessage() and record.args is None
+    assert "xoxb-9-9-leak" not in record.getMessage() and "xoxb-9-9-leak" not in repr(record.args)
     again = scrub(record)
     assert again is record and record.request_id == "-"
 
