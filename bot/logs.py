@@ -28,7 +28,7 @@ MASK = "[redacted]"
 _Q = r"""(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')"""  # a quoted string, JSON or Python repr
 # Keys whose values are secrets wherever they appear: query strings, forms, JSON, reprs.
 _SECRET_KEY = (r"(?:[A-Za-z0-9_]*(?:token|secret|password|_enc)|appsecret_proof|authorization"
-               r"|fb_exchange_token|input_token|private_key)")
+               r"|fb_exchange_token|input_token|[A-Za-z0-9_]*(?:private|secret)_key)")
 
 _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # "api_secret": "...", 'access_token': '...', {"state": "..."}: the value, keeping the quotes.

@@ -15,6 +15,8 @@ from bot.crypto import CryptoError, Vault
 from bot.rotation import encrypted_columns, open_connection, rotate_keys
 from bot.graph import Page
 from bot.store import FacebookLogin, Store
+from tests.conftest import START, TEAM, VONAGE_KEY
+from tests.flows import log_in
 from tests.test_store_settings_cli import BASE_ENV, clean_env
 
 OLD = Fernet.generate_key().decode()
@@ -153,3 +155,24 @@ def test_rotate_keys_cli_succeeds_and_refuses_bad_input(tmp_path):
     bad = run(FBLINK_SECRET_KEY=f"{NEW},not-a-key")
     assert bad.returncode == 2 and "FBLINK_SECRET_KEY: key 2 of 2 is not a Fernet key" in bad.stderr
     assert NEW not in bad.stderr and "not-a-key" not in bad.stderr
+
+
+def test_rotation_procedure_beside_the_running_bot(start_app, graph, vonage):
+    """README procedure: add the new key first everywhere, rotate while serving, then drop the old key."""
+    pages = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]},
+             {"id": "102", "name": "Bolt Hardware", "category": "Shop", "tasks": ["MESSAGING"]}]
+    old_bot = start_app(fblink_secret_key=OLD)
+    log_in(old_bot, graph, pages=pages, data_access_expires_at=START + 365 * 86400)
+    old_bot.slack.wait_message("Connected to Facebook")
+    old_bot.command("link 101")
+    old_bot.slack.wait_response("Linked *Acme Coffee*")
+    serving = start_app(fblink_secret_key=f"{NEW},{OLD}")  # step 1: every process gets "new,old"
+    path = serving.services.settings.fblink_database
+    reports = rotate_keys(open_connection(path), Vault(f"{NEW},{OLD}"), batch=1)  # step 2, while it serves
+    assert sum(r.rewritten for r in reports) >= 4 and not any(r.undecryptable or r.busy for r in reports)
+    assert serving.command("status").status_code == 200
+    new_bot = start_app(fblink_secret_key=NEW)  # step 3: the old key is gone
+    new_bot.command("link 102")  # needs the stored login and Page tokens, now under the new key
+    new_bot.slack.wait_response("Linked *Bolt Hardware*")
+    assert vonage.accounts[VONAGE_KEY]["102"]["access_token"] == graph.page_token("FB1", "102")
+    assert new_bot.store.get_login(TEAM, "U1").fb_user_id == "FB1"
