@@ -1,12 +1,21 @@
-"""`fblink serve | sweep | gen-key | check-config | demo`."""
+"""`fblink serve | sweep | demo | rotate-keys | gen-key | check-config`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
-from bot.crypto import generate_key
+import uvicorn
+
+from bot.app import create_app
+from bot.clock import Clock, FixedClock
+from bot.crypto import Vault, generate_key
+from bot.demo.run import main as run_demo
+from bot.logs import setup_logging
+from bot.reminders import run_sweep_once
+from bot.rotation import open_connection, rotate_keys
 from bot.settings import Settings, SettingsError, load_settings
 
 
@@ -19,10 +28,7 @@ def _settings_or_exit() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
 
-    from bot.app import create_app
-    from bot.logs import setup_logging
 
     settings = _settings_or_exit()
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
@@ -35,9 +41,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from bot.clock import Clock, FixedClock
-    from bot.logs import setup_logging
-    from bot.reminders import run_sweep_once
 
     settings = _settings_or_exit()
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
@@ -63,9 +66,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo.run import main as run_demo
 
     return run_demo(args.host, args.port, args.database)
+
+
+def _batch_size(value: str) -> int:
+    n = int(value)
+    if not 1 <= n <= 10_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 10000")
+    return n
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    """Re-encrypt stored secrets with the newest key; exit 1 if any row could not be decrypted."""
+
+
+    settings = _settings_or_exit()
+    if settings.fblink_database != ":memory:" and not os.path.exists(settings.fblink_database):
+        print(f"fblink: no database at FBLINK_DATABASE ({settings.fblink_database})", file=sys.stderr)
+        return 2
+    vault = Vault(settings.fblink_secret_key)
+    conn = open_connection(settings.fblink_database)
+    try:
+        reports = rotate_keys(conn, vault, batch=args.batch, progress=lambda r: print(r.line(), flush=True))
+    finally:
+        conn.close()
+    bad = sum(len(r.undecryptable) for r in reports)
+    busy = sum(len(r.busy) for r in reports)
+    print(f"rotated {sum(r.rewritten for r in reports)} secret(s) to the newest of {vault.key_count} key(s); "
+          f"{bad} undecryptable, {busy} to retry")
+    return 1 if bad or busy else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=3000)
     demo.add_argument("--database", help="keep the demo's state in this file (default: a fresh temporary file)")
     demo.set_defaults(func=cmd_demo)
+    rotate = sub.add_parser("rotate-keys", help="re-encrypt stored secrets with the newest FBLINK_SECRET_KEY")
+    rotate.add_argument("--batch", type=_batch_size, default=500, help="rows per write transaction (default 500)")
+    rotate.set_defaults(func=cmd_rotate_keys)
     return parser
 
 

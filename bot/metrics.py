@@ -1,15 +1,38 @@
-"""Prometheus metrics, one registry per app so tests can build many apps."""
+"""Prometheus metrics, one registry per app so tests can build many apps.
+
+The link-state gauges need a count over every link. That count never runs on the event
+loop: it runs in one worker thread with a SQLite connection of its own (a connection is
+bound to the thread that uses it), at most once per ``link_state_max_age`` seconds however
+often /metrics is scraped, and concurrent scrapes share one refresh.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
+from bot.store import Store
+
+__all__ = ["Metrics", "CONTENT_TYPE_LATEST", "bearer_ok"]
+
+LINK_STATES = ("active", "expired", "broken", "gone", "unknown_expiry")
+
+
+def bearer_ok(authorization: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    # Compare even on a wrong scheme, so the answer takes as long either way.
+    same = hmac.compare_digest(credentials.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and same
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, link_state_max_age: float = 30.0) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "fblink_slack_requests", "Slack requests by kind and command", ["kind", "command"], registry=self.registry
@@ -28,10 +51,50 @@ class Metrics:
         )
 
         self.links = Gauge("fblink_links", "Links by state", ["state"], registry=self.registry)
+        self.links_age = Gauge("fblink_links_age_seconds", "Age of the fblink_links counts", registry=self.registry)
+        self.link_state_max_age = link_state_max_age
+        self.link_reader: Store | None = None  # opened in, and used only by, the worker thread
+        self._links_at: float | None = None
+        self._links_refresh: asyncio.Future[None] | None = None
+        self._worker: ThreadPoolExecutor | None = None
+
+    bearer_ok = staticmethod(bearer_ok)
 
     def set_link_states(self, counts: dict[str, int]) -> None:
-        for state in ("active", "expired", "broken", "gone", "unknown_expiry"):
+        for state in LINK_STATES:
             self.links.labels(state).set(counts.get(state, 0))
+
+    async def refresh_link_states(self, store: Store, now: int) -> None:
+        """Bring the link gauges up to date unless they are fresher than ``link_state_max_age``."""
+        if self._links_at is not None and time.monotonic() - self._links_at < self.link_state_max_age:
+            self.links_age.set(time.monotonic() - self._links_at)
+            return
+        if self._links_refresh is None or self._links_refresh.done():
+            self._links_refresh = asyncio.ensure_future(self._refresh(store, now))
+        await asyncio.shield(self._links_refresh)  # a scrape that gives up does not cancel the others'
+        self.links_age.set(time.monotonic() - (self._links_at or time.monotonic()))
+
+    async def _refresh(self, store: Store, now: int) -> None:
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fblink-metrics")
+        counts = await asyncio.get_running_loop().run_in_executor(self._worker, self._count, store, now)
+        self.set_link_states(counts)
+        self._links_at = time.monotonic()
+
+    def _count(self, store: Store, now: int) -> dict[str, int]:
+        """In the worker thread: the count, on that thread's own connection to the same file."""
+        if self.link_reader is None:
+            self.link_reader = Store(store.path, store.vault)
+        return self.link_reader.link_state_counts(now)
+
+    def close(self) -> None:
+        """Stop the worker thread and close its connection (at shutdown)."""
+        if self._worker is not None:
+            reader = self.link_reader
+            if reader is not None:
+                self._worker.submit(reader.close).result(timeout=10)
+            self._worker.shutdown(wait=True)
+            self._worker, self.link_reader, self._links_at = None, None, None
 
     def outbound(self, upstream: str, status: int | None) -> None:
         self.outbound_calls.labels(upstream, str(status) if status is not None else "error").inc()

@@ -88,6 +88,7 @@ class Services:
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=SHUTDOWN_WAIT)
         await self.http.aclose()
+        self.metrics.close()
         self.store.close()
 
 

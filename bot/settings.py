@@ -12,12 +12,20 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
+
+from bot.crypto import split_keys
+from bot.logs import register_secrets
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SettingsError(Exception):
     """Configuration is missing or malformed; the message names the variable."""
+
+
+# Facebook ends an app's data access 90 days after the user was last active; a link
+# cannot be trusted for longer than that without the user logging in again.
+DATA_ACCESS_DAYS = 90
 
 
 def _http_url(value: str, name: str) -> str:
@@ -48,9 +56,10 @@ class Settings(BaseSettings):
 
     fblink_public_url: str = Field(description="the URL where browsers reach the bot")
     fblink_database: str = "fblink.db"
-    fblink_secret_key: str = Field(description="a Fernet key (run `fblink gen-key`)")
+    fblink_secret_key: str = Field(
+        description="a Fernet key (run `fblink gen-key`); during a rotation several, comma-separated, newest first")
     fblink_admins: str = ""
-    fblink_link_ttl_days: int = Field(default=90, ge=1, le=3650)
+    fblink_link_ttl_days: int = Field(default=90, ge=1)
     fblink_sweep_minutes: int = Field(default=15, ge=1, le=1440)
     fblink_reminder_days: str = "14,7,3,1"
     fblink_reminder_channel: str | None = None
@@ -60,6 +69,7 @@ class Settings(BaseSettings):
     fblink_retry_attempts: int = Field(default=4, ge=1, le=10)
     fblink_retry_wait: float = Field(default=0.3, ge=0, le=30)
     fblink_retry_total: float = Field(default=20.0, gt=0, le=300)
+    fblink_metrics_token: str | None = Field(default=None, description="bearer token /metrics requires")
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -92,10 +102,36 @@ class Settings(BaseSettings):
     @field_validator("fblink_secret_key")
     @classmethod
     def _fernet(cls, v: str) -> str:
-        try:
-            Fernet(v.encode())
-        except (ValueError, TypeError):
-            raise ValueError("must be a Fernet key (32 url-safe base64-encoded bytes); `fblink gen-key` prints one") from None
+        keys = split_keys(v)
+        if not keys:
+            raise ValueError("must be a Fernet key (32 url-safe base64-encoded bytes); `fblink gen-key` prints one")
+        for n, key in enumerate(keys, 1):
+            try:
+                Fernet(key.encode())
+            except (ValueError, TypeError):
+                which = f"key {n} of {len(keys)} is not" if len(keys) > 1 else "must be"
+                # Never echo the value: it is (or is close to) a secret.
+                raise ValueError(f"{which} a Fernet key (32 url-safe base64-encoded bytes); "
+                                 "`fblink gen-key` prints one") from None
+        if len(set(keys)) != len(keys):
+            raise ValueError("lists the same key twice")
+        return v
+
+    @field_validator("fblink_metrics_token")
+    @classmethod
+    def _metrics_token(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if len(v) < 16 or not re.fullmatch(r"[\x21-\x7e]+", v):
+            raise ValueError("must be at least 16 printable characters without spaces")
+        return v
+
+    @field_validator("fblink_link_ttl_days")
+    @classmethod
+    def _ttl(cls, v: int) -> int:
+        if v > DATA_ACCESS_DAYS:
+            raise ValueError(f"must be at most {DATA_ACCESS_DAYS} days: Facebook ends data access "
+                             f"{DATA_ACCESS_DAYS} days after the user was last active, so a longer link could not be renewed")
         return v
 
     @field_validator("fblink_reminder_days")
@@ -121,6 +157,17 @@ class Settings(BaseSettings):
     def _mode(self) -> "Settings":
         if not self.slack_app_token and not self.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+        too_late = [d for d in self.reminder_days if d >= self.fblink_link_ttl_days]
+        if too_late:
+            # A reminder at or past the whole lifetime would count every fresh login as too old to re-link.
+            raise ValueError(
+                f"FBLINK_REMINDER_DAYS: every value must be below FBLINK_LINK_TTL_DAYS "
+                f"({self.fblink_link_ttl_days}); {', '.join(map(str, sorted(too_late)))} "
+                f"{'is' if len(too_late) == 1 else 'are'} not")
+        # Configured secrets are redacted from every log line by value, whatever their context.
+        register_secrets([self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
+                          self.facebook_app_secret, self.vonage_api_secret, self.fblink_metrics_token,
+                          *split_keys(self.fblink_secret_key)])
         return self
 
     # -- derived values ------------------------------------------------------

@@ -200,7 +200,13 @@ def build_routes(services: Services, bolt: AsyncApp, routing: SlackRouting, brow
         return JSONResponse({"ok": ok, "database": "ok" if ok else "error"}, status_code=200 if ok else 503)
 
     async def metrics_view(request: Request) -> Response:
-        metrics.set_link_states(services.store.link_state_counts(services.now()))
+        """Prometheus text; behind a bearer token when FBLINK_METRICS_TOKEN is set. The link
+        counts come from a cache refreshed off the event loop (see bot.metrics), not a scan per scrape."""
+        token = services.settings.fblink_metrics_token
+        if token and not metrics.bearer_ok(request.headers.get("authorization"), token):
+            return PlainTextResponse("unauthorized", status_code=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="fblink metrics"'})
+        await metrics.refresh_link_states(services.store, services.now())
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     routes: list[BaseRoute] = [
