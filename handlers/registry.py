@@ -9,15 +9,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from handlers.common import split_args
+from handlers.common import Req, split_args
 
-if TYPE_CHECKING:
-    from handlers.common import Req
-
-QuickRun = Callable[["Req"], Awaitable[dict[str, Any]]]
-SlowRun = Callable[["Req"], Awaitable[None]]
+QuickRun = Callable[[Req], Awaitable[dict[str, Any]]]
+SlowRun = Callable[[Req], Awaitable[None]]
 
 
 def never(args: tuple[str, ...]) -> bool:

@@ -11,6 +11,7 @@ from typing import TextIO
 
 import uvicorn
 
+from bot.demo.server import build_app
 from bot.demo.world import ServeDatabaseError, World, real_credentials
 
 
@@ -50,8 +51,6 @@ def prepare(host: str, port: int, database: str | None, out: TextIO) -> tuple[so
     except BaseException:
         sock.close()
         raise
-    from bot.demo.server import build_app
-
     config = uvicorn.Config(build_app(world), log_level="warning", access_log=False, lifespan="on")
     return sock, world, uvicorn.Server(config)
 

@@ -23,6 +23,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 
 from bot.app import FblinkApp, create_app
+from bot.reminders import sweep
 from bot.clock import Clock
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
@@ -199,8 +200,6 @@ class World:
 
     def sweep(self) -> "Future[list[str]]":
         """The scheduler's job, run now: the one place the demo names fblink's sweep."""
-        from bot.reminders import sweep
-
         return self.on_fblink_loop(sweep(self.fblink.services))
 
     def stop(self) -> None:
