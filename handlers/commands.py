@@ -32,6 +32,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {s.name: s for s in (
     Subcommand("login", (("login", "Log in with Facebook so fblink can see the Pages you manage"),),
                answer=login.cmd_login),
     Subcommand("logout", (("logout", "Forget your Facebook login and Page tokens"),), answer=login.cmd_logout),
+    Subcommand("whoami", (("whoami", "Which Facebook account is connected to you, and until when"),),
+               answer=login.cmd_whoami),
     Subcommand("pages", (("pages", "List the Facebook Pages you manage and their link status"),),
                run_after=pages.cmd_pages, working=":mag: Fetching your Facebook Pages…"),
     Subcommand("link", (("link <page> [api-key]", "Link a Page to a Vonage account (no arguments: open a form)"),

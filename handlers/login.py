@@ -49,6 +49,24 @@ async def cmd_logout(req: Req) -> dict[str, Any]:
     return blocks.notice("You were not logged in. Run `/fblink login` to connect Facebook.")
 
 
+async def cmd_whoami(req: Req) -> dict[str, Any]:
+    """Which Facebook account is connected to this Slack user, and until when fblink may use it."""
+    login = req.store.get_login(req.team_id, req.user_id)
+    if login is None:
+        return blocks.notice("No Facebook account is connected to you. Run `/fblink login` to connect yours.")
+    ends = blocks.slack_date(login.data_access_expires_at) if login.data_access_expires_at else "unknown"
+    text = (f"Connected to Facebook as *{blocks.escape(login.fb_name)}* (`{blocks.escape(login.fb_user_id)}`). "
+            f"Facebook's data access for this login ends {ends}.")
+    return blocks.message(text, [blocks.section(text), blocks.actions(disconnect_button(login.fb_name))])
+
+
+def disconnect_button(fb_name: str) -> dict[str, Any]:
+    return blocks.button("Not me: disconnect", "login_disconnect", "disconnect", style="danger",
+                         confirm=blocks.confirm_dialog(
+                             "Disconnect this Facebook login?", f"fblink will delete the login of "
+                             f"{blocks.escape(fb_name)} and every Page token it brought.", ok="Disconnect"))
+
+
 async def disconnect(req: Req, body: Body) -> None:
     """"Not me": the Facebook account connected is not this Slack user's. Remove everything it brought."""
     had = req.store.forget_login(req.team_id, req.user_id)
@@ -204,10 +222,7 @@ def connected_message(services: Services, state: OAuthState, fb_name: str, scope
     name = blocks.escape(fb_name)
     head = (f":white_check_mark: Connected to Facebook as *{name}*. Not you? Someone else completed the login "
             "link you were sent: disconnect it now.")
-    out = [blocks.section(head), blocks.actions(blocks.button(
-        "Not me: disconnect", "login_disconnect", "disconnect", style="danger", confirm=blocks.confirm_dialog(
-            "Disconnect this Facebook login?", f"fblink will delete the login of {name} and every Page token it "
-            "brought.", ok="Disconnect")))]
+    out = [blocks.section(head), blocks.actions(disconnect_button(fb_name))]
     missing = [s for s in REQUIRED_SCOPES if s not in scopes]
     if missing:
         url = login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)

@@ -157,6 +157,15 @@ def test_unknown_code_is_a_4xx_page(bot, graph):
     assert bot.store.get_login("T0001", "U1") is None
 
 
+def test_whoami_names_the_connected_account_and_offers_disconnect(bot, graph):
+    assert "No Facebook account is connected" in bot.command("whoami").text
+    log_in(bot, graph, pages=PAGES, name="Ada Lovelace", data_access_expires_at=1_800_000_000)
+    answer = bot.command("whoami").json()
+    assert "Connected to Facebook as *Ada Lovelace* (`FB1`)" in text_of(answer) and "<!date^1800000000^" in text_of(answer)
+    assert [b["action_id"] for b in buttons(answer)] == ["login_disconnect"]
+    assert "No Facebook account is connected" in bot.command("whoami", user="U2").text  # bound to U1 only
+
+
 def test_declined_permission_offers_rerequest(bot, graph):
     log_in(bot, graph, declined={"pages_messaging"})
     dm = bot.slack.wait_message("pages_messaging")
