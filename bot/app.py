@@ -59,7 +59,7 @@ def create_bolt(services: Services) -> AsyncApp:
     )
 
     async def inject_services(context: AsyncBoltContext, body: dict[str, Any],
-                              next: Callable[[], Awaitable[None]]) -> None:  # noqa: A002 - Bolt's name
+                              next: Callable[[], Awaitable[None]]) -> None:
         context["services"] = services
         if not settings.socket_mode:
             await next()  # HTTP requests get their id, count and timing in bot/web.py

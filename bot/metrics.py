@@ -18,7 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.store import Store
 
-__all__ = ["Metrics", "CONTENT_TYPE_LATEST", "bearer_ok"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "bearer_ok"]
 
 LINK_STATES = ("active", "expired", "broken", "gone", "unknown_expiry")
 

@@ -81,7 +81,7 @@ class _Column:
         self.sql_cas = f"UPDATE {t} SET {c} = ? WHERE rowid = ? AND {c} = ?"
 
     def ident(self, row: tuple) -> str:  # type: ignore[type-arg]
-        return f"{self.report.table}(" + ", ".join(f"{n}={v}" for n, v in zip(self.id_names, row[2:])) + ")"
+        return f"{self.report.table}(" + ", ".join(f"{n}={v}" for n, v in zip(self.id_names, row[2:], strict=False)) + ")"
 
     def _new_value(self, ciphertext: str, ident: str) -> str | None:
         """The rotated ciphertext, or None when the row needs no write (current or undecryptable)."""

@@ -12,11 +12,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.crypto import split_keys
 from bot.logs import register_secrets
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SettingsError(Exception):
@@ -154,7 +154,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _mode(self) -> "Settings":
+    def _mode(self) -> Settings:
         if not self.slack_app_token and not self.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
         too_late = [d for d in self.reminder_days if d >= self.fblink_link_ttl_days]

@@ -26,8 +26,8 @@ from bot.graph import REQUIRED_SCOPES, GraphError
 from bot.http import UpstreamError, UpstreamUnavailable
 from bot.services import Services
 from bot.store import FacebookLogin, OAuthState
-from handlers.common import Body, Req, dm, on_action
 from handlers.changes import relink_after_login
+from handlers.common import Body, Req, dm, on_action
 from handlers.session import login_message, login_prompt, login_url
 
 log = logging.getLogger(__name__)
@@ -84,12 +84,12 @@ async def disconnect(req: Req, body: Body) -> None:
 
 def page(title: str, body: str, status: int = 200, *, extra_html: str = "") -> HTMLResponse:
     doc = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>fblink: {t}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>fblink: {html.escape(title)}</title>"
         "<meta name='viewport' content='width=device-width'>"
-        "<style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;line-height:1.5}}"
-        "button{{font-size:1.1em;padding:.5em 1.2em}}</style>"
-        "</head><body><h1>{t}</h1><p>{b}</p>{x}</body></html>"
-    ).format(t=html.escape(title), b=html.escape(body), x=extra_html)
+        "<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;line-height:1.5}"
+        "button{font-size:1.1em;padding:.5em 1.2em}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{extra_html}</body></html>"
+    )
     return HTMLResponse(doc, status_code=status, headers={
         "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})

@@ -8,7 +8,6 @@ or ``error=access_denied&error_reason=user_denied`` on Cancel.
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.requests import Request

@@ -24,9 +24,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from bot.demo import pages
+from bot.demo.world import CHANNELS, PEOPLE, SIGNING_SECRET, TEAM, TEAM_DOMAIN, World
 from bot.fakes import slack_payloads as sp
 from bot.fakes.slack_state import Message
-from bot.demo.world import CHANNELS, PEOPLE, SIGNING_SECRET, TEAM, TEAM_DOMAIN, World
 
 DAY = 86400
 ACK_TIMEOUT = 3.0  # Slack gives an app 3 s to answer
@@ -59,7 +59,7 @@ class Demo:
         try:
             return await asyncio.wait_for(
                 self.http.post(self.world.fblink_url + "/slack/events", content=body, headers=headers), ACK_TIMEOUT)
-        except (asyncio.TimeoutError, httpx.HTTPError):
+        except (TimeoutError, httpx.HTTPError):
             return None
 
     def _hook(self, channel: str, user: str, message_ts: str | None = None) -> str:

@@ -23,12 +23,12 @@ import uvicorn
 from cryptography.fernet import Fernet
 
 from bot.app import FblinkApp, create_app
-from bot.reminders import sweep
 from bot.clock import Clock
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.slack_payloads import BOT_USER
 from bot.fakes.vonage import FakeVonage
+from bot.reminders import sweep
 from bot.settings import Settings
 
 TEAM, TEAM_DOMAIN = "T0DEMO0001", "fblink-demo"
@@ -160,7 +160,7 @@ class World:
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
-    def start(self) -> "World":
+    def start(self) -> World:
         for var in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
             os.environ.pop(var, None)  # Bolt reads these itself and would switch to its OAuth install flow
         self.db_path, key = open_demo_database(self.database)
@@ -193,12 +193,12 @@ class World:
             time.sleep(0.01)
         return self
 
-    def on_fblink_loop(self, coro: Any) -> "Future[Any]":
+    def on_fblink_loop(self, coro: Any) -> Future[Any]:
         """Run a coroutine on fblink's own event loop (its HTTP clients live there)."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    def sweep(self) -> "Future[list[str]]":
+    def sweep(self) -> Future[list[str]]:
         """The scheduler's job, run now: the one place the demo names fblink's sweep."""
         return self.on_fblink_loop(sweep(self.fblink.services))
 

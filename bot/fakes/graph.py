@@ -369,9 +369,9 @@ class FakeGraph(FakeServer):
 
     def _page_token(self, user_id: str, page_id: str) -> FakeToken:
         for token in self.tokens.values():
-            if token.kind == "PAGE" and token.user_id == user_id and token.page_id == page_id:
-                if self._dead_subcode(token) is None:
-                    return token
+            alive = self._dead_subcode(token) is None
+            if token.kind == "PAGE" and token.user_id == user_id and token.page_id == page_id and alive:
+                return token
         return self._mint("PAGE", user_id, lifetime=0, page_id=page_id)  # Page tokens never expire
 
     def _find_page(self, user_id: str, page_id: str) -> dict[str, Any]:

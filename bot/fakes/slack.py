@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bot.fakes.base import FakeServer, Request, Response
 from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, check_view
@@ -186,7 +187,7 @@ class FakeSlack(FakeServer):
 
     def api_users_info(self, p: dict[str, Any]) -> Answer:
         uid = str(p.get("user", ""))
-        if not uid[:1] in ("U", "W"):
+        if uid[:1] not in ("U", "W"):
             return error("user_not_found")
         profile = {"real_name": HOSTILE["real_name"], "display_name": HOSTILE["display_name"],
                    "real_name_normalized": HOSTILE["real_name"], "display_name_normalized": HOSTILE["display_name"],

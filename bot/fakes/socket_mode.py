@@ -51,7 +51,7 @@ class FakeSocketMode:
         self._port = 0
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> "FakeSocketMode":
+    def start(self) -> FakeSocketMode:
         ready = threading.Event()
         errors: list[BaseException] = []
 

@@ -55,7 +55,7 @@ from bot.fakes.vonage_errors import (
     wrong_verb,
 )
 
-__all__ = ["FakeVonage", "HOSTILE_APP_NAMES", "PROBLEM", "problem", "problem_for"]
+__all__ = ["HOSTILE_APP_NAMES", "PROBLEM", "FakeVonage", "problem", "problem_for"]
 
 ACCOUNTS_PREFIX = "/beta/chatapp-accounts"
 PROVIDERS = ("messenger", "viber_service_msg", "whatsapp")
