@@ -221,3 +221,11 @@ def test_vonage_dashboard_shows_accounts_and_escapes_names(demo: Running, web: h
     assert page.status_code == 200
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>" not in page.text
     assert "Acme Support Bot" in page.text and "e5f6a7b8" in page.text
+
+
+def test_business_portfolio_pages_are_listed_with_their_business(demo: Running, web: httpx.Client) -> None:
+    log_in(demo, web, PAGE_ADMIN, "10002")  # Priya reaches two Pages only through "Northwind Agency"
+    command(web, PAGE_ADMIN, "/fblink pages")
+    listing = json.dumps(message_with(web, PAGE_ADMIN, "Your Facebook Pages"), ensure_ascii=False)
+    assert "Northwind Outlet (agency client)" in listing and "via business portfolio *Northwind Agency*" in listing
+    assert "Northwind HQ" in listing and "cannot be linked" in listing

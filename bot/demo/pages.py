@@ -80,6 +80,9 @@ def routes(world: World) -> list[Route]:
             f"{escape(SCOPE_TEXT.get(s, s))} <code>{escape(s)}</code></label></li>" for s in scopes)
         page_list = "".join(f"<li>{escape(p['name'])} <span class='muted'>({escape(', '.join(p['tasks']))})</span></li>"
                             for p in person["pages"]) or "<li class='muted'>No Pages</li>"
+        page_list += "".join(
+            f"<li>{escape(p['name'])} <span class='muted'>(via business portfolio {escape(b['name'])})</span></li>"
+            for b in person.get("businesses", ()) for p in (*b["owned_pages"], *b["client_pages"]))
         hidden = "".join(f"<input type='hidden' name='{escape(k)}' value='{escape(v)}'>" for k, v in keep.items())
         body = f"""<div class='card'>
 <form method='get' action='' id='switch'>{''.join(f"<input type='hidden' name='{escape(k)}' value='{escape(v)}'>" for k, v in keep.items())}

@@ -49,9 +49,14 @@ CHANNELS = [{"id": "C0OPS00001", "name": "ops"}, {"id": "C0MKT00002", "name": "m
 ACME = {"id": "104857600000001", "name": "Acme Coffee & Tea ☕", "category": "Coffee Shop", "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"]}
 HOSTILE = {"id": "104857600000002", "name": "Café \"payload=1&x=%2B\" <b>Ünïcödé</b> 🍰", "category": "Bakery", "tasks": ["MESSAGING", "MODERATE"]}
 CYRILLIC = {"id": "104857600000003", "name": "Торговый дом «Ромашка» — официальная страница магазина в Москве 2026 · 24/7 чат!", "category": "Retail", "tasks": ["ANALYZE"]}
+# Pages reached only through a Business Portfolio (Business Manager), not /me/accounts
+AGENCY = {"id": "104857600000004", "name": "Northwind Outlet (agency client)", "category": "Retail",
+          "tasks": ["MESSAGING", "MANAGE"]}
+LOCKED = {"id": "104857600000005", "name": "Northwind HQ", "category": "Company", "tasks": []}  # no task: no token
+BUSINESSES = [{"id": "880000000000001", "name": "Northwind Agency", "owned_pages": [LOCKED], "client_pages": [AGENCY]}]
 FACEBOOK_PEOPLE: list[dict[str, Any]] = [
     {"id": "10001", "name": "Avery Quinn", "pages": [ACME, HOSTILE]},
-    {"id": "10002", "name": "Priya Raman", "pages": [ACME, HOSTILE, CYRILLIC]},
+    {"id": "10002", "name": "Priya Raman", "pages": [ACME, HOSTILE, CYRILLIC], "businesses": BUSINESSES},
     {"id": "10003", "name": "Sam Okafor", "pages": []},
 ]
 
@@ -118,7 +123,7 @@ def real_credentials(cwd: str = ".") -> list[str]:
 
 def seed(graph: FakeGraph, vonage: FakeVonage) -> None:
     for person in FACEBOOK_PEOPLE:
-        graph.add_user(person["id"], person["name"], pages=person["pages"])
+        graph.add_user(person["id"], person["name"], pages=person["pages"], businesses=person.get("businesses", ()))
     vonage.add_key(VONAGE_KEY, VONAGE_SECRET)
     vonage.add_application(VONAGE_KEY, "aa11bb22-1111-4c2d-8e3f-0123456789ab", "Acme Support Bot")
     vonage.add_application(VONAGE_KEY, "cc33dd44-2222-4c2d-8e3f-0123456789ab", "Campaigns & Offers <EU> 🇪🇺")
