@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import TracebackType
 from typing import Any
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -176,8 +177,10 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "message": redact(record.getMessage()),
         }
-        if record.exc_info or record.exc_text:
-            data["exc"] = redact(record.exc_text or self.formatException(record.exc_info))  # type: ignore[arg-type]
+        if record.exc_text:
+            data["exc"] = redact(record.exc_text)
+        elif record.exc_info:
+            data["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(data, ensure_ascii=False)
 
 
@@ -185,11 +188,26 @@ class PlainFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
-    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]
+    def formatException(self, ei: ExcInfo) -> str:
         return redact(super().formatException(ei))
 
 
 _REDACTOR = RedactingFilter()
+
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+class _RedactingFactory:
+    """Wraps the LogRecord factory in place when fblink starts; its class marks it as installed."""
+
+    fblink_redacting = True
+
+    def __init__(self, inner: Callable[..., logging.LogRecord]) -> None:
+        self.inner = inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        return scrub(self.inner(*args, **kwargs))
 
 
 def install_redaction() -> None:
@@ -198,11 +216,7 @@ def install_redaction() -> None:
     if getattr(current, "fblink_redacting", False):
         return
 
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        return scrub(current(*args, **kwargs))
-
-    factory.fblink_redacting = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
+    logging.setLogRecordFactory(_RedactingFactory(current))
 
 
 def setup_logging(fmt: str = "plain", level: str = "INFO") -> None:

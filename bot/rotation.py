@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.crypto import CryptoError, Vault
 
@@ -80,7 +81,7 @@ class _Column:
         self.sql_one = f"SELECT {c} FROM {t} WHERE rowid = ?"
         self.sql_cas = f"UPDATE {t} SET {c} = ? WHERE rowid = ? AND {c} = ?"
 
-    def ident(self, row: tuple) -> str:  # type: ignore[type-arg]
+    def ident(self, row: tuple[Any, ...]) -> str:
         return f"{self.report.table}(" + ", ".join(f"{n}={v}" for n, v in zip(self.id_names, row[2:], strict=False)) + ")"
 
     def _new_value(self, ciphertext: str, ident: str) -> str | None:

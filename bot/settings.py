@@ -12,7 +12,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.crypto import split_keys
@@ -89,8 +89,8 @@ class Settings(BaseSettings):
 
     @field_validator("slack_api_url", "facebook_graph_url", "facebook_login_url", "vonage_api_url", "fblink_public_url")
     @classmethod
-    def _urls(cls, v: str, info) -> str:  # type: ignore[no-untyped-def]
-        return _http_url(v, info.field_name)
+    def _urls(cls, v: str, info: ValidationInfo) -> str:
+        return _http_url(v, info.field_name or "url")
 
     @field_validator("facebook_api_version")
     @classmethod
@@ -196,7 +196,7 @@ def load_settings(**overrides: object) -> Settings:
             "SLACK_BOT_TOKEN, and Bolt would switch to its OAuth install flow"
         )
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # values are validated by pydantic at run time
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = err.get("loc") or ()
