@@ -33,6 +33,17 @@ def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
             f"`{blocks.escape(link.api_key)}`{app}.{when}")
 
 
+def lost_app_text(before: Link | None, after: Link) -> str:
+    """Said when a link that had an application ends without one (e.g. Vonage had deleted the Page's
+    account, fblink re-created it and could not re-attach the application): the user must know."""
+    if before is None or before.status != "active" or not before.application_id or after.application_id:
+        return ""
+    return (f"\n:warning: Application *{blocks.escape(before.application_name or before.application_id)}* is no "
+            "longer linked to this Page at Vonage (its account there had been deleted or changed), so Messenger "
+            f"traffic will not reach it. Link it again with "
+            f"`/fblink link {blocks.escape(after.page_id)} app {blocks.escape(before.application_id)}`.")
+
+
 def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
     value = json.dumps({"p": conflict.page.page_id, "k": conflict.creds.api_key, "a": conflict.wanted.id,
                         "c": conflict.current_id})  # the application the user is shown and agrees to replace
@@ -86,7 +97,7 @@ async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name
             link = await linking.link_account(services, req.team_id, req.user_id, page, creds, req.channel_id)
         if before is not None and before.status == "active" and link.period > before.period:
             await after_relink(services, before, link, req.user_id)  # a fresh token ended the old period
-        return blocks.notice(success_text(services, link))
+        return blocks.notice(success_text(services, link) + ("" if app_name else lost_app_text(before, link)))
 
     await guarded(req, page.page_id, work)
 
@@ -128,7 +139,7 @@ async def start_relink(req: Req, link: Link) -> None:
     async def work() -> dict[str, Any]:
         new = await linking.relink(services, req.team_id, req.user_id, link, page)
         await after_relink(services, link, new, req.user_id)
-        return blocks.notice(success_text(services, new, verb="Re-linked"))
+        return blocks.notice(success_text(services, new, verb="Re-linked") + lost_app_text(link, new))
 
     await guarded(req, link.page_id, work)
 
