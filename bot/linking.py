@@ -398,12 +398,13 @@ async def sync(services: Services, team_id: str) -> SyncReport:
         accounts, apps = await asyncio.gather(services.vonage.list_accounts(creds), services.vonage.list_applications(creds))
         names = {a.id: a.name for a in apps}
         at_vonage: dict[str, ExternalAccount | None] = {a.external_id: a for a in accounts}
-        for link in services.store.list_links(team_id):
-            if link.api_key == api_key and link.status == "active":
-                at_vonage.setdefault(link.page_id, None)
+        tracked = {lk.page_id: lk.page_name for lk in services.store.list_links(team_id)
+                   if lk.api_key == api_key and lk.status == "active"}
+        for page_id in tracked:
+            at_vonage.setdefault(page_id, None)
         for page_id, acct in at_vonage.items():
             if not services.store.acquire_lease(team_id, page_id, owner, now=services.now(), ttl=60):
-                report.busy.append((acct.name if acct else None) or page_id)
+                report.busy.append(tracked.get(page_id) or (acct.name if acct else None) or page_id)
                 continue
             try:
                 _sync_page(services, team_id, api_key, page_id, acct, names, report)
