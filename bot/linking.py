@@ -7,15 +7,15 @@ second step fails undoes the first step at Vonage. Every attempt is audited.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from bot import blocks
 from bot.clock import DAY
 from bot.services import Services
 from bot.store import Link, StoredPage, next_threshold_due
-from bot.vonage import Application, Credentials, ExternalAccount, VonageConflict, VonageError, VonageNotFound
+from bot.vonage import Application, Credentials, VonageConflict, VonageError, VonageNotFound
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +140,20 @@ async def _reattach(services: Services, team_id: str, user_id: str, creds: Crede
         await services.vonage.link_application(creds, page.page_id, app.id)
     except Exception as exc:
         log.warning("could not re-attach application to a re-created account: %s", type(exc).__name__)
-        _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}", f"error: {type(exc).__name__}")
+        _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}",
+               f"error: {type(exc).__name__}")
         return None
     _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}", "ok")
     return app
 
 
 def _record_link(services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials,
-                 channel_id: str | None, *, application: Application | None,
-                 new_period: bool) -> Link:
+                 channel_id: str | None, *, application: Application | None) -> Link:
+    """Record a link that starts a new period: the token Vonage holds was just renewed."""
     now = services.now()
     expires = expiry_for(services, team_id, user_id, now)
     existing = services.store.get_link(team_id, page.page_id)
-    fields: dict[str, object] = dict(
+    fields: dict[str, Any] = dict(
         page_name=page.name, api_key=creds.api_key, linked_by=user_id, linked_at=now, channel_id=channel_id,
         expires_at=expires, status="active", needs_relink=0, broken_at=None, checked_at=now,
         next_due_at=next_due(expires, services.settings.reminder_days), page_token=page.token,
@@ -160,7 +161,7 @@ def _record_link(services: Services, team_id: str, user_id: str, page: StoredPag
     # the application Vonage holds now: the caller read or set it
     fields.update(application_id=application.id if application else None,
                   application_name=application.name if application else None)
-    if existing is not None and new_period:
+    if existing is not None:
         fields["period"] = existing.period + 1
     return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
 
@@ -193,8 +194,7 @@ async def link_account(services: Services, team_id: str, user_id: str, page: Sto
         raise
     # record the application Vonage holds, whatever we thought before
     application = reattached if account is None else await _held_app(services, creds, account.application, existing)
-    link = _record_link(services, team_id, user_id, page, creds, channel_id, application=application,
-                        new_period=True)
+    link = _record_link(services, team_id, user_id, page, creds, channel_id, application=application)
     _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", "ok")
     return link
 
@@ -244,8 +244,7 @@ async def link_application(services: Services, team_id: str, user_id: str, page:
                f"error: {type(exc).__name__}")
         raise
     if refreshed:  # a new token went to Vonage: a new link period starts
-        link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app,
-                            new_period=True)
+        link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app)
     else:  # only the application changed: the token, its expiry and the reminders stay as they are
         link = services.store.upsert_link(team_id, page.page_id, now=services.now(), application_id=app.id,
                                           application_name=app.name)
@@ -253,7 +252,8 @@ async def link_application(services: Services, team_id: str, user_id: str, page:
     return link
 
 
-async def _held_app(services: Services, creds: Credentials, app_id: str | None, known: Link | None) -> Application | None:
+async def _held_app(services: Services, creds: Credentials, app_id: str | None,
+                   known: Link | None) -> Application | None:
     """The application Vonage says the Page has, named as recorded or as Vonage lists it
     (its id when the list cannot be read)."""
     if not app_id:
@@ -337,77 +337,6 @@ async def relink(services: Services, team_id: str, user_id: str, link: Link, pag
     except Exception as exc:
         _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
         raise
-    new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=application,
-                       new_period=True)
+    new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=application)
     _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", "ok")
     return new
-
-
-@dataclass
-class SyncReport:
-    """What a sync changed: imported (or back from gone), marked gone, application changed in the
-    dashboard, and Pages skipped because a change to them was running."""
-
-    imported: list[str]
-    gone: list[str]
-    apps_changed: list[str]
-    busy: list[str]
-
-
-def _sync_page(services: Services, team_id: str, api_key: str, page_id: str, acct: ExternalAccount | None,
-               names: dict[str, str], report: SyncReport) -> None:
-    """Make one Page's record match Vonage (``acct`` None: the key has no account for it)."""
-    store, now = services.store, services.now()
-    link = store.get_link(team_id, page_id)
-    if acct is None:
-        if link is not None and link.api_key == api_key and link.status == "active":
-            store.upsert_link(team_id, page_id, now=now, status="gone", next_due_at=None)
-            report.gone.append(link.page_name)
-            _audit(services, team_id, "sync_gone", None, page_id, f"key {api_key}", "ok")
-        return
-    app_id = acct.application
-    app_name = names.get(app_id) if app_id else None
-    if link is None or link.status == "gone":
-        # (back) from the dashboard: nothing fblink knew about the old link is true any more
-        fresh: dict[str, object] = dict(
-            page_name=acct.name or page_id, api_key=api_key, application_id=app_id, application_name=app_name,
-            linked_by=None, channel_id=None, reminder_channel=None, expires_at=None, status="active",
-            needs_relink=1, next_due_at=None, broken_at=None, breakages=0, muted=0, token_enc=None, checked_at=now)
-        if link is not None:
-            fresh.update(linked_at=now, period=link.period + 1)
-        store.upsert_link(team_id, page_id, now=now, **fresh)
-        report.imported.append(acct.name or page_id)
-        _audit(services, team_id, "sync_import", None, page_id, f"key {api_key}" + (f" app {app_id}" if app_id else ""),
-               "ok")
-    elif link.api_key == api_key and link.application_id != app_id:
-        store.upsert_link(team_id, page_id, now=now, application_id=app_id, application_name=app_name)
-        report.apps_changed.append(link.page_name)
-        _audit(services, team_id, "sync_app", None, page_id, f"app {link.application_id} -> {app_id}", "ok")
-
-
-async def sync(services: Services, team_id: str) -> SyncReport:
-    """Reconcile with Vonage: import dashboard-made links, mark deleted ones gone, take the
-    dashboard's application changes. Each Page is written under its lease; a Page whose lease
-    another change holds is skipped (and reported) rather than overwritten mid-change."""
-    report = SyncReport([], [], [], [])
-    owner = f"{services.owner}:sync"
-    for api_key in services.api_keys(team_id):
-        creds = services.credentials(team_id, api_key)
-        if creds is None:
-            continue
-        accounts, apps = await asyncio.gather(services.vonage.list_accounts(creds), services.vonage.list_applications(creds))
-        names = {a.id: a.name for a in apps}
-        at_vonage: dict[str, ExternalAccount | None] = {a.external_id: a for a in accounts}
-        tracked = {lk.page_id: lk.page_name for lk in services.store.list_links(team_id)
-                   if lk.api_key == api_key and lk.status == "active"}
-        for page_id in tracked:
-            at_vonage.setdefault(page_id, None)
-        for page_id, acct in at_vonage.items():
-            if not services.store.acquire_lease(team_id, page_id, owner, now=services.now(), ttl=60):
-                report.busy.append(tracked.get(page_id) or (acct.name if acct else None) or page_id)
-                continue
-            try:
-                _sync_page(services, team_id, api_key, page_id, acct, names, report)
-            finally:
-                services.store.release_lease(team_id, page_id, owner)
-    return report

@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import blocks, linking
 from bot.linking import LinkRefused
 from bot.store import Link, StoredPage
+from bot.sync import sync as sync_with_vonage
 from handlers.changes import guarded, perform_link, perform_unlink, start_relink, success_text
 from handlers.common import Body, Req, on_action
 from handlers.link_modal import open_link_modal
@@ -74,7 +75,7 @@ async def cmd_relink(req: Req) -> None:
 # -- /fblink sync -----------------------------------------------------------------------
 
 async def cmd_sync(req: Req) -> None:
-    report = await linking.sync(req.services, req.team_id)
+    report = await sync_with_vonage(req.services, req.team_id)
 
     def names(items: list[str]) -> str:
         return ", ".join(f"*{blocks.escape(n)}*" for n in items)

@@ -10,8 +10,7 @@ import pytest
 
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import buttons, log_in
-from tests.linkstate_world import (ACCOUNT, APP1, APP2, DAY, KEY2, PAGES, PERSISTENT, audit_rows, run, setup,
-                                   vonage_apps)
+from tests.linkstate_world import ACCOUNT, APP1, APP2, DAY, KEY2, PAGES, PERSISTENT, audit_rows, run, setup, vonage_apps
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from bot.store.ledger import ReminderLedger
 from bot.store.migrations import migrate, open_database
 from bot.store.models import FacebookLogin, Link, OAuthState, StoredPage
 
+
 def _hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
