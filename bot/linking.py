@@ -84,15 +84,19 @@ def _audit(services: Services, team_id: str, action: str, user_id: str | None, p
 
 
 def _recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
-    """Another process recorded this Page under this key after ``before`` was read: its account
-    at Vonage is that process's, and must be neither deleted nor overwritten by us."""
+    """Another process took the Page over: it holds the Page's lease now (ours ran out while Vonage
+    was slow), or it recorded the Page under this key after ``before`` was read. Its account at
+    Vonage is then that process's, and must be neither deleted nor overwritten by us."""
+    owner = services.store.lease_owner(team_id, page_id, now=services.now())
+    if owner is not None and not owner.startswith(services.owner):
+        return True
     now = services.store.get_link(team_id, page_id)
     return now is not None and now.status == "active" and now.api_key == api_key and now != before
 
 
 def _busy(page: StoredPage) -> Busy:
-    return Busy(f"Another change to *{blocks.escape(page.name)}* was recorded while this one ran; fblink left it "
-                "as it is. Check `/fblink status`, then try again if you still need to.")
+    return Busy(f"Another change to *{blocks.escape(page.name)}* took over while this one waited for Vonage; "
+                "fblink left that change in place. Check `/fblink status`, then try again if you still need to.")
 
 
 async def _put_account(services: Services, team_id: str, creds: Credentials, page: StoredPage, *, exists: bool,

@@ -66,7 +66,7 @@ def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
 async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
     """Run one Page operation under its database lease (honoured by every process) and tell the outcome."""
     services = req.services
-    owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"
+    owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"  # process id first: linking tells other processes' leases apart
     if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=LEASE_SECONDS):
         await req.say(blocks.notice(":hourglass: Another change to this Page is already in progress. "
                                     "Wait for its result, then try again."))

@@ -70,13 +70,31 @@ def test_lost_answer_undo_spares_the_account_another_process_recorded(two, vonag
     answer(b, "Linked *Acme Coffee*", name="b")
     if lost:
         vonage.fail(f"POST {ACCOUNT}", delay=2.5, status=504, times=PERSISTENT)  # A's create: no answer in time
-    text = answer(a, "recorded while this one ran", name="a")
+    text = answer(a, "took over while this one waited", name="a")
     assert "try again" in text
     assert vonage.calls("DELETE") == [] and vonage.calls("PATCH") == []
     assert vonage.accounts[VONAGE_KEY]["101"]["access_token"] == graph.page_token("FB2", "101")
     link = a.store.get_link(TEAM, "101")
     assert link.linked_by == "U2" and link.status == "active"
     assert audit_rows(a, "101")[-1][:2] == ("link", "U1")
+
+
+def test_undo_spares_an_account_a_process_that_took_the_lease_over_made(two, vonage, graph):
+    """A's lease runs out while Vonage is slow; B takes the lease over and its create lands, but B has
+    not recorded it yet when A's own create goes unanswered. A's undo would delete B's account."""
+    a, b = two
+    vonage.fail(f"POST {ACCOUNT}", delay=2.5, status=504, times=PERSISTENT)
+    a.command("link 101", response="a")
+    vonage.changed.acquire()
+    vonage.changed.wait_for(lambda: vonage.calls("POST", ACCOUNT), timeout=10)
+    vonage.changed.release()
+    a.clock.advance(600)
+    assert b.store.acquire_lease(TEAM, "101", f"{b.services.owner}:1", now=a.clock.now(), ttl=120)
+    vonage.add_account(VONAGE_KEY, "101", graph.page_token("FB2", "101"), name="Acme Coffee")  # B's create landed
+    text = answer(a, "took over while this one waited", name="a")
+    assert "try again" in text
+    assert vonage.calls("DELETE") == [] and "101" in vonage.accounts[VONAGE_KEY]
+    assert a.store.get_link(TEAM, "101") is None  # B records it when its change completes
 
 
 def test_a_lease_held_by_another_process_is_honoured(two, vonage):

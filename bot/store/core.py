@@ -282,10 +282,11 @@ class Store:
             [team_id, page_id, owner, now + ttl, now])
         return cur.rowcount == 1
 
-    def holds_lease(self, team_id: str, page_id: str, owner: str, *, now: int) -> bool:
-        """True while ``owner`` still holds an unexpired lease on the Page."""
-        return self.one("SELECT 1 AS ok FROM page_leases WHERE team_id = ? AND page_id = ? AND owner = ?"
-                        " AND expires_at > ?", [team_id, page_id, owner, now]) is not None
+    def lease_owner(self, team_id: str, page_id: str, *, now: int) -> str | None:
+        """Who holds the Page's unexpired lease, if anyone."""
+        row = self.one("SELECT owner FROM page_leases WHERE team_id = ? AND page_id = ? AND expires_at > ?",
+                       [team_id, page_id, now])
+        return row["owner"] if row else None
 
     def release_lease(self, team_id: str, page_id: str, owner: str) -> None:
         self.db.execute("DELETE FROM page_leases WHERE team_id = ? AND page_id = ? AND owner = ?",
