@@ -18,7 +18,15 @@ from handlers.common import Req, dm_responder, user_error_text
 from handlers.lookups import by_id, creds_or_refuse
 from handlers.session import fetch_pages, login_prompt
 
-LEASE_SECONDS = 120  # longer than any one Page operation (retries are bounded by FBLINK_RETRY_TOTAL)
+LEASE_SECONDS = 120  # the least a Page lease lasts
+VONAGE_CALLS = 8  # the most Vonage calls one Page operation makes (a replace whose restore and undo fail)
+
+
+def lease_seconds(services: Services) -> int:
+    """Long enough for the slowest Page operation: each call may take FBLINK_RETRY_TOTAL plus one
+    last FBLINK_HTTP_TIMEOUT. Should it still run out, linking will not undo another process's work."""
+    s = services.settings
+    return max(LEASE_SECONDS, int(VONAGE_CALLS * (s.fblink_retry_total + s.fblink_http_timeout)))
 
 
 def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
@@ -67,7 +75,7 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
     """Run one Page operation under its database lease (honoured by every process) and tell the outcome."""
     services = req.services
     owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"  # process id first: linking tells other processes' leases apart
-    if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=LEASE_SECONDS):
+    if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=lease_seconds(services)):
         await req.say(blocks.notice(":hourglass: Another change to this Page is already in progress. "
                                     "Wait for its result, then try again."))
         return

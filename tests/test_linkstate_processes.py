@@ -157,3 +157,19 @@ def test_button_ids_never_match_page_names(start_app, graph, vonage):
     assert "777" not in vonage.accounts[VONAGE_KEY]
     assert bot.store.get_link(TEAM, "777") is None
     assert bot.store.get_link(TEAM, "101") == before and vonage_apps(vonage, "101") == [APP1]
+
+
+def test_lease_outlasts_the_slowest_operation(start_app, graph, vonage):
+    bot = start_app(fblink_retry_total=30, fblink_http_timeout=2)
+    setup(bot, graph, vonage)
+    vonage.fail(f"POST {ACCOUNT}", delay=0.6, status=201, times=1,
+                body={"external_id": "101", "name": "Acme Coffee", "applications": []})
+    bot.command("link 101", response="slow")
+    vonage.changed.acquire()
+    vonage.changed.wait_for(lambda: vonage.calls("POST", ACCOUNT), timeout=10)
+    vonage.changed.release()
+    (lease,) = bot.store.select("SELECT owner, expires_at FROM page_leases")
+    assert lease["expires_at"] - bot.clock.now() == 8 * (30 + 2)  # eight Vonage calls, each with its retries
+    assert lease["owner"].startswith(bot.services.owner)
+    answer(bot, "Linked", name="slow")
+    assert bot.store.select("SELECT owner FROM page_leases") == []
