@@ -193,6 +193,8 @@ async def link_account(services: Services, team_id: str, user_id: str, page: Sto
         created = await _put_account(services, team_id, creds, page, exists=account is not None, before=existing)
         if created:  # deleted at Vonage (or never there): the application we recorded must come back too
             reattached = await _reattach(services, team_id, user_id, creds, page, existing)
+        elif account is None:  # it appeared meanwhile (409) and got our token: read what it holds
+            account = await services.vonage.get_account(creds, page.page_id)
     except Exception as exc:
         _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
         raise

@@ -83,3 +83,25 @@ def test_relink_records_an_application_removed_in_the_dashboard(bot, graph, vona
     text = run(bot, "relink 101", "Re-linked")
     assert "no longer linked" in text
     assert bot.store.get_link(TEAM, "101").application_id is None
+
+
+def test_account_made_in_the_dashboard_meanwhile_is_recorded_with_its_application(bot, graph, vonage):
+    """fblink saw no account, the dashboard made one with an application before fblink's create (409):
+    fblink gives it the fresh token and records the application it has."""
+    setup(bot, graph, vonage)
+    vonage.add_account(VONAGE_KEY, "101", "dashboard-token", name="Acme Coffee", applications=(APP2,))
+    vonage.fail(f"GET {ACCOUNT}/101", status=404, times=1, headers={"Content-Type": "application/problem+json"},
+                body={"type": "https://developer.nexmo.com/api-errors#not-found", "title": "Not Found"})
+    text = run(bot, "link 101", "Linked *Acme Coffee*")
+    assert "Sales Bot" in text
+    assert vonage.accounts[VONAGE_KEY]["101"]["access_token"] == graph.page_token("FB1", "101")
+    assert vonage_apps(vonage, "101") == [APP2]
+    link = bot.store.get_link(TEAM, "101")
+    assert (link.application_id, link.application_name, link.linked_by) == (APP2, "Sales Bot", "U1")
+
+
+def test_link_of_an_existing_account_records_its_application(bot, graph, vonage):
+    setup(bot, graph, vonage)
+    vonage.add_account(VONAGE_KEY, "101", "dashboard-token", name="Acme Coffee", applications=(APP1,))
+    assert "Support Bot" in run(bot, "link 101", "Linked *Acme Coffee*")
+    assert bot.store.get_link(TEAM, "101").application_id == APP1 and vonage_apps(vonage, "101") == [APP1]
