@@ -140,3 +140,15 @@ def test_a_second_user_cannot_take_over_an_active_link_of_another_key(bot, graph
     run(bot, f"link 101 {KEY2}", "already linked to API key", user="U2")
     assert bot.store.get_link(TEAM, "101").linked_by == "U1"
     assert APP2 not in str(vonage.accounts[KEY2])
+
+
+def test_ids_are_matched_as_ids_and_free_text_by_id_first():
+    from bot.store import StoredPage
+    from handlers.lookups import by_id, read_target
+
+    named_like_id = StoredPage("777", "101", "Shop", ("MANAGE",), "t1")
+    real = StoredPage("101", "Acme Coffee", "Cafe", ("MANAGE",), "t2")
+    assert by_id([named_like_id], "101") is None  # a value that is an id never falls back to names
+    assert by_id([named_like_id, real], "101") is real
+    reading = read_target([named_like_id, real], ["101"], with_key=False)
+    assert reading is not None and reading.target is real  # typed text: the exact id wins over a name
