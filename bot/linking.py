@@ -7,9 +7,9 @@ second step fails undoes the first step at Vonage. Every attempt is audited.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from bot import blocks
 from bot.clock import DAY
@@ -78,16 +78,35 @@ async def resolve_application(services: Services, creds: Credentials, wanted: st
     return app
 
 
-def _audit(services: Services, team_id: str, action: str, user_id: str, page_id: str, detail: str, result: str) -> None:
+def _audit(services: Services, team_id: str, action: str, user_id: str | None, page_id: str, detail: str,
+           result: str) -> None:
     services.store.audit(team_id, action, now=services.now(), user_id=user_id, page_id=page_id, detail=detail, result=result)
 
 
-async def _put_account(services: Services, creds: Credentials, page: StoredPage, *, exists: bool) -> bool:
+def _recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
+    """Another process took the Page over: it holds the Page's lease now (ours ran out while Vonage
+    was slow), or it recorded the Page under this key after ``before`` was read. Its account at
+    Vonage is then that process's, and must be neither deleted nor overwritten by us."""
+    owner = services.store.lease_owner(team_id, page_id, now=services.now())
+    if owner is not None and not owner.startswith(services.owner):
+        return True
+    now = services.store.get_link(team_id, page_id)
+    return now is not None and now.status == "active" and now.api_key == api_key and now != before
+
+
+def _busy(page: StoredPage) -> Busy:
+    return Busy(f"Another change to *{blocks.escape(page.name)}* took over while this one waited for Vonage; "
+                "fblink left that change in place. Check `/fblink status`, then try again if you still need to.")
+
+
+async def _put_account(services: Services, team_id: str, creds: Credentials, page: StoredPage, *, exists: bool,
+                       before: Link | None) -> bool:
     """Create the Page's account at Vonage, or refresh its token there; True when it was created.
 
-    Only an account this call set out to create is ever deleted again: when the
-    create's answer is lost (Vonage busy after the write may have landed), the
-    account is removed so "nothing was changed" stays true.
+    Only an account this call set out to create, and that no other process has recorded
+    since ``before`` was read, is ever deleted again: when the create's answer is lost
+    (Vonage busy after the write may have landed), the account is removed so "nothing
+    was changed" stays true.
     """
     vonage = services.vonage
     if exists:
@@ -96,12 +115,16 @@ async def _put_account(services: Services, creds: Credentials, page: StoredPage,
     try:
         await vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
         return True
-    except VonageConflict:  # it appeared meanwhile: refresh it instead
+    except VonageConflict:  # it appeared meanwhile: refresh it instead, unless another process owns it now
+        if _recorded_since(services, team_id, page.page_id, creds.api_key, before):
+            raise _busy(page) from None
         await vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
         return False
     except VonageError:
         raise  # a definite refusal: nothing was created
     except Exception:
+        if _recorded_since(services, team_id, page.page_id, creds.api_key, before):
+            raise _busy(page) from None
         if not await _undo(vonage.unlink_account(creds, page.page_id), "remove an account whose creation went unanswered"):
             raise PartialChange(
                 f"Vonage stopped answering while fblink was adding *{blocks.escape(page.name)}*; the Page may now "
@@ -109,22 +132,40 @@ async def _put_account(services: Services, creds: Credentials, page: StoredPage,
         raise
 
 
+async def _reattach(services: Services, team_id: str, user_id: str, creds: Credentials, page: StoredPage,
+                    old: Link | None) -> Application | None:
+    """Vonage had lost the Page's account and we re-created it bare: give it back the application
+    fblink had recorded. None (and an audit row) when there was none or it could not be re-attached,
+    so the record says what Vonage holds."""
+    if old is None or old.status != "active" or not old.application_id:
+        return None
+    app = Application(old.application_id, old.application_name or old.application_id, frozenset({"messages"}))
+    try:
+        await services.vonage.link_application(creds, page.page_id, app.id)
+    except Exception as exc:
+        log.warning("could not re-attach application to a re-created account: %s", type(exc).__name__)
+        _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}",
+               f"error: {type(exc).__name__}")
+        return None
+    _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}", "ok")
+    return app
+
+
 def _record_link(services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials,
-                 channel_id: str | None, *, application: Application | None, keep_app: bool,
-                 new_period: bool) -> Link:
+                 channel_id: str | None, *, application: Application | None) -> Link:
+    """Record a link that starts a new period: the token Vonage holds was just renewed."""
     now = services.now()
     expires = expiry_for(services, team_id, user_id, now)
     existing = services.store.get_link(team_id, page.page_id)
-    fields: dict[str, object] = dict(
+    fields: dict[str, Any] = dict(
         page_name=page.name, api_key=creds.api_key, linked_by=user_id, linked_at=now, channel_id=channel_id,
         expires_at=expires, status="active", needs_relink=0, broken_at=None, checked_at=now,
         next_due_at=next_due(expires, services.settings.reminder_days), page_token=page.token,
     )
-    if application is not None:
-        fields.update(application_id=application.id, application_name=application.name)
-    elif not keep_app:
-        fields.update(application_id=None, application_name=None)
-    if existing is not None and new_period:
+    # the application Vonage holds now: the caller read or set it
+    fields.update(application_id=application.id if application else None,
+                  application_name=application.name if application else None)
+    if existing is not None:
         fields["period"] = existing.period + 1
     return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
 
@@ -146,15 +187,20 @@ async def link_account(services: Services, team_id: str, user_id: str, page: Sto
                        channel_id: str | None) -> Link:
     """Part 1: the Page joins the Vonage account (or gets a fresh token there)."""
     existing = check_may_link(services, team_id, page, creds)
+    reattached: Application | None = None
     try:
-        exists = await services.vonage.get_account(creds, page.page_id) is not None
-        await _put_account(services, creds, page, exists=exists)
+        account = await services.vonage.get_account(creds, page.page_id)
+        created = await _put_account(services, team_id, creds, page, exists=account is not None, before=existing)
+        if created:  # deleted at Vonage (or never there): the application we recorded must come back too
+            reattached = await _reattach(services, team_id, user_id, creds, page, existing)
+        elif account is None:  # it appeared meanwhile (409) and got our token: read what it holds
+            account = await services.vonage.get_account(creds, page.page_id)
     except Exception as exc:
         _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
         raise
-    same_key = existing is not None and existing.status == "active"
-    link = _record_link(services, team_id, user_id, page, creds, channel_id, application=None, keep_app=same_key,
-                        new_period=True)
+    # record the application Vonage holds, whatever we thought before
+    application = reattached if account is None else await _held_app(services, creds, account.application, existing)
+    link = _record_link(services, team_id, user_id, page, creds, channel_id, application=application)
     _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", "ok")
     return link
 
@@ -176,7 +222,7 @@ async def link_application(services: Services, team_id: str, user_id: str, page:
             raise AppConflict(page, creds, current, apps.get(current, current), app)
         if account is None or not tracked:
             # part 1 first; an account fblink does not track yet gets our fresh token too
-            created = await _put_account(services, creds, page, exists=account is not None)
+            created = await _put_account(services, team_id, creds, page, exists=account is not None, before=existing)
             refreshed = True
         if current != app.id:
             if current is not None:
@@ -198,19 +244,33 @@ async def link_application(services: Services, team_id: str, user_id: str, page:
         _audit(services, team_id, "link_app", user_id, page.page_id, detail, "conflict")
         raise
     except Exception as exc:
-        if created:
+        if created and not _recorded_since(services, team_id, page.page_id, creds.api_key, existing):
             await _undo(vonage.unlink_account(creds, page.page_id), "remove half-made account")
         _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail,
                f"error: {type(exc).__name__}")
         raise
     if refreshed:  # a new token went to Vonage: a new link period starts
-        link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app, keep_app=True,
-                            new_period=True)
+        link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app)
     else:  # only the application changed: the token, its expiry and the reminders stay as they are
         link = services.store.upsert_link(team_id, page.page_id, now=services.now(), application_id=app.id,
                                           application_name=app.name)
     _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail, "ok")
     return link
+
+
+async def _held_app(services: Services, creds: Credentials, app_id: str | None,
+                   known: Link | None) -> Application | None:
+    """The application Vonage says the Page has, named as recorded or as Vonage lists it
+    (its id when the list cannot be read)."""
+    if not app_id:
+        return None
+    name = known.application_name if known is not None and known.application_id == app_id else None
+    if not name:
+        try:
+            name = next((a.name for a in await services.vonage.list_applications(creds) if a.id == app_id), None)
+        except Exception:
+            name = None
+    return Application(app_id, name or app_id, frozenset({"messages"}))
 
 
 async def _undo(coro: object, what: str) -> bool:
@@ -271,48 +331,18 @@ async def relink(services: Services, team_id: str, user_id: str, link: Link, pag
     creds = services.credentials(team_id, link.api_key)
     if creds is None:
         raise LinkRefused(f"API key `{blocks.escape(link.api_key)}` is no longer configured; an admin can add it back.")
+    application: Application | None = None
     try:
         try:
-            await services.vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
-        except VonageNotFound:
-            await _put_account(services, creds, page, exists=False)
+            account = await services.vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
+        except VonageNotFound:  # deleted at Vonage: re-create it, with the application it had
+            await _put_account(services, team_id, creds, page, exists=False, before=link)
+            application = await _reattach(services, team_id, user_id, creds, page, link)
+        else:  # record the application Vonage holds (a gone link's old one is stale)
+            application = await _held_app(services, creds, account.application, link)
     except Exception as exc:
         _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
         raise
-    new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=None,
-                       keep_app=True, new_period=True)
+    new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=application)
     _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", "ok")
     return new
-
-
-async def sync(services: Services, team_id: str) -> tuple[list[str], list[str]]:
-    """Reconcile with Vonage: import dashboard-made links, mark deleted ones gone."""
-    imported: list[str] = []
-    gone: list[str] = []
-    now = services.now()
-    for api_key in services.api_keys(team_id):
-        creds = services.credentials(team_id, api_key)
-        if creds is None:
-            continue
-        accounts, apps = await asyncio.gather(services.vonage.list_accounts(creds), services.vonage.list_applications(creds))
-        names = {a.id: a.name for a in apps}
-        at_vonage = {a.external_id: a for a in accounts}
-        for page_id, acct in at_vonage.items():
-            link = services.store.get_link(team_id, page_id)
-            if link is None or link.status == "gone":
-                services.store.upsert_link(
-                    team_id, page_id, now=now, page_name=acct.name or page_id, api_key=api_key,
-                    application_id=acct.application, application_name=names.get(acct.application or "", None),
-                    linked_by=None, channel_id=None, expires_at=None, status="active", needs_relink=1, next_due_at=None,
-                )
-                imported.append(acct.name or page_id)
-                _audit(services, team_id, "sync_import", None, page_id, f"key {api_key}", "ok")  # type: ignore[arg-type]
-            elif link.api_key == api_key and link.application_id != acct.application:
-                services.store.upsert_link(team_id, page_id, now=now, application_id=acct.application,
-                                           application_name=names.get(acct.application or "", None))
-        for link in services.store.list_links(team_id):
-            if link.api_key == api_key and link.status == "active" and link.page_id not in at_vonage:
-                services.store.upsert_link(team_id, link.page_id, now=now, status="gone", next_due_at=None)
-                gone.append(link.page_name)
-                _audit(services, team_id, "sync_gone", None, link.page_id, f"key {api_key}", "ok")  # type: ignore[arg-type]
-    return imported, gone

@@ -18,7 +18,15 @@ from handlers.common import Req, dm_responder, user_error_text
 from handlers.lookups import by_id, creds_or_refuse
 from handlers.session import fetch_pages, login_prompt
 
-LEASE_SECONDS = 120  # longer than any one Page operation (retries are bounded by FBLINK_RETRY_TOTAL)
+LEASE_SECONDS = 120  # the least a Page lease lasts
+VONAGE_CALLS = 8  # the most Vonage calls one Page operation makes (a replace whose restore and undo fail)
+
+
+def lease_seconds(services: Services) -> int:
+    """Long enough for the slowest Page operation: each call may take FBLINK_RETRY_TOTAL plus one
+    last FBLINK_HTTP_TIMEOUT. Should it still run out, linking will not undo another process's work."""
+    s = services.settings
+    return max(LEASE_SECONDS, int(VONAGE_CALLS * (s.fblink_retry_total + s.fblink_http_timeout)))
 
 
 def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
@@ -31,6 +39,17 @@ def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
                 "before then.")
     return (f":white_check_mark: {verb} *{blocks.escape(link.page_name)}* to Vonage API key "
             f"`{blocks.escape(link.api_key)}`{app}.{when}")
+
+
+def lost_app_text(before: Link | None, after: Link) -> str:
+    """Said when a link that had an application ends without one (e.g. Vonage had deleted the Page's
+    account, fblink re-created it and could not re-attach the application): the user must know."""
+    if before is None or before.status != "active" or not before.application_id or after.application_id:
+        return ""
+    return (f"\n:warning: Application *{blocks.escape(before.application_name or before.application_id)}* is no "
+            "longer linked to this Page at Vonage (its account there had been deleted or changed), so Messenger "
+            f"traffic will not reach it. Link it again with "
+            f"`/fblink link {blocks.escape(after.page_id)} app {blocks.escape(before.application_id)}`.")
 
 
 def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
@@ -55,8 +74,8 @@ def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
 async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
     """Run one Page operation under its database lease (honoured by every process) and tell the outcome."""
     services = req.services
-    owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"
-    if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=LEASE_SECONDS):
+    owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"  # process id first: linking tells other processes' leases apart
+    if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=lease_seconds(services)):
         await req.say(blocks.notice(":hourglass: Another change to this Page is already in progress. "
                                     "Wait for its result, then try again."))
         return
@@ -86,7 +105,7 @@ async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name
             link = await linking.link_account(services, req.team_id, req.user_id, page, creds, req.channel_id)
         if before is not None and before.status == "active" and link.period > before.period:
             await after_relink(services, before, link, req.user_id)  # a fresh token ended the old period
-        return blocks.notice(success_text(services, link))
+        return blocks.notice(success_text(services, link) + ("" if app_name else lost_app_text(before, link)))
 
     await guarded(req, page.page_id, work)
 
@@ -128,7 +147,7 @@ async def start_relink(req: Req, link: Link) -> None:
     async def work() -> dict[str, Any]:
         new = await linking.relink(services, req.team_id, req.user_id, link, page)
         await after_relink(services, link, new, req.user_id)
-        return blocks.notice(success_text(services, new, verb="Re-linked"))
+        return blocks.notice(success_text(services, new, verb="Re-linked") + lost_app_text(link, new))
 
     await guarded(req, link.page_id, work)
 

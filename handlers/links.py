@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import blocks, linking
 from bot.linking import LinkRefused
 from bot.store import Link, StoredPage
+from bot.sync import sync as sync_with_vonage
 from handlers.changes import guarded, perform_link, perform_unlink, start_relink, success_text
 from handlers.common import Body, Req, on_action
 from handlers.link_modal import open_link_modal
@@ -74,14 +75,21 @@ async def cmd_relink(req: Req) -> None:
 # -- /fblink sync -----------------------------------------------------------------------
 
 async def cmd_sync(req: Req) -> None:
-    imported, gone = await linking.sync(req.services, req.team_id)
+    report = await sync_with_vonage(req.services, req.team_id)
+
+    def names(items: list[str]) -> str:
+        return ", ".join(f"*{blocks.escape(n)}*" for n in items)
+
     parts = [":arrows_clockwise: Synced with Vonage."]
-    if imported:
-        parts.append("Imported (linked in the dashboard; expiry unknown, please re-link): "
-                     + ", ".join(f"*{blocks.escape(n)}*" for n in imported))
-    if gone:
-        parts.append("Deleted at Vonage, marked gone: " + ", ".join(f"*{blocks.escape(n)}*" for n in gone))
-    if not imported and not gone:
+    if report.imported:
+        parts.append("Imported (linked in the dashboard; expiry unknown, please re-link): " + names(report.imported))
+    if report.gone:
+        parts.append("Deleted at Vonage, marked gone: " + names(report.gone))
+    if report.apps_changed:
+        parts.append("Application changed in the Vonage dashboard, now recorded: " + names(report.apps_changed))
+    if report.busy:
+        parts.append("Skipped while another change to them runs (sync again shortly): " + names(report.busy))
+    if len(parts) == 1:
         parts.append("Everything already matches.")
     await req.say(blocks.notice("\n".join(parts)))
 

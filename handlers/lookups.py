@@ -18,7 +18,6 @@ from bot.services import Services
 from bot.store import Link, StoredPage
 from bot.vonage import Credentials
 
-
 T = TypeVar("T", StoredPage, Link)
 
 

@@ -20,6 +20,7 @@ from bot.store.ledger import ReminderLedger
 from bot.store.migrations import migrate, open_database
 from bot.store.models import FacebookLogin, Link, OAuthState, StoredPage
 
+
 def _hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
@@ -244,12 +245,14 @@ class Store:
             fields["token_enc"] = self.vault.encrypt(page_token)
         existing = self.get_link(team_id, page_id)
         if existing is None:
-            fields.setdefault("linked_at", now)
-            fields.setdefault("checked_at", 0)
-            cols = ["team_id", "page_id", *fields]
+            # One statement: a row another process inserted meanwhile is updated, never an IntegrityError.
+            values = {"linked_at": now, "checked_at": 0, **fields}
+            cols = ["team_id", "page_id", *values]
+            sets = ", ".join(f"{k} = excluded.{k}" for k in fields)
             self.db.execute(
-                f"INSERT INTO links ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-                [team_id, page_id, *fields.values()],
+                f"INSERT INTO links ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+                f" ON CONFLICT (team_id, page_id) DO UPDATE SET {sets}",
+                [team_id, page_id, *values.values()],
             )
         else:
             sets = ", ".join(f"{k} = ?" for k in fields)
@@ -280,6 +283,12 @@ class Store:
             " WHERE page_leases.expires_at <= ?",
             [team_id, page_id, owner, now + ttl, now])
         return cur.rowcount == 1
+
+    def lease_owner(self, team_id: str, page_id: str, *, now: int) -> str | None:
+        """Who holds the Page's unexpired lease, if anyone."""
+        row = self.one("SELECT owner FROM page_leases WHERE team_id = ? AND page_id = ? AND expires_at > ?",
+                       [team_id, page_id, now])
+        return row["owner"] if row else None
 
     def release_lease(self, team_id: str, page_id: str, owner: str) -> None:
         self.db.execute("DELETE FROM page_leases WHERE team_id = ? AND page_id = ? AND owner = ?",
