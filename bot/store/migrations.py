@@ -188,3 +188,12 @@ def m004_page_leases(db: Database) -> None:
 def m005_state_confirmation(db: Database) -> None:
     # A login state counts only once the Slack user confirmed it on fblink's own page.
     db.execute("ALTER TABLE oauth_states ADD COLUMN confirmed_at INTEGER")
+
+
+@migrations()
+def m101_unreadable_rows_and_retention(db: Database) -> None:
+    # A link whose stored token cannot be decrypted is marked (shown as broken) and skipped, never fatal.
+    db.execute("ALTER TABLE links ADD COLUMN unreadable_at INTEGER")
+    # Retention: finished reminder rows by age, and the stale-claim order (fewest attempts first).
+    db.execute("CREATE INDEX reminders_finished ON reminders (posted_at) WHERE status != 'claimed'")
+    db.execute("CREATE INDEX audit_at ON audit (at)")
