@@ -184,7 +184,7 @@ def most_urgent(run: Run, claims: list[Claim]) -> list[Claim]:
         keep, drop = (c, best.get(key)) if key not in best or c.threshold < best[key].threshold else (best[key], c)
         best[key] = keep
         if drop is not None:
-            run.services.store.reminders.drop(drop, why="superseded")
+            run.services.store.reminders.drop(drop, why="superseded", now=run.now)
             run.services.metrics.reminders.labels("superseded").inc()
     return out + list(best.values())
 
@@ -259,7 +259,7 @@ async def _failed(run: Run, channel: str, claims: list[Claim], reason: str) -> N
         return
     await escalate(run, channel, claims, reason, attempts)
     for c in claims:
-        services.store.reminders.give_up(c, error=reason)
+        services.store.reminders.give_up(c, error=reason, now=run.now)
     services.metrics.reminders.labels("gave_up").inc(len(claims))
     log.error("reminder for page %s given up after %d attempts (%s)", claims[0].link.page_id, attempts, reason)
 

@@ -76,15 +76,15 @@ class ReminderLedger:
                 try:
                     link = self.store.get_link_by_id(r["link_id"])
                 except Exception:
-                    self.store.db.execute("UPDATE reminders SET status = 'failed', last_error = 'unreadable link'"
-                                          " WHERE id = ?", [r["id"]])
+                    self.store.db.execute("UPDATE reminders SET status = 'failed', last_error = 'unreadable link',"
+                                          " finished_at = ? WHERE id = ?", [now, r["id"]])
                     if self.mark_unreadable(r["link_id"], now=now):
                         out.bad.append(r["link_id"])
                     continue
                 why = _outdated(r, link, steps, now)
                 if why:
-                    self.store.db.execute("UPDATE reminders SET status = 'dropped', last_error = ? WHERE id = ?",
-                                          [why, r["id"]])
+                    self.store.db.execute("UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ?"
+                                          " WHERE id = ?", [why, now, r["id"]])
                     out.superseded += why == "superseded"
                     continue
                 assert link is not None
@@ -173,8 +173,9 @@ class ReminderLedger:
     def confirm(self, claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:
         """The post went out: record where, so a relink can update it. False if the claim was lost."""
         cur = self.store.db.execute(
-            "UPDATE reminders SET status = 'posted', posted_at = ?, channel_id = ?, message_ts = ? WHERE id = ? AND claim_id = ?",
-            [now, channel_id, message_ts, claim.reminder_id, claim.claim_id])
+            "UPDATE reminders SET status = 'posted', posted_at = ?, finished_at = ?, channel_id = ?, message_ts = ?"
+            " WHERE id = ? AND claim_id = ?",
+            [now, now, channel_id, message_ts, claim.reminder_id, claim.claim_id])
         return cur.rowcount == 1
 
 
@@ -192,15 +193,16 @@ class ReminderLedger:
             [error[:200], claim.reminder_id, claim.claim_id]).fetchall()
         return int(rows[0][0]) if rows else claim.attempts + 1
 
-    def give_up(self, claim: Claim, *, error: str) -> None:
+    def give_up(self, claim: Claim, *, error: str, now: int) -> None:
         """Too many failed posts: never retried (a failed row is not 'claimed', so no sweep sees it)."""
         self.store.db.execute(
-            "UPDATE reminders SET status = 'failed', last_error = ? WHERE id = ? AND claim_id = ?",
-            [error[:200], claim.reminder_id, claim.claim_id])
+            "UPDATE reminders SET status = 'failed', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
+            [error[:200], now, claim.reminder_id, claim.claim_id])
 
-    def drop(self, claim: Claim, *, why: str) -> None:
-        self.store.db.execute("UPDATE reminders SET status = 'dropped', last_error = ? WHERE id = ? AND claim_id = ?",
-                              [why, claim.reminder_id, claim.claim_id])
+    def drop(self, claim: Claim, *, why: str, now: int) -> None:
+        self.store.db.execute(
+            "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
+            [why, now, claim.reminder_id, claim.claim_id])
 
     def prune(self, *, before: int, keep_audit: int = 10, limit: int = 500) -> tuple[int, int]:
         """Retention, one small batch: audit rows older than ``before`` (each Page keeps its
@@ -211,7 +213,7 @@ class ReminderLedger:
             " ORDER BY b.id DESC LIMIT 1 OFFSET ?), -1) LIMIT ?)", [before, keep_audit - 1, limit]).rowcount
         reminders = self.store.db.execute(
             "DELETE FROM reminders WHERE id IN (SELECT id FROM reminders WHERE status != 'claimed'"
-            " AND COALESCE(posted_at, claimed_at, 0) < ? LIMIT ?)", [before, limit]).rowcount
+            " AND finished_at < ? LIMIT ?)", [before, limit]).rowcount
         return audit, reminders
 
     def posted_for_period(self, link_id: int, period: int) -> list[dict[str, Any]]:
