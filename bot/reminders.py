@@ -4,6 +4,12 @@ The right to post is claimed in the database before posting and confirmed
 after; see :meth:`bot.store.ReminderLedger.claim_due`. A crash between claim and post is
 retried once the claim's lease runs out; a crash after the post costs at most
 one duplicate, never a missed reminder.
+
+The sweep runs on the event loop, in short steps that yield (claim batches of 200, one
+post per await, probe rows read 100 at a time), not in a thread: the Store holds one
+SQLite connection shared by the ack path, and a second writer connection in a thread
+would make the loop's own writes wait on its lock (busy_timeout) instead of on a batch
+of a few milliseconds.
 """
 
 from __future__ import annotations
