@@ -47,8 +47,18 @@ class Metrics:
             registry=self.registry,
         )
         self.reminders = Counter(
-            "fblink_reminders", "Reminders by outcome (posted, failed)", ["outcome"], registry=self.registry
+            "fblink_reminders", "Reminders by outcome (posted, failed, gave_up, superseded)", ["outcome"],
+            registry=self.registry
         )
+        self.unreadable_rows = Counter(
+            "fblink_unreadable_rows", "Rows skipped because they could not be decrypted or parsed", ["table"],
+            registry=self.registry
+        )
+        self.probes = Counter(
+            "fblink_token_probes", "Token probes by outcome (valid, dead, error, no_token, deferred)", ["outcome"],
+            registry=self.registry
+        )
+        self.pruned = Counter("fblink_pruned_rows", "Rows removed by retention", ["table"], registry=self.registry)
 
         self.links = Gauge("fblink_links", "Links by state", ["state"], registry=self.registry)
         self.links_age = Gauge("fblink_links_age_seconds", "Age of the fblink_links counts", registry=self.registry)

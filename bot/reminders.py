@@ -4,19 +4,27 @@ The right to post is claimed in the database before posting and confirmed
 after; see :meth:`bot.store.ReminderLedger.claim_due`. A crash between claim and post is
 retried once the claim's lease runs out; a crash after the post costs at most
 one duplicate, never a missed reminder.
+
+The sweep runs on the event loop, in short steps that yield (claim batches of 200, one
+post per await, probe rows read 100 at a time), not in a thread: the Store holds one
+SQLite connection shared by the ack path, and a second writer connection in a thread
+would make the loop's own writes wait on its lock (busy_timeout) instead of on a batch
+of a few milliseconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, render
-from bot.clock import Clock
-from bot.graph import GraphError
+from bot import blocks, probes, render
+from bot.clock import DAY, Clock
 from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.store import Claim, Link
@@ -29,6 +37,9 @@ def lease_for(sweep_minutes: int) -> int:
     """Long enough for a slow post (Slack's Retry-After), short enough that the next sweep retries."""
     return max(60, min(LEASE, sweep_minutes * 60 - 30))
 DIGEST_OVER = 5  # more than this many reminders for one channel in one sweep -> one digest
+CLAIM_BATCH = 200  # links per claim transaction: a few ms on the event loop each
+MAX_BATCHES = 100_000  # a guard: every batch moves its rows on, so the loop ends long before
+POST_CONCURRENCY = 8  # channels posted to at once (each channel stays sequential)
 CHANNEL_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
 
 
@@ -111,82 +122,191 @@ async def post(services: Services, link: Link, channel: str, msg: dict[str, Any]
     raise last
 
 
+def reason_of(exc: BaseException) -> str:
+    """A short, secret-free reason for a failed post (Slack's error code, or the exception's type)."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+    return type(exc).__name__
+
+
+@dataclass
+class Run:
+    """One sweep's shared state: its clock reading, its report, and a cache of team channels
+    (so grouping 10,000 claims does not run 10,000 queries)."""
+
+    services: Services
+    now: int
+    report: list[str] = field(default_factory=list)
+    _team_channels: dict[str, str | None] = field(default_factory=dict)
+
+    def channel_for(self, link: Link) -> str | None:
+        if link.team_id not in self._team_channels:
+            self._team_channels[link.team_id] = self.services.store.team_reminder_channel(link.team_id)
+        team = self._team_channels[link.team_id]
+        settings = self.services.settings
+        return link.reminder_channel or link.channel_id or team or settings.fblink_reminder_channel or link.linked_by
+
+
 async def sweep(services: Services, *, probe: bool = True) -> list[str]:
-    """One sweep: the token probe (each link at most once a day), then due reminders. Returns what was posted."""
-    now = services.now()
-    report: list[str] = []
-    claims: list[Claim] = []
+    """One sweep: every due reminder first (claimed in batches until none is left), then the
+    daily token probes (concurrent, within a time budget), then retention. Returns what was posted."""
+    run = Run(services, services.now())
+    await deliver(run, await claim_all(run))
     if probe:
-        claims += await probe_tokens(services, now)
-    claims += services.store.reminders.claim_due(now=now, thresholds=services.settings.reminder_days,
-                        lease=lease_for(services.settings.fblink_sweep_minutes))
-    by_channel: dict[str, list[Claim]] = defaultdict(list)
-    for claim in claims:
-        by_channel[channel_for(services, claim.link) or ""].append(claim)
-    for channel, group in by_channel.items():
-        if not channel:
-            for claim in group:
-                log.warning("reminder for page %s has nowhere to go", claim.link.page_id)
-                services.store.reminders.release(claim, error="no channel")
+        await deliver(run, await probes.probe_tokens(services, run.now))
+    await prune(services, run.now)
+    return run.report
+
+
+async def claim_all(run: Run) -> list[Claim]:
+    """Claim in short batches, yielding to the event loop between them, until no due row is left."""
+    services, ledger = run.services, run.services.store.reminders
+    lease = lease_for(services.settings.fblink_sweep_minutes)
+    claims: list[Claim] = []
+    for _ in range(MAX_BATCHES):
+        batch = ledger.claim_batch(now=run.now, thresholds=services.settings.reminder_days, lease=lease,
+                                   limit=CLAIM_BATCH)
+        for link_id in batch.bad:
+            log.error("link %s cannot be read; skipped and shown as broken", link_id)
+            services.metrics.unreadable_rows.labels("links").inc()
+        if batch.superseded:
+            services.metrics.reminders.labels("superseded").inc(batch.superseded)
+        claims += batch.claims
+        await asyncio.sleep(0)
+        if not batch.touched:
+            break
+    return most_urgent(run, claims)
+
+
+def most_urgent(run: Run, claims: list[Claim]) -> list[Claim]:
+    """Downtime catch-up: one expiry reminder per link and period, the most urgent threshold."""
+    best: dict[tuple[int, int], Claim] = {}
+    out: list[Claim] = []
+    for c in claims:
+        if c.kind != "expiry":
+            out.append(c)
             continue
-        if len(group) > DIGEST_OVER:
-            await _post_digest(services, channel, group, now, report)
-        else:
-            for claim in group:
-                await _post_one(services, channel, claim, now, report)
-    return report
+        key = (c.link.id, c.link.period)
+        keep, drop = (c, best.get(key)) if key not in best or c.threshold < best[key].threshold else (best[key], c)
+        best[key] = keep
+        if drop is not None:
+            run.services.store.reminders.drop(drop, why="superseded", now=run.now)
+            run.services.metrics.reminders.labels("superseded").inc()
+    return out + list(best.values())
 
 
-async def _post_one(services: Services, channel: str, claim: Claim, now: int, report: list[str]) -> None:
+async def deliver(run: Run, claims: list[Claim]) -> None:
+    """Post grouped by channel: one channel at a time per worker (Slack allows about one message
+    per second per channel), several channels at once, a digest for busy channels."""
+    by_channel: dict[str, list[Claim]] = defaultdict(list)
+    for i, claim in enumerate(claims):
+        by_channel[run.channel_for(claim.link) or ""].append(claim)
+        if i % 500 == 499:
+            await asyncio.sleep(0)
+    queue = list(by_channel.items())
+
+    async def worker() -> None:
+        while queue:
+            channel, group = queue.pop()
+            try:
+                await _deliver_channel(run, channel, group)
+            except Exception:  # never lose the other channels to one bug
+                log.exception("delivering reminders to %s failed", channel or "(no channel)")
+
+    await asyncio.gather(*(worker() for _ in range(min(POST_CONCURRENCY, len(queue)))))
+
+
+async def _deliver_channel(run: Run, channel: str, group: list[Claim]) -> None:
+    if not channel:
+        for claim in group:
+            log.warning("reminder for page %s has nowhere to go", claim.link.page_id)
+            await _failed(run, "", [claim], "no channel")
+    elif len(group) > DIGEST_OVER:
+        await _post_digest(run, channel, group)
+    else:
+        for claim in group:
+            await _post_one(run, channel, claim)
+
+
+async def _post_one(run: Run, channel: str, claim: Claim) -> None:
+    services = run.services
     try:
-        where, ts = await post(services, claim.link, channel, reminder_message(claim, now))
+        where, ts = await post(services, claim.link, channel, reminder_message(claim, run.now))
     except Exception as exc:
-        services.store.reminders.release(claim, error=type(exc).__name__)
-        services.metrics.reminders.labels("failed").inc()
-        log.warning("reminder for page %s not posted (%s); retried next sweep", claim.link.page_id, type(exc).__name__)
+        await _failed(run, channel, [claim], reason_of(exc))
         return
     services.store.reminders.confirm(claim, channel_id=where, message_ts=ts, now=services.now())
     services.metrics.reminders.labels("posted").inc()
-    report.append(f"posted {claim.kind} {claim.threshold} for {claim.link.page_name} ({claim.link.page_id}) to {where}")
+    run.report.append(f"posted {claim.kind} {claim.threshold} for {claim.link.page_name} ({claim.link.page_id}) to {where}")
 
 
-async def _post_digest(services: Services, channel: str, group: list[Claim], now: int, report: list[str]) -> None:
+async def _post_digest(run: Run, channel: str, group: list[Claim]) -> None:
+    """One message per 48 claims, each built just before it is posted (building 100 sections
+    at once held the event loop for ~30 ms)."""
+    services = run.services
     per = blocks.MAX_MESSAGE_BLOCKS - 2
-    for i, msg in enumerate(digest_messages(group, now)):
-        chunk = group[i * per : (i + 1) * per]
+    for i in range(0, len(group), per):
+        chunk = group[i : i + per]
+        (msg,) = digest_messages(chunk, run.now)
         try:
             where, ts = await post(services, chunk[0].link, channel, msg)
         except Exception as exc:
-            for claim in chunk:
-                services.store.reminders.release(claim, error=type(exc).__name__)
-            services.metrics.reminders.labels("failed").inc(len(chunk))
+            await _failed(run, channel, chunk, reason_of(exc))
             continue
-        for claim in chunk:
-            services.store.reminders.confirm(claim, channel_id=where, message_ts=ts, now=services.now())
+        services.store.reminders.confirm_many(chunk, channel_id=where, message_ts=ts, now=services.now())
         services.metrics.reminders.labels("posted").inc(len(chunk))
-        report.append(f"posted digest of {len(chunk)} to {where}")
+        run.report.append(f"posted digest of {len(chunk)} to {where}")
 
 
-async def probe_tokens(services: Services, now: int) -> list[Claim]:
-    """Daily: ask Facebook whether each linked Page token still works."""
-    claims = []
-    for link, token in services.store.reminders.links_to_probe(now=now):
-        token = token or services.store.reminders.page_token_of(link.team_id, link.linked_by, link.page_id)
-        if token is None:
-            services.store.reminders.mark_checked(link.id, now=now)
-            continue
+async def _failed(run: Run, channel: str, claims: list[Claim], reason: str) -> None:
+    """Count the attempt; after FBLINK_REMINDER_MAX_ATTEMPTS escalate once and never retry."""
+    services = run.services
+    attempts = max(services.store.reminders.release(c, error=reason) for c in claims)
+    services.metrics.reminders.labels("failed").inc(len(claims))
+    if attempts < services.settings.fblink_reminder_max_attempts:
+        log.warning("reminder for page %s not posted (%s); retried next sweep", claims[0].link.page_id, reason)
+        return
+    await escalate(run, channel, claims, reason, attempts)
+    for c in claims:
+        services.store.reminders.give_up(c, error=reason, now=run.now)
+    services.metrics.reminders.labels("gave_up").inc(len(claims))
+    log.error("reminder for page %s given up after %d attempts (%s)", claims[0].link.page_id, attempts, reason)
+
+
+async def escalate(run: Run, channel: str, claims: list[Claim], reason: str, attempts: int) -> bool:
+    """Tell someone once: the first fallback channel that takes it, else a DM to the linker and each admin."""
+    services, link = run.services, claims[0].link
+    where = f"<#{channel}>" if channel.startswith(("C", "G")) else "any channel"
+    lines = "\n".join(f"• {headline(c, run.now)}" for c in claims[: blocks.MAX_MESSAGE_BLOCKS - 5])
+    text = (f":warning: fblink could not post {len(claims)} reminder{'s' if len(claims) != 1 else ''} to {where}"
+            f" after {attempts} attempts (`{blocks.escape(reason)}`) and will not retry:\n{lines}")
+    msg = blocks.message(text[:2900], [blocks.section(text[:2900])], ephemeral=False)
+    rooms = [c for c in fallbacks(services, link, channel) if not c.startswith(("U", "W"))]
+    people = [u for u in dict.fromkeys([*(c.link.linked_by for c in claims), *sorted(services.settings.admins)]) if u]
+    for room in rooms:
+        with contextlib.suppress(Exception):
+            await services.slack.chat_postMessage(channel=room, **msg)
+            return True
+    told = False
+    for user in people:
         try:
-            info = await services.graph.debug_token(token)
-        except (GraphError, Exception) as exc:  # Facebook down: try again next time, never a false alarm
-            log.warning("token probe for page %s failed: %s", link.page_id, type(exc).__name__)
-            continue
-        if info.is_valid:
-            services.store.reminders.mark_checked(link.id, now=now)
-            continue
-        claim = services.store.reminders.claim_breakage(link, now=now)
-        if claim:
-            claims.append(claim)
-    return claims
+            await services.slack.chat_postMessage(channel=user, **msg)
+            told = True
+        except Exception as exc:
+            log.warning("could not escalate to %s: %s", user, reason_of(exc))
+    return told
+
+
+async def prune(services: Services, now: int) -> None:
+    """Retention: small DELETE batches, yielding between them, until nothing old is left."""
+    before = now - services.settings.fblink_retention_days * DAY
+    for _ in range(MAX_BATCHES):
+        audit, reminders = services.store.reminders.prune(before=before)
+        services.metrics.pruned.labels("audit").inc(audit)
+        services.metrics.pruned.labels("reminders").inc(reminders)
+        await asyncio.sleep(0)
+        if not audit and not reminders:
+            break
 
 
 async def after_relink(services: Services, old: Link, new: Link, user_id: str) -> None:

@@ -9,6 +9,8 @@ from bot.store import Link, LinkState
 def state_mark(link: Link, now: int) -> tuple[str, str]:
     """A status mark and its words, from :meth:`Link.state`."""
     state = link.state(now)
+    if state is LinkState.BROKEN and link.unreadable_at and not link.broken_at:
+        return ":boom:", "*broken*: fblink cannot read this link's stored token (FBLINK_SECRET_KEY changed?); re-link it"
     if state is LinkState.BROKEN:
         return ":boom:", "*broken*: the Page token Vonage holds was revoked"
     if state is LinkState.GONE:

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     fblink_retry_wait: float = Field(default=0.3, ge=0, le=30)
     fblink_retry_total: float = Field(default=20.0, gt=0, le=300)
     fblink_metrics_token: str | None = Field(default=None, description="bearer token /metrics requires")
+    fblink_reminder_max_attempts: int = Field(default=6, ge=1, le=100)  # failed posts before escalating
+    fblink_retention_days: int = Field(default=400, ge=30, le=36500)  # audit and finished reminder rows
+    fblink_probe_concurrency: int = Field(default=8, ge=1, le=100)  # token probes in flight at once
+    fblink_probe_budget: float = Field(default=120.0, gt=0, le=3600)  # seconds of probing per sweep
 
     @field_validator("slack_bot_token")
     @classmethod

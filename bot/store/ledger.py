@@ -8,6 +8,7 @@ its message ts. An unconfirmed claim is handed out again once its lease runs out
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.clock import DAY
@@ -33,60 +34,90 @@ class ReminderLedger:
     def __init__(self, store: "Store") -> None:
         self.store = store
 
-    def claim_due(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 1000) -> list[Claim]:
+    def claim_due(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> list[Claim]:
+        """One batch of :meth:`claim_batch` (kept for callers that want a single capped batch)."""
+        return self.claim_batch(now=now, thresholds=thresholds, lease=lease, limit=limit).claims
+
+    def claim_batch(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> "ClaimBatch":
         """Find due links through the partial index, claim the most urgent threshold of each.
 
-        One IMMEDIATE transaction: two processes sweeping the same file serialize here,
-        and the unique (link, kind, period, threshold) key makes a second claim impossible.
-        Claims older than ``lease`` that were never confirmed (a crash, a failed post) are
-        handed out again.
+        One short IMMEDIATE transaction per batch: two processes sweeping the same file
+        serialize here, and the unique (link, kind, period, threshold) key makes a second
+        claim impossible. Every row it reads is moved on (next threshold, new claim time,
+        dropped or marked unreadable), so calling it until ``touched`` is 0 ends. Claims
+        older than ``lease`` that were never confirmed are handed out again, fewest failed
+        attempts first; one superseded by a more urgent threshold that is now due is dropped.
         """
         steps = sorted(set(thresholds) | {0}, reverse=True)
-        claims: list[Claim] = []
+        out = ClaimBatch()
         with self.store.transaction():
-            rows = list(self.store.db.query(
+            rows = self.store.select(
                 "SELECT * FROM links WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?"
-                " ORDER BY next_due_at LIMIT ?", [now, limit]))
+                " ORDER BY next_due_at LIMIT ?", [now, limit])
+            out.touched += len(rows)
             for row in rows:
-                link = Link.from_row(row)
-                assert link.expires_at is not None
-                due = [t for t in steps if link.expires_at - t * DAY <= now]
-                if not due:  # next_due_at came from other thresholds (FBLINK_REMINDER_DAYS changed): reschedule
-                    self.store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?",
-                                     [link.expires_at - steps[0] * DAY, link.id])
+                try:
+                    claim = self._claim_row(row, steps, thresholds, now)
+                except Exception:  # one bad row never stops the others
+                    self.store.db.execute("UPDATE links SET next_due_at = NULL WHERE id = ?", [row["id"]])
+                    if self.mark_unreadable(row["id"], now=now):
+                        out.bad.append(row["id"])
                     continue
-                urgent = min(due)
-                _, nxt = next_threshold_due(link.expires_at, thresholds, urgent)
-                self.store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?", [nxt, link.id])
-                if link.muted:
-                    continue
-                claim_id = secrets.token_hex(8)
-                cur = self.store.db.execute(
-                    "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
-                    " VALUES (?, ?, 'expiry', ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING",
-                    [link.id, link.team_id, link.period, urgent, now, claim_id],
-                )
-                if cur.rowcount == 1:
-                    claims.append(Claim(cur.lastrowid, claim_id, "expiry", urgent, link))
-            stale = list(self.store.db.query(
-                "SELECT id, link_id, kind, period, threshold FROM reminders WHERE status = 'claimed' AND claimed_at <= ?"
-                " ORDER BY claimed_at LIMIT ?", [now - lease, limit]))
+                if claim is not None:
+                    out.claims.append(claim)
+            stale = self.store.select(
+                "SELECT id, link_id, kind, period, threshold, attempts FROM reminders WHERE status = 'claimed'"
+                " AND claimed_at <= ? ORDER BY attempts, claimed_at LIMIT ?", [now - lease, limit])
+            out.touched += len(stale)
             for r in stale:
-                link = self.store.get_link_by_id(r["link_id"])
                 claim_id = secrets.token_hex(8)
-                self.store.db.execute("UPDATE reminders SET claimed_at = ?, claim_id = ?, attempts = attempts + 1 WHERE id = ?",
-                                 [now, claim_id, r["id"]])
-                outdated = (
-                    link is None or link.status != "active" or link.muted
-                    or r["period"] != link.period  # re-linked since: that reminder is moot
-                    or (r["kind"] == "broken" and link.broken_at is None)  # mended since
-                )
-                if outdated:
-                    self.store.db.execute("UPDATE reminders SET status = 'dropped' WHERE id = ?", [r["id"]])
+                self.store.db.execute("UPDATE reminders SET claimed_at = ?, claim_id = ? WHERE id = ?",
+                                      [now, claim_id, r["id"]])
+                try:
+                    link = self.store.get_link_by_id(r["link_id"])
+                except Exception:
+                    self.store.db.execute("UPDATE reminders SET status = 'failed', last_error = 'unreadable link',"
+                                          " finished_at = ? WHERE id = ?", [now, r["id"]])
+                    if self.mark_unreadable(r["link_id"], now=now):
+                        out.bad.append(r["link_id"])
                     continue
-                claims.append(Claim(r["id"], claim_id, r["kind"], r["threshold"], link))
-        return claims
+                why = _outdated(r, link, steps, now)
+                if why:
+                    self.store.db.execute("UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ?"
+                                          " WHERE id = ?", [why, now, r["id"]])
+                    out.superseded += why == "superseded"
+                    continue
+                assert link is not None
+                out.claims.append(Claim(r["id"], claim_id, r["kind"], r["threshold"], link, r["attempts"]))
+        return out
 
+    def _claim_row(self, row: dict[str, Any], steps: list[int], thresholds: tuple[int, ...], now: int) -> Claim | None:
+        link = Link.from_row(row)
+        if link.expires_at is None:
+            raise ValueError("a due link without an expiry")
+        due = [t for t in steps if link.expires_at - t * DAY <= now]
+        if not due:  # next_due_at came from other thresholds (FBLINK_REMINDER_DAYS changed): reschedule
+            self.store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?",
+                                  [link.expires_at - steps[0] * DAY, link.id])
+            return None
+        urgent = min(due)
+        _, nxt = next_threshold_due(link.expires_at, thresholds, urgent)
+        self.store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?", [nxt, link.id])
+        if link.muted:
+            return None
+        claim_id = secrets.token_hex(8)
+        cur = self.store.db.execute(
+            "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
+            " VALUES (?, ?, 'expiry', ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING",
+            [link.id, link.team_id, link.period, urgent, now, claim_id],
+        )
+        return Claim(cur.lastrowid, claim_id, "expiry", urgent, link) if cur.rowcount == 1 else None
+
+    def mark_unreadable(self, link_id: int, *, now: int) -> bool:
+        """Flag a link whose row could not be read; True only the first time (log and count once)."""
+        cur = self.store.db.execute("UPDATE links SET unreadable_at = ? WHERE id = ? AND unreadable_at IS NULL",
+                                    [now, link_id])
+        return cur.rowcount == 1
 
     def claim_breakage(self, link: Link, *, now: int) -> Claim | None:
         """Record a newly broken token and claim its alert (once per breakage)."""
@@ -115,28 +146,75 @@ class ReminderLedger:
         self.store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link_id])
 
 
-    def links_to_probe(self, *, now: int, every: int = DAY, limit: int = 1000) -> list[tuple[Link, str | None]]:
-        """Active links not checked for ``every`` seconds (partial index), with the token Vonage holds."""
-        rows = self.store.db.query(
-            "SELECT * FROM links WHERE status = 'active' AND checked_at <= ? ORDER BY checked_at LIMIT ?",
-            [now - every, limit])
-        return [(Link.from_row(r), self.store.vault.decrypt(r["token_enc"]) if r.get("token_enc") else None) for r in rows]
+    def probe_batch(self, *, now: int, after: tuple[int, int], every: int = DAY, limit: int = 100) -> list["ProbeRow"]:
+        """Active links not checked for ``every`` seconds, after ``after`` = (checked_at, id), with the
+        token Vonage holds. Decrypted row by row: a row that fails is returned with ``unreadable`` set."""
+        rows = self.store.select(
+            "SELECT * FROM links WHERE status = 'active' AND checked_at <= ? AND (checked_at, id) > (?, ?)"
+            " ORDER BY checked_at, id LIMIT ?", [now - every, after[0], after[1], limit])
+        out = []
+        for r in rows:
+            try:
+                link = Link.from_row(r)
+                token = self.store.vault.decrypt(r["token_enc"]) if r.get("token_enc") else None
+            except Exception:
+                out.append(ProbeRow(r["id"], r["checked_at"] or 0, None, None, True))
+                continue
+            if link.unreadable_at is not None:  # readable again (re-linked, or the key was restored)
+                self.store.db.execute("UPDATE links SET unreadable_at = NULL WHERE id = ?", [link.id])
+            out.append(ProbeRow(link.id, r["checked_at"] or 0, link, token, False))
+        return out
 
+    def links_to_probe(self, *, now: int, every: int = DAY, limit: int = 1000) -> list[tuple[Link, str | None]]:
+        """The readable rows of one :meth:`probe_batch` (for scripts)."""
+        return [(p.link, p.token) for p in self.probe_batch(now=now, after=(-1, 0), every=every, limit=limit)
+                if p.link is not None]
 
     def confirm(self, claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:
         """The post went out: record where, so a relink can update it. False if the claim was lost."""
         cur = self.store.db.execute(
-            "UPDATE reminders SET status = 'posted', posted_at = ?, channel_id = ?, message_ts = ? WHERE id = ? AND claim_id = ?",
-            [now, channel_id, message_ts, claim.reminder_id, claim.claim_id])
+            "UPDATE reminders SET status = 'posted', posted_at = ?, finished_at = ?, channel_id = ?, message_ts = ?"
+            " WHERE id = ? AND claim_id = ?",
+            [now, now, channel_id, message_ts, claim.reminder_id, claim.claim_id])
         return cur.rowcount == 1
 
 
-    def release(self, claim: Claim, *, error: str) -> None:
-        """The post failed: make the claim stale at once so the next sweep retries it."""
-        self.store.db.execute(
-            "UPDATE reminders SET claimed_at = 0, last_error = ? WHERE id = ? AND claim_id = ? AND status = 'claimed'",
-            [error[:200], claim.reminder_id, claim.claim_id])
+    def confirm_many(self, claims: list[Claim], *, channel_id: str, message_ts: str, now: int) -> int:
+        """A digest went out: confirm all its claims in one transaction."""
+        with self.store.transaction():
+            return sum(self.confirm(c, channel_id=channel_id, message_ts=message_ts, now=now) for c in claims)
 
+    def release(self, claim: Claim, *, error: str) -> int:
+        """The post failed: count the attempt and make the claim stale at once so the next sweep
+        retries it. Returns the attempts so far."""
+        rows = self.store.db.execute(
+            "UPDATE reminders SET claimed_at = 0, last_error = ?, attempts = attempts + 1"
+            " WHERE id = ? AND claim_id = ? AND status = 'claimed' RETURNING attempts",
+            [error[:200], claim.reminder_id, claim.claim_id]).fetchall()
+        return int(rows[0][0]) if rows else claim.attempts + 1
+
+    def give_up(self, claim: Claim, *, error: str, now: int) -> None:
+        """Too many failed posts: never retried (a failed row is not 'claimed', so no sweep sees it)."""
+        self.store.db.execute(
+            "UPDATE reminders SET status = 'failed', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
+            [error[:200], now, claim.reminder_id, claim.claim_id])
+
+    def drop(self, claim: Claim, *, why: str, now: int) -> None:
+        self.store.db.execute(
+            "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
+            [why, now, claim.reminder_id, claim.claim_id])
+
+    def prune(self, *, before: int, keep_audit: int = 10, limit: int = 500) -> tuple[int, int]:
+        """Retention, one small batch: audit rows older than ``before`` (each Page keeps its
+        ``keep_audit`` latest, so `history` still shows them) and finished reminder rows."""
+        audit = self.store.db.execute(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit a WHERE a.at < ? AND a.id < COALESCE(("
+            " SELECT b.id FROM audit b WHERE b.team_id = a.team_id AND b.page_id IS a.page_id"
+            " ORDER BY b.id DESC LIMIT 1 OFFSET ?), -1) LIMIT ?)", [before, keep_audit - 1, limit]).rowcount
+        reminders = self.store.db.execute(
+            "DELETE FROM reminders WHERE id IN (SELECT id FROM reminders WHERE status != 'claimed'"
+            " AND finished_at < ? LIMIT ?)", [before, limit]).rowcount
+        return audit, reminders
 
     def posted_for_period(self, link_id: int, period: int) -> list[dict[str, Any]]:
         """Messages posted for a link period; ``shared`` > 1 marks a digest covering other Pages too."""
@@ -161,3 +239,36 @@ class ReminderLedger:
         row = self.store.one("SELECT token_enc FROM fb_pages WHERE team_id = ? AND user_id = ? AND page_id = ?",
                          [team_id, user_id, page_id])
         return self.store.vault.decrypt(row["token_enc"]) if row else None
+
+
+@dataclass
+class ClaimBatch:
+    """What one claim batch did: the claims, how many rows it moved on, unreadable link ids."""
+
+    claims: list[Claim] = field(default_factory=list)
+    touched: int = 0
+    superseded: int = 0
+    bad: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    link_id: int
+    checked_at: int
+    link: Link | None  # None when the row could not be read
+    token: str | None
+    unreadable: bool
+
+
+def _outdated(r: dict[str, Any], link: Link | None, steps: list[int], now: int) -> str:
+    """Why a stale claim should not be posted any more ('' when it should)."""
+    if link is None or link.status != "active" or link.muted:
+        return "link gone or muted"
+    if r["period"] != link.period:
+        return "re-linked"  # re-linked since: that reminder is moot
+    if r["kind"] == "broken" and link.broken_at is None:
+        return "mended"
+    if r["kind"] == "expiry" and link.expires_at is not None and any(
+            t < r["threshold"] and link.expires_at - t * DAY <= now for t in steps):
+        return "superseded"  # a more urgent threshold is due now: post only that one
+    return ""

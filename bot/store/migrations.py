@@ -196,3 +196,14 @@ def m006_page_business_and_no_token_reason(db: Database) -> None:
     db.execute("ALTER TABLE fb_pages ADD COLUMN business_id TEXT")
     db.execute("ALTER TABLE fb_pages ADD COLUMN business_name TEXT")
     db.execute("ALTER TABLE fb_pages ADD COLUMN no_token_reason TEXT")
+
+
+@migrations()
+def m101_unreadable_rows_and_retention(db: Database) -> None:
+    # A link whose stored token cannot be decrypted is marked (shown as broken) and skipped, never fatal.
+    db.execute("ALTER TABLE links ADD COLUMN unreadable_at INTEGER")
+    # Retention: finished reminder rows by age, and the stale-claim order (fewest attempts first).
+    db.execute("ALTER TABLE reminders ADD COLUMN finished_at INTEGER")  # posted, dropped or given up
+    db.execute("UPDATE reminders SET finished_at = COALESCE(posted_at, claimed_at) WHERE status != 'claimed'")
+    db.execute("CREATE INDEX reminders_finished ON reminders (finished_at) WHERE status != 'claimed'")
+    db.execute("CREATE INDEX audit_at ON audit (at)")

@@ -82,11 +82,12 @@ class Link:
     next_due_at: int | None
     broken_at: int | None
     breakages: int
+    unreadable_at: int | None = None  # its stored token could not be decrypted: shown as broken, skipped
 
     def state(self, now: int) -> LinkState:
         if self.status == "gone":
             return LinkState.GONE
-        if self.broken_at:
+        if self.broken_at or self.unreadable_at:
             return LinkState.BROKEN
         if self.expires_at is None:
             return LinkState.UNKNOWN_EXPIRY
@@ -101,7 +102,8 @@ class Link:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Link":
         return cls(
-            **{k: row[k] for k in cls.__dataclass_fields__ if k not in ("needs_relink", "muted")},
+            **{k: row[k] for k in cls.__dataclass_fields__ if k not in ("needs_relink", "muted", "unreadable_at")},
+            unreadable_at=row.get("unreadable_at"),
             needs_relink=bool(row["needs_relink"]),
             muted=bool(row["muted"]),
         )
@@ -118,6 +120,7 @@ class Claim:
     kind: str  # "expiry" or "broken"
     threshold: int  # days before expiry (0 = expired notice), or the breakage number
     link: Link
+    attempts: int = 0  # failed posts so far
 
 
 def days_left(expires_at: int, now: int) -> int:

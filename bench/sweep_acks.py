@@ -1,0 +1,390 @@
+"""Acks while a sweep runs in the same process (issue 9, "Measured").
+
+    python bench/sweep_acks.py [--sizes 1000,10000] [--idle 4]
+
+For each size: a fresh SQLite file holding N links, every one due for a reminder and
+for its daily token probe (an encrypted Page token each); half sit in 50 busy channels
+(digests), half in a channel of their own. The real app (``create_app``, no scheduler)
+is served by uvicorn inside this process's event loop, and the sweep runs in that same
+loop, as the scheduler runs it. Upstreams are fblink's own fakes (bot/fakes) in a child
+process: Slack answers after ~50 ms, Graph ``debug_token`` after ~500 ms.
+
+Measured in one run per size:
+- `/fblink help` latency at c=10 (a load-generator child process, 10 keep-alive
+  connections, every request timed), idle before the sweep and during it;
+- the sweep's duration; when the last reminder post was answered, relative to the
+  sweep's start; when the first probe was answered;
+- the event loop's lag: a task sleeping 1 ms that records how late it wakes.
+Budgets: help p99 during the sweep <= 2x idle p99; no stall > 20 ms; every reminder
+posted in the one sweep, each before the first probe completes. A script, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIGNING_SECRET = os.environ.setdefault("BENCH_SWEEP_SECRET", "bench-" + os.urandom(8).hex())  # children inherit it
+BOT_TOKEN = "xoxb-bench-token"
+TEAM = "T0BENCH"
+APP_ID, APP_SECRET = "123456", "bench-app-secret"
+SLACK_DELAY, GRAPH_DELAY = 0.05, 0.5
+CONNS = 10
+PROBE_CONCURRENCY, PROBE_BUDGET = 20, 60.0
+DAY = 86400
+
+
+# -- the fakes' child process ------------------------------------------------------------------
+
+def run_fakes() -> None:
+    """Fake Slack (~50 ms) and Graph (debug_token ~500 ms, every token valid), plus timings."""
+    from bot.fakes.base import Request, Response
+    from bot.fakes.graph import FakeGraph
+    from bot.fakes.slack import FakeSlack
+
+    stats: dict[str, Any] = {"posts": 0, "last_post": 0.0, "first_probe": 0.0, "probes": 0}
+    lock = threading.Lock()
+
+    class SlowSlack(FakeSlack):
+        def handle(self, request: Request) -> Response:
+            if request.path == "/bench/stats":
+                with lock:
+                    return Response(200, dict(stats))
+            time.sleep(SLACK_DELAY)
+            resp = super().handle(request)
+            if request.path.endswith("chat.postMessage"):
+                with lock:
+                    stats["posts"] += 1
+                    stats["last_post"] = time.time()
+                    self.messages.clear()  # keep memory flat over 10,000 posts
+            return resp
+
+    class SlowGraph(FakeGraph):
+        def handle(self, request: Request) -> Response:
+            if request.path.endswith("/debug_token"):
+                time.sleep(GRAPH_DELAY)
+                with lock:
+                    stats["probes"] += 1
+                    stats["first_probe"] = stats["first_probe"] or time.time()
+                now = int(time.time())
+                return Response(200, {"data": {
+                    "app_id": APP_ID, "type": "PAGE", "application": "fblink bench", "data_access_expires_at": now + 80 * DAY,
+                    "expires_at": 0, "is_valid": True, "issued_at": now - DAY, "profile_id": "1",
+                    "scopes": ["pages_show_list", "pages_messaging", "pages_manage_metadata"], "user_id": "10001"}})
+            return super().handle(request)
+
+    slack = SlowSlack(bot_token=BOT_TOKEN, team_id=TEAM).start()
+    graph = SlowGraph(app_id=APP_ID, app_secret=APP_SECRET, api_version="v25.0")
+    graph.start()
+    print(json.dumps({"slack": slack.url, "graph": graph.url}), flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+
+
+# -- the load generator's child process -----------------------------------------------------
+
+def run_load(port: int, out: str) -> None:
+    """CONNS threads, each one keep-alive connection posting `/fblink help`; every request's
+    (start, latency) written to ``out`` at SIGTERM."""
+    body = urlencode({
+        "token": "legacy-unused", "team_id": TEAM, "team_domain": "bench", "channel_id": "C0BENCH",
+        "channel_name": "general", "user_id": "U0BENCH", "user_name": "bench", "command": "/fblink", "text": "help",
+        "api_app_id": "A0BENCH", "is_enterprise_install": "false",
+        "response_url": "http://127.0.0.1:9/unused", "trigger_id": "1.2.bench"}).encode()
+    samples: list[tuple[float, float, int]] = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            ts = str(int(time.time()))
+            sig = "v0=" + hmac.new(SIGNING_SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+            t0 = time.time()
+            try:
+                conn.request("POST", "/slack/events", body=body, headers={
+                    "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
+                    "X-Slack-Signature": sig})
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except OSError:
+                status = 0
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            samples.append((t0, time.time() - t0, status))
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(CONNS)]
+    for t in threads:
+        t.start()
+    signal.sigwait({signal.SIGTERM})
+    stop.set()
+    for t in threads:
+        t.join(11)
+    Path(out).write_text(json.dumps(samples))
+
+
+# -- loop instrumentation -------------------------------------------------------------------
+
+SLOW: list[tuple[float, float, str, float]] = []  # (wall time, ms, callback, on-CPU ms) of callbacks > 5 ms
+GC_PAUSES: list[tuple[float, float, int]] = []  # (wall time, ms, generation)
+
+
+def instrument() -> None:
+    """Time every event-loop callback (how long it held the loop) and every GC pass. The lag
+    probe alone cannot tell a blocking sweep from 10 queued acks of 3 ms each, or from another
+    process taking the CPU; these two can say which callback it was."""
+    import gc
+
+    original = asyncio.events.Handle._run
+
+    def timed(self: asyncio.events.Handle) -> None:
+        t, c = time.perf_counter(), time.thread_time()
+        original(self)
+        d, cpu = time.perf_counter() - t, time.thread_time() - c
+        if d > 0.005:
+            cb = getattr(self._callback, "__self__", None)
+            coro = getattr(cb, "get_coro", lambda: None)() if cb is not None else None
+            where = getattr(coro, "__qualname__", None) or repr(self._callback)[:80]
+            SLOW.append((time.time(), d * 1000, str(where), cpu * 1000))
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+    started: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            GC_PAUSES.append((time.time(), (time.perf_counter() - started[0]) * 1000, info["generation"]))
+
+    gc.callbacks.append(on_gc)
+
+
+def held(a: float, b: float) -> tuple[float, str, float, float, str]:
+    """Longest callback in [a, b] (wall ms, name), the longest GC pause, and the callback that
+    spent longest on the CPU (ms, name): wall minus CPU is time this process was descheduled
+    (2 CPUs shared with other work) or waiting on synchronous I/O."""
+    inside = [x for x in SLOW if a <= x[0] <= b]
+    worst = max(inside, key=lambda x: x[1], default=(0.0, 0.0, "-", 0.0))
+    busiest = max(inside, key=lambda x: x[3], default=(0.0, 0.0, "-", 0.0))
+    gc_ms = max((ms for (t, ms, _) in GC_PAUSES if a <= t <= b), default=0.0)
+    return worst[1], worst[2], gc_ms, busiest[3], busiest[2]
+
+
+# -- the benchmark -------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill(path: str, key: str, n: int, now: int) -> None:
+    from bot.crypto import Vault
+    from bot.store import Store
+
+    store = Store(path, Vault(key))
+    rows = []
+    for i in range(n):
+        channel = f"CBUSY{i % 50:02d}" if i % 2 else f"C{i:07d}"
+        rows.append((TEAM, str(100000000000000 + i), f"Bench Page {i} & Co <shop> 🍩", "abcd1234", f"app-{i}",
+                     f"U{10000 + i % 97}", now - 80 * DAY, channel, now + 5 * DAY, "active", 1, now - 60 - i % 600,
+                     0, store.vault.encrypt(f"EAAbench{i:06d}token"), now))
+    conn = store.db.conn
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO links (team_id, page_id, page_name, api_key, application_id, linked_by, linked_at, channel_id,"
+        " expires_at, status, period, next_due_at, checked_at, token_enc, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    store.close()
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[str]]) -> dict[str, Any]:
+    import uvicorn
+    from cryptography.fernet import Fernet
+
+    from bot.app import create_app
+    from bot.reminders import sweep
+    from bot.scheduler import freeze_startup_heap
+    from bot.settings import Settings
+
+    fakes = subprocess.Popen([*pins[1], sys.executable, __file__, "--fakes"], stdout=subprocess.PIPE, text=True,
+                             stderr=subprocess.DEVNULL,  # clients hanging up at shutdown are not news
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    urls = json.loads(fakes.stdout.readline())  # type: ignore[union-attr]
+    key = Fernet.generate_key().decode()
+    db = str(tmp / f"sweep-{n}.db")
+    now = int(time.time())
+    fill(db, key, n, now)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=urls["slack"] + "/api/", facebook_app_id=APP_ID, facebook_app_secret=APP_SECRET,
+        facebook_graph_url=urls["graph"], vonage_api_key="abcd1234", vonage_api_secret="bench-secret",
+        vonage_api_url=urls["slack"], fblink_public_url="https://fblink.bench", fblink_database=db,
+        fblink_secret_key=key, fblink_probe_concurrency=PROBE_CONCURRENCY, fblink_probe_budget=PROBE_BUDGET,
+        fblink_log_level="WARNING")
+    app = create_app(settings, scheduler=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app.asgi, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on", access_log=False))
+    serving = asyncio.ensure_future(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    freeze_startup_heap()  # what `fblink serve` does when it starts the scheduler
+
+    loop = asyncio.get_running_loop()
+    if os.environ.get("BENCH_SLOW_CALLBACKS"):  # name the callbacks that hold the loop > 20 ms
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.02
+    lags: list[tuple[float, float]] = []
+    stop_lag = False
+
+    async def lag_probe() -> None:
+        while not stop_lag:
+            t0 = loop.time()
+            await asyncio.sleep(0.001)
+            lags.append((time.time(), loop.time() - t0 - 0.001))
+
+    lag_task = asyncio.ensure_future(lag_probe())
+    out = tmp / f"load-{n}.json"
+    load = subprocess.Popen([*pins[1], sys.executable, __file__, "--load", str(port), str(out)],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    await asyncio.sleep(idle + 1)  # 1 s of warm-up, then the idle window
+    idle_window = (time.time() - idle, time.time())
+    t0 = time.time()
+    report = await sweep(app.services)
+    t1 = time.time()
+    await asyncio.sleep(1)
+    load.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(load.wait, 30)
+    stop_lag = True
+    await lag_task
+    stats = await asyncio.to_thread(fake_stats, urls["slack"])
+    posted = app.services.store.one("SELECT COUNT(*) AS n FROM reminders WHERE status = 'posted'")["n"]
+    checked = app.services.store.one("SELECT COUNT(*) AS n FROM links WHERE checked_at >= ?", [now])["n"]
+    server.should_exit = True
+    await serving
+    fakes.send_signal(signal.SIGTERM)
+    fakes.wait(10)
+
+    samples = json.loads(out.read_text())
+    in_window = lambda a, b: [lat * 1000 for (s, lat, st) in samples if a <= s < b and st == 200]  # noqa: E731
+    idle_ms, sweep_ms = in_window(*idle_window), in_window(t0, t1)
+    idle_lags = [lag * 1000 for (t, lag) in lags if idle_window[0] <= t <= idle_window[1]]
+    idle_held, sweep_held = held(*idle_window), held(t0, t1)
+    over = sorted({name for (t, ms, name, cpu) in SLOW if t0 <= t <= t1 and cpu > 20})
+    bad = sum(1 for (_, _, st) in samples if st != 200)
+    sweep_lags = [lag * 1000 for (t, lag) in lags if t0 <= t <= t1]
+    return {"n": n, "sweep_s": t1 - t0, "report_lines": len(report), "posted": posted, "probed": checked,
+            "posts": stats.get("posts", 0), "probes": stats.get("probes", 0),
+            "last_post_s": stats["last_post"] - t0 if stats.get("last_post") else float("nan"),
+            "first_probe_s": stats["first_probe"] - t0 if stats.get("first_probe") else float("nan"),
+            "idle": idle_ms, "during": sweep_ms, "bad": bad, "max_lag": max(sweep_lags, default=0.0),
+            "lag_p99": pct(sweep_lags, 99), "idle_max_lag": max(idle_lags, default=0.0),
+            "idle_held": idle_held, "sweep_held": sweep_held, "over": over, "stalls": sum(1 for x in sweep_lags if x > 20),
+            "max_lag_posting": max((lag * 1000 for (t, lag) in lags if t0 <= t <= stats.get("last_post", t0)), default=0.0),
+            "max_lag_probing": max((lag * 1000 for (t, lag) in lags if stats.get("last_post", t0) < t <= t1), default=0.0)}
+
+
+def fake_stats(url: str) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=10)
+    conn.request("GET", "/bench/stats", headers={"Authorization": f"Bearer {BOT_TOKEN}"})
+    return json.loads(conn.getresponse().read())
+
+
+def main() -> int:
+    if sys.argv[1:2] in (["--fakes"], ["--load"]):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # for sigwait, in every thread
+    if sys.argv[1:2] == ["--fakes"]:
+        run_fakes()
+        return 0
+    if sys.argv[1:2] == ["--load"]:
+        run_load(int(sys.argv[2]), sys.argv[3])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--idle", type=float, default=4.0)
+    args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    pins: tuple[list[str], list[str]] = ([], [])
+    if len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[0]})  # the app and its sweep on one CPU, load and fakes on another
+        pins = ([], ["taskset", "-c", str(cpus[1])])
+    ok_all = True
+    instrument()
+    with tempfile.TemporaryDirectory(prefix="fblink-sweep-bench-") as tmp:
+        for n in (int(x) for x in args.sizes.split(",")):
+            SLOW.clear()
+            GC_PAUSES.clear()
+            r = asyncio.run(measure(n, args.idle, Path(tmp), pins))
+            ok_all &= show(r)
+    print(f"\nVERDICT: {'PASS' if ok_all else 'MISS'}")
+    return 0 if ok_all else 1
+
+
+def show(r: dict[str, Any]) -> bool:
+    idle, during = r["idle"], r["during"]
+    ip50, ip99, dp50, dp99 = pct(idle, 50), pct(idle, 99), pct(during, 50), pct(during, 99)
+    every = r["posted"] == r["n"]
+    before_probe = r["last_post_s"] <= r["first_probe_s"]
+    checks = {
+        "help p99 during sweep <= 2x idle p99": dp99 <= 2 * ip99,
+        "no event-loop stall > 20 ms (lag probe)": r["max_lag"] <= 20,
+        "no callback holds the loop > 20 ms (wall)": r["sweep_held"][0] <= 20,
+        "no callback holds the loop > 20 ms on the CPU": r["sweep_held"][3] <= 20,
+        f"all {r['n']} reminders posted in this sweep": every,
+        "last reminder posted before the first probe completed": before_probe,
+    }
+    print(f"\n== {r['n']} links due for a reminder and a probe (Slack ~{SLACK_DELAY * 1000:.0f} ms, "
+          f"debug_token ~{GRAPH_DELAY * 1000:.0f} ms; probes: {PROBE_CONCURRENCY} at once, {PROBE_BUDGET:.0f} s budget)")
+    print(f"help c={CONNS}  idle:   {len(idle):6d} req  p50 {ip50:7.2f} ms  p99 {ip99:7.2f} ms")
+    print(f"help c={CONNS}  sweep:  {len(during):6d} req  p50 {dp50:7.2f} ms  p99 {dp99:7.2f} ms"
+          f"  ({dp99 / ip99 if ip99 else float('nan'):.2f}x idle p99; non-200: {r['bad']})")
+    print(f"sweep: {r['sweep_s']:.1f} s; {r['posted']} reminders posted in {r['posts']} messages, last at "
+          f"+{r['last_post_s']:.2f} s; first probe answered at +{r['first_probe_s']:.2f} s; "
+          f"{r['probes']} probes answered, {r['probed']} links marked checked ({r['n'] - r['probed']} carried over)")
+    print(f"event loop idle (acks only): max stall {r['idle_max_lag']:.1f} ms; longest callback "
+          f"{r['idle_held'][0]:.1f} ms ({r['idle_held'][1]}); longest GC pause {r['idle_held'][2]:.1f} ms")
+    print(f"event loop during the sweep: max stall {r['max_lag']:.1f} ms, p99 {r['lag_p99']:.2f} ms, "
+          f"{r['stalls']} wake-ups > 20 ms late (max {r['max_lag_posting']:.1f} ms while posting reminders, "
+          f"{r['max_lag_probing']:.1f} ms while probing)")
+    print(f"longest single callback during the sweep: {r['sweep_held'][0]:.1f} ms ({r['sweep_held'][1]}); "
+          f"longest GC pause {r['sweep_held'][2]:.1f} ms")
+    print(f"longest on-CPU callback during the sweep: {r['sweep_held'][3]:.1f} ms ({r['sweep_held'][4]}); "
+          f"callbacks over 20 ms on the CPU: {', '.join(r['over']) or 'none'}")
+    for name, ok in checks.items():
+        print(f"  [{'PASS' if ok else 'MISS'}] {name}")
+    return all(checks.values())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
