@@ -318,7 +318,7 @@ async def after_relink(services: Services, old: Link, new: Link, user_id: str) -
     text = render.relinked_text(new, user_id)
     for row in services.store.reminders.posted_for_period(old.id, old.period):
         channel, ts = row["channel_id"], row["message_ts"]
-        msg = {"text": text, "blocks": [blocks.section(text)]}
+        msg: dict[str, Any] = {"text": text, "blocks": [blocks.section(text)]}
         if row["shared"] > 1:
             msg = digest_update(services, channel, ts, new, user_id)
         try:

@@ -8,14 +8,34 @@ its message ts. An unconfirmed claim is handed out again once its lease runs out
 from __future__ import annotations
 
 import secrets
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from sqlite_utils import Database
 
 from bot.clock import DAY
+from bot.crypto import Vault
 from bot.store.models import Claim, Link
 
-if TYPE_CHECKING:
-    from bot.store.core import Store
+
+class LedgerStore(Protocol):
+    """What the ledger needs of the Store: its connection, transactions, reads and vault.
+
+    Stated here (rather than importing the Store, which owns a ledger) so the two modules do
+    not depend on each other, even for type checking.
+    """
+
+    db: Database
+    vault: Vault
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def select(self, sql: str, params: Any = ()) -> list[dict[str, Any]]: ...
+
+    def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None: ...
+
+    def get_link_by_id(self, link_id: int) -> Link | None: ...
 
 
 def next_threshold_due(expires_at: int, thresholds: tuple[int, ...], below: int | None) -> tuple[int | None, int | None]:
@@ -31,14 +51,14 @@ def next_threshold_due(expires_at: int, thresholds: tuple[int, ...], below: int 
 class ReminderLedger:
     """Reminder rows of one Store (``store.reminders``)."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: LedgerStore) -> None:
         self.store = store
 
     def claim_due(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> list[Claim]:
         """One batch of :meth:`claim_batch` (kept for callers that want a single capped batch)."""
         return self.claim_batch(now=now, thresholds=thresholds, lease=lease, limit=limit).claims
 
-    def claim_batch(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> "ClaimBatch":
+    def claim_batch(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> ClaimBatch:
         """Find due links through the partial index, claim the most urgent threshold of each.
 
         One short IMMEDIATE transaction per batch: two processes sweeping the same file
@@ -111,7 +131,7 @@ class ReminderLedger:
             " VALUES (?, ?, 'expiry', ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING",
             [link.id, link.team_id, link.period, urgent, now, claim_id],
         )
-        return Claim(cur.lastrowid, claim_id, "expiry", urgent, link) if cur.rowcount == 1 else None
+        return Claim(int(cur.lastrowid or 0), claim_id, "expiry", urgent, link) if cur.rowcount == 1 else None
 
     def mark_unreadable(self, link_id: int, *, now: int) -> bool:
         """Flag a link whose row could not be read; True only the first time (log and count once)."""
@@ -139,14 +159,14 @@ class ReminderLedger:
                 return None
             fresh = self.store.get_link_by_id(link.id)
             assert fresh is not None
-            return Claim(cur.lastrowid, claim_id, "broken", seq, fresh)
+            return Claim(int(cur.lastrowid or 0), claim_id, "broken", seq, fresh)
 
 
     def mark_checked(self, link_id: int, *, now: int) -> None:
         self.store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link_id])
 
 
-    def probe_batch(self, *, now: int, after: tuple[int, int], every: int = DAY, limit: int = 100) -> list["ProbeRow"]:
+    def probe_batch(self, *, now: int, after: tuple[int, int], every: int = DAY, limit: int = 100) -> list[ProbeRow]:
         """Active links not checked for ``every`` seconds, after ``after`` = (checked_at, id), with the
         token Vonage holds. Decrypted row by row: a row that fails is returned with ``unreadable`` set."""
         rows = self.store.select(
