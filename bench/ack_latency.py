@@ -58,15 +58,15 @@ BOT_TOKEN = "xoxb-bench-token"
 TEAM = "T0BENCH"
 N_LINKS = 1000
 LEVELS = (1, 10, 50)
-TARGET_REQUESTS = 2000       # each reported row must exceed this
-PROBE_SECONDS = 1            # warm-up run at the same concurrency, also measures the rate
+TARGET_REQUESTS = 2000  # each reported row must exceed this
+PROBE_SECONDS = 1  # warm-up run at the same concurrency, also measures the rate
 MIN_SECONDS, MAX_SECONDS = 1, 30
 MEMORY_BATCH_SECONDS = 2
-FLOOR_REPEATS = 3           # the floor is the budgets' yardstick: keep the run with the median p99
+FLOOR_REPEATS = 3  # the floor is the budgets' yardstick: keep the run with the median p99
 MEMORY_BATCH_CONNS = 10
 RSS_NOISE_KB = 2 * 1024
 RSS_LIMIT_KB = 150 * 1024
-TIME_BUDGET = 168.0          # seconds; later runs are shortened to stay under 3 minutes
+TIME_BUDGET = 168.0  # seconds; later runs are shortened to stay under 3 minutes
 STARTED = time.monotonic()
 FLOOR, BOLT, BOLT_PBR = "floor (Starlette)", "bare Bolt (ack only)", "bare Bolt, pbr=True"
 HELP, STATUS = "fblink help", "fblink status"
@@ -74,6 +74,7 @@ HELP, STATUS = "fblink help", "fblink status"
 
 # ---------------------------------------------------------------------------------------------
 # a local stand-in for every upstream: answers auth.test, counts every call
+
 
 class FakeUpstream:
     def __init__(self) -> None:
@@ -95,8 +96,16 @@ class FakeUpstream:
                 with fake.lock:
                     fake.calls[path] = fake.calls.get(path, 0) + 1
                 if path.endswith("/auth.test"):
-                    body = {"ok": True, "url": "https://bench.slack.test/", "team": "Bench", "user": "fblink",
-                            "team_id": TEAM, "user_id": "UBOT", "bot_id": "BBOT", "is_enterprise_install": False}
+                    body = {
+                        "ok": True,
+                        "url": "https://bench.slack.test/",
+                        "team": "Bench",
+                        "user": "fblink",
+                        "team_id": TEAM,
+                        "user_id": "UBOT",
+                        "bot_id": "BBOT",
+                        "is_enterprise_install": False,
+                    }
                 else:
                     body = {"ok": True}
                 data = json.dumps(body).encode()
@@ -126,6 +135,7 @@ class FakeUpstream:
 # ---------------------------------------------------------------------------------------------
 # servers
 
+
 @dataclass
 class Server:
     name: str
@@ -152,8 +162,11 @@ def free_port() -> int:
 
 def clean_env(extra: dict[str, str]) -> dict[str, str]:
     """The caller's environment minus anything fblink/Bolt would read, plus our values."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(("SLACK_", "FACEBOOK_", "VONAGE_", "FBLINK_", "BENCH_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(("SLACK_", "FACEBOOK_", "VONAGE_", "FBLINK_", "BENCH_"))
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -174,11 +187,35 @@ SERVER_PIN, WRK_PIN = pinning()
 def spawn(name: str, factory: str, env: dict[str, str], logdir: Path) -> Server:
     port = free_port()
     log = logdir / f"{name}.log"
-    cmd = [*SERVER_PIN, sys.executable, "-m", "uvicorn", "--factory", f"bench._apps:{factory}", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log", "--lifespan", "on"]
+    cmd = [
+        *SERVER_PIN,
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"bench._apps:{factory}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--lifespan",
+        "on",
+    ]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return Server(name, proc, port, log)
 
 
@@ -251,6 +288,7 @@ def rss_kb(pid: int) -> int:
 # ---------------------------------------------------------------------------------------------
 # the database and the signed request
 
+
 def fill_database(path: str, key: str) -> None:
     from bot.crypto import Vault
     from bot.store import Store
@@ -264,13 +302,16 @@ def fill_database(path: str, key: str) -> None:
                 roll = rng.random()
                 expires = None if roll < 0.03 else now + rng.randint(-10, 90) * 86400 + rng.randint(0, 86399)
                 store.upsert_link(
-                    TEAM, f"{100000000000000 + i}", now=now - rng.randint(0, 80) * 86400,
+                    TEAM,
+                    f"{100000000000000 + i}",
+                    now=now - rng.randint(0, 80) * 86400,
                     page_name=f"Bench Page {i:04d} & Co <{rng.choice(['news', 'shop', 'help'])}>",
                     api_key=rng.choice(["abcd1234", "efgh5678"]),
                     application_id=f"app-{i:04d}" if rng.random() < 0.5 else None,
                     application_name=f"Bench App {i}" if rng.random() < 0.4 else None,
                     linked_by=f"U{rng.randint(10000, 99999)}" if rng.random() < 0.9 else None,
-                    channel_id="C0BENCH", expires_at=expires,
+                    channel_id="C0BENCH",
+                    expires_at=expires,
                     status="gone" if roll > 0.98 else "active",
                     next_due_at=expires - 14 * 86400 if expires else None,
                 )
@@ -279,12 +320,23 @@ def fill_database(path: str, key: str) -> None:
 
 
 def command_body(text: str) -> bytes:
-    return urlencode({
-        "token": "legacy-unused", "team_id": TEAM, "team_domain": "bench", "channel_id": "C0BENCH",
-        "channel_name": "general", "user_id": "U0BENCH", "user_name": "bench", "command": "/fblink",
-        "text": text, "api_app_id": "A0BENCH", "is_enterprise_install": "false",
-        "response_url": "http://127.0.0.1:9/response-unused", "trigger_id": "1234.5678.bench-trigger",
-    }).encode()
+    return urlencode(
+        {
+            "token": "legacy-unused",
+            "team_id": TEAM,
+            "team_domain": "bench",
+            "channel_id": "C0BENCH",
+            "channel_name": "general",
+            "user_id": "U0BENCH",
+            "user_name": "bench",
+            "command": "/fblink",
+            "text": text,
+            "api_app_id": "A0BENCH",
+            "is_enterprise_install": "false",
+            "response_url": "http://127.0.0.1:9/response-unused",
+            "trigger_id": "1234.5678.bench-trigger",
+        }
+    ).encode()
 
 
 def signed(body: bytes) -> tuple[str, str]:
@@ -296,8 +348,15 @@ def signed(body: bytes) -> tuple[str, str]:
 def preflight(server: Server, text: str, expect: str | None) -> None:
     body = command_body(text)
     ts, sig = signed(body)
-    status, data = http_post(server.port, body, {"Content-Type": "application/x-www-form-urlencoded",
-                                                 "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig})
+    status, data = http_post(
+        server.port,
+        body,
+        {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": sig,
+        },
+    )
     if status != 200 or (expect is not None and expect not in data.decode("utf-8", "replace")):
         raise RuntimeError(f"{server.name} `/fblink {text}` answered {status}: {data[:300]!r}\n{server.log_tail()}")
 
@@ -335,8 +394,19 @@ def wrk(server: Server, text: str, conns: int, seconds: int, label: str) -> Run:
     body = command_body(text)
     ts, sig = signed(body)  # fresh for every run: always well inside the 5-minute window
     env = dict(os.environ, BENCH_BODY=body.decode(), BENCH_TS=ts, BENCH_SIG=sig)
-    cmd = [*WRK_PIN, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(LUA),
-           f"http://127.0.0.1:{server.port}/slack/events"]
+    cmd = [
+        *WRK_PIN,
+        "wrk",
+        "-t1",
+        f"-c{conns}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{server.port}/slack/events",
+    ]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 20)
     except subprocess.TimeoutExpired:
@@ -347,10 +417,16 @@ def wrk(server: Server, text: str, conns: int, seconds: int, label: str) -> Run:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     v = {k: float(x) for k, x in (kv.split("=") for kv in m.group(1).split())}
     return Run(
-        label=label, conns=conns, requests=int(v["requests"]), seconds=v["duration_us"] / 1e6,
-        non200=int(v["non200"]), last_bad=int(v["last_bad"]),
+        label=label,
+        conns=conns,
+        requests=int(v["requests"]),
+        seconds=v["duration_us"] / 1e6,
+        non200=int(v["non200"]),
+        last_bad=int(v["last_bad"]),
         socket_errors=int(v["connect"] + v["read"] + v["write"] + v["timeout"]),
-        p50=v["p50"] / 1000, p95=v["p95"] / 1000, p99=v["p99"] / 1000,
+        p50=v["p50"] / 1000,
+        p95=v["p95"] / 1000,
+        p99=v["p99"] / 1000,
     )
 
 
@@ -371,13 +447,16 @@ def plan_seconds(rates: dict[Any, float], available: float) -> dict[Any, int]:
 # ---------------------------------------------------------------------------------------------
 # report
 
+
 def ratio(a: float, b: float | None) -> str:
     return f"{a / b:5.2f}x" if b else "    -"
 
 
 def print_table(rows: list[Run], floor: dict[int, Run], bolt: dict[int, Run]) -> None:
-    head = (f"{'server / command':<22}{'conns':>6}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-            f"{'p50/floor':>11}{'p99/floor':>11}{'p50/bolt':>10}{'p99/bolt':>10}  note")
+    head = (
+        f"{'server / command':<22}{'conns':>6}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'p50/floor':>11}{'p99/floor':>11}{'p50/bolt':>10}{'p99/bolt':>10}  note"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -389,9 +468,11 @@ def print_table(rows: list[Run], floor: dict[int, Run], bolt: dict[int, Run]) ->
             notes.append(f"FAIL: {r.socket_errors} socket errors/timeouts")
         if r.requests <= TARGET_REQUESTS:
             notes.append(f"short: <= {TARGET_REQUESTS} requests")
-        print(f"{r.label:<22}{r.conns:>6}{r.requests:>10}{r.rps:>9.0f}{r.p50:>9.2f}{r.p95:>9.2f}{r.p99:>9.2f}"
-              f"{ratio(r.p50, f and f.p50):>11}{ratio(r.p99, f and f.p99):>11}"
-              f"{ratio(r.p50, b and b.p50):>10}{ratio(r.p99, b and b.p99):>10}  {'; '.join(notes)}")
+        print(
+            f"{r.label:<22}{r.conns:>6}{r.requests:>10}{r.rps:>9.0f}{r.p50:>9.2f}{r.p95:>9.2f}{r.p99:>9.2f}"
+            f"{ratio(r.p50, f and f.p50):>11}{ratio(r.p99, f and f.p99):>11}"
+            f"{ratio(r.p50, b and b.p50):>10}{ratio(r.p99, b and b.p99):>10}  {'; '.join(notes)}"
+        )
 
 
 def verdict(ok: bool) -> str:
@@ -400,9 +481,11 @@ def verdict(ok: bool) -> str:
 
 def main() -> int:
     if shutil.which("wrk") is None:
-        print("bench/ack_latency.py needs the `wrk` load generator, which is not on PATH.\n"
-              "Install it with:  apt-get install wrk   (as root; `sudo apt-get install wrk` otherwise)",
-              file=sys.stderr)
+        print(
+            "bench/ack_latency.py needs the `wrk` load generator, which is not on PATH.\n"
+            "Install it with:  apt-get install wrk   (as root; `sudo apt-get install wrk` otherwise)",
+            file=sys.stderr,
+        )
         return 2
     from cryptography.fernet import Fernet
 
@@ -414,33 +497,52 @@ def main() -> int:
         key = Fernet.generate_key().decode()
         db = str(work / "fblink.db")
         fill_database(db, key)
-        fblink_env = clean_env({
-            "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": fake.url + "/slack/api/",
-            "FACEBOOK_APP_ID": "123456", "FACEBOOK_APP_SECRET": "bench-app-secret",
-            "FACEBOOK_GRAPH_URL": fake.url + "/graph", "FACEBOOK_LOGIN_URL": fake.url + "/login",
-            "VONAGE_API_KEY": "abcd1234", "VONAGE_API_SECRET": "bench-vonage-secret",
-            "VONAGE_API_URL": fake.url + "/vonage",
-            "FBLINK_PUBLIC_URL": "https://fblink.bench.test", "FBLINK_DATABASE": db, "FBLINK_SECRET_KEY": key,
-            "FBLINK_ADMINS": "UADMIN", "FBLINK_HTTP_TIMEOUT": "2",
-        })
-        bolt_env = clean_env({"BENCH_SIGNING_SECRET": SIGNING_SECRET, "BENCH_BOT_TOKEN": BOT_TOKEN,
-                              "BENCH_SLACK_API_URL": fake.url + "/bolt/api/"})
-        servers = [spawn("floor", "floor_app", clean_env({}), work),
-                   spawn("bolt", "bolt_app", bolt_env, work),
-                   spawn("bolt-pbr", "bolt_app", dict(bolt_env, BENCH_PROCESS_BEFORE_RESPONSE="1"), work),
-                   spawn("fblink", "fblink_app", fblink_env, work)]
+        fblink_env = clean_env(
+            {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": fake.url + "/slack/api/",
+                "FACEBOOK_APP_ID": "123456",
+                "FACEBOOK_APP_SECRET": "bench-app-secret",
+                "FACEBOOK_GRAPH_URL": fake.url + "/graph",
+                "FACEBOOK_LOGIN_URL": fake.url + "/login",
+                "VONAGE_API_KEY": "abcd1234",
+                "VONAGE_API_SECRET": "bench-vonage-secret",
+                "VONAGE_API_URL": fake.url + "/vonage",
+                "FBLINK_PUBLIC_URL": "https://fblink.bench.test",
+                "FBLINK_DATABASE": db,
+                "FBLINK_SECRET_KEY": key,
+                "FBLINK_ADMINS": "UADMIN",
+                "FBLINK_HTTP_TIMEOUT": "2",
+            }
+        )
+        bolt_env = clean_env(
+            {
+                "BENCH_SIGNING_SECRET": SIGNING_SECRET,
+                "BENCH_BOT_TOKEN": BOT_TOKEN,
+                "BENCH_SLACK_API_URL": fake.url + "/bolt/api/",
+            }
+        )
+        servers = [
+            spawn("floor", "floor_app", clean_env({}), work),
+            spawn("bolt", "bolt_app", bolt_env, work),
+            spawn("bolt-pbr", "bolt_app", dict(bolt_env, BENCH_PROCESS_BEFORE_RESPONSE="1"), work),
+            spawn("fblink", "fblink_app", fblink_env, work),
+        ]
         for s in servers:
             wait_ready(s)
         for s in servers:
             settle(s)
         floor_srv, bolt_srv, bolt_pbr_srv, fb = servers
-        print(f"servers up in {time.monotonic() - STARTED:.1f}s: floor :{floor_srv.port}, bolt :{bolt_srv.port}, "
-              f"bolt-pbr :{bolt_pbr_srv.port}, "
-              f"fblink :{fb.port} (pid {fb.pid}, {N_LINKS} links); "
-              f"{os.cpu_count()} CPUs, "
-              + (f"servers pinned to CPU {SERVER_PIN[-1]}, wrk to CPU {WRK_PIN[-1]}" if SERVER_PIN else "no CPU pinning")
-              + "; wrk -t1, latencies in ms", flush=True)
+        print(
+            f"servers up in {time.monotonic() - STARTED:.1f}s: floor :{floor_srv.port}, bolt :{bolt_srv.port}, "
+            f"bolt-pbr :{bolt_pbr_srv.port}, "
+            f"fblink :{fb.port} (pid {fb.pid}, {N_LINKS} links); "
+            f"{os.cpu_count()} CPUs, "
+            + (f"servers pinned to CPU {SERVER_PIN[-1]}, wrk to CPU {WRK_PIN[-1]}" if SERVER_PIN else "no CPU pinning")
+            + "; wrk -t1, latencies in ms",
+            flush=True,
+        )
 
         # -- memory: RSS after start, then three batches of /fblink help ---------------------------
         rss = [("after start", rss_kb(fb.pid))]
@@ -457,8 +559,13 @@ def main() -> int:
 
         # -- latency: probe every run for 1 s (warm-up + rate), size the real runs to exceed
         #    TARGET_REQUESTS within the time budget, then measure; servers interleaved per level
-        plan = [(floor_srv, "help", FLOOR), (bolt_srv, "help", BOLT), (bolt_pbr_srv, "help", BOLT_PBR),
-                (fb, "help", HELP), (fb, "status", STATUS)]
+        plan = [
+            (floor_srv, "help", FLOOR),
+            (bolt_srv, "help", BOLT),
+            (bolt_pbr_srv, "help", BOLT_PBR),
+            (fb, "help", HELP),
+            (fb, "status", STATUS),
+        ]
         rates: dict[tuple[str, int], float] = {}
         results: dict[tuple[str, int], Run] = {}
         for level in LEVELS:
@@ -479,8 +586,10 @@ def main() -> int:
                 if (label, level) in results:
                     continue
                 if label == FLOOR:
-                    runs = sorted((wrk(server, text, level, seconds[(label, level)], label)
-                                   for _ in range(FLOOR_REPEATS)), key=lambda x: x.p99)
+                    runs = sorted(
+                        (wrk(server, text, level, seconds[(label, level)], label) for _ in range(FLOOR_REPEATS)),
+                        key=lambda x: x.p99,
+                    )
                     r = runs[len(runs) // 2]
                     r.note = f"median-p99 run of {len(runs)} (p99s {'/'.join(f'{x.p99:.2f}' for x in runs)})"
                     if not all(x.ok for x in runs):
@@ -502,12 +611,18 @@ def main() -> int:
         all_ok = all(r.ok for r in rows) and all(b.ok for b in batches)
         for lvl in LEVELS:
             h, s, f = results[(HELP, lvl)], results[(STATUS, lvl)], floor[lvl]
-            print(f"  c={lvl:<3} help   p50 {h.p50:7.2f} ms vs 2x floor {2 * f.p50:7.2f} ms  "
-                  f"{verdict(h.ok and h.p50 <= 2 * f.p50)}")
-            print(f"  c={lvl:<3} help   p99 {h.p99:7.2f} ms vs 2x floor {2 * f.p99:7.2f} ms  "
-                  f"{verdict(h.ok and h.p99 <= 2 * f.p99)}")
-            print(f"  c={lvl:<3} status p99 {s.p99:7.2f} ms vs 5x floor {5 * f.p99:7.2f} ms  "
-                  f"{verdict(s.ok and s.p99 <= 5 * f.p99)}")
+            print(
+                f"  c={lvl:<3} help   p50 {h.p50:7.2f} ms vs 2x floor {2 * f.p50:7.2f} ms  "
+                f"{verdict(h.ok and h.p50 <= 2 * f.p50)}"
+            )
+            print(
+                f"  c={lvl:<3} help   p99 {h.p99:7.2f} ms vs 2x floor {2 * f.p99:7.2f} ms  "
+                f"{verdict(h.ok and h.p99 <= 2 * f.p99)}"
+            )
+            print(
+                f"  c={lvl:<3} status p99 {s.p99:7.2f} ms vs 5x floor {5 * f.p99:7.2f} ms  "
+                f"{verdict(s.ok and s.p99 <= 5 * f.p99)}"
+            )
 
         # -- memory report -------------------------------------------------------------------------
         print(f"\nfblink RSS (pid {fb.pid}, VmRSS):")
@@ -515,9 +630,11 @@ def main() -> int:
             print(f"  {what:<40} {kb / 1024:7.1f} MB")
         growth = rss[3][1] - rss[2][1]
         peak = max(kb for _, kb in rss)
-        print(f"  growth batch 2 -> batch 3: {growth / 1024:+.1f} MB "
-              f"({'flat' if growth < RSS_NOISE_KB else 'GROWING'}; noise allowance < {RSS_NOISE_KB // 1024} MB)  "
-              f"{verdict(growth < RSS_NOISE_KB)}")
+        print(
+            f"  growth batch 2 -> batch 3: {growth / 1024:+.1f} MB "
+            f"({'flat' if growth < RSS_NOISE_KB else 'GROWING'}; noise allowance < {RSS_NOISE_KB // 1024} MB)  "
+            f"{verdict(growth < RSS_NOISE_KB)}"
+        )
         print(f"  peak {peak / 1024:.1f} MB vs limit {RSS_LIMIT_KB // 1024} MB  {verdict(peak < RSS_LIMIT_KB)}")
         for b in batches:
             if not b.ok:
@@ -527,8 +644,10 @@ def main() -> int:
 
         with fake.lock:
             calls = dict(fake.calls)
-        print(f"\nupstream calls seen by the local fake: {calls or 'none'} "
-              "(auth.test once per Bolt app is expected; anything else is an upstream call on the ack path)")
+        print(
+            f"\nupstream calls seen by the local fake: {calls or 'none'} "
+            "(auth.test once per Bolt app is expected; anything else is an upstream call on the ack path)"
+        )
         print(f"total time {time.monotonic() - STARTED:.0f}s")
         if not all_ok:
             print("\nSome runs had non-200 answers or socket errors: see the note column.")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.crypto import Vault, generate_key  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.crypto import Vault, generate_key
+from bot.store import Store
 
 DAY = 86400
 NOW = 1_800_000_000
@@ -42,17 +42,36 @@ def fill(store: Store, n: int) -> None:
             expires, next_due = NOW + 60 * DAY, NOW + 46 * DAY  # due later
         else:
             expires, next_due = NOW + 2 * DAY, None  # every threshold of this period already sent
-        rows.append((f"T{i % 7}", f"p{i}", f"Page {i}", "key1", None, None, "U1", NOW - 30 * DAY, "C1", expires,
-                     "active", 1, next_due, NOW))
+        rows.append(
+            (
+                f"T{i % 7}",
+                f"p{i}",
+                f"Page {i}",
+                "key1",
+                None,
+                None,
+                "U1",
+                NOW - 30 * DAY,
+                "C1",
+                expires,
+                "active",
+                1,
+                next_due,
+                NOW,
+            )
+        )
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO links (team_id, page_id, page_name, api_key, application_id, application_name, linked_by,"
         " linked_at, channel_id, expires_at, status, period, next_due_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     conn.executemany(
         "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id, posted_at)"
         " VALUES (?, 'T0', 'expiry', 1, 14, 'posted', ?, 'x', ?)",
-        [(i + 1, NOW - DAY, NOW - DAY) for i in range(DUE, n, 2)])
+        [(i + 1, NOW - DAY, NOW - DAY) for i in range(DUE, n, 2)],
+    )
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
 
@@ -68,10 +87,14 @@ def undo(store: Store) -> None:
 def plan(store: Store) -> list[str]:
     rows = store.db.conn.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM links WHERE status = 'active' AND next_due_at IS NOT NULL"
-        " AND next_due_at <= ? ORDER BY next_due_at LIMIT 1000", [NOW]).fetchall()
+        " AND next_due_at <= ? ORDER BY next_due_at LIMIT 1000",
+        [NOW],
+    ).fetchall()
     rows += store.db.conn.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM reminders WHERE status = 'claimed' AND claimed_at <= ?"
-        " ORDER BY claimed_at LIMIT 1000", [NOW]).fetchall()
+        " ORDER BY claimed_at LIMIT 1000",
+        [NOW],
+    ).fetchall()
     return [r[-1] for r in rows]
 
 
@@ -108,16 +131,20 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"fblink sweep benchmark: SQLite {__import__('sqlite3').sqlite_version}, {os.cpu_count()} cores, "
-          f"{DUE} due links per size, {args.repeat} runs each")
+    print(
+        f"fblink sweep benchmark: SQLite {__import__('sqlite3').sqlite_version}, {os.cpu_count()} cores, "
+        f"{DUE} due links per size, {args.repeat} runs each"
+    )
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             results[n] = bench(n, args.repeat, Path(tmp))
     small, big = min(sizes), max(sizes)
     ratio = results[big][0] / results[small][0]
-    print(f"\nbudget: {big:,} links under {BUDGET_MS} ms: {'PASS' if results[big][0] < BUDGET_MS else 'MISS'} "
-          f"({results[big][0]:.2f} ms)")
+    print(
+        f"\nbudget: {big:,} links under {BUDGET_MS} ms: {'PASS' if results[big][0] < BUDGET_MS else 'MISS'} "
+        f"({results[big][0]:.2f} ms)"
+    )
     print(f"budget: {big:,} within 2x of {small:,}: {'PASS' if ratio <= 2 else 'MISS'} (x{ratio:.2f})")
     return 0
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import http.client
@@ -31,7 +30,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +53,7 @@ DAY = 86400
 
 
 # -- the fakes' child process ------------------------------------------------------------------
+
 
 def run_fakes() -> None:
     """Fake Slack (~50 ms) and Graph (debug_token ~500 ms, every token valid), plus timings."""
@@ -87,10 +86,23 @@ def run_fakes() -> None:
                     stats["probes"] += 1
                     stats["first_probe"] = stats["first_probe"] or time.time()
                 now = int(time.time())
-                return Response(200, {"data": {
-                    "app_id": APP_ID, "type": "PAGE", "application": "fblink bench", "data_access_expires_at": now + 80 * DAY,
-                    "expires_at": 0, "is_valid": True, "issued_at": now - DAY, "profile_id": "1",
-                    "scopes": ["pages_show_list", "pages_messaging", "pages_manage_metadata"], "user_id": "10001"}})
+                return Response(
+                    200,
+                    {
+                        "data": {
+                            "app_id": APP_ID,
+                            "type": "PAGE",
+                            "application": "fblink bench",
+                            "data_access_expires_at": now + 80 * DAY,
+                            "expires_at": 0,
+                            "is_valid": True,
+                            "issued_at": now - DAY,
+                            "profile_id": "1",
+                            "scopes": ["pages_show_list", "pages_messaging", "pages_manage_metadata"],
+                            "user_id": "10001",
+                        }
+                    },
+                )
             return super().handle(request)
 
     slack = SlowSlack(bot_token=BOT_TOKEN, team_id=TEAM).start()
@@ -102,14 +114,27 @@ def run_fakes() -> None:
 
 # -- the load generator's child process -----------------------------------------------------
 
+
 def run_load(port: int, out: str) -> None:
     """CONNS threads, each one keep-alive connection posting `/fblink help`; every request's
     (start, latency) written to ``out`` at SIGTERM."""
-    body = urlencode({
-        "token": "legacy-unused", "team_id": TEAM, "team_domain": "bench", "channel_id": "C0BENCH",
-        "channel_name": "general", "user_id": "U0BENCH", "user_name": "bench", "command": "/fblink", "text": "help",
-        "api_app_id": "A0BENCH", "is_enterprise_install": "false",
-        "response_url": "http://127.0.0.1:9/unused", "trigger_id": "1.2.bench"}).encode()
+    body = urlencode(
+        {
+            "token": "legacy-unused",
+            "team_id": TEAM,
+            "team_domain": "bench",
+            "channel_id": "C0BENCH",
+            "channel_name": "general",
+            "user_id": "U0BENCH",
+            "user_name": "bench",
+            "command": "/fblink",
+            "text": "help",
+            "api_app_id": "A0BENCH",
+            "is_enterprise_install": "false",
+            "response_url": "http://127.0.0.1:9/unused",
+            "trigger_id": "1.2.bench",
+        }
+    ).encode()
     samples: list[tuple[float, float, int]] = []
     stop = threading.Event()
 
@@ -117,12 +142,22 @@ def run_load(port: int, out: str) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         while not stop.is_set():
             ts = str(int(time.time()))
-            sig = "v0=" + hmac.new(SIGNING_SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+            sig = (
+                "v0="
+                + hmac.new(SIGNING_SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+            )
             t0 = time.time()
             try:
-                conn.request("POST", "/slack/events", body=body, headers={
-                    "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
-                    "X-Slack-Signature": sig})
+                conn.request(
+                    "POST",
+                    "/slack/events",
+                    body=body,
+                    headers={
+                        "Content-Type": "application/x-www-form-urlencoded",
+                        "X-Slack-Request-Timestamp": ts,
+                        "X-Slack-Signature": sig,
+                    },
+                )
                 resp = conn.getresponse()
                 resp.read()
                 status = resp.status
@@ -191,6 +226,7 @@ def held(a: float, b: float) -> tuple[float, str, float, float, str]:
 
 # -- the benchmark -------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -205,15 +241,33 @@ def fill(path: str, key: str, n: int, now: int) -> None:
     rows = []
     for i in range(n):
         channel = f"CBUSY{i % 50:02d}" if i % 2 else f"C{i:07d}"
-        rows.append((TEAM, str(100000000000000 + i), f"Bench Page {i} & Co <shop> 🍩", "abcd1234", f"app-{i}",
-                     f"U{10000 + i % 97}", now - 80 * DAY, channel, now + 5 * DAY, "active", 1, now - 60 - i % 600,
-                     0, store.vault.encrypt(f"EAAbench{i:06d}token"), now))
+        rows.append(
+            (
+                TEAM,
+                str(100000000000000 + i),
+                f"Bench Page {i} & Co <shop> 🍩",
+                "abcd1234",
+                f"app-{i}",
+                f"U{10000 + i % 97}",
+                now - 80 * DAY,
+                channel,
+                now + 5 * DAY,
+                "active",
+                1,
+                now - 60 - i % 600,
+                0,
+                store.vault.encrypt(f"EAAbench{i:06d}token"),
+                now,
+            )
+        )
     conn = store.db.conn
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO links (team_id, page_id, page_name, api_key, application_id, linked_by, linked_at, channel_id,"
         " expires_at, status, period, next_due_at, checked_at, token_enc, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     conn.execute("COMMIT")
     store.close()
 
@@ -222,7 +276,7 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[str]]) -> dict[str, Any]:
@@ -234,25 +288,41 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
     from bot.scheduler import freeze_startup_heap
     from bot.settings import Settings
 
-    fakes = subprocess.Popen([*pins[1], sys.executable, __file__, "--fakes"], stdout=subprocess.PIPE, text=True,
-                             stderr=subprocess.DEVNULL,  # clients hanging up at shutdown are not news
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    fakes = subprocess.Popen(
+        [*pins[1], sys.executable, __file__, "--fakes"],
+        stdout=subprocess.PIPE,
+        text=True,
+        stderr=subprocess.DEVNULL,  # clients hanging up at shutdown are not news
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     urls = json.loads(fakes.stdout.readline())  # type: ignore[union-attr]
     key = Fernet.generate_key().decode()
     db = str(tmp / f"sweep-{n}.db")
     now = int(time.time())
     fill(db, key, n, now)
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=urls["slack"] + "/api/", facebook_app_id=APP_ID, facebook_app_secret=APP_SECRET,
-        facebook_graph_url=urls["graph"], vonage_api_key="abcd1234", vonage_api_secret="bench-secret",
-        vonage_api_url=urls["slack"], fblink_public_url="https://fblink.bench", fblink_database=db,
-        fblink_secret_key=key, fblink_probe_concurrency=PROBE_CONCURRENCY, fblink_probe_budget=PROBE_BUDGET,
-        fblink_log_level="WARNING")
+        _env_file=None,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=urls["slack"] + "/api/",
+        facebook_app_id=APP_ID,
+        facebook_app_secret=APP_SECRET,
+        facebook_graph_url=urls["graph"],
+        vonage_api_key="abcd1234",
+        vonage_api_secret="bench-secret",
+        vonage_api_url=urls["slack"],
+        fblink_public_url="https://fblink.bench",
+        fblink_database=db,
+        fblink_secret_key=key,
+        fblink_probe_concurrency=PROBE_CONCURRENCY,
+        fblink_probe_budget=PROBE_BUDGET,
+        fblink_log_level="WARNING",
+    )
     app = create_app(settings, scheduler=False)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app.asgi, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app.asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
+    )
     serving = asyncio.ensure_future(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -276,8 +346,9 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
 
     lag_task = asyncio.ensure_future(lag_probe())
     out = tmp / f"load-{n}.json"
-    load = subprocess.Popen([*pins[1], sys.executable, __file__, "--load", str(port), str(out)],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    load = subprocess.Popen(
+        [*pins[1], sys.executable, __file__, "--load", str(port), str(out)], env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     await asyncio.sleep(idle + 1)  # 1 s of warm-up, then the idle window
     idle_window = (time.time() - idle, time.time())
     t0 = time.time()
@@ -304,15 +375,29 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
     over = sorted({name for (t, ms, name, cpu) in SLOW if t0 <= t <= t1 and cpu > 20})
     bad = sum(1 for (_, _, st) in samples if st != 200)
     sweep_lags = [lag * 1000 for (t, lag) in lags if t0 <= t <= t1]
-    return {"n": n, "sweep_s": t1 - t0, "report_lines": len(report), "posted": posted, "probed": checked,
-            "posts": stats.get("posts", 0), "probes": stats.get("probes", 0),
-            "last_post_s": stats["last_post"] - t0 if stats.get("last_post") else float("nan"),
-            "first_probe_s": stats["first_probe"] - t0 if stats.get("first_probe") else float("nan"),
-            "idle": idle_ms, "during": sweep_ms, "bad": bad, "max_lag": max(sweep_lags, default=0.0),
-            "lag_p99": pct(sweep_lags, 99), "idle_max_lag": max(idle_lags, default=0.0),
-            "idle_held": idle_held, "sweep_held": sweep_held, "over": over, "stalls": sum(1 for x in sweep_lags if x > 20),
-            "max_lag_posting": max((lag * 1000 for (t, lag) in lags if t0 <= t <= stats.get("last_post", t0)), default=0.0),
-            "max_lag_probing": max((lag * 1000 for (t, lag) in lags if stats.get("last_post", t0) < t <= t1), default=0.0)}
+    return {
+        "n": n,
+        "sweep_s": t1 - t0,
+        "report_lines": len(report),
+        "posted": posted,
+        "probed": checked,
+        "posts": stats.get("posts", 0),
+        "probes": stats.get("probes", 0),
+        "last_post_s": stats["last_post"] - t0 if stats.get("last_post") else float("nan"),
+        "first_probe_s": stats["first_probe"] - t0 if stats.get("first_probe") else float("nan"),
+        "idle": idle_ms,
+        "during": sweep_ms,
+        "bad": bad,
+        "max_lag": max(sweep_lags, default=0.0),
+        "lag_p99": pct(sweep_lags, 99),
+        "idle_max_lag": max(idle_lags, default=0.0),
+        "idle_held": idle_held,
+        "sweep_held": sweep_held,
+        "over": over,
+        "stalls": sum(1 for x in sweep_lags if x > 20),
+        "max_lag_posting": max((lag * 1000 for (t, lag) in lags if t0 <= t <= stats.get("last_post", t0)), default=0.0),
+        "max_lag_probing": max((lag * 1000 for (t, lag) in lags if stats.get("last_post", t0) < t <= t1), default=0.0),
+    }
 
 
 def fake_stats(url: str) -> dict[str, Any]:
@@ -364,23 +449,37 @@ def show(r: dict[str, Any]) -> bool:
         f"all {r['n']} reminders posted in this sweep": every,
         "last reminder posted before the first probe completed": before_probe,
     }
-    print(f"\n== {r['n']} links due for a reminder and a probe (Slack ~{SLACK_DELAY * 1000:.0f} ms, "
-          f"debug_token ~{GRAPH_DELAY * 1000:.0f} ms; probes: {PROBE_CONCURRENCY} at once, {PROBE_BUDGET:.0f} s budget)")
+    print(
+        f"\n== {r['n']} links due for a reminder and a probe (Slack ~{SLACK_DELAY * 1000:.0f} ms, "
+        f"debug_token ~{GRAPH_DELAY * 1000:.0f} ms; probes: {PROBE_CONCURRENCY} at once, {PROBE_BUDGET:.0f} s budget)"
+    )
     print(f"help c={CONNS}  idle:   {len(idle):6d} req  p50 {ip50:7.2f} ms  p99 {ip99:7.2f} ms")
-    print(f"help c={CONNS}  sweep:  {len(during):6d} req  p50 {dp50:7.2f} ms  p99 {dp99:7.2f} ms"
-          f"  ({dp99 / ip99 if ip99 else float('nan'):.2f}x idle p99; non-200: {r['bad']})")
-    print(f"sweep: {r['sweep_s']:.1f} s; {r['posted']} reminders posted in {r['posts']} messages, last at "
-          f"+{r['last_post_s']:.2f} s; first probe answered at +{r['first_probe_s']:.2f} s; "
-          f"{r['probes']} probes answered, {r['probed']} links marked checked ({r['n'] - r['probed']} carried over)")
-    print(f"event loop idle (acks only): max stall {r['idle_max_lag']:.1f} ms; longest callback "
-          f"{r['idle_held'][0]:.1f} ms ({r['idle_held'][1]}); longest GC pause {r['idle_held'][2]:.1f} ms")
-    print(f"event loop during the sweep: max stall {r['max_lag']:.1f} ms, p99 {r['lag_p99']:.2f} ms, "
-          f"{r['stalls']} wake-ups > 20 ms late (max {r['max_lag_posting']:.1f} ms while posting reminders, "
-          f"{r['max_lag_probing']:.1f} ms while probing)")
-    print(f"longest single callback during the sweep: {r['sweep_held'][0]:.1f} ms ({r['sweep_held'][1]}); "
-          f"longest GC pause {r['sweep_held'][2]:.1f} ms")
-    print(f"longest on-CPU callback during the sweep: {r['sweep_held'][3]:.1f} ms ({r['sweep_held'][4]}); "
-          f"callbacks over 20 ms on the CPU: {', '.join(r['over']) or 'none'}")
+    print(
+        f"help c={CONNS}  sweep:  {len(during):6d} req  p50 {dp50:7.2f} ms  p99 {dp99:7.2f} ms"
+        f"  ({dp99 / ip99 if ip99 else float('nan'):.2f}x idle p99; non-200: {r['bad']})"
+    )
+    print(
+        f"sweep: {r['sweep_s']:.1f} s; {r['posted']} reminders posted in {r['posts']} messages, last at "
+        f"+{r['last_post_s']:.2f} s; first probe answered at +{r['first_probe_s']:.2f} s; "
+        f"{r['probes']} probes answered, {r['probed']} links marked checked ({r['n'] - r['probed']} carried over)"
+    )
+    print(
+        f"event loop idle (acks only): max stall {r['idle_max_lag']:.1f} ms; longest callback "
+        f"{r['idle_held'][0]:.1f} ms ({r['idle_held'][1]}); longest GC pause {r['idle_held'][2]:.1f} ms"
+    )
+    print(
+        f"event loop during the sweep: max stall {r['max_lag']:.1f} ms, p99 {r['lag_p99']:.2f} ms, "
+        f"{r['stalls']} wake-ups > 20 ms late (max {r['max_lag_posting']:.1f} ms while posting reminders, "
+        f"{r['max_lag_probing']:.1f} ms while probing)"
+    )
+    print(
+        f"longest single callback during the sweep: {r['sweep_held'][0]:.1f} ms ({r['sweep_held'][1]}); "
+        f"longest GC pause {r['sweep_held'][2]:.1f} ms"
+    )
+    print(
+        f"longest on-CPU callback during the sweep: {r['sweep_held'][3]:.1f} ms ({r['sweep_held'][4]}); "
+        f"callbacks over 20 ms on the CPU: {', '.join(r['over']) or 'none'}"
+    )
     for name, ok in checks.items():
         print(f"  [{'PASS' if ok else 'MISS'}] {name}")
     return all(checks.values())

@@ -58,8 +58,9 @@ def create_bolt(services: Services) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
 
-    async def inject_services(context: AsyncBoltContext, body: dict[str, Any],
-                              next: Callable[[], Awaitable[None]]) -> None:
+    async def inject_services(
+        context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> None:
         context["services"] = services
         if not settings.socket_mode:
             await next()  # HTTP requests get their id, count and timing in bot/web.py
@@ -102,8 +103,9 @@ def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: boo
     """Build the whole bot: services, Bolt listeners, HTTP routes and (optionally) the scheduler."""
     services = build_services(settings, clock)
     bolt = create_bolt(services)
-    routing = SlackRouting(command=commands.COMMAND, on_command=commands.handle_command,
-                           command_label=commands.metric_label)
+    routing = SlackRouting(
+        command=commands.COMMAND, on_command=commands.handle_command, command_label=commands.metric_label
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -75,47 +75,91 @@ def divider() -> Block:
 
 
 def confirm_dialog(title: str, text: str, ok: str = "Yes", deny: str = "Cancel") -> Block:
-    return ConfirmObject(title=plain(title, 100), text=MarkdownTextObject(text=truncate(text, 300), verbatim=True),
-                         confirm=plain(ok, 30), deny=plain(deny, 30), style="danger").to_dict()
+    return ConfirmObject(
+        title=plain(title, 100),
+        text=MarkdownTextObject(text=truncate(text, 300), verbatim=True),
+        confirm=plain(ok, 30),
+        deny=plain(deny, 30),
+        style="danger",
+    ).to_dict()
 
 
 def button(
-    text: str, action_id: str, value: str = "", *, style: str | None = None, url: str | None = None,
+    text: str,
+    action_id: str,
+    value: str = "",
+    *,
+    style: str | None = None,
+    url: str | None = None,
     confirm: Block | None = None,
 ) -> Block:
-    return ButtonElement(text=plain(text), action_id=action_id, value=value or None, style=style, url=url,
-                         confirm=ConfirmObject.parse(confirm) if confirm else None).to_dict()
+    return ButtonElement(
+        text=plain(text),
+        action_id=action_id,
+        value=value or None,
+        style=style,
+        url=url,
+        confirm=ConfirmObject.parse(confirm) if confirm else None,
+    ).to_dict()
 
 
 def actions(*elements: Block, block_id: str | None = None) -> Block:
     return ActionsBlock(elements=list(elements), block_id=block_id).to_dict()
 
 
-def static_select(action_id: str, options: Sequence[tuple[str, str]], *, placeholder: str | None = None,
-                  initial: str | None = None) -> Block:
+def static_select(
+    action_id: str, options: Sequence[tuple[str, str]], *, placeholder: str | None = None, initial: str | None = None
+) -> Block:
     """A select menu from (label, value) pairs; ``initial`` names the value shown as chosen."""
     opts = [Option(value=value[:150], text=plain(label)) for label, value in options]
     chosen = next((o for o in opts if o.value == initial), None)
-    return StaticSelectElement(action_id=action_id, options=opts, initial_option=chosen,
-                               placeholder=plain(placeholder, 150) if placeholder else None).to_dict()
+    return StaticSelectElement(
+        action_id=action_id,
+        options=opts,
+        initial_option=chosen,
+        placeholder=plain(placeholder, 150) if placeholder else None,
+    ).to_dict()
 
 
 def text_input(block_id: str, label: str, *, hint: str | None = None, max_length: int = 100) -> Block:
-    return InputBlock(block_id=block_id, label=plain(label, 2000), hint=plain(hint, 2000) if hint else None,
-                      element=PlainTextInputElement(action_id=block_id, max_length=max_length)).to_dict()
+    return InputBlock(
+        block_id=block_id,
+        label=plain(label, 2000),
+        hint=plain(hint, 2000) if hint else None,
+        element=PlainTextInputElement(action_id=block_id, max_length=max_length),
+    ).to_dict()
 
 
-def select_input(block_id: str, label: str, element: Block, *, optional: bool = False,
-                 dispatch_action: bool = False) -> Block:
-    return InputBlock(block_id=block_id, label=plain(label, 2000), element=element, optional=optional or None,
-                      dispatch_action=dispatch_action or None).to_dict()
+def select_input(
+    block_id: str, label: str, element: Block, *, optional: bool = False, dispatch_action: bool = False
+) -> Block:
+    return InputBlock(
+        block_id=block_id,
+        label=plain(label, 2000),
+        element=element,
+        optional=optional or None,
+        dispatch_action=dispatch_action or None,
+    ).to_dict()
 
 
-def modal(callback_id: str, title: str, blocks: Sequence[Block], *, submit: str | None = None,
-          close: str = "Cancel", private_metadata: str | None = None) -> Block:
-    return View(type="modal", callback_id=callback_id, title=plain(title, 24), blocks=list(blocks),
-                submit=plain(submit, 24) if submit else None, close=plain(close, 24),
-                private_metadata=private_metadata).to_dict()
+def modal(
+    callback_id: str,
+    title: str,
+    blocks: Sequence[Block],
+    *,
+    submit: str | None = None,
+    close: str = "Cancel",
+    private_metadata: str | None = None,
+) -> Block:
+    return View(
+        type="modal",
+        callback_id=callback_id,
+        title=plain(title, 24),
+        blocks=list(blocks),
+        submit=plain(submit, 24) if submit else None,
+        close=plain(close, 24),
+        private_metadata=private_metadata,
+    ).to_dict()
 
 
 def home(blocks: Sequence[Block]) -> Block:

@@ -29,12 +29,15 @@ def _settings_or_exit() -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
-
     settings = _settings_or_exit()
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     app = create_app(settings)
     uvicorn.run(
-        app.asgi, host=args.host, port=args.port, log_config=None, access_log=False,
+        app.asgi,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=args.grace,
     )
     return 0
@@ -80,7 +83,6 @@ def _batch_size(value: str) -> int:
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
     """Re-encrypt stored secrets with the newest key; exit 1 if any row could not be decrypted."""
 
-
     settings = _settings_or_exit()
     if settings.fblink_database != ":memory:" and not os.path.exists(settings.fblink_database):
         print(f"fblink: no database at FBLINK_DATABASE ({settings.fblink_database})", file=sys.stderr)
@@ -93,8 +95,10 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
         conn.close()
     bad = sum(len(r.undecryptable) for r in reports)
     busy = sum(len(r.busy) for r in reports)
-    print(f"rotated {sum(r.rewritten for r in reports)} secret(s) to the newest of {vault.key_count} key(s); "
-          f"{bad} undecryptable, {busy} to retry")
+    print(
+        f"rotated {sum(r.rewritten for r in reports)} secret(s) to the newest of {vault.key_count} key(s); "
+        f"{bad} undecryptable, {busy} to retry"
+    )
     return 1 if bad or busy else 0
 
 
@@ -108,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     sweep = sub.add_parser("sweep", help="post due expiry reminders once and exit")
     sweep.add_argument("--now", help="the time the sweep uses, e.g. 2027-02-20T09:00:00Z")
-    sweep.add_argument("--no-probe", action="store_true",
-                       help="skip the daily check of linked Page tokens with Facebook")
+    sweep.add_argument(
+        "--no-probe", action="store_true", help="skip the daily check of linked Page tokens with Facebook"
+    )
     sweep.set_defaults(func=cmd_sweep)
     gen = sub.add_parser("gen-key", help="print a new FBLINK_SECRET_KEY")
     gen.set_defaults(func=cmd_gen_key)

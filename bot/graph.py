@@ -99,8 +99,10 @@ class Page:
         if self.access_token:
             return None
         if self.business_name is not None:
-            return (f"Facebook gives no Page token: you have no task on this Page in the business "
-                    f"portfolio {self.business_name}. Ask a portfolio admin to give you a task on it.")
+            return (
+                f"Facebook gives no Page token: you have no task on this Page in the business "
+                f"portfolio {self.business_name}. Ask a portfolio admin to give you a task on it."
+            )
         return "Facebook gives no Page token: you have no task on this Page."
 
 
@@ -225,7 +227,9 @@ class GraphClient:
             transient=_is_transient_oauth,
             error_class=_oauth_error_class,
         )
-        return LongLivedToken(access_token=_require_str(body, "access_token"), expires_in=_int_or_none(body.get("expires_in")))
+        return LongLivedToken(
+            access_token=_require_str(body, "access_token"), expires_in=_int_or_none(body.get("expires_in"))
+        )
 
     # -- token health ---------------------------------------------------------
     async def debug_token(self, token: str) -> TokenInfo:

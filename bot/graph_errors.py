@@ -20,6 +20,7 @@ UPSTREAM = "Facebook"
 # 341 application limit reached.
 TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613})
 
+
 class GraphError(UpstreamError):
     """Graph refused a request; the fields mirror Graph's error object."""
 

@@ -8,39 +8,27 @@ second step fails undoes the first step at Vonage. Every attempt is audited.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from bot import blocks
 from bot.clock import DAY
+from bot.link_errors import AppConflict, Busy, LinkRefused, PartialChange
 from bot.services import Services
 from bot.store import Link, StoredPage, next_threshold_due
 from bot.vonage import Application, Credentials, VonageConflict, VonageError, VonageNotFound
 
+__all__ = [
+    "AppConflict",
+    "Busy",
+    "LinkRefused",
+    "PartialChange",
+    "link_account",
+    "link_application",
+    "relink",
+    "unlink",
+]
+
 log = logging.getLogger(__name__)
-
-
-class LinkRefused(Exception):
-    """The user asked for something fblink will not do; the message says why and what to do."""
-
-
-@dataclass
-class AppConflict(Exception):
-    """The Page already has another application: the user must choose to replace it."""
-
-    page: StoredPage
-    creds: Credentials
-    current_id: str
-    current_name: str
-    wanted: Application
-
-
-class PartialChange(LinkRefused):
-    """Vonage failed half-way and the undo failed too: the message says what state things are in."""
-
-
-class Busy(LinkRefused):
-    """Another operation on the same Page is running."""
 
 
 def expiry_for(services: Services, team_id: str, user_id: str, now: int) -> int:
@@ -78,9 +66,12 @@ async def resolve_application(services: Services, creds: Credentials, wanted: st
     return app
 
 
-def _audit(services: Services, team_id: str, action: str, user_id: str | None, page_id: str, detail: str,
-           result: str) -> None:
-    services.store.audit(team_id, action, now=services.now(), user_id=user_id, page_id=page_id, detail=detail, result=result)
+def _audit(
+    services: Services, team_id: str, action: str, user_id: str | None, page_id: str, detail: str, result: str
+) -> None:
+    services.store.audit(
+        team_id, action, now=services.now(), user_id=user_id, page_id=page_id, detail=detail, result=result
+    )
 
 
 def _recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
@@ -95,12 +86,15 @@ def _recorded_since(services: Services, team_id: str, page_id: str, api_key: str
 
 
 def _busy(page: StoredPage) -> Busy:
-    return Busy(f"Another change to *{blocks.escape(page.name)}* took over while this one waited for Vonage; "
-                "fblink left that change in place. Check `/fblink status`, then try again if you still need to.")
+    return Busy(
+        f"Another change to *{blocks.escape(page.name)}* took over while this one waited for Vonage; "
+        "fblink left that change in place. Check `/fblink status`, then try again if you still need to."
+    )
 
 
-async def _put_account(services: Services, team_id: str, creds: Credentials, page: StoredPage, *, exists: bool,
-                       before: Link | None) -> bool:
+async def _put_account(
+    services: Services, team_id: str, creds: Credentials, page: StoredPage, *, exists: bool, before: Link | None
+) -> bool:
     """Create the Page's account at Vonage, or refresh its token there; True when it was created.
 
     Only an account this call set out to create, and that no other process has recorded
@@ -125,15 +119,19 @@ async def _put_account(services: Services, team_id: str, creds: Credentials, pag
     except Exception:
         if _recorded_since(services, team_id, page.page_id, creds.api_key, before):
             raise _busy(page) from None
-        if not await _undo(vonage.unlink_account(creds, page.page_id), "remove an account whose creation went unanswered"):
+        if not await _undo(
+            vonage.unlink_account(creds, page.page_id), "remove an account whose creation went unanswered"
+        ):
             raise PartialChange(
                 f"Vonage stopped answering while fblink was adding *{blocks.escape(page.name)}*; the Page may now "
-                "exist at Vonage without fblink tracking it. Run `/fblink sync` when Vonage is back.") from None
+                "exist at Vonage without fblink tracking it. Run `/fblink sync` when Vonage is back."
+            ) from None
         raise
 
 
-async def _reattach(services: Services, team_id: str, user_id: str, creds: Credentials, page: StoredPage,
-                    old: Link | None) -> Application | None:
+async def _reattach(
+    services: Services, team_id: str, user_id: str, creds: Credentials, page: StoredPage, old: Link | None
+) -> Application | None:
     """Vonage had lost the Page's account and we re-created it bare: give it back the application
     fblink had recorded. None (and an audit row) when there was none or it could not be re-attached,
     so the record says what Vonage holds."""
@@ -144,27 +142,47 @@ async def _reattach(services: Services, team_id: str, user_id: str, creds: Crede
         await services.vonage.link_application(creds, page.page_id, app.id)
     except Exception as exc:
         log.warning("could not re-attach application to a re-created account: %s", type(exc).__name__)
-        _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}",
-               f"error: {type(exc).__name__}")
+        _audit(
+            services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}", f"error: {type(exc).__name__}"
+        )
         return None
     _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}", "ok")
     return app
 
 
-def _record_link(services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials,
-                 channel_id: str | None, *, application: Application | None) -> Link:
+def _record_link(
+    services: Services,
+    team_id: str,
+    user_id: str,
+    page: StoredPage,
+    creds: Credentials,
+    channel_id: str | None,
+    *,
+    application: Application | None,
+) -> Link:
     """Record a link that starts a new period: the token Vonage holds was just renewed."""
     now = services.now()
     expires = expiry_for(services, team_id, user_id, now)
     existing = services.store.get_link(team_id, page.page_id)
     fields: dict[str, Any] = dict(
-        page_name=page.name, api_key=creds.api_key, linked_by=user_id, linked_at=now, channel_id=channel_id,
-        expires_at=expires, status="active", needs_relink=0, broken_at=None, checked_at=now,
-        next_due_at=next_due(expires, services.settings.reminder_days), page_token=page.token,
+        page_name=page.name,
+        api_key=creds.api_key,
+        linked_by=user_id,
+        linked_at=now,
+        channel_id=channel_id,
+        expires_at=expires,
+        status="active",
+        needs_relink=0,
+        broken_at=None,
+        checked_at=now,
+        next_due_at=next_due(expires, services.settings.reminder_days),
+        page_token=page.token,
     )
     # the application Vonage holds now: the caller read or set it
-    fields.update(application_id=application.id if application else None,
-                  application_name=application.name if application else None)
+    fields.update(
+        application_id=application.id if application else None,
+        application_name=application.name if application else None,
+    )
     if existing is not None:
         fields["period"] = existing.period + 1
     return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
@@ -183,8 +201,9 @@ def check_may_link(services: Services, team_id: str, page: StoredPage, creds: Cr
     return existing
 
 
-async def link_account(services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials,
-                       channel_id: str | None) -> Link:
+async def link_account(
+    services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials, channel_id: str | None
+) -> Link:
     """Part 1: the Page joins the Vonage account (or gets a fresh token there)."""
     existing = check_may_link(services, team_id, page, creds)
     reattached: Application | None = None
@@ -205,8 +224,17 @@ async def link_account(services: Services, team_id: str, user_id: str, page: Sto
     return link
 
 
-async def link_application(services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials,
-                           app: Application, channel_id: str | None, *, replace: str | None = None) -> Link:
+async def link_application(
+    services: Services,
+    team_id: str,
+    user_id: str,
+    page: StoredPage,
+    creds: Credentials,
+    app: Application,
+    channel_id: str | None,
+    *,
+    replace: str | None = None,
+) -> Link:
     """Part 2 (running part 1 first when needed). Never replaces another application silently:
     ``replace`` names the application the user agreed to replace; any other one is asked about again."""
     existing = check_may_link(services, team_id, page, creds)
@@ -231,14 +259,17 @@ async def link_application(services: Services, team_id: str, user_id: str, page:
                 await vonage.link_application(creds, page.page_id, app.id)
             except Exception:
                 if current is not None and not await _undo(
-                        vonage.link_application(creds, page.page_id, current), "restore previous application"):
+                    vonage.link_application(creds, page.page_id, current), "restore previous application"
+                ):
                     if tracked:  # make our record match Vonage
-                        services.store.upsert_link(team_id, page.page_id, now=services.now(), application_id=None,
-                                                   application_name=None)
+                        services.store.upsert_link(
+                            team_id, page.page_id, now=services.now(), application_id=None, application_name=None
+                        )
                     raise PartialChange(
                         f"Vonage failed while replacing the application of *{blocks.escape(page.name)}*, and the "
                         "previous application could not be restored: the Page has no application at Vonage now. "
-                        f"Link one with `/fblink link {blocks.escape(page.page_id)} app <application>`.") from None
+                        f"Link one with `/fblink link {blocks.escape(page.page_id)} app <application>`."
+                    ) from None
                 raise
     except AppConflict:
         _audit(services, team_id, "link_app", user_id, page.page_id, detail, "conflict")
@@ -246,20 +277,29 @@ async def link_application(services: Services, team_id: str, user_id: str, page:
     except Exception as exc:
         if created and not _recorded_since(services, team_id, page.page_id, creds.api_key, existing):
             await _undo(vonage.unlink_account(creds, page.page_id), "remove half-made account")
-        _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail,
-               f"error: {type(exc).__name__}")
+        _audit(
+            services,
+            team_id,
+            "replace" if replace else "link_app",
+            user_id,
+            page.page_id,
+            detail,
+            f"error: {type(exc).__name__}",
+        )
         raise
     if refreshed:  # a new token went to Vonage: a new link period starts
         link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app)
     else:  # only the application changed: the token, its expiry and the reminders stay as they are
-        link = services.store.upsert_link(team_id, page.page_id, now=services.now(), application_id=app.id,
-                                          application_name=app.name)
+        link = services.store.upsert_link(
+            team_id, page.page_id, now=services.now(), application_id=app.id, application_name=app.name
+        )
     _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail, "ok")
     return link
 
 
-async def _held_app(services: Services, creds: Credentials, app_id: str | None,
-                   known: Link | None) -> Application | None:
+async def _held_app(
+    services: Services, creds: Credentials, app_id: str | None, known: Link | None
+) -> Application | None:
     """The application Vonage says the Page has, named as recorded or as Vonage lists it
     (its id when the list cannot be read)."""
     if not app_id:
@@ -301,13 +341,17 @@ async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, 
     if application is not None:
         app_id = link.application_id
         if app_id is None or application.lower() not in {app_id.lower(), (link.application_name or "").lower()}:
-            raise LinkRefused(f"*{blocks.escape(link.page_name)}* is not linked to application “{blocks.escape(application)}”.")
+            raise LinkRefused(
+                f"*{blocks.escape(link.page_name)}* is not linked to application “{blocks.escape(application)}”."
+            )
         try:
             await services.vonage.unlink_application(creds, link.page_id, app_id)
         except VonageNotFound:
             pass  # already gone at Vonage: make our record agree
         except Exception as exc:
-            _audit(services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", f"error: {type(exc).__name__}")
+            _audit(
+                services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", f"error: {type(exc).__name__}"
+            )
             raise
         services.store.upsert_link(team_id, link.page_id, now=now, application_id=None, application_name=None)
         _audit(services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", "ok")
@@ -317,7 +361,9 @@ async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, 
     except VonageNotFound:
         pass
     except Exception as exc:
-        _audit(services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", f"error: {type(exc).__name__}")
+        _audit(
+            services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", f"error: {type(exc).__name__}"
+        )
         raise
     services.store.delete_link(team_id, link.page_id)
     _audit(services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", "ok")
@@ -341,7 +387,9 @@ async def relink(services: Services, team_id: str, user_id: str, link: Link, pag
         else:  # record the application Vonage holds (a gone link's old one is stale)
             application = await _held_app(services, creds, account.application, link)
     except Exception as exc:
-        _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
+        _audit(
+            services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}"
+        )
         raise
     new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=application)
     _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", "ok")

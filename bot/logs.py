@@ -28,17 +28,28 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 MASK = "[redacted]"
 _Q = r"""(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')"""  # a quoted string, JSON or Python repr
 # Keys whose values are secrets wherever they appear: query strings, forms, JSON, reprs.
-_SECRET_KEY = (r"(?:[A-Za-z0-9_]*(?:token|secret|password|_enc)|appsecret_proof|authorization"
-               r"|fb_exchange_token|input_token|[A-Za-z0-9_]*(?:private|secret)_key)")
+_SECRET_KEY = (
+    r"(?:[A-Za-z0-9_]*(?:token|secret|password|_enc)|appsecret_proof|authorization"
+    r"|fb_exchange_token|input_token|[A-Za-z0-9_]*(?:private|secret)_key)"
+)
 
 _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # "api_secret": "...", 'access_token': '...', {"state": "..."}: the value, keeping the quotes.
-    (re.compile(r"""(["']""" + _SECRET_KEY + r"""["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2""", re.I), r"\1\2" + MASK + r"\2"),
+    (
+        re.compile(r"""(["']""" + _SECRET_KEY + r"""["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2""", re.I),
+        r"\1\2" + MASK + r"\2",
+    ),
     (re.compile(r"""(["'](?:code|state)["']\s*:\s*)(["'])(?:\\.|(?!\2).){8,}?\2""", re.I), r"\1\2" + MASK + r"\2"),
     # access_token=..., client_secret='...' (URLs, forms, keyword reprs); code= and state= when long
     # enough to be OAuth values rather than e.g. an error code.
-    (re.compile(r"(?<![A-Za-z0-9])(" + _SECRET_KEY + r"=)(?!\[redacted\])(?:" + _Q + r"|[^&\s\"',;)}\]]+)", re.I), r"\1" + MASK),
-    (re.compile(r"(?<![A-Za-z0-9_])((?:code|state)=)(?!\[redacted\])(?:" + _Q + r"|[^&\s\"',;)}\]]{8,})"), r"\1" + MASK),
+    (
+        re.compile(r"(?<![A-Za-z0-9])(" + _SECRET_KEY + r"=)(?!\[redacted\])(?:" + _Q + r"|[^&\s\"',;)}\]]+)", re.I),
+        r"\1" + MASK,
+    ),
+    (
+        re.compile(r"(?<![A-Za-z0-9_])((?:code|state)=)(?!\[redacted\])(?:" + _Q + r"|[^&\s\"',;)}\]]{8,})"),
+        r"\1" + MASK,
+    ),
     # Bare Slack tokens (bot, user, app-level, workflow, refresh, config) and Facebook access tokens
     # (after the key=value rules, so those see the whole value).
     (re.compile(r"\b(?:xox[abposre]|xapp|xwfp)-[A-Za-z0-9-]+"), MASK),
@@ -47,10 +58,18 @@ _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(Basic|Bearer)(\s+)[A-Za-z0-9+/=._~-]+", re.I), r"\1\2" + MASK),
     # Whatever a user typed into a modal's text input (e.g. a Vonage API secret), as Bolt and
     # the Socket Mode client dump request bodies at DEBUG: {"type": "plain_text_input", "value": "..."}.
-    (re.compile(r"""(["']type["']\s*:\s*["']plain_text_input["']\s*,\s*["']value["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2"""),
-     r"\1\2" + MASK + r"\2"),
-    (re.compile(r"""(["']value["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2(\s*,\s*["']type["']\s*:\s*["']plain_text_input["'])"""),
-     r"\1\2" + MASK + r"\2\3"),
+    (
+        re.compile(
+            r"""(["']type["']\s*:\s*["']plain_text_input["']\s*,\s*["']value["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2"""
+        ),
+        r"\1\2" + MASK + r"\2",
+    ),
+    (
+        re.compile(
+            r"""(["']value["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2(\s*,\s*["']type["']\s*:\s*["']plain_text_input["'])"""
+        ),
+        r"\1\2" + MASK + r"\2\3",
+    ),
     # The same, percent-encoded in a form body (payload=%7B%22type%22%3A%22plain_text_input%22...).
     (re.compile(r"(%22type%22%3A%22plain_text_input%22%2C%22value%22%3A%22).*?(%22)", re.I), r"\1" + MASK + r"\2"),
 ]

@@ -60,8 +60,10 @@ async def probe_tokens(services: Services, now: int) -> list[Claim]:
             await asyncio.wait(late)
             services.metrics.probes.labels("deferred").inc(len(late))
     if out_of_time:
-        log.info("token probes: time budget of %.0f s used; the rest carry over to the next sweep",
-                 services.settings.fblink_probe_budget)
+        log.info(
+            "token probes: time budget of %.0f s used; the rest carry over to the next sweep",
+            services.settings.fblink_probe_budget,
+        )
     return claims
 
 

@@ -36,6 +36,8 @@ LEASE = 10 * 60  # an unconfirmed claim older than this is retried (shorter when
 def lease_for(sweep_minutes: int) -> int:
     """Long enough for a slow post (Slack's Retry-After), short enough that the next sweep retries."""
     return max(60, min(LEASE, sweep_minutes * 60 - 30))
+
+
 DIGEST_OVER = 5  # more than this many reminders for one channel in one sweep -> one digest
 CLAIM_BATCH = 200  # links per claim transaction: a few ms on the event loop each
 MAX_BATCHES = 100_000  # a guard: every batch moves its rows on, so the loop ends long before
@@ -47,7 +49,9 @@ def headline(claim: Claim, now: int) -> str:
     link = claim.link
     name = blocks.escape(link.page_name)
     if claim.kind == "broken":
-        return f":boom: *{name}*: the Facebook link is broken (the Page token was revoked). Messenger traffic has stopped."
+        return (
+            f":boom: *{name}*: the Facebook link is broken (the Page token was revoked). Messenger traffic has stopped."
+        )
     if claim.threshold == 0 or (link.expires_at is not None and link.expires_at <= now):
         return f":rotating_light: *{name}*: the link to Vonage has *expired*. Messenger traffic through Vonage has stopped."
     left = link.days_left(now) or 0
@@ -65,11 +69,17 @@ def relink_button(link: Link) -> dict[str, Any]:
 
 def reminder_message(claim: Claim, now: int) -> dict[str, Any]:
     head = headline(claim, now)
-    return blocks.message(head, [
-        blocks.section(head + "\n" + details(claim.link, now)),
-        blocks.actions(relink_button(claim.link)),
-        blocks.context("Anyone who manages the Page on Facebook can re-link it; a re-link starts a new 90-day period."),
-    ], ephemeral=False)
+    return blocks.message(
+        head,
+        [
+            blocks.section(head + "\n" + details(claim.link, now)),
+            blocks.actions(relink_button(claim.link)),
+            blocks.context(
+                "Anyone who manages the Page on Facebook can re-link it; a re-link starts a new 90-day period."
+            ),
+        ],
+        ephemeral=False,
+    )
 
 
 def digest_messages(claims: list[Claim], now: int) -> list[dict[str, Any]]:
@@ -99,7 +109,11 @@ def channel_for(services: Services, link: Link) -> str | None:
 
 
 def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
-    options = [services.store.team_reminder_channel(link.team_id), services.settings.fblink_reminder_channel, link.linked_by]
+    options = [
+        services.store.team_reminder_channel(link.team_id),
+        services.settings.fblink_reminder_channel,
+        link.linked_by,
+    ]
     return [c for c in dict.fromkeys(options) if c and c != tried]
 
 
@@ -164,8 +178,9 @@ async def claim_all(run: Run) -> list[Claim]:
     lease = lease_for(services.settings.fblink_sweep_minutes)
     claims: list[Claim] = []
     for _ in range(MAX_BATCHES):
-        batch = ledger.claim_batch(now=run.now, thresholds=services.settings.reminder_days, lease=lease,
-                                   limit=CLAIM_BATCH)
+        batch = ledger.claim_batch(
+            now=run.now, thresholds=services.settings.reminder_days, lease=lease, limit=CLAIM_BATCH
+        )
         for link_id in batch.bad:
             log.error("link %s cannot be read; skipped and shown as broken", link_id)
             services.metrics.unreadable_rows.labels("links").inc()
@@ -237,7 +252,9 @@ async def _post_one(run: Run, channel: str, claim: Claim) -> None:
         return
     services.store.reminders.confirm(claim, channel_id=where, message_ts=ts, now=services.now())
     services.metrics.reminders.labels("posted").inc()
-    run.report.append(f"posted {claim.kind} {claim.threshold} for {claim.link.page_name} ({claim.link.page_id}) to {where}")
+    run.report.append(
+        f"posted {claim.kind} {claim.threshold} for {claim.link.page_name} ({claim.link.page_id}) to {where}"
+    )
 
 
 async def _post_digest(run: Run, channel: str, group: list[Claim]) -> None:
@@ -278,8 +295,10 @@ async def escalate(run: Run, channel: str, claims: list[Claim], reason: str, att
     services, link = run.services, claims[0].link
     where = f"<#{channel}>" if channel.startswith(("C", "G")) else "any channel"
     lines = "\n".join(f"• {headline(c, run.now)}" for c in claims[: blocks.MAX_MESSAGE_BLOCKS - 5])
-    text = (f":warning: fblink could not post {len(claims)} reminder{'s' if len(claims) != 1 else ''} to {where}"
-            f" after {attempts} attempts (`{blocks.escape(reason)}`) and will not retry:\n{lines}")
+    text = (
+        f":warning: fblink could not post {len(claims)} reminder{'s' if len(claims) != 1 else ''} to {where}"
+        f" after {attempts} attempts (`{blocks.escape(reason)}`) and will not retry:\n{lines}"
+    )
     msg = blocks.message(text[:2900], [blocks.section(text[:2900])], ephemeral=False)
     rooms = [c for c in fallbacks(services, link, channel) if not c.startswith(("U", "W"))]
     people = [u for u in dict.fromkeys([*(c.link.linked_by for c in claims), *sorted(services.settings.admins)]) if u]

@@ -10,7 +10,10 @@ def state_mark(link: Link, now: int) -> tuple[str, str]:
     """A status mark and its words, from :meth:`Link.state`."""
     state = link.state(now)
     if state is LinkState.BROKEN and link.unreadable_at and not link.broken_at:
-        return ":boom:", "*broken*: fblink cannot read this link's stored token (FBLINK_SECRET_KEY changed?); re-link it"
+        return (
+            ":boom:",
+            "*broken*: fblink cannot read this link's stored token (FBLINK_SECRET_KEY changed?); re-link it",
+        )
     if state is LinkState.BROKEN:
         return ":boom:", "*broken*: the Page token Vonage holds was revoked"
     if state is LinkState.GONE:
@@ -47,8 +50,7 @@ def link_details(link: Link) -> str:
 def link_row(link: Link, now: int) -> str:
     """A link as one section: name and id, details, state."""
     muted = " · :no_bell: muted" if link.muted else ""
-    return (f"*{escape(link.page_name)}* `{escape(link.page_id)}`\n{link_details(link)}\n"
-            f"{state_text(link, now)}{muted}")
+    return f"*{escape(link.page_name)}* `{escape(link.page_id)}`\n{link_details(link)}\n{state_text(link, now)}{muted}"
 
 
 def page_link_status(link: Link | None, now: int) -> str:

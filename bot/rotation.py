@@ -37,8 +37,10 @@ class ColumnReport:
         return f"{self.table}.{self.column}"
 
     def line(self) -> str:
-        text = (f"{self.name}: {self.rewritten} rewritten, {self.current} already current, "
-                f"{len(self.undecryptable)} undecryptable")
+        text = (
+            f"{self.name}: {self.rewritten} rewritten, {self.current} already current, "
+            f"{len(self.undecryptable)} undecryptable"
+        )
         if self.undecryptable:
             text += " (" + "; ".join(self.undecryptable[:50]) + (" ..." if len(self.undecryptable) > 50 else "") + ")"
         if self.busy:
@@ -52,8 +54,12 @@ def _quote(name: str) -> str:
 
 def encrypted_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """(table, column) for every ``*_enc`` column, in a stable order."""
-    tables = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
     found = []
     for table in tables:
         for col in conn.execute(f"PRAGMA table_info({_quote(table)})"):
@@ -82,7 +88,9 @@ class _Column:
         self.sql_cas = f"UPDATE {t} SET {c} = ? WHERE rowid = ? AND {c} = ?"
 
     def ident(self, row: tuple[Any, ...]) -> str:
-        return f"{self.report.table}(" + ", ".join(f"{n}={v}" for n, v in zip(self.id_names, row[2:], strict=False)) + ")"
+        return (
+            f"{self.report.table}(" + ", ".join(f"{n}={v}" for n, v in zip(self.id_names, row[2:], strict=False)) + ")"
+        )
 
     def _new_value(self, ciphertext: str, ident: str) -> str | None:
         """The rotated ciphertext, or None when the row needs no write (current or undecryptable)."""
@@ -147,8 +155,9 @@ def open_connection(path: str) -> sqlite3.Connection:
     return conn
 
 
-def rotate_keys(conn: sqlite3.Connection, vault: Vault, *, batch: int = 500,
-                progress: Callable[[ColumnReport], None] | None = None) -> list[ColumnReport]:
+def rotate_keys(
+    conn: sqlite3.Connection, vault: Vault, *, batch: int = 500, progress: Callable[[ColumnReport], None] | None = None
+) -> list[ColumnReport]:
     """Re-encrypt every encrypted column with the newest key; one report per column."""
     if batch < 1:
         raise ValueError("batch must be at least 1")

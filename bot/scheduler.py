@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -37,10 +37,18 @@ def build_jobs(services: Services) -> AsyncIOScheduler:
             except Exception:
                 log.exception("sweep failed; the next one retries")
 
-    sched = AsyncIOScheduler(timezone=timezone.utc)
-    now = datetime.now(timezone.utc)
-    sched.add_job(sweep_job, "interval", minutes=services.settings.fblink_sweep_minutes, id="sweep",
-                  next_run_time=now, max_instances=1, coalesce=True, misfire_grace_time=60)
+    sched = AsyncIOScheduler(timezone=UTC)
+    now = datetime.now(UTC)
+    sched.add_job(
+        sweep_job,
+        "interval",
+        minutes=services.settings.fblink_sweep_minutes,
+        id="sweep",
+        next_run_time=now,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=60,
+    )
     return sched
 
 
@@ -58,8 +66,10 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     freeze_startup_heap()
     sched = build_jobs(services)
     sched.start()
-    log.info("scheduler started: sweep every %d min (each link's token probed once a day)",
-             services.settings.fblink_sweep_minutes)
+    log.info(
+        "scheduler started: sweep every %d min (each link's token probed once a day)",
+        services.settings.fblink_sweep_minutes,
+    )
     return sched
 
 

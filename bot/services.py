@@ -135,8 +135,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ],
     )
     return Services(
-        settings=settings, store=store, clock=clock or Clock(), graph=graph, vonage=vonage, slack=slack,
-        http=http, metrics=metrics, policy=policy,
+        settings=settings,
+        store=store,
+        clock=clock or Clock(),
+        graph=graph,
+        vonage=vonage,
+        slack=slack,
+        http=http,
+        metrics=metrics,
+        policy=policy,
     )
 
 

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     fblink_public_url: str = Field(description="the URL where browsers reach the bot")
     fblink_database: str = "fblink.db"
     fblink_secret_key: str = Field(
-        description="a Fernet key (run `fblink gen-key`); during a rotation several, comma-separated, newest first")
+        description="a Fernet key (run `fblink gen-key`); during a rotation several, comma-separated, newest first"
+    )
     fblink_admins: str = ""
     fblink_link_ttl_days: int = Field(default=90, ge=1)
     fblink_sweep_minutes: int = Field(default=15, ge=1, le=1440)
@@ -115,8 +116,9 @@ class Settings(BaseSettings):
             except (ValueError, TypeError):
                 which = f"key {n} of {len(keys)} is not" if len(keys) > 1 else "must be"
                 # Never echo the value: it is (or is close to) a secret.
-                raise ValueError(f"{which} a Fernet key (32 url-safe base64-encoded bytes); "
-                                 "`fblink gen-key` prints one") from None
+                raise ValueError(
+                    f"{which} a Fernet key (32 url-safe base64-encoded bytes); `fblink gen-key` prints one"
+                ) from None
         if len(set(keys)) != len(keys):
             raise ValueError("lists the same key twice")
         return v
@@ -134,8 +136,10 @@ class Settings(BaseSettings):
     @classmethod
     def _ttl(cls, v: int) -> int:
         if v > DATA_ACCESS_DAYS:
-            raise ValueError(f"must be at most {DATA_ACCESS_DAYS} days: Facebook ends data access "
-                             f"{DATA_ACCESS_DAYS} days after the user was last active, so a longer link could not be renewed")
+            raise ValueError(
+                f"must be at most {DATA_ACCESS_DAYS} days: Facebook ends data access "
+                f"{DATA_ACCESS_DAYS} days after the user was last active, so a longer link could not be renewed"
+            )
         return v
 
     @field_validator("fblink_reminder_days")
@@ -167,11 +171,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"FBLINK_REMINDER_DAYS: every value must be below FBLINK_LINK_TTL_DAYS "
                 f"({self.fblink_link_ttl_days}); {', '.join(map(str, sorted(too_late)))} "
-                f"{'is' if len(too_late) == 1 else 'are'} not")
+                f"{'is' if len(too_late) == 1 else 'are'} not"
+            )
         # Configured secrets are redacted from every log line by value, whatever their context.
-        register_secrets([self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
-                          self.facebook_app_secret, self.vonage_api_secret, self.fblink_metrics_token,
-                          *split_keys(self.fblink_secret_key)])
+        register_secrets(
+            [
+                self.slack_bot_token,
+                self.slack_signing_secret,
+                self.slack_app_token,
+                self.facebook_app_secret,
+                self.vonage_api_secret,
+                self.fblink_metrics_token,
+                *split_keys(self.fblink_secret_key),
+            ]
+        )
         return self
 
     # -- derived values ------------------------------------------------------

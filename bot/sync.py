@@ -26,8 +26,15 @@ class SyncReport:
     busy: list[str]
 
 
-def _sync_page(services: Services, team_id: str, api_key: str, page_id: str, acct: ExternalAccount | None,
-               names: dict[str, str], report: SyncReport) -> None:
+def _sync_page(
+    services: Services,
+    team_id: str,
+    api_key: str,
+    page_id: str,
+    acct: ExternalAccount | None,
+    names: dict[str, str],
+    report: SyncReport,
+) -> None:
     """Make one Page's record match Vonage (``acct`` None: the key has no account for it)."""
     store, now = services.store, services.now()
     link = store.get_link(team_id, page_id)
@@ -42,20 +49,41 @@ def _sync_page(services: Services, team_id: str, api_key: str, page_id: str, acc
     if link is None or link.status == "gone":
         # (back) from the dashboard: nothing fblink knew about the old link is true any more
         fresh: dict[str, Any] = dict(
-            page_name=acct.name or page_id, api_key=api_key, application_id=app_id, application_name=app_name,
-            linked_by=None, channel_id=None, reminder_channel=None, expires_at=None, status="active",
-            needs_relink=1, next_due_at=None, broken_at=None, breakages=0, muted=0, token_enc=None, checked_at=now)
+            page_name=acct.name or page_id,
+            api_key=api_key,
+            application_id=app_id,
+            application_name=app_name,
+            linked_by=None,
+            channel_id=None,
+            reminder_channel=None,
+            expires_at=None,
+            status="active",
+            needs_relink=1,
+            next_due_at=None,
+            broken_at=None,
+            breakages=0,
+            muted=0,
+            token_enc=None,
+            checked_at=now,
+        )
         if link is not None:
             fresh.update(linked_at=now, period=link.period + 1)
         store.upsert_link(team_id, page_id, now=now, **fresh)
         report.imported.append(acct.name or page_id)
-        store.audit(team_id, "sync_import", now=now, user_id=None, page_id=page_id,
-                    detail=f"key {api_key}" + (f" app {app_id}" if app_id else ""))
+        store.audit(
+            team_id,
+            "sync_import",
+            now=now,
+            user_id=None,
+            page_id=page_id,
+            detail=f"key {api_key}" + (f" app {app_id}" if app_id else ""),
+        )
     elif link.api_key == api_key and link.application_id != app_id:
         store.upsert_link(team_id, page_id, now=now, application_id=app_id, application_name=app_name)
         report.apps_changed.append(link.page_name)
-        store.audit(team_id, "sync_app", now=now, user_id=None, page_id=page_id,
-                    detail=f"app {link.application_id} -> {app_id}")
+        store.audit(
+            team_id, "sync_app", now=now, user_id=None, page_id=page_id, detail=f"app {link.application_id} -> {app_id}"
+        )
 
 
 async def sync(services: Services, team_id: str) -> SyncReport:
@@ -68,12 +96,16 @@ async def sync(services: Services, team_id: str) -> SyncReport:
         creds = services.credentials(team_id, api_key)
         if creds is None:
             continue
-        accounts, apps = await asyncio.gather(services.vonage.list_accounts(creds),
-                                              services.vonage.list_applications(creds))
+        accounts, apps = await asyncio.gather(
+            services.vonage.list_accounts(creds), services.vonage.list_applications(creds)
+        )
         names = {a.id: a.name for a in apps}
         at_vonage: dict[str, ExternalAccount | None] = {a.external_id: a for a in accounts}
-        tracked = {lk.page_id: lk.page_name for lk in services.store.list_links(team_id)
-                   if lk.api_key == api_key and lk.status == "active"}
+        tracked = {
+            lk.page_id: lk.page_name
+            for lk in services.store.list_links(team_id)
+            if lk.api_key == api_key and lk.status == "active"
+        }
         for page_id in tracked:
             at_vonage.setdefault(page_id, None)
         for page_id, acct in at_vonage.items():

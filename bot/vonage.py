@@ -44,8 +44,16 @@ from bot.vonage_models import (
 )
 
 __all__ = [
-    "Application", "Credentials", "ExternalAccount", "VonageAuthError", "VonageClient", "VonageConflict",
-    "VonageError", "VonageForbidden", "VonageInvalid", "VonageNotFound",
+    "Application",
+    "Credentials",
+    "ExternalAccount",
+    "VonageAuthError",
+    "VonageClient",
+    "VonageConflict",
+    "VonageError",
+    "VonageForbidden",
+    "VonageInvalid",
+    "VonageNotFound",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,9 +125,7 @@ class VonageClient:
         return response, attempts
 
     @staticmethod
-    def _error(
-        response: httpx.Response, creds: Credentials, op: str, secrets: tuple[str | None, ...]
-    ) -> VonageError:
+    def _error(response: httpx.Response, creds: Credentials, op: str, secrets: tuple[str | None, ...]) -> VonageError:
         status = response.status_code
         body = _json(response)
         problem = body if isinstance(body, dict) else {}
@@ -265,7 +271,11 @@ class VonageClient:
             body = self._object(response, "list_accounts")
             items = _embedded_accounts(body)
             for item in items:
-                if isinstance(item, dict) and item.get("provider", "messenger") == "messenger" and item.get("external_id"):
+                if (
+                    isinstance(item, dict)
+                    and item.get("provider", "messenger") == "messenger"
+                    and item.get("external_id")
+                ):
                     acct = _account(item)
                     seen.setdefault(acct.external_id, acct)
             more = _has_next(body)

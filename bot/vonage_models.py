@@ -189,5 +189,3 @@ def _has_next(body: dict[str, Any]) -> bool | None:
         return None
     nxt = links.get("next")
     return isinstance(nxt, dict) and bool(nxt.get("href"))
-
-

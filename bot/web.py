@@ -122,13 +122,19 @@ def shape_ok(body: dict[str, Any]) -> bool:
             return False
         if kind == "block_actions":
             acts = body.get("actions")
-            if not (isinstance(acts, list) and acts
-                    and all(isinstance(a, dict) and _is_id(a.get("action_id")) for a in acts)):
+            if not (
+                isinstance(acts, list)
+                and acts
+                and all(isinstance(a, dict) and _is_id(a.get("action_id")) for a in acts)
+            ):
                 return False
         if kind in ("view_submission", "view_closed") or "view" in body:
             view = body.get("view")
-            if not (isinstance(view, dict) and isinstance(view.get("type"), str)
-                    and isinstance(view.get("callback_id", ""), str)):
+            if not (
+                isinstance(view, dict)
+                and isinstance(view.get("type"), str)
+                and isinstance(view.get("callback_id", ""), str)
+            ):
                 return False
             state = view.get("state", {"values": {}})
             if not (isinstance(state, dict) and isinstance(state.get("values", {}), dict)):
@@ -150,7 +156,9 @@ def request_kind(body: Mapping[str, Any]) -> str:
     return "interactive"
 
 
-def build_routes(services: Services, bolt: AsyncApp, routing: SlackRouting, browser: list[BaseRoute]) -> list[BaseRoute]:
+def build_routes(
+    services: Services, bolt: AsyncApp, routing: SlackRouting, browser: list[BaseRoute]
+) -> list[BaseRoute]:
     handler = AsyncSlackRequestHandler(bolt)
     secret = services.settings.slack_signing_secret or ""
     metrics = services.metrics
@@ -182,7 +190,7 @@ def build_routes(services: Services, bolt: AsyncApp, routing: SlackRouting, brow
                 return PlainTextResponse("unknown command", status_code=404)
             label = routing.command_label(body)
             answer = await routing.on_command(services, body)
-            response: Response = (JSONResponse(answer) if answer else Response(status_code=200))
+            response: Response = JSONResponse(answer) if answer else Response(status_code=200)
         else:
             request._body = raw  # Starlette caches the body; the Bolt adapter reads it again
             response = await handler.handle(request)
@@ -204,8 +212,9 @@ def build_routes(services: Services, bolt: AsyncApp, routing: SlackRouting, brow
         counts come from a cache refreshed off the event loop (see bot.metrics), not a scan per scrape."""
         token = services.settings.fblink_metrics_token
         if token and not metrics.bearer_ok(request.headers.get("authorization"), token):
-            return PlainTextResponse("unauthorized", status_code=401,
-                                     headers={"WWW-Authenticate": 'Bearer realm="fblink metrics"'})
+            return PlainTextResponse(
+                "unauthorized", status_code=401, headers={"WWW-Authenticate": 'Bearer realm="fblink metrics"'}
+            )
         await metrics.refresh_link_states(services.store, services.now())
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 

@@ -30,15 +30,21 @@ def lease_seconds(services: Services) -> int:
 
 
 def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
-    app = (f" and application *{blocks.escape(link.application_name or link.application_id or '')}*"
-           if link.application_id else " (no application linked)")
+    app = (
+        f" and application *{blocks.escape(link.application_name or link.application_id or '')}*"
+        if link.application_id
+        else " (no application linked)"
+    )
     when = ""
     if link.expires_at:
         left = link.days_left(services.now())
-        when = (f" The link expires {blocks.slack_date(link.expires_at)} ({left} days); fblink will remind you "
-                "before then.")
-    return (f":white_check_mark: {verb} *{blocks.escape(link.page_name)}* to Vonage API key "
-            f"`{blocks.escape(link.api_key)}`{app}.{when}")
+        when = (
+            f" The link expires {blocks.slack_date(link.expires_at)} ({left} days); fblink will remind you before then."
+        )
+    return (
+        f":white_check_mark: {verb} *{blocks.escape(link.page_name)}* to Vonage API key "
+        f"`{blocks.escape(link.api_key)}`{app}.{when}"
+    )
 
 
 def lost_app_text(before: Link | None, after: Link) -> str:
@@ -46,29 +52,45 @@ def lost_app_text(before: Link | None, after: Link) -> str:
     account, fblink re-created it and could not re-attach the application): the user must know."""
     if before is None or before.status != "active" or not before.application_id or after.application_id:
         return ""
-    return (f"\n:warning: Application *{blocks.escape(before.application_name or before.application_id)}* is no "
-            "longer linked to this Page at Vonage (its account there had been deleted or changed), so Messenger "
-            f"traffic will not reach it. Link it again with "
-            f"`/fblink link {blocks.escape(after.page_id)} app {blocks.escape(before.application_id)}`.")
+    return (
+        f"\n:warning: Application *{blocks.escape(before.application_name or before.application_id)}* is no "
+        "longer linked to this Page at Vonage (its account there had been deleted or changed), so Messenger "
+        f"traffic will not reach it. Link it again with "
+        f"`/fblink link {blocks.escape(after.page_id)} app {blocks.escape(before.application_id)}`."
+    )
 
 
 def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
-    value = json.dumps({"p": conflict.page.page_id, "k": conflict.creds.api_key, "a": conflict.wanted.id,
-                        "c": conflict.current_id})  # the application the user is shown and agrees to replace
+    value = json.dumps(
+        {"p": conflict.page.page_id, "k": conflict.creds.api_key, "a": conflict.wanted.id, "c": conflict.current_id}
+    )  # the application the user is shown and agrees to replace
     esc = blocks.escape
-    text = (f":warning: *{esc(conflict.page.name)}* is already linked to application *{esc(conflict.current_name)}* "
-            f"(`{esc(conflict.current_id)}`). Vonage allows one application per Page. Replace it with "
-            f"*{esc(conflict.wanted.name)}*?")
-    return blocks.message(text, [
-        blocks.section(text),
-        blocks.actions(
-            blocks.button("Replace", "link_replace", value, style="danger", confirm=blocks.confirm_dialog(
-                "Replace application?",
-                f"Messenger traffic for {esc(conflict.page.name)} will go to {esc(conflict.wanted.name)} instead "
-                f"of {esc(conflict.current_name)}.", ok="Replace")),
-            blocks.button("Keep current", "link_keep", conflict.page.page_id),
-        ),
-    ])
+    text = (
+        f":warning: *{esc(conflict.page.name)}* is already linked to application *{esc(conflict.current_name)}* "
+        f"(`{esc(conflict.current_id)}`). Vonage allows one application per Page. Replace it with "
+        f"*{esc(conflict.wanted.name)}*?"
+    )
+    return blocks.message(
+        text,
+        [
+            blocks.section(text),
+            blocks.actions(
+                blocks.button(
+                    "Replace",
+                    "link_replace",
+                    value,
+                    style="danger",
+                    confirm=blocks.confirm_dialog(
+                        "Replace application?",
+                        f"Messenger traffic for {esc(conflict.page.name)} will go to {esc(conflict.wanted.name)} instead "
+                        f"of {esc(conflict.current_name)}.",
+                        ok="Replace",
+                    ),
+                ),
+                blocks.button("Keep current", "link_keep", conflict.page.page_id),
+            ),
+        ],
+    )
 
 
 async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
@@ -76,8 +98,11 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
     services = req.services
     owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"  # process id first: linking tells other processes' leases apart
     if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=lease_seconds(services)):
-        await req.say(blocks.notice(":hourglass: Another change to this Page is already in progress. "
-                                    "Wait for its result, then try again."))
+        await req.say(
+            blocks.notice(
+                ":hourglass: Another change to this Page is already in progress. Wait for its result, then try again."
+            )
+        )
         return
     try:
         msg = await work()
@@ -127,12 +152,15 @@ async def start_relink(req: Req, link: Link) -> None:
     """Relink now, or first send a login link when the user's Facebook access is (nearly) over."""
     services = req.services
     login = req.store.get_login(req.team_id, req.user_id)
-    stale = login is None or (login.data_access_expires_at is not None
-                              and login.data_access_expires_at - req.now < relink_window(services))
+    stale = login is None or (
+        login.data_access_expires_at is not None and login.data_access_expires_at - req.now < relink_window(services)
+    )
     if stale:
-        text = (f"To re-link *{blocks.escape(link.page_name)}*, fblink needs a fresh Facebook login"
-                + (" (yours is missing)." if login is None else " (your Facebook data access ends soon).")
-                + " Log in and the re-link completes by itself.")
+        text = (
+            f"To re-link *{blocks.escape(link.page_name)}*, fblink needs a fresh Facebook login"
+            + (" (yours is missing)." if login is None else " (your Facebook data access ends soon).")
+            + " Log in and the re-link completes by itself."
+        )
         await req.say(login_prompt(req, text=text, purpose="relink", payload={"page_id": link.page_id}))
         return
     pages = await fetch_pages(req)
@@ -140,8 +168,12 @@ async def start_relink(req: Req, link: Link) -> None:
         return
     page = by_id(pages, link.page_id)
     if page is None:
-        await req.say(blocks.notice(f"Your Facebook login does not list *{blocks.escape(link.page_name)}*: only "
-                                    "someone who manages the Page can re-link it."))
+        await req.say(
+            blocks.notice(
+                f"Your Facebook login does not list *{blocks.escape(link.page_name)}*: only "
+                "someone who manages the Page can re-link it."
+            )
+        )
         return
 
     async def work() -> dict[str, Any]:

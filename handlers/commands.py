@@ -28,33 +28,75 @@ async def _help(req: Req) -> dict[str, Any]:
     return HELP_MESSAGE
 
 
-SUBCOMMANDS: dict[str, Subcommand] = {s.name: s for s in (
-    Subcommand("login", (("login", "Log in with Facebook so fblink can see the Pages you manage"),),
-               answer=login.cmd_login),
-    Subcommand("logout", (("logout", "Forget your Facebook login and Page tokens"),), answer=login.cmd_logout),
-    Subcommand("whoami", (("whoami", "Which Facebook account is connected to you, and until when"),),
-               answer=login.cmd_whoami),
-    Subcommand("pages", (("pages", "List the Facebook Pages you manage and their link status"),),
-               run_after=pages.cmd_pages, working=":mag: Fetching your Facebook Pages…"),
-    Subcommand("link", (("link <page> [api-key]", "Link a Page to a Vonage account (no arguments: open a form)"),
-                        ("link <page> app <application>", "Link a Page to a Vonage application")),
-               run_after=links.cmd_link, working=":link: Linking…",
-               opens_modal=lambda args: not args, open_modal=link_modal.open_link_modal),
-    Subcommand("unlink", (("unlink <page> [app <application>]", "Unlink an application, or remove the Page from Vonage"),),
-               run_after=links.cmd_unlink, working=":scissors: Unlinking…"),
-    Subcommand("relink", (("relink <page>", "Refresh a Page's token at Vonage; starts a new 90-day period"),),
-               run_after=links.cmd_relink, working=":arrows_counterclockwise: Re-linking…"),
-    Subcommand("status", (("status", "Every link in this workspace, soonest expiry first"),),
-               answer=status.cmd_status),
-    Subcommand("remind", (("remind [<page>] #channel | <page> off", "Where expiry reminders go; mute a Page"),),
-               answer=remind.cmd_remind),
-    Subcommand("sync", (("sync", "Reconcile with Vonage: import dashboard links, mark deleted ones"),),
-               run_after=links.cmd_sync, working=":arrows_clockwise: Syncing with Vonage…"),
-    Subcommand("keys", (("keys add | list | remove <api-key>", "Manage Vonage API keys (admins)"),),
-               answer=keys.cmd_keys, opens_modal=keys.opens_modal, open_modal=keys.open_add_modal, admin=True),
-    Subcommand("history", (("history <page>", "The last changes made to a Page's link"),), answer=status.cmd_history),
-    Subcommand("help", (("help", "This message"),), answer=_help),
-)}
+SUBCOMMANDS: dict[str, Subcommand] = {
+    s.name: s
+    for s in (
+        Subcommand(
+            "login", (("login", "Log in with Facebook so fblink can see the Pages you manage"),), answer=login.cmd_login
+        ),
+        Subcommand("logout", (("logout", "Forget your Facebook login and Page tokens"),), answer=login.cmd_logout),
+        Subcommand(
+            "whoami",
+            (("whoami", "Which Facebook account is connected to you, and until when"),),
+            answer=login.cmd_whoami,
+        ),
+        Subcommand(
+            "pages",
+            (("pages", "List the Facebook Pages you manage and their link status"),),
+            run_after=pages.cmd_pages,
+            working=":mag: Fetching your Facebook Pages…",
+        ),
+        Subcommand(
+            "link",
+            (
+                ("link <page> [api-key]", "Link a Page to a Vonage account (no arguments: open a form)"),
+                ("link <page> app <application>", "Link a Page to a Vonage application"),
+            ),
+            run_after=links.cmd_link,
+            working=":link: Linking…",
+            opens_modal=lambda args: not args,
+            open_modal=link_modal.open_link_modal,
+        ),
+        Subcommand(
+            "unlink",
+            (("unlink <page> [app <application>]", "Unlink an application, or remove the Page from Vonage"),),
+            run_after=links.cmd_unlink,
+            working=":scissors: Unlinking…",
+        ),
+        Subcommand(
+            "relink",
+            (("relink <page>", "Refresh a Page's token at Vonage; starts a new 90-day period"),),
+            run_after=links.cmd_relink,
+            working=":arrows_counterclockwise: Re-linking…",
+        ),
+        Subcommand(
+            "status", (("status", "Every link in this workspace, soonest expiry first"),), answer=status.cmd_status
+        ),
+        Subcommand(
+            "remind",
+            (("remind [<page>] #channel | <page> off", "Where expiry reminders go; mute a Page"),),
+            answer=remind.cmd_remind,
+        ),
+        Subcommand(
+            "sync",
+            (("sync", "Reconcile with Vonage: import dashboard links, mark deleted ones"),),
+            run_after=links.cmd_sync,
+            working=":arrows_clockwise: Syncing with Vonage…",
+        ),
+        Subcommand(
+            "keys",
+            (("keys add | list | remove <api-key>", "Manage Vonage API keys (admins)"),),
+            answer=keys.cmd_keys,
+            opens_modal=keys.opens_modal,
+            open_modal=keys.open_add_modal,
+            admin=True,
+        ),
+        Subcommand(
+            "history", (("history <page>", "The last changes made to a Page's link"),), answer=status.cmd_history
+        ),
+        Subcommand("help", (("help", "This message"),), answer=_help),
+    )
+}
 
 
 def help_message() -> dict[str, Any]:
@@ -81,10 +123,15 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
     parsed = parse(str(fields.get("text") or ""))
     sub = subcommand_of(parsed)
     user_id = str(fields.get("user_id") or "")
-    req = Req(services=services, team_id=str(fields.get("team_id") or ""), user_id=user_id,
-              channel_id=fields.get("channel_id") or None,
-              respond=url_responder(services, fields.get("response_url"), user_id),
-              trigger_id=fields.get("trigger_id") or None, args=parsed.args)
+    req = Req(
+        services=services,
+        team_id=str(fields.get("team_id") or ""),
+        user_id=user_id,
+        channel_id=fields.get("channel_id") or None,
+        respond=url_responder(services, fields.get("response_url"), user_id),
+        trigger_id=fields.get("trigger_id") or None,
+        args=parsed.args,
+    )
     if sub.admin and not req.is_admin:
         return blocks.notice(ADMIN_ONLY)
     if sub.open_modal is not None and sub.opens_modal(parsed.args):

@@ -72,9 +72,13 @@ def url_responder(services: Services, response_url: str | None, user_id: str) ->
 
     async def respond(**msg: Any) -> None:
         client = AsyncWebhookClient(
-            response_url, timeout=int(max(1, services.settings.fblink_http_timeout)),
-            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(),
-                            AsyncServerErrorRetryHandler()],
+            response_url,
+            timeout=int(max(1, services.settings.fblink_http_timeout)),
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(),
+                AsyncServerErrorRetryHandler(),
+            ],
         )
         resp = await client.send(**msg)
         if resp.status_code >= 400:
@@ -88,7 +92,10 @@ def action_req(services: Services, body: Body, respond: Respond | None) -> Req:
     user_id = body["user"]["id"]
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     return Req(
-        services=services, team_id=body["team"]["id"], user_id=user_id, channel_id=channel,
+        services=services,
+        team_id=body["team"]["id"],
+        user_id=user_id,
+        channel_id=channel,
         respond=respond if respond is not None and body.get("response_url") else dm_responder(services, user_id),
         trigger_id=body.get("trigger_id"),
     )
@@ -184,7 +191,9 @@ def user_error_text(exc: Exception, *, what: str = "That") -> str:
     esc = blocks.escape
     if isinstance(exc, UpstreamUnavailable):
         who = exc.upstream or "The service"
-        return f":hourglass: {who} is busy or unreachable right now, so nothing was changed. Try again in a few minutes."
+        return (
+            f":hourglass: {who} is busy or unreachable right now, so nothing was changed. Try again in a few minutes."
+        )
     if isinstance(exc, GraphError):
         if exc.token_dead:
             return ":warning: Your Facebook login has expired or was revoked. Run `/fblink login` to log in again."

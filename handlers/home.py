@@ -20,25 +20,33 @@ def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     total = services.store.count_links(team_id)
     out: list[dict[str, Any]] = [
         blocks.header("fblink: Facebook Pages linked to Vonage"),
-        blocks.context(":large_green_circle: ok · :large_yellow_circle: due within 14 days · "
-                       ":large_orange_circle: due within 3 days · :rotating_light: expired · :boom: broken"),
+        blocks.context(
+            ":large_green_circle: ok · :large_yellow_circle: due within 14 days · "
+            ":large_orange_circle: due within 3 days · :rotating_light: expired · :boom: broken"
+        ),
     ]
     if not links:
         out.append(blocks.section("No Pages are linked yet. Run `/fblink login`, then `/fblink pages`."))
     for link in links:
-        out.append(blocks.section(render.link_row(link, now),
-                                  accessory=blocks.button("Re-link", "status_relink", link.page_id)))
+        out.append(
+            blocks.section(
+                render.link_row(link, now), accessory=blocks.button("Re-link", "status_relink", link.page_id)
+            )
+        )
     if total > len(links):
         out.append(blocks.context(f"…and {total - len(links)} more: `/fblink status` lists them all."))
     if services.is_admin(user_id):
         default = services.store.team_reminder_channel(team_id) or services.settings.fblink_reminder_channel
         out.append(blocks.divider())
-        out.append(blocks.section(
-            "*Reminder settings* (admins)\n"
-            f"Workspace default channel: {f'<#{default}>' if default else 'none'}\n"
-            f"Reminders {', '.join(str(d) for d in services.settings.reminder_days)} days before expiry, "
-            f"swept every {services.settings.fblink_sweep_minutes} minutes.\n"
-            "Change with `/fblink remind #channel` or `/fblink remind <page> #channel|off`."))
+        out.append(
+            blocks.section(
+                "*Reminder settings* (admins)\n"
+                f"Workspace default channel: {f'<#{default}>' if default else 'none'}\n"
+                f"Reminders {', '.join(str(d) for d in services.settings.reminder_days)} days before expiry, "
+                f"swept every {services.settings.fblink_sweep_minutes} minutes.\n"
+                "Change with `/fblink remind #channel` or `/fblink remind <page> #channel|off`."
+            )
+        )
     return blocks.home(out)
 
 

@@ -34,31 +34,47 @@ async def cmd_keys(req: Req) -> dict[str, Any]:
         key = req.args[1]
         if key == services.settings.vonage_api_key:
             return blocks.notice("That is the default key from VONAGE_API_KEY; change it in the configuration instead.")
-        in_use = [lk.page_name for lk in req.store.list_links(req.team_id) if lk.api_key == key and lk.status == "active"]
+        in_use = [
+            lk.page_name for lk in req.store.list_links(req.team_id) if lk.api_key == key and lk.status == "active"
+        ]
         if in_use:
             return blocks.notice(
                 f"Key `{blocks.escape(key)}` still has linked Pages "
-                f"({', '.join(blocks.escape(n) for n in in_use[:10])}). Unlink them first.")
+                f"({', '.join(blocks.escape(n) for n in in_use[:10])}). Unlink them first."
+            )
         removed = req.store.remove_key(req.team_id, key)
-        req.store.audit(req.team_id, "key_remove", now=req.now, user_id=req.user_id, detail=f"key {key}",
-                        result="ok" if removed else "unknown key")
-        return blocks.notice(f":wastebasket: Removed key `{blocks.escape(key)}`." if removed
-                             else f"No added key `{blocks.escape(key)}`.")
+        req.store.audit(
+            req.team_id,
+            "key_remove",
+            now=req.now,
+            user_id=req.user_id,
+            detail=f"key {key}",
+            result="ok" if removed else "unknown key",
+        )
+        return blocks.notice(
+            f":wastebasket: Removed key `{blocks.escape(key)}`." if removed else f"No added key `{blocks.escape(key)}`."
+        )
     if sub == "list":
         rows = [f"`{blocks.escape(services.settings.vonage_api_key)}` (default, from the environment)"]
         rows += [
             f"`{blocks.escape(k['api_key'])}` added by <@{k['added_by']}> {blocks.slack_date(k['added_at'])}"
-            for k in req.store.list_keys(req.team_id) if k["api_key"] != services.settings.vonage_api_key
+            for k in req.store.list_keys(req.team_id)
+            if k["api_key"] != services.settings.vonage_api_key
         ]
         return blocks.notice("*Vonage API keys*\n" + "\n".join(rows))
     return blocks.notice(USAGE)
 
 
 def add_key_view() -> dict[str, Any]:
-    return blocks.modal(CALLBACK_ID, "Add a Vonage key", [
-        blocks.text_input("api_key", "API key", hint="From the Vonage dashboard's API settings"),
-        blocks.text_input("api_secret", "API secret", hint="Stored encrypted; never shown again"),
-    ], submit="Add")
+    return blocks.modal(
+        CALLBACK_ID,
+        "Add a Vonage key",
+        [
+            blocks.text_input("api_key", "API key", hint="From the Vonage dashboard's API settings"),
+            blocks.text_input("api_secret", "API secret", hint="Stored encrypted; never shown again"),
+        ],
+        submit="Add",
+    )
 
 
 async def open_add_modal(req: Req) -> None:
@@ -88,15 +104,24 @@ async def add_key(services: Services, team_id: str, user_id: str, creds: Credent
     try:
         await services.vonage.list_applications(creds)
     except Exception as exc:
-        services.store.audit(team_id, "key_add", now=services.now(), user_id=user_id, detail=f"key {creds.api_key}",
-                             result=f"error: {type(exc).__name__}")
+        services.store.audit(
+            team_id,
+            "key_add",
+            now=services.now(),
+            user_id=user_id,
+            detail=f"key {creds.api_key}",
+            result=f"error: {type(exc).__name__}",
+        )
         await dm(services, user_id, blocks.notice(user_error_text(exc) + " The key was not added."))
         return
     services.store.add_key(team_id, creds.api_key, creds.api_secret, by=user_id, now=services.now())
     services.store.audit(team_id, "key_add", now=services.now(), user_id=user_id, detail=f"key {creds.api_key}")
     key = blocks.escape(creds.api_key)
-    await dm(services, user_id, blocks.notice(
-        f":key: Added Vonage API key `{key}`. Use it with `/fblink link <page> {key}`."))
+    await dm(
+        services,
+        user_id,
+        blocks.notice(f":key: Added Vonage API key `{key}`. Use it with `/fblink link <page> {key}`."),
+    )
 
 
 def register(app: AsyncApp) -> None:

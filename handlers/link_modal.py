@@ -28,23 +28,46 @@ def visible_keys(services: Services, team_id: str, user_id: str) -> list[str]:
     return keys if services.is_admin(user_id) else keys[:1]
 
 
-def link_modal_view(pages: list[StoredPage], keys: list[str], apps: list[Application] | None, *,
-                    page_id: str | None = None, api_key: str | None = None, meta: dict[str, Any]) -> dict[str, Any]:
+def link_modal_view(
+    pages: list[StoredPage],
+    keys: list[str],
+    apps: list[Application] | None,
+    *,
+    page_id: str | None = None,
+    api_key: str | None = None,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
     page_opts = [(f"{p.name} ({p.page_id})", p.page_id) for p in pages if p.can_link][:100]
     out = [
-        blocks.select_input("page", "Facebook Page", blocks.static_select(
-            "page", page_opts, placeholder="Choose a Page", initial=page_id)) if page_opts else
-        blocks.context(":warning: Your Facebook login lists no Page you can link. Run `/fblink pages`."),
-        blocks.select_input("key", "Vonage API key", blocks.static_select(
-            "link_modal_key", [(k, k) for k in keys][:100], initial=api_key or (keys[0] if keys else None)),
-            dispatch_action=True),
+        blocks.select_input(
+            "page",
+            "Facebook Page",
+            blocks.static_select("page", page_opts, placeholder="Choose a Page", initial=page_id),
+        )
+        if page_opts
+        else blocks.context(":warning: Your Facebook login lists no Page you can link. Run `/fblink pages`."),
+        blocks.select_input(
+            "key",
+            "Vonage API key",
+            blocks.static_select(
+                "link_modal_key", [(k, k) for k in keys][:100], initial=api_key or (keys[0] if keys else None)
+            ),
+            dispatch_action=True,
+        ),
     ]
     if apps is None:
         out.append(blocks.context(":hourglass_flowing_sand: Loading the key's Messages applications…"))
     elif apps:
-        out.append(blocks.select_input("app", "Vonage application (optional)", blocks.static_select(
-            "app", [(f"{a.name} ({a.id[:8]})", a.id) for a in apps][:100], placeholder="Messages applications"),
-            optional=True))
+        out.append(
+            blocks.select_input(
+                "app",
+                "Vonage application (optional)",
+                blocks.static_select(
+                    "app", [(f"{a.name} ({a.id[:8]})", a.id) for a in apps][:100], placeholder="Messages applications"
+                ),
+                optional=True,
+            )
+        )
     else:
         out.append(blocks.context("This key has no applications with the Messages capability."))
     return blocks.modal(CALLBACK_ID, "Link a Page", out, submit="Link", private_metadata=json.dumps(meta)[:3000])
@@ -70,20 +93,26 @@ async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
         if not pages and req.store.get_login(req.team_id, req.user_id) is None:
             return  # fetch_pages sent a login link
     if not any(p.can_link for p in pages):
-        await req.say(blocks.notice(
-            "None of your Facebook Pages can be linked: you need the MESSAGING or MANAGE task on a Page, "
-            "and its Page token. `/fblink pages` shows each Page and why." if pages else
-            "Facebook lists no Pages for your login. Check your role on the Page, and that you selected it when "
-            "you logged in (`/fblink login`)."))
+        await req.say(
+            blocks.notice(
+                "None of your Facebook Pages can be linked: you need the MESSAGING or MANAGE task on a Page, "
+                "and its Page token. `/fblink pages` shows each Page and why."
+                if pages
+                else "Facebook lists no Pages for your login. Check your role on the Page, and that you selected it when "
+                "you logged in (`/fblink login`)."
+            )
+        )
         return
     keys = visible_keys(services, req.team_id, req.user_id)
     meta = {"channel": req.channel_id}
     opened = await services.slack.views_open(
-        trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta))
+        trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta)
+    )
     view = opened["view"]
     apps = await _messages_apps(services, req.team_id, keys[0])
-    await services.slack.views_update(view_id=view["id"], hash=view.get("hash"),
-                                      view=link_modal_view(pages, keys, apps, page_id=page_id, meta=meta))
+    await services.slack.views_update(
+        view_id=view["id"], hash=view.get("hash"), view=link_modal_view(pages, keys, apps, page_id=page_id, meta=meta)
+    )
 
 
 def _selected(values: dict[str, Any], block: str, action: str) -> str | None:
@@ -104,9 +133,18 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
         apps = await _messages_apps(services, team_id, api_key)
         meta = json.loads(view.get("private_metadata") or "{}")
         try:
-            await services.slack.views_update(view_id=view["id"], hash=view.get("hash"), view=link_modal_view(
-                pages, visible_keys(services, team_id, user_id), apps, page_id=_selected(values, "page", "page"),
-                api_key=api_key, meta=meta))
+            await services.slack.views_update(
+                view_id=view["id"],
+                hash=view.get("hash"),
+                view=link_modal_view(
+                    pages,
+                    visible_keys(services, team_id, user_id),
+                    apps,
+                    page_id=_selected(values, "page", "page"),
+                    api_key=api_key,
+                    meta=meta,
+                ),
+            )
         except SlackApiError as exc:
             if exc.response.get("error") != "hash_conflict":
                 raise

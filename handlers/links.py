@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # -- /fblink link -----------------------------------------------------------------------
 
+
 async def cmd_link(req: Req) -> None:
     pages = await fetch_pages(req)
     if pages is None:
@@ -40,6 +41,7 @@ async def cmd_link(req: Req) -> None:
 
 
 # -- /fblink unlink ---------------------------------------------------------------------
+
 
 async def cmd_unlink(req: Req) -> None:
     if not req.args:
@@ -59,6 +61,7 @@ async def cmd_unlink(req: Req) -> None:
 
 # -- /fblink relink ---------------------------------------------------------------------
 
+
 async def cmd_relink(req: Req) -> None:
     wanted = " ".join(req.args)
     if not wanted:
@@ -73,6 +76,7 @@ async def cmd_relink(req: Req) -> None:
 
 
 # -- /fblink sync -----------------------------------------------------------------------
+
 
 async def cmd_sync(req: Req) -> None:
     report = await sync_with_vonage(req.services, req.team_id)
@@ -169,8 +173,9 @@ async def replace_button(req: Req, body: Body) -> None:
     async def work() -> dict[str, Any]:
         creds = creds_or_refuse(services, req.team_id, api_key, req.user_id)
         app = await linking.resolve_application(services, creds, app_id)
-        link = await linking.link_application(services, req.team_id, req.user_id, page, creds, app, req.channel_id,
-                                              replace=shown)
+        link = await linking.link_application(
+            services, req.team_id, req.user_id, page, creds, app, req.channel_id, replace=shown
+        )
         return blocks.notice(success_text(services, link, verb="Replaced the application: linked"))
 
     await guarded(req, page.page_id, work)

@@ -55,32 +55,46 @@ async def cmd_whoami(req: Req) -> dict[str, Any]:
     if login is None:
         return blocks.notice("No Facebook account is connected to you. Run `/fblink login` to connect yours.")
     ends = blocks.slack_date(login.data_access_expires_at) if login.data_access_expires_at else "unknown"
-    text = (f"Connected to Facebook as *{blocks.escape(login.fb_name)}* (`{blocks.escape(login.fb_user_id)}`). "
-            f"Facebook's data access for this login ends {ends}.")
+    text = (
+        f"Connected to Facebook as *{blocks.escape(login.fb_name)}* (`{blocks.escape(login.fb_user_id)}`). "
+        f"Facebook's data access for this login ends {ends}."
+    )
     return blocks.message(text, [blocks.section(text), blocks.actions(disconnect_button(login.fb_name))])
 
 
 def disconnect_button(fb_name: str) -> dict[str, Any]:
-    return blocks.button("Not me: disconnect", "login_disconnect", "disconnect", style="danger",
-                         confirm=blocks.confirm_dialog(
-                             "Disconnect this Facebook login?", f"fblink will delete the login of "
-                             f"{blocks.escape(fb_name)} and every Page token it brought.", ok="Disconnect"))
+    return blocks.button(
+        "Not me: disconnect",
+        "login_disconnect",
+        "disconnect",
+        style="danger",
+        confirm=blocks.confirm_dialog(
+            "Disconnect this Facebook login?",
+            f"fblink will delete the login of {blocks.escape(fb_name)} and every Page token it brought.",
+            ok="Disconnect",
+        ),
+    )
 
 
 async def disconnect(req: Req, body: Body) -> None:
-    """"Not me": the Facebook account connected is not this Slack user's. Remove everything it brought."""
+    """ "Not me": the Facebook account connected is not this Slack user's. Remove everything it brought."""
     had = req.store.forget_login(req.team_id, req.user_id)
     dropped = req.store.forget_link_tokens(req.team_id, req.user_id)
-    req.store.audit(req.team_id, "disconnect", now=req.now, user_id=req.user_id,
-                    detail=f"{dropped} link tokens dropped")
-    text = (":unlock: Disconnected: fblink deleted that Facebook login and every Page token it brought"
-            + (f", including the tokens of {dropped} link(s) you made with it" if dropped else "")
-            + ". Run `/fblink login` to connect your own account." if had or dropped
-            else "There was no Facebook login to disconnect.")
+    req.store.audit(
+        req.team_id, "disconnect", now=req.now, user_id=req.user_id, detail=f"{dropped} link tokens dropped"
+    )
+    text = (
+        ":unlock: Disconnected: fblink deleted that Facebook login and every Page token it brought"
+        + (f", including the tokens of {dropped} link(s) you made with it" if dropped else "")
+        + ". Run `/fblink login` to connect your own account."
+        if had or dropped
+        else "There was no Facebook login to disconnect."
+    )
     await req.respond(**blocks.notice(text), replace_original=True)
 
 
 # -- the browser side ---------------------------------------------------------
+
 
 def page(title: str, body: str, status: int = 200, *, extra_html: str = "") -> HTMLResponse:
     doc = (
@@ -90,9 +104,16 @@ def page(title: str, body: str, status: int = 200, *, extra_html: str = "") -> H
         "button{font-size:1.1em;padding:.5em 1.2em}</style>"
         f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{extra_html}</body></html>"
     )
-    return HTMLResponse(doc, status_code=status, headers={
-        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+    return HTMLResponse(
+        doc,
+        status_code=status,
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
+    )
 
 
 def csrf_token(services: Services, state: str) -> str:
@@ -100,8 +121,11 @@ def csrf_token(services: Services, state: str) -> str:
     return hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
 
 
-INVALID = ("Login link not valid", "This login link is unknown, expired (links last 10 minutes) or was already used. "
-           "Run /fblink login in Slack to get a new one.")
+INVALID = (
+    "Login link not valid",
+    "This login link is unknown, expired (links last 10 minutes) or was already used. "
+    "Run /fblink login in Slack to get a new one.",
+)
 
 
 async def _slack_names(services: Services, state: OAuthState) -> tuple[str, str]:
@@ -129,8 +153,11 @@ async def login_page(services: Services, request: Request) -> Response:
         if state is None:
             return page(*INVALID, 400)
         if not hmac.compare_digest(token, csrf_token(services, state_text)):
-            return page("Login not confirmed", "The confirmation did not come from fblink's page. "
-                        "Open the login link from Slack again.", 403)
+            return page(
+                "Login not confirmed",
+                "The confirmation did not come from fblink's page. Open the login link from Slack again.",
+                403,
+            )
         services.store.confirm_state(state_text, now=now)
         dialog = services.graph.login_dialog_url(state_text, rerequest=bool(state.payload.get("rerequest")))
         return RedirectResponse(dialog, status_code=303, headers={"Cache-Control": "no-store"})
@@ -166,10 +193,14 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     if params.get("error"):
         reason = params.get("error_reason") or params.get("error")
         log.info("facebook login declined by %s: %s", state.user_id, reason)
-        await dm(services, state.user_id, blocks.notice(
-            ":no_entry_sign: You cancelled the Facebook login, so fblink cannot see your Pages. "
-            "Run `/fblink login` when you want to try again."
-        ))
+        await dm(
+            services,
+            state.user_id,
+            blocks.notice(
+                ":no_entry_sign: You cancelled the Facebook login, so fblink cannot see your Pages. "
+                "Run `/fblink login` when you want to try again."
+            ),
+        )
         return page("Login cancelled", "You cancelled the Facebook login. You can close this tab and return to Slack.")
     code = params.get("code", "")
     if not code or len(code) > 2000:
@@ -185,27 +216,42 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         me = await graph.me(long.access_token)
     except GraphError as exc:
         log.info("facebook login failed for %s: code=%s subcode=%s", state.user_id, exc.code, exc.subcode)
-        return page("Facebook did not accept this login",
-                    "The login code was invalid, expired or already used. Run /fblink login in Slack to start again.",
-                    400)
+        return page(
+            "Facebook did not accept this login",
+            "The login code was invalid, expired or already used. Run /fblink login in Slack to start again.",
+            400,
+        )
     except UpstreamUnavailable:
-        await dm(services, state.user_id, blocks.notice(
-            ":hourglass: Facebook is busy right now and the login could not be completed. "
-            "Run `/fblink login` again in a few minutes."
-        ))
-        return page("Facebook is busy",
-                    "Facebook did not answer in time. Run /fblink login in Slack again in a few minutes.", 503)
+        await dm(
+            services,
+            state.user_id,
+            blocks.notice(
+                ":hourglass: Facebook is busy right now and the login could not be completed. "
+                "Run `/fblink login` again in a few minutes."
+            ),
+        )
+        return page(
+            "Facebook is busy",
+            "Facebook did not answer in time. Run /fblink login in Slack again in a few minutes.",
+            503,
+        )
     except UpstreamError:
-        return page("Login failed",
-                    "Facebook answered in a way fblink did not expect. Run /fblink login in Slack again.", 502)
+        return page(
+            "Login failed", "Facebook answered in a way fblink did not expect. Run /fblink login in Slack again.", 502
+        )
 
     fb_name = str(me.get("name", ""))
     token_expires_at = now + long.expires_in if long.expires_in else info.expires_at
     services.store.save_login(
         FacebookLogin(
-            team_id=state.team_id, user_id=state.user_id, fb_user_id=str(me.get("id", info.user_id or "")),
-            fb_name=fb_name, token=long.access_token, token_expires_at=token_expires_at,
-            data_access_expires_at=info.data_access_expires_at, scopes=tuple(info.scopes),
+            team_id=state.team_id,
+            user_id=state.user_id,
+            fb_user_id=str(me.get("id", info.user_id or "")),
+            fb_name=fb_name,
+            token=long.access_token,
+            token_expires_at=token_expires_at,
+            data_access_expires_at=info.data_access_expires_at,
+            scopes=tuple(info.scopes),
         ),
         now=now,
     )
@@ -213,15 +259,19 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     await dm(services, state.user_id, connected_message(services, state, fb_name, info.scopes))
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))
-    return page("You're connected",
-                f"fblink is connected to Facebook as {fb_name}, for Slack user {state.user_id}. "
-                "You can close this tab and return to Slack.")
+    return page(
+        "You're connected",
+        f"fblink is connected to Facebook as {fb_name}, for Slack user {state.user_id}. "
+        "You can close this tab and return to Slack.",
+    )
 
 
 def connected_message(services: Services, state: OAuthState, fb_name: str, scopes: Sequence[str]) -> dict[str, Any]:
     name = blocks.escape(fb_name)
-    head = (f":white_check_mark: Connected to Facebook as *{name}*. Not you? Someone else completed the login "
-            "link you were sent: disconnect it now.")
+    head = (
+        f":white_check_mark: Connected to Facebook as *{name}*. Not you? Someone else completed the login "
+        "link you were sent: disconnect it now."
+    )
     out = [blocks.section(head), blocks.actions(disconnect_button(fb_name))]
     missing = [s for s in REQUIRED_SCOPES if s not in scopes]
     if missing:

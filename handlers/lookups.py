@@ -75,11 +75,15 @@ def read_target(items: Sequence[T], words: Sequence[str], *, with_key: bool) -> 
                 consider(words[: i - 1], words[i - 1], words[i + 1 :])
     if len(found) > 1:
         options = "; ".join(
-            f"Page *{blocks.escape(_name(r.target))}*" + (f" with key `{blocks.escape(r.api_key)}`" if r.api_key else "")
+            f"Page *{blocks.escape(_name(r.target))}*"
+            + (f" with key `{blocks.escape(r.api_key)}`" if r.api_key else "")
             + (f" and application “{blocks.escape(r.application)}”" if r.application else "")
-            for r in found.values())
-        raise Ambiguous(f"That command can be read more than one way: {options}. Put the Page name in quotes, "
-                        "e.g. `/fblink link \"Shop app Deals\"`, or use the Page id.")
+            for r in found.values()
+        )
+        raise Ambiguous(
+            f"That command can be read more than one way: {options}. Put the Page name in quotes, "
+            'e.g. `/fblink link "Shop app Deals"`, or use the Page id.'
+        )
     return next(iter(found.values()), None)
 
 
@@ -91,8 +95,7 @@ def not_managed(wanted: str) -> str:
 
 
 def not_linked(wanted: str) -> str:
-    return (f"No Page called “{blocks.escape(wanted)}” is linked in this workspace. "
-            "`/fblink status` lists the links.")
+    return f"No Page called “{blocks.escape(wanted)}” is linked in this workspace. `/fblink status` lists the links."
 
 
 def creds_or_refuse(services: Services, team_id: str, api_key: str | None, user_id: str) -> Credentials:

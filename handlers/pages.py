@@ -24,21 +24,40 @@ def page_rows(services: Services, team_id: str, pages: list[StoredPage], offset:
         link = services.store.get_link(team_id, p.page_id)
         linked = link is not None and link.state(now) is not LinkState.GONE
         via = f"\nvia business portfolio *{esc(p.business_name)}*" if p.business_name else ""
-        out.append(blocks.section(
-            f"*{esc(p.name)}*  `{esc(p.page_id)}`\n{esc(p.category or 'no category')} · "
-            f"{render.page_link_status(link, now)}{via}"))
+        out.append(
+            blocks.section(
+                f"*{esc(p.name)}*  `{esc(p.page_id)}`\n{esc(p.category or 'no category')} · "
+                f"{render.page_link_status(link, now)}{via}"
+            )
+        )
         if not p.can_link:
             why = p.no_token_reason or "you need the MESSAGING or MANAGE task on this Page to link it."
             out.append(blocks.context(f":no_entry: cannot be linked: {esc(why)}"))
             continue
-        buttons = [blocks.button("Re-link" if linked else "Link to Vonage", "page_relink" if linked else "page_link",
-                                 p.page_id, style="primary"),
-                   blocks.button("Link application", "page_link_app", p.page_id)]
+        buttons = [
+            blocks.button(
+                "Re-link" if linked else "Link to Vonage",
+                "page_relink" if linked else "page_link",
+                p.page_id,
+                style="primary",
+            ),
+            blocks.button("Link application", "page_link_app", p.page_id),
+        ]
         if linked and link is not None:
-            buttons.append(blocks.button("Unlink", "page_unlink", p.page_id, style="danger", confirm=blocks.confirm_dialog(
-                "Unlink this Page?",
-                f"{esc(p.name)} will be removed from Vonage API key {esc(link.api_key)}; "
-                "Messenger traffic through Vonage stops.", ok="Unlink")))
+            buttons.append(
+                blocks.button(
+                    "Unlink",
+                    "page_unlink",
+                    p.page_id,
+                    style="danger",
+                    confirm=blocks.confirm_dialog(
+                        "Unlink this Page?",
+                        f"{esc(p.name)} will be removed from Vonage API key {esc(link.api_key)}; "
+                        "Messenger traffic through Vonage stops.",
+                        ok="Unlink",
+                    ),
+                )
+            )
         out.append(blocks.actions(*buttons, block_id=f"page_{p.page_id}"[:255]))
     nav = blocks.nav_buttons("pages_next", offset, nxt)
     if nav:
@@ -51,9 +70,12 @@ async def cmd_pages(req: Req) -> None:
     if pages is None:
         return
     if not pages:
-        await req.say(blocks.notice(
-            "Facebook lists no Pages for your login. Check that you have a role on the Page, "
-            "and that you selected it when you logged in (`/fblink login`)."))
+        await req.say(
+            blocks.notice(
+                "Facebook lists no Pages for your login. Check that you have a role on the Page, "
+                "and that you selected it when you logged in (`/fblink login`)."
+            )
+        )
         return
     await req.say(page_rows(req.services, req.team_id, pages, 0))
 

@@ -8,8 +8,10 @@ from bot import blocks
 from handlers.common import ADMIN_ONLY, Req, parse_channel
 from handlers.lookups import by_text
 
-USAGE = ("Usage: `/fblink remind #channel` (workspace default, admins), `/fblink remind <page> #channel`, "
-         "`/fblink remind <page> off|on`.")
+USAGE = (
+    "Usage: `/fblink remind #channel` (workspace default, admins), `/fblink remind <page> #channel`, "
+    "`/fblink remind <page> off|on`."
+)
 
 
 def _where(channel: str | None) -> str:
@@ -42,12 +44,16 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
     link = found
     if link.linked_by != req.user_id and not req.is_admin:
         who = f"<@{link.linked_by}>" if link.linked_by else "an admin"
-        return blocks.notice(f":lock: Only {who} or an fblink admin can change reminders for *{blocks.escape(link.page_name)}*.")
+        return blocks.notice(
+            f":lock: Only {who} or an fblink admin can change reminders for *{blocks.escape(link.page_name)}*."
+        )
     name = blocks.escape(link.page_name)
     if target.lower() in ("off", "mute"):
         store.upsert_link(req.team_id, link.page_id, now=req.now, muted=1)
         store.audit(req.team_id, "remind_off", now=req.now, user_id=req.user_id, page_id=link.page_id)
-        return blocks.notice(f":no_bell: Reminders for *{name}* are off. Turn them back on with `/fblink remind {name} on`.")
+        return blocks.notice(
+            f":no_bell: Reminders for *{name}* are off. Turn them back on with `/fblink remind {name} on`."
+        )
     if target.lower() in ("on", "unmute"):
         store.upsert_link(req.team_id, link.page_id, now=req.now, muted=0)
         store.audit(req.team_id, "remind_on", now=req.now, user_id=req.user_id, page_id=link.page_id)
@@ -56,6 +62,12 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
     if channel is None:
         return blocks.notice(USAGE)
     store.upsert_link(req.team_id, link.page_id, now=req.now, reminder_channel=channel)
-    store.audit(req.team_id, "remind_channel", now=req.now, user_id=req.user_id, page_id=link.page_id,
-                detail=f"channel {channel}")
+    store.audit(
+        req.team_id,
+        "remind_channel",
+        now=req.now,
+        user_id=req.user_id,
+        page_id=link.page_id,
+        detail=f"channel {channel}",
+    )
     return blocks.notice(f":bell: Reminders for *{name}* now go to <#{channel}>.")

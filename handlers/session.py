@@ -12,15 +12,27 @@ from bot.store import StoredPage
 from handlers.common import Req
 
 
-def login_url(services: Services, team_id: str, user_id: str, *, channel_id: str | None = None,
-              purpose: str = "login", payload: dict[str, Any] | None = None, rerequest: bool = False) -> str:
+def login_url(
+    services: Services,
+    team_id: str,
+    user_id: str,
+    *,
+    channel_id: str | None = None,
+    purpose: str = "login",
+    payload: dict[str, Any] | None = None,
+    rerequest: bool = False,
+) -> str:
     """A fresh single-use login link bound to this Slack user.
 
     It opens fblink's own confirmation page first (which names the Slack user the login
     will bind to); that page continues to Facebook.
     """
     state = services.store.create_state(
-        team_id, user_id, now=services.now(), channel_id=channel_id, purpose=purpose,
+        team_id,
+        user_id,
+        now=services.now(),
+        channel_id=channel_id,
+        purpose=purpose,
         payload={**(payload or {}), "rerequest": rerequest},
     )
     return services.settings.fblink_public_url.rstrip("/") + "/facebook/login?state=" + state
@@ -28,21 +40,29 @@ def login_url(services: Services, team_id: str, user_id: str, *, channel_id: str
 
 def login_message(url: str, *, rerequest_scopes: Sequence[str] = ()) -> dict[str, Any]:
     if rerequest_scopes:
-        text = ("fblink still needs these Facebook permissions: " + ", ".join(f"`{s}`" for s in rerequest_scopes)
-                + ". Log in again and allow them.")
+        text = (
+            "fblink still needs these Facebook permissions: "
+            + ", ".join(f"`{s}`" for s in rerequest_scopes)
+            + ". Log in again and allow them."
+        )
     else:
-        text = ("Log in with Facebook so fblink can see the Pages you manage. The link is yours alone and works "
-                "for 10 minutes; do not forward it.")
-    return blocks.message("Continue with Facebook", [
-        blocks.section(text),
-        blocks.actions(blocks.button("Continue with Facebook", "login_open", "login", style="primary", url=url)),
-    ])
+        text = (
+            "Log in with Facebook so fblink can see the Pages you manage. The link is yours alone and works "
+            "for 10 minutes; do not forward it."
+        )
+    return blocks.message(
+        "Continue with Facebook",
+        [
+            blocks.section(text),
+            blocks.actions(blocks.button("Continue with Facebook", "login_open", "login", style="primary", url=url)),
+        ],
+    )
 
 
-def login_prompt(req: Req, *, text: str | None = None, purpose: str = "login",
-                 payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    url = login_url(req.services, req.team_id, req.user_id, channel_id=req.channel_id, purpose=purpose,
-                    payload=payload)
+def login_prompt(
+    req: Req, *, text: str | None = None, purpose: str = "login", payload: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    url = login_url(req.services, req.team_id, req.user_id, channel_id=req.channel_id, purpose=purpose, payload=payload)
     msg = login_message(url)
     if text:
         msg["blocks"].insert(0, blocks.section(text))
@@ -54,15 +74,19 @@ async def fetch_pages(req: Req) -> list[StoredPage] | None:
     """Refresh the user's Pages from Graph; None (after telling the user) when that is impossible."""
     login = req.store.get_login(req.team_id, req.user_id)
     if login is None:
-        await req.say(login_prompt(req, text="You are not logged in to Facebook yet. Run `/fblink login`, "
-                                             "or use this button."))
+        await req.say(
+            login_prompt(req, text="You are not logged in to Facebook yet. Run `/fblink login`, or use this button.")
+        )
         return None
     try:
         pages = await req.services.graph.pages(login.token, login.scopes)
     except GraphError as exc:
         if exc.token_dead:
-            await req.say(login_prompt(
-                req, text=":warning: Your Facebook login has expired or was revoked. Log in again to continue."))
+            await req.say(
+                login_prompt(
+                    req, text=":warning: Your Facebook login has expired or was revoked. Log in again to continue."
+                )
+            )
             return None
         raise
     req.store.save_pages(req.team_id, req.user_id, pages, now=req.now)

@@ -22,8 +22,11 @@ def status_message(services: Services, team_id: str, offset: int = 0) -> dict[st
     nxt = offset + blocks.PAGE_SIZE if offset + blocks.PAGE_SIZE < total else None
     out = [blocks.section(f"*Links in this workspace* ({total}), soonest expiry first")]
     for link in chunk:
-        out.append(blocks.section(render.link_row(link, now),
-                                  accessory=blocks.button("Re-link", "status_relink", link.page_id)))
+        out.append(
+            blocks.section(
+                render.link_row(link, now), accessory=blocks.button("Re-link", "status_relink", link.page_id)
+            )
+        )
     nav = blocks.nav_buttons("status_next", offset, nxt)
     if nav:
         out.append(blocks.actions(*nav))

@@ -23,11 +23,11 @@ from cryptography.fernet import Fernet
 
 from bot.app import FblinkApp, create_app
 from bot.clock import FixedClock
-from bot.settings import Settings
 from bot.fakes import slack_payloads as sp
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.vonage import FakeVonage
+from bot.settings import Settings
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-test-token"
@@ -135,8 +135,15 @@ class Running:
     def store(self):  # type: ignore[no-untyped-def]
         return self.app.services.store
 
-    def post_signed(self, body: bytes, content_type: str, *, timestamp: str | None = None,
-                    signature: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    def post_signed(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        timestamp: str | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         ts = timestamp or str(int(time.time()))
         h = sp.signed_headers(body, SIGNING_SECRET, ts, content_type=content_type)
         if signature is not None:
@@ -147,12 +154,27 @@ class Running:
     def _trigger(self, user: str | None) -> str:
         return self.slack.issue_trigger(f"{next(self._triggers)}.{int(time.time())}.a1b2c3d4e5f6", user)
 
-    def command(self, text: str, *, user: str = "U1", channel: str = "C1", team: str = TEAM,
-                response: str = "r", fields: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    def command(
+        self,
+        text: str,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        team: str = TEAM,
+        response: str = "r",
+        fields: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
         body = sp.slash_command(
-            text=text, team_id=team, user_id=user, channel_id=channel, enterprise_id=ENTERPRISE,
-            enterprise_name=sp.HOSTILE["enterprise_name"], trigger_id=self._trigger(user),
-            response_url=self.slack.response_url(response, channel, user))
+            text=text,
+            team_id=team,
+            user_id=user,
+            channel_id=channel,
+            enterprise_id=ENTERPRISE,
+            enterprise_name=sp.HOSTILE["enterprise_name"],
+            trigger_id=self._trigger(user),
+            response_url=self.slack.response_url(response, channel, user),
+        )
         body.update(fields or {})
         return self.post_signed(sp.form_body(body), "application/x-www-form-urlencoded", **kw)
 
@@ -167,28 +189,69 @@ class Running:
                 self.slack.plant_view(uid, payload["view"])
         return self.post_signed(sp.interactive_body(payload), "application/x-www-form-urlencoded", **kw)
 
-    def click(self, action_id: str, value: str = "", *, user: str = "U1", channel: str = "C1",
-              response: str = "r", message_ts: str = "1700000000.000100", view: dict[str, Any] | None = None,
-              **kw: Any) -> httpx.Response:
+    def click(
+        self,
+        action_id: str,
+        value: str = "",
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        response: str = "r",
+        message_ts: str = "1700000000.000100",
+        view: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
         """A button click on a message (or, with `view`, in a modal or the App Home: no response_url)."""
-        return self.interact(sp.block_actions(
-            action_id=action_id, value=value, user_id=user, channel_id=channel, message_ts=message_ts, view=view,
-            enterprise_id=ENTERPRISE, enterprise_name=sp.HOSTILE["enterprise_name"], trigger_id=self._trigger(user),
-            response_url=None if view else self.slack.response_url(response, channel, user, message_ts)), **kw)
+        return self.interact(
+            sp.block_actions(
+                action_id=action_id,
+                value=value,
+                user_id=user,
+                channel_id=channel,
+                message_ts=message_ts,
+                view=view,
+                enterprise_id=ENTERPRISE,
+                enterprise_name=sp.HOSTILE["enterprise_name"],
+                trigger_id=self._trigger(user),
+                response_url=None if view else self.slack.response_url(response, channel, user, message_ts),
+            ),
+            **kw,
+        )
 
-    def submit(self, callback_id: str, values: dict[str, dict[str, Any]], *, user: str = "U1",
-               private_metadata: str = "", view_id: str | None = None, **kw: Any) -> httpx.Response:
+    def submit(
+        self,
+        callback_id: str,
+        values: dict[str, dict[str, Any]],
+        *,
+        user: str = "U1",
+        private_metadata: str = "",
+        view_id: str | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
         known = self.slack.state.views_by_id.get(view_id or "")
-        view = sp.view_object(view_id=view_id, callback_id=callback_id, private_metadata=private_metadata,
-                              state_values=values, hash=known[1].get("hash") if known else None)
-        return self.interact(sp.view_submission(
-            view=view, user_id=user, enterprise_id=ENTERPRISE, enterprise_name=sp.HOSTILE["enterprise_name"],
-            trigger_id=self._trigger(user)), **kw)
+        view = sp.view_object(
+            view_id=view_id,
+            callback_id=callback_id,
+            private_metadata=private_metadata,
+            state_values=values,
+            hash=known[1].get("hash") if known else None,
+        )
+        return self.interact(
+            sp.view_submission(
+                view=view,
+                user_id=user,
+                enterprise_id=ENTERPRISE,
+                enterprise_name=sp.HOSTILE["enterprise_name"],
+                trigger_id=self._trigger(user),
+            ),
+            **kw,
+        )
 
     def open_home(self, user: str = "U1", *, tab: str = "home", **kw: Any) -> httpx.Response:
         """The Events API delivery Slack sends when the user opens the app's Home tab."""
-        body = sp.app_home_opened(user_id=user, channel_id="D" + user[1:], tab=tab, view=self.slack.home_of(user),
-                                  enterprise_id=ENTERPRISE)
+        body = sp.app_home_opened(
+            user_id=user, channel_id="D" + user[1:], tab=tab, view=self.slack.home_of(user), enterprise_id=ENTERPRISE
+        )
         return self.post_signed(json.dumps(body).encode(), "application/json", **kw)
 
 

@@ -21,10 +21,7 @@ def button_urls(payload: dict[str, Any]) -> list[str]:
 
 def buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        el
-        for block in payload.get("blocks", [])
-        if block.get("type") == "actions"
-        for el in block.get("elements", [])
+        el for block in payload.get("blocks", []) if block.get("type") == "actions" for el in block.get("elements", [])
     ]
 
 
@@ -58,8 +55,16 @@ def login_state(bot: Any, user: str = "U1", *, confirm: bool = True) -> str:
     return query(url)["state"]
 
 
-def log_in(bot: Any, graph: FakeGraph, *, user: str = "U1", fb_user: str = "FB1", name: str = "Ada Lovelace",
-           pages: list[dict[str, Any]] | None = None, **user_kw: Any) -> Any:
+def log_in(
+    bot: Any,
+    graph: FakeGraph,
+    *,
+    user: str = "U1",
+    fb_user: str = "FB1",
+    name: str = "Ada Lovelace",
+    pages: list[dict[str, Any]] | None = None,
+    **user_kw: Any,
+) -> Any:
     """The whole browser round trip: command, Facebook dialog (faked), callback."""
     if fb_user not in graph.users:
         graph.add_user(fb_user, name, pages=pages or [], **user_kw)

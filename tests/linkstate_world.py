@@ -17,12 +17,20 @@ PERSISTENT = 50
 ACCOUNT = "/beta/chatapp-accounts/messenger"
 PAGES = [
     {"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]},
-    {"id": "102", "name": "Ça & Co = \"100%\" ☕", "category": "Shop", "tasks": ["MESSAGING"]},
+    {"id": "102", "name": 'Ça & Co = "100%" ☕', "category": "Shop", "tasks": ["MESSAGING"]},
 ]
 
 
-def setup(bot: Any, graph: Any, vonage: FakeVonage, *, user: str = "U1", fb_user: str = "FB1",
-          pages: list[dict[str, Any]] | None = None, **user_kw: Any) -> Any:
+def setup(
+    bot: Any,
+    graph: Any,
+    vonage: FakeVonage,
+    *,
+    user: str = "U1",
+    fb_user: str = "FB1",
+    pages: list[dict[str, Any]] | None = None,
+    **user_kw: Any,
+) -> Any:
     """Applications at Vonage, a second key an admin added, and ``user`` logged in to Facebook."""
     vonage.add_application(VONAGE_KEY, APP1, "Support Bot")
     vonage.add_application(VONAGE_KEY, APP2, "Sales Bot")
@@ -38,9 +46,13 @@ def setup(bot: Any, graph: Any, vonage: FakeVonage, *, user: str = "U1", fb_user
 
 def answer(bot: Any, contains: str, *, name: str | None = None) -> str:
     """The first response_url answer containing ``contains`` (to ``name`` when given), as text."""
+
     def found() -> Any:
-        return next((r for r in bot.slack.responses if contains in text_of(r)
-                     and (name is None or r.get("url_name") == name)), None)
+        return next(
+            (r for r in bot.slack.responses if contains in text_of(r) and (name is None or r.get("url_name") == name)),
+            None,
+        )
+
     return text_of(bot.slack.wait_for(found))
 
 
@@ -59,8 +71,9 @@ def vonage_apps(vonage: FakeVonage, page_id: str, key: str = VONAGE_KEY) -> list
 
 def audit_rows(bot: Any, page_id: str) -> list[tuple[str, str | None, str]]:
     """(action, user, result) of the Page's audit rows, oldest first."""
-    rows = bot.store.select("SELECT action, user_id, result FROM audit WHERE team_id = ? AND page_id = ? ORDER BY id",
-                            [TEAM, page_id])
+    rows = bot.store.select(
+        "SELECT action, user_id, result FROM audit WHERE team_id = ? AND page_id = ? ORDER BY id", [TEAM, page_id]
+    )
     return [(r["action"], r["user_id"], r["result"]) for r in rows]
 
 

@@ -23,8 +23,19 @@ USERS = ["U1", "UADMIN", "U2"]
 
 # Every listener fblink registers (grep `app.action(` / `app.view(` in handlers/).
 MESSAGE_ACTIONS = [
-    "login_open", "pages_next", "pages_next_prev", "page_link", "page_link_app", "page_unlink", "page_relink",
-    "status_relink", "link_replace", "reminder_relink", "link_keep", "status_next", "status_next_prev",
+    "login_open",
+    "pages_next",
+    "pages_next_prev",
+    "page_link",
+    "page_link_app",
+    "page_unlink",
+    "page_relink",
+    "status_relink",
+    "link_replace",
+    "reminder_relink",
+    "link_keep",
+    "status_next",
+    "status_next_prev",
     "login_disconnect",
 ]
 MODAL_ACTIONS = ["link_modal_key"]  # dispatch_action inside the link modal
@@ -35,19 +46,77 @@ VIEWS = ["link_modal", "keys_add_modal"]
 # -- strategies ------------------------------------------------------------------------
 
 TRICKY_WORDS = [
-    "<", ">", "&", "&amp;", "&lt;", "&gt;", "&#x0;", "&#99999999;", '"', "'", '"unbalanced', "'also", "\\",
-    "“curly”", "app", "APP", "add", "remove", "list", "off", "on", "mute", "<#C0123456|general>", "<#C0123456>",
-    "<@U1>", "<!channel>", "101", "102", "103", "999", "Acme", "Coffee", "Support", "Bot", VONAGE_KEY, "nosuchkey",
-    "\x00", "\n", "\r\n", "\t", "\x1b[31m", "\u202e", "\u200b", "😀", "İ", "ß", "Ⅻ", "%", "%00", "+", "=",
-    "x" * 600, "y" * 3000, "<" * 200, "&amp;" * 200, "payload", "payload=", "payload-pros", "payload={}",
-    "%26payload%3D", sp.HOSTILE["text"], sp.LONG_NAME,
+    "<",
+    ">",
+    "&",
+    "&amp;",
+    "&lt;",
+    "&gt;",
+    "&#x0;",
+    "&#99999999;",
+    '"',
+    "'",
+    '"unbalanced',
+    "'also",
+    "\\",
+    "“curly”",
+    "app",
+    "APP",
+    "add",
+    "remove",
+    "list",
+    "off",
+    "on",
+    "mute",
+    "<#C0123456|general>",
+    "<#C0123456>",
+    "<@U1>",
+    "<!channel>",
+    "101",
+    "102",
+    "103",
+    "999",
+    "Acme",
+    "Coffee",
+    "Support",
+    "Bot",
+    VONAGE_KEY,
+    "nosuchkey",
+    "\x00",
+    "\n",
+    "\r\n",
+    "\t",
+    "\x1b[31m",
+    "\u202e",
+    "\u200b",
+    "😀",
+    "İ",
+    "ß",
+    "Ⅻ",
+    "%",
+    "%00",
+    "+",
+    "=",
+    "x" * 600,
+    "y" * 3000,
+    "<" * 200,
+    "&amp;" * 200,
+    "payload",
+    "payload=",
+    "payload-pros",
+    "payload={}",
+    "%26payload%3D",
+    sp.HOSTILE["text"],
+    sp.LONG_NAME,
 ]
 
 # Names Slack sends along with every request (team domain, channel, user, enterprise): fblink must not care.
 NAMES = st.one_of(
     st.sampled_from([*sp.HOSTILE.values(), "payload", "payload=1&payload=2", "a+b%20c=d&e", "'\"", "🙂" * 40]),
     st.text(max_size=80),
-    st.lists(st.sampled_from(["payload", "&", "=", "+", "%", "%2", "'", '"', "🙂", "名前", " "]), max_size=10).map("".join),
+    st.lists(st.sampled_from(["payload", "&", "=", "+", "%", "%2", "'", '"', "🙂", "名前", " "]), max_size=10).map(
+        "".join
+    ),
 )
 
 
@@ -74,6 +143,7 @@ def with_names(draw, payload: dict[str, Any]) -> dict[str, Any]:  # type: ignore
     payload["is_enterprise_install"] = False
     return payload
 
+
 words = st.one_of(
     st.sampled_from(TRICKY_WORDS),
     st.text(max_size=20),
@@ -86,7 +156,7 @@ def command_texts(draw) -> str:  # type: ignore[no-untyped-def]
     how = draw(st.integers(0, 9))
     if how == 0:
         return draw(st.text(max_size=300))  # anything at all
-    sub = draw(st.sampled_from(SUBCOMMANDS + [""]))
+    sub = draw(st.sampled_from([*SUBCOMMANDS, ""]))
     sub = draw(st.sampled_from([sub, sub.upper(), sub.title()]))
     rest = draw(st.lists(words, max_size=6))
     sep = draw(st.sampled_from([" ", "  ", "\t", "\n", " \u00a0"]))
@@ -94,15 +164,42 @@ def command_texts(draw) -> str:  # type: ignore[no-untyped-def]
 
 
 values = st.one_of(
-    st.sampled_from(["", "0", "-1", "10", "99999", "1e9", "NaN", "101", "102", "999", VONAGE_KEY, APP1, APP2,
-                     "null", "[]", "{}", '{"p"', "\x00", "x" * 3000]),
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "10",
+            "99999",
+            "1e9",
+            "NaN",
+            "101",
+            "102",
+            "999",
+            VONAGE_KEY,
+            APP1,
+            APP2,
+            "null",
+            "[]",
+            "{}",
+            '{"p"',
+            "\x00",
+            "x" * 3000,
+        ]
+    ),
     st.text(max_size=40),
-    st.builds(lambda p, k, a: json.dumps({"p": p, "k": k, "a": a}),
-              st.sampled_from(["101", "102", "103", "999", "", "x"]),
-              st.sampled_from([VONAGE_KEY, "nosuchkey", ""]),
-              st.sampled_from([APP1, APP2, "Support Bot", "nope", ""])),
-    st.builds(lambda d: json.dumps(d), st.dictionaries(st.sampled_from(["p", "k", "a", "x"]),
-                                                        st.one_of(st.none(), st.integers(), st.text(max_size=5)))),
+    st.builds(
+        lambda p, k, a: json.dumps({"p": p, "k": k, "a": a}),
+        st.sampled_from(["101", "102", "103", "999", "", "x"]),
+        st.sampled_from([VONAGE_KEY, "nosuchkey", ""]),
+        st.sampled_from([APP1, APP2, "Support Bot", "nope", ""]),
+    ),
+    st.builds(
+        lambda d: json.dumps(d),
+        st.dictionaries(
+            st.sampled_from(["p", "k", "a", "x"]), st.one_of(st.none(), st.integers(), st.text(max_size=5))
+        ),
+    ),
 )
 
 
@@ -118,45 +215,75 @@ def block_actions(draw, surface: str) -> dict[str, Any]:  # type: ignore[no-unty
     """A block_actions payload as Slack sends it from `surface`, with random values."""
     user = draw(st.sampled_from(USERS))
     ids = {"message": MESSAGE_ACTIONS, "modal": MODAL_ACTIONS, "home": HOME_ACTIONS}[surface]
-    action: dict[str, Any] = {"action_id": draw(st.sampled_from(ids)), "block_id": draw(st.text(max_size=10)),
-                              "type": draw(st.sampled_from(["button", "static_select"])),
-                              "action_ts": f"{time.time():.6f}"}
+    action: dict[str, Any] = {
+        "action_id": draw(st.sampled_from(ids)),
+        "block_id": draw(st.text(max_size=10)),
+        "type": draw(st.sampled_from(["button", "static_select"])),
+        "action_ts": f"{time.time():.6f}",
+    }
     if draw(st.integers(0, 5)):
         action["value"] = draw(values)
     if action["type"] == "static_select" and draw(st.booleans()):
         action["selected_option"] = {"text": {"type": "plain_text", "text": "x"}, "value": draw(values)}
-    payload: dict[str, Any] = with_names(draw, {
-        "type": "block_actions", "user": {"id": user},
-        "api_app_id": "A0001", "token": "legacy-unused",
-        "trigger_id": f"{draw(st.integers(1, 10**9))}.{time.time_ns()}.trigger",
-        "actions": [action],
-    })
+    payload: dict[str, Any] = with_names(
+        draw,
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "api_app_id": "A0001",
+            "token": "legacy-unused",
+            "trigger_id": f"{draw(st.integers(1, 10**9))}.{time.time_ns()}.trigger",
+            "actions": [action],
+        },
+    )
     if surface == "message":
         channel = draw(st.sampled_from(["C1", "CLINK", "D1", "G0123456"]))
         ts = "1700000000.000100"
-        payload.update({
-            "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": draw(st.booleans())},
-            "channel": {"id": channel, "name": draw(NAMES)},
-            "message": {**sp.message_object(ts=ts, team_id=TEAM), "text": draw(NAMES)},
-            "response_url": "RESPONSE_URL",
-            "state": {"values": {}},
-        })
+        payload.update(
+            {
+                "container": {
+                    "type": "message",
+                    "message_ts": ts,
+                    "channel_id": channel,
+                    "is_ephemeral": draw(st.booleans()),
+                },
+                "channel": {"id": channel, "name": draw(NAMES)},
+                "message": {**sp.message_object(ts=ts, team_id=TEAM), "text": draw(NAMES)},
+                "response_url": "RESPONSE_URL",
+                "state": {"values": {}},
+            }
+        )
         return maybe_drop(draw, payload, ["channel", "message", "state", "container"])
     # views: no response_url, the view itself comes along
     if surface == "modal":
         key = draw(st.one_of(st.none(), st.sampled_from([VONAGE_KEY, "nosuchkey", ""]), st.text(max_size=10)))
         page = draw(st.one_of(st.none(), st.sampled_from(["101", "102", "103", "999"]), st.text(max_size=10)))
-        state = {"values": {
-            "page": {"page": {"type": "static_select", "selected_option": None if page is None else {"value": page}}},
-            "key": {"link_modal_key": {"type": "static_select",
-                                       "selected_option": None if key is None else {"value": key}}},
-        }}
+        state = {
+            "values": {
+                "page": {
+                    "page": {"type": "static_select", "selected_option": None if page is None else {"value": page}}
+                },
+                "key": {
+                    "link_modal_key": {
+                        "type": "static_select",
+                        "selected_option": None if key is None else {"value": key},
+                    }
+                },
+            }
+        }
         meta = draw(st.sampled_from(["", json.dumps({"channel": "C9"}), json.dumps({"channel": None}), "{}"]))
         # a fresh view each time: a stale hash on a view fblink already updated is a separate finding
         # (test_slack_ingress.py::test_stale_modal_hash_is_not_an_unhandled_error)
-        view = {**sp.view_object(view_id=f"V{time.time_ns()}{draw(st.integers(1, 999))}", team_id=TEAM,
-                                 callback_id="link_modal",
-                                 private_metadata=meta, title=draw(NAMES)[:24] or "x"), "state": state}
+        view = {
+            **sp.view_object(
+                view_id=f"V{time.time_ns()}{draw(st.integers(1, 999))}",
+                team_id=TEAM,
+                callback_id="link_modal",
+                private_metadata=meta,
+                title=draw(NAMES)[:24] or "x",
+            ),
+            "state": state,
+        }
     else:
         view = sp.view_object(view_id="VHOME", team_id=TEAM, type="home")
     payload.update({"container": {"type": "view", "view_id": view["id"]}, "view": view})
@@ -167,8 +294,8 @@ def block_actions(draw, surface: str) -> dict[str, Any]:  # type: ignore[no-unty
 def view_submissions(draw) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     user = draw(st.sampled_from(USERS))
     callback = draw(st.sampled_from(VIEWS))
-    opt = lambda v: st.one_of(st.none(), st.just({}), st.builds(lambda x: {"value": x}, v))  # noqa: E731
-    text_in = lambda v: st.one_of(st.just({}), st.builds(lambda x: {"type": "plain_text_input", "value": x}, v))  # noqa: E731
+    opt = lambda v: st.one_of(st.none(), st.just({}), st.builds(lambda x: {"value": x}, v))
+    text_in = lambda v: st.one_of(st.just({}), st.builds(lambda x: {"type": "plain_text_input", "value": x}, v))
     some = st.one_of(values, st.sampled_from(["101", "102", "103", VONAGE_KEY, "second99", APP1, APP2]))
     if callback == "link_modal":
         blocks_ = {
@@ -176,8 +303,12 @@ def view_submissions(draw) -> dict[str, Any]:  # type: ignore[no-untyped-def]
             "key": {"link_modal_key": {"type": "static_select", "selected_option": draw(opt(some))}},
             "app": {"app": {"type": "static_select", "selected_option": draw(opt(some))}},
         }
-        meta = draw(st.one_of(st.sampled_from(["", "{}", json.dumps({"channel": "C9"}), json.dumps({"channel": None})]),
-                              st.builds(lambda c: json.dumps({"channel": c}), st.text(max_size=12))))
+        meta = draw(
+            st.one_of(
+                st.sampled_from(["", "{}", json.dumps({"channel": "C9"}), json.dumps({"channel": None})]),
+                st.builds(lambda c: json.dumps({"channel": c}), st.text(max_size=12)),
+            )
+        )
     else:
         blocks_ = {
             "api_key": {"api_key": draw(text_in(st.one_of(st.none(), some, st.text(max_size=50))))},
@@ -185,18 +316,34 @@ def view_submissions(draw) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         }
         meta = ""
     blocks_ = {k: v for k, v in blocks_.items() if draw(st.integers(0, 4))}  # a block sometimes missing
-    view = sp.view_object(view_id=f"V{draw(st.integers(1, 10**6))}", team_id=TEAM, callback_id=callback,
-                          private_metadata=meta, state_values=blocks_, hash=draw(st.text(max_size=8)) or None)
-    return with_names(draw, {
-        "type": "view_submission", "user": {"id": user},
-        "api_app_id": "A0001", "token": "legacy-unused", "trigger_id": f"{time.time_ns()}.trigger",
-        "view": view, "response_urls": [],
-    })
+    view = sp.view_object(
+        view_id=f"V{draw(st.integers(1, 10**6))}",
+        team_id=TEAM,
+        callback_id=callback,
+        private_metadata=meta,
+        state_values=blocks_,
+        hash=draw(st.text(max_size=8)) or None,
+    )
+    return with_names(
+        draw,
+        {
+            "type": "view_submission",
+            "user": {"id": user},
+            "api_app_id": "A0001",
+            "token": "legacy-unused",
+            "trigger_id": f"{time.time_ns()}.trigger",
+            "view": view,
+            "response_urls": [],
+        },
+    )
 
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
-json_any = st.recursive(json_leaf, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
+json_any = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def fill_response_url(payload: Any, bot) -> Any:  # type: ignore[no-untyped-def]

@@ -31,24 +31,45 @@ def run_sweep(bot: Any, when: int, *, probe: bool = False, **overrides: Any) -> 
     return asyncio.run(go())
 
 
-def seed(bot: Any, n: int, *, channel: str | None = "CBULK", expires: int = START + 5 * DAY, prefix: str = "7",
-         linked_by: Any = "U1", token: str | None = None) -> list[int]:
+def seed(
+    bot: Any,
+    n: int,
+    *,
+    channel: str | None = "CBULK",
+    expires: int = START + 5 * DAY,
+    prefix: str = "7",
+    linked_by: Any = "U1",
+    token: str | None = None,
+) -> list[int]:
     """n active links due now; ``linked_by`` may be a function of the index."""
     ids = []
     store = bot.store
     with store.transaction():
         for i in range(n):
             who = linked_by(i) if callable(linked_by) else linked_by
-            link = store.upsert_link(TEAM, f"{prefix}{i:05d}", now=START, page_name=f"Shop {prefix}{i:05d}",
-                                     api_key=VONAGE_KEY, linked_by=who, channel_id=channel, expires_at=expires,
-                                     status="active", next_due_at=START - 10_000 + i, page_token=token)
+            link = store.upsert_link(
+                TEAM,
+                f"{prefix}{i:05d}",
+                now=START,
+                page_name=f"Shop {prefix}{i:05d}",
+                api_key=VONAGE_KEY,
+                linked_by=who,
+                channel_id=channel,
+                expires_at=expires,
+                status="active",
+                next_due_at=START - 10_000 + i,
+                page_token=token,
+            )
             ids.append(link.id)
     return ids
 
 
 def posts(bot: Any, channel: str | None = None) -> list[dict[str, Any]]:
-    return [m for m in bot.slack.messages if m["method"] == "chat.postMessage"
-            and (channel is None or m["channel"] == channel)]
+    return [
+        m
+        for m in bot.slack.messages
+        if m["method"] == "chat.postMessage" and (channel is None or m["channel"] == channel)
+    ]
 
 
 def rows(bot: Any, sql: str, params: Any = ()) -> list[dict[str, Any]]:

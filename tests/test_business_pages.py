@@ -42,8 +42,16 @@ def graph(server: FakeGraph) -> FakeGraph:
 def list_pages(graph: FakeGraph, token: str, scopes: Any = None) -> list[Page]:
     async def main() -> list[Page]:
         async with httpx.AsyncClient() as http:
-            client = GraphClient(http, graph_url=graph.url, login_url="https://www.facebook.example", api_version=VERSION,
-                                 app_id=graph.app_id, app_secret=graph.app_secret, redirect_uri="https://x.example/cb", policy=FAST)
+            client = GraphClient(
+                http,
+                graph_url=graph.url,
+                login_url="https://www.facebook.example",
+                api_version=VERSION,
+                app_id=graph.app_id,
+                app_secret=graph.app_secret,
+                redirect_uri="https://x.example/cb",
+                policy=FAST,
+            )
             return await (client.pages(token) if scopes is None else client.pages(token, scopes))
 
     return asyncio.run(main())
@@ -145,7 +153,9 @@ def test_without_require_app_secret_proof_is_still_sent(graph: FakeGraph) -> Non
 BIZ_TASKS = ["MANAGE", "MESSAGING"]
 
 
-def business(bid: str, name: str, owned: list[dict[str, Any]] = (), client: list[dict[str, Any]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def business(
+    bid: str, name: str, owned: list[dict[str, Any]] = (), client: list[dict[str, Any]] = ()
+) -> dict[str, Any]:  # type: ignore[assignment]
     return {"id": bid, "name": name, "owned_pages": list(owned), "client_pages": list(client)}
 
 
@@ -157,7 +167,10 @@ def test_personal_pages_only(graph: FakeGraph) -> None:
 
 
 def test_business_pages_only_across_paged_businesses(graph: FakeGraph) -> None:
-    bizs = [business(f"88{i}", f"Portfolio {HOSTILE_NAMES[i % 10]}", owned=hostile_pages(2, prefix=f"5{i}")) for i in range(30)]
+    bizs = [
+        business(f"88{i}", f"Portfolio {HOSTILE_NAMES[i % 10]}", owned=hostile_pages(2, prefix=f"5{i}"))
+        for i in range(30)
+    ]
     bizs[0]["client_pages"] = hostile_pages(120, prefix="6")  # a client list that needs two pages
     graph.add_user("1", "Ada", businesses=bizs)
 
@@ -174,8 +187,12 @@ def test_business_pages_only_across_paged_businesses(graph: FakeGraph) -> None:
 
 def test_personal_and_business_pages_and_the_same_page_through_both(graph: FakeGraph) -> None:
     shared = {"id": "4242", "name": "payload & Partners = 100%", "category": "Retail", "tasks": BIZ_TASKS}
-    graph.add_user("1", "Ada", pages=[shared, *hostile_pages(2, prefix="1")],
-                   businesses=[business("77", "Ünïcode Holdings 🏢", owned=[shared, *hostile_pages(2, prefix="2")])])
+    graph.add_user(
+        "1",
+        "Ada",
+        pages=[shared, *hostile_pages(2, prefix="1")],
+        businesses=[business("77", "Ünïcode Holdings 🏢", owned=[shared, *hostile_pages(2, prefix="2")])],
+    )
     token = graph.user_token("1")
 
     pages = list_pages(graph, token, ["pages_show_list", "business_management"])
@@ -190,13 +207,28 @@ def test_personal_and_business_pages_and_the_same_page_through_both(graph: FakeG
 
 
 def test_business_page_without_token_is_kept_with_a_reason(graph: FakeGraph) -> None:
-    graph.add_user("1", "Ada", businesses=[business("77", "Acme Group", owned=[
-        {"id": "31", "name": "Seen, no task", "category": "Retail", "tasks": []},
-        {"id": "32", "name": "Messaging", "category": "Retail", "tasks": BIZ_TASKS},
-    ])])
+    graph.add_user(
+        "1",
+        "Ada",
+        businesses=[
+            business(
+                "77",
+                "Acme Group",
+                owned=[
+                    {"id": "31", "name": "Seen, no task", "category": "Retail", "tasks": []},
+                    {"id": "32", "name": "Messaging", "category": "Retail", "tasks": BIZ_TASKS},
+                ],
+            )
+        ],
+    )
     token = graph.user_token("1")
-    raw = raw_get(graph, "77/owned_pages", access_token=token, appsecret_proof=graph.appsecret_proof(token),
-                  fields="id,name,access_token,tasks").json()
+    raw = raw_get(
+        graph,
+        "77/owned_pages",
+        access_token=token,
+        appsecret_proof=graph.appsecret_proof(token),
+        fields="id,name,access_token,tasks",
+    ).json()
     assert "access_token" not in raw["data"][0] and raw["data"][0]["tasks"] == []
 
     pages = {p.id: p for p in list_pages(graph, token, ["business_management"])}
@@ -206,8 +238,13 @@ def test_business_page_without_token_is_kept_with_a_reason(graph: FakeGraph) -> 
 
 
 def test_without_business_management_businesses_are_skipped(graph: FakeGraph) -> None:
-    graph.add_user("1", "Ada", pages=hostile_pages(2), declined=["business_management"],
-                   businesses=[business("77", "Acme", owned=hostile_pages(2, prefix="2"))])
+    graph.add_user(
+        "1",
+        "Ada",
+        pages=hostile_pages(2),
+        declined=["business_management"],
+        businesses=[business("77", "Acme", owned=hostile_pages(2, prefix="2"))],
+    )
     token = graph.user_token("1")
     # the fake refuses the edge the way Graph does
     refused = raw_get(graph, "me/businesses", access_token=token, appsecret_proof=graph.appsecret_proof(token))
@@ -221,11 +258,27 @@ def test_without_business_management_businesses_are_skipped(graph: FakeGraph) ->
 
 
 def test_unreadable_business_does_not_hide_the_others(graph: FakeGraph) -> None:
-    graph.add_user("1", "Ada", businesses=[business("77", "A", owned=hostile_pages(1, prefix="2")),
-                                           business("78", "B", owned=hostile_pages(1, prefix="3"))])
+    graph.add_user(
+        "1",
+        "Ada",
+        businesses=[
+            business("77", "A", owned=hostile_pages(1, prefix="2")),
+            business("78", "B", owned=hostile_pages(1, prefix="3")),
+        ],
+    )
     token = graph.user_token("1")
-    graph.fail(f"GET /{VERSION}/77/owned_pages", times=5, status=400, body={"error": {
-        "message": "(#10) Application does not have permission for this action", "type": "OAuthException", "code": 10}})
+    graph.fail(
+        f"GET /{VERSION}/77/owned_pages",
+        times=5,
+        status=400,
+        body={
+            "error": {
+                "message": "(#10) Application does not have permission for this action",
+                "type": "OAuthException",
+                "code": 10,
+            }
+        },
+    )
     pages = list_pages(graph, token, ["business_management"])
     assert [p.business_id for p in pages] == ["78"]
 
@@ -233,9 +286,19 @@ def test_unreadable_business_does_not_hide_the_others(graph: FakeGraph) -> None:
 def test_dead_token_in_business_paging_is_a_dead_login(graph: FakeGraph) -> None:
     graph.add_user("1", "Ada", businesses=[business("77", "A", owned=hostile_pages(1))])
     token = graph.user_token("1")
-    graph.fail(f"GET /{VERSION}/77/owned_pages", times=1, status=400, body={"error": {
-        "message": "Error validating access token: Session has expired.", "type": "OAuthException", "code": 190,
-        "error_subcode": 463}})
+    graph.fail(
+        f"GET /{VERSION}/77/owned_pages",
+        times=1,
+        status=400,
+        body={
+            "error": {
+                "message": "Error validating access token: Session has expired.",
+                "type": "OAuthException",
+                "code": 190,
+                "error_subcode": 463,
+            }
+        },
+    )
     with pytest.raises(GraphError) as excinfo:
         list_pages(graph, token, ["business_management"])
     assert excinfo.value.token_dead
@@ -244,9 +307,21 @@ def test_dead_token_in_business_paging_is_a_dead_login(graph: FakeGraph) -> None
 def test_fake_debug_token_and_me_send_graphs_fields(graph: FakeGraph) -> None:
     graph.add_user("1", "Ada", pages=hostile_pages(2), businesses=[business("77", "A")])
     token = graph.user_token("1")
-    data = raw_get(graph, "debug_token", input_token=token, access_token=f"{graph.app_id}|{graph.app_secret}").json()["data"]
-    assert set(data) == {"app_id", "type", "application", "data_access_expires_at", "expires_at", "is_valid",
-                         "issued_at", "scopes", "granular_scopes", "user_id"}
+    data = raw_get(graph, "debug_token", input_token=token, access_token=f"{graph.app_id}|{graph.app_secret}").json()[
+        "data"
+    ]
+    assert set(data) == {
+        "app_id",
+        "type",
+        "application",
+        "data_access_expires_at",
+        "expires_at",
+        "is_valid",
+        "issued_at",
+        "scopes",
+        "granular_scopes",
+        "user_id",
+    }
     granular = {g["scope"]: g.get("target_ids") for g in data["granular_scopes"]}
     assert granular["pages_show_list"] == [p["id"] for p in graph.users["1"].pages]
     assert granular["business_management"] == ["77"]

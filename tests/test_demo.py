@@ -56,8 +56,12 @@ def wait_for(fn: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 
 def message_with(web: httpx.Client, user: str, text: str, channel: str = OPS) -> dict[str, Any]:
-    return wait_for(lambda: next((m for m in reversed(state(web, user, channel)["messages"])
-                                  if text in json.dumps(m, ensure_ascii=False)), None))
+    return wait_for(
+        lambda: next(
+            (m for m in reversed(state(web, user, channel)["messages"]) if text in json.dumps(m, ensure_ascii=False)),
+            None,
+        )
+    )
 
 
 def command(web: httpx.Client, user: str, text: str, channel: str = OPS) -> None:
@@ -101,13 +105,25 @@ def log_in(demo: Running, web: httpx.Client, user: str, fb_user: str) -> None:
 
 
 def test_demo_starts_fast_and_ignores_real_credentials(tmp_path: Path) -> None:
-    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-real-looking", "SLACK_SIGNING_SECRET": "real",
-           "SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "x", "FACEBOOK_APP_SECRET": "real-secret",
-           "VONAGE_API_KEY": "realkey1"}
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": "xoxb-real-looking",
+        "SLACK_SIGNING_SECRET": "real",
+        "SLACK_CLIENT_ID": "1.2",
+        "SLACK_CLIENT_SECRET": "x",
+        "FACEBOOK_APP_SECRET": "real-secret",
+        "VONAGE_API_KEY": "realkey1",
+    }
     (tmp_path / ".env").write_text("VONAGE_API_SECRET=real-vonage\n")
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo", "--port", "0"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "demo", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
         elapsed = time.monotonic() - started
@@ -133,8 +149,12 @@ def test_demo_refuses_a_database_that_fblink_serve_used(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE links (id INTEGER PRIMARY KEY)")
     conn.commit()
     conn.close()
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--port", "0", "--database", str(db)],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo", "--port", "0", "--database", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert "refusing the database" in proc.stderr and "demo_marker" in proc.stderr
     tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
@@ -159,28 +179,51 @@ def test_command_round_trip_signed_like_slack(demo: Running, web: httpx.Client) 
     command(web, NOBODY, "/fblnk status")
     assert "not a valid command" in json.dumps(state(web, NOBODY)["messages"][-1])
     settings = demo.world.fblink.services.settings
-    for url in (settings.slack_api_url, settings.facebook_graph_url, settings.facebook_login_url,
-                settings.vonage_api_url, settings.fblink_public_url):
+    for url in (
+        settings.slack_api_url,
+        settings.facebook_graph_url,
+        settings.facebook_login_url,
+        settings.vonage_api_url,
+        settings.fblink_public_url,
+    ):
         assert urlsplit(url).hostname == "127.0.0.1"  # nothing real is ever called
     sent = demo.world.slack.calls()  # fblink called the fake Slack Web API? (quick answers need not)
-    assert all(r.headers.get("authorization") == "Bearer xoxb-0000000000-demo-bot-token" for r in sent if r.path.startswith("/api/"))
+    assert all(
+        r.headers.get("authorization") == "Bearer xoxb-0000000000-demo-bot-token"
+        for r in sent
+        if r.path.startswith("/api/")
+    )
 
 
 def test_link_then_clock_advance_and_sweep_post_a_reminder(demo: Running, web: httpx.Client) -> None:
     log_in(demo, web, ADMIN, "10001")
     message_with(web, ADMIN, "Avery Quinn", channel="DADMIN")  # the welcome DM after the callback
     command(web, ADMIN, "/fblink link")
-    modal = wait_for(lambda: (m := state(web, ADMIN)["modal"]) and any(b.get("block_id") == "app" for b in m["blocks"]) and m)
+    modal = wait_for(
+        lambda: (m := state(web, ADMIN)["modal"]) and any(b.get("block_id") == "app" for b in m["blocks"]) and m
+    )
     assert modal["title"]["text"] == "Link a Page"
     app_block = next(b for b in modal["blocks"] if b.get("block_id") == "app")
     app = next(o for o in app_block["element"]["options"] if "Acme Support Bot" in o["text"]["text"])
-    page_opt = next(o for b in modal["blocks"] if b.get("block_id") == "page" for o in b["element"]["options"]
-                    if o["value"] == ACME["id"])
+    page_opt = next(
+        o
+        for b in modal["blocks"]
+        if b.get("block_id") == "page"
+        for o in b["element"]["options"]
+        if o["value"] == ACME["id"]
+    )
     empty = web.post("/api/submit", json={"user": ADMIN, "values": {}}).json()
     assert empty["ok"] and state(web, ADMIN)["modal"]["errors"]  # fblink's own field errors
-    values = {"page": {"page": {"type": "static_select", "selected_option": page_opt}},
-              "key": {"link_modal_key": {"type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": VONAGE_KEY}, "value": VONAGE_KEY}}},
-              "app": {"app": {"type": "static_select", "selected_option": app}}}
+    values = {
+        "page": {"page": {"type": "static_select", "selected_option": page_opt}},
+        "key": {
+            "link_modal_key": {
+                "type": "static_select",
+                "selected_option": {"text": {"type": "plain_text", "text": VONAGE_KEY}, "value": VONAGE_KEY},
+            }
+        },
+        "app": {"app": {"type": "static_select", "selected_option": app}},
+    }
     assert web.post("/api/submit", json={"user": ADMIN, "values": values}).json()["ok"]
     assert state(web, ADMIN)["modal"] is None
     message_with(web, ADMIN, "Linked", channel="DADMIN")
@@ -198,8 +241,12 @@ def test_facebook_dialog_cancel_and_declined_permission(demo: Running, web: http
     command(web, PAGE_ADMIN, "/fblink login")
     url = confirm(demo, url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"])
     q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
-    cancelled = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide", data={**q, "fb_user": "10002", "decision": "cancel"},
-                           follow_redirects=True, timeout=10)
+    cancelled = httpx.post(
+        f"{demo.url}/v25.0/dialog/oauth/decide",
+        data={**q, "fb_user": "10002", "decision": "cancel"},
+        follow_redirects=True,
+        timeout=10,
+    )
     assert "error_reason=user_denied" in str(cancelled.history[0].headers["location"])
     assert "cancelled" in cancelled.text  # fblink's own page for a cancelled login
 
@@ -207,16 +254,25 @@ def test_facebook_dialog_cancel_and_declined_permission(demo: Running, web: http
     url = confirm(demo, url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"])
     q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
     granted = [s for s in q["scope"].split(",") if s != "pages_messaging"]
-    declined = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide",
-                          data={**q, "fb_user": "10002", "decision": "allow", "grant": granted}, follow_redirects=True, timeout=10)
+    declined = httpx.post(
+        f"{demo.url}/v25.0/dialog/oauth/decide",
+        data={**q, "fb_user": "10002", "decision": "allow", "grant": granted},
+        follow_redirects=True,
+        timeout=10,
+    )
     assert declined.status_code == 200
     dm = message_with(web, PAGE_ADMIN, "pages_messaging", channel="DPAGEADM")  # fblink asks for it again
     assert "auth_type=rerequest" in confirm(demo, url_button(dm)["url"])
 
 
 def test_vonage_dashboard_shows_accounts_and_escapes_names(demo: Running, web: httpx.Client) -> None:
-    demo.world.vonage.add_account(VONAGE_KEY, "999", "tok", name="<script>alert(1)</script>",
-                                  applications=("aa11bb22-1111-4c2d-8e3f-0123456789ab",))
+    demo.world.vonage.add_account(
+        VONAGE_KEY,
+        "999",
+        "tok",
+        name="<script>alert(1)</script>",
+        applications=("aa11bb22-1111-4c2d-8e3f-0123456789ab",),
+    )
     page = web.get("/vonage")
     assert page.status_code == 200
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>" not in page.text

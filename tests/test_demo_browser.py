@@ -39,9 +39,19 @@ def demo() -> Iterator[Running]:
 @pytest.fixture
 def page(demo: Running, tmp_path: Path) -> Iterator[object]:
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        context = browser.new_context(viewport={"width": 1180, "height": 760}, locale="en-GB", timezone_id="Europe/London")
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        context = browser.new_context(
+            viewport={"width": 1180, "height": 760}, locale="en-GB", timezone_id="Europe/London"
+        )
         tab = context.new_page()
         tab.set_default_timeout(15_000)
         yield tab

@@ -30,15 +30,25 @@ from cryptography.fernet import Fernet
 from bot.app import create_app
 from bot.clock import FixedClock
 from bot.crypto import Vault
-from bot.reminders import run_sweep_once
-from bot.settings import Settings
-from bot.store import Store
-from tests.conftest import (APP_ID, APP_SECRET, BOT_TOKEN, SIGNING_SECRET, START, TEAM, VONAGE_KEY, VONAGE_SECRET,
-                            Running, serve)
-from bot.fakes.base import Fault, FakeServer, Request
+from bot.fakes.base import FakeServer, Fault, Request
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.vonage import FakeVonage
+from bot.reminders import run_sweep_once
+from bot.settings import Settings
+from bot.store import Store
+from tests.conftest import (
+    APP_ID,
+    APP_SECRET,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    START,
+    TEAM,
+    VONAGE_KEY,
+    VONAGE_SECRET,
+    Running,
+    serve,
+)
 from tests.flows import login_state, text_of
 
 DAY = 86400
@@ -62,6 +72,7 @@ def transient_times(kind: str) -> int:
 
 
 # -- targeted faults -----------------------------------------------------------------------
+
 
 class Targeted:
     """Faults for requests a predicate picks (the fakes' own faults match a path prefix only,
@@ -88,12 +99,17 @@ class Targeted:
 
 def route(method: str, path: str, **query: str) -> Callable[[Request], bool]:
     def pick(req: Request) -> bool:
-        return req.method == method and req.path == path and all(
-            (k in req.query) if v == "*" else req.query.get(k) == v for k, v in query.items())
+        return (
+            req.method == method
+            and req.path == path
+            and all((k in req.query) if v == "*" else req.query.get(k) == v for k, v in query.items())
+        )
+
     return pick
 
 
 # -- one app for login/link/app-link cases ---------------------------------------------------
+
 
 @dataclass
 class World:
@@ -108,13 +124,24 @@ class World:
 
 def build_settings(db_path: str, slack: FakeSlack, graph: FakeGraph, vonage: FakeVonage, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url + "/api/",
-        facebook_app_id=APP_ID, facebook_app_secret=APP_SECRET, facebook_api_version="v25.0",
-        facebook_graph_url=graph.url, facebook_login_url="https://www.facebook.test",
-        vonage_api_key=VONAGE_KEY, vonage_api_secret=VONAGE_SECRET, vonage_api_url=vonage.url,
-        fblink_public_url="https://fblink.test", fblink_database=db_path,
-        fblink_secret_key=Fernet.generate_key().decode(), fblink_admins="UADMIN",
-        fblink_retry_attempts=ATTEMPTS, fblink_retry_wait=0.01, fblink_retry_total=5,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.url + "/api/",
+        facebook_app_id=APP_ID,
+        facebook_app_secret=APP_SECRET,
+        facebook_api_version="v25.0",
+        facebook_graph_url=graph.url,
+        facebook_login_url="https://www.facebook.test",
+        vonage_api_key=VONAGE_KEY,
+        vonage_api_secret=VONAGE_SECRET,
+        vonage_api_url=vonage.url,
+        fblink_public_url="https://fblink.test",
+        fblink_database=db_path,
+        fblink_secret_key=Fernet.generate_key().decode(),
+        fblink_admins="UADMIN",
+        fblink_retry_attempts=ATTEMPTS,
+        fblink_retry_wait=0.01,
+        fblink_retry_total=5,
         fblink_http_timeout=HTTP_TIMEOUT,
     )
     values.update(overrides)
@@ -136,8 +163,15 @@ def shared(tmp_path_factory) -> Iterator[World]:  # type: ignore[no-untyped-def]
     server, thread, url = serve(app)
     client = httpx.Client(timeout=15)
     db = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
-    world = World(Running(app=app, url=url, http=client, slack=slack, clock=clock), slack, graph, vonage, db,
-                  Targeted(graph), Targeted(vonage))
+    world = World(
+        Running(app=app, url=url, http=client, slack=slack, clock=clock),
+        slack,
+        graph,
+        vonage,
+        db,
+        Targeted(graph),
+        Targeted(vonage),
+    )
     yield world
     db.close()
     client.close()
@@ -189,6 +223,7 @@ def wait_dm(world: World, case: Case, contains: str, timeout: float = 15) -> dic
 
 def wait_answer(world: World, case: Case, *needles: str, timeout: float = 20) -> dict[str, Any]:
     """The case's final response_url post: a success or a failure notice (not the "Linking…" line)."""
+
     def found() -> dict[str, Any] | None:
         for r in world.slack.responses:
             if r.get("url_name") == case.response and any(n in text_of(r) for n in needles):
@@ -203,8 +238,9 @@ def logged_in(world: World, case: Case, *, tasks: tuple[str, ...] = ("MANAGE", "
     page = {"id": case.page_id, "name": case.page_name, "category": "Cafe", "tasks": list(tasks)}
     world.graph.add_user(case.fb_user, f"Tester {case.n}", pages=[page], data_access_expires_at=START + 200 * DAY)
     state = login_state(world.bot, case.user)
-    r = world.bot.http.get(world.bot.url + "/facebook/callback",
-                           params={"code": world.graph.issue_code(case.fb_user), "state": state})
+    r = world.bot.http.get(
+        world.bot.url + "/facebook/callback", params={"code": world.graph.issue_code(case.fb_user), "state": state}
+    )
     assert r.status_code == 200, r.text
     wait_dm(world, case, "Connected to Facebook")
 
@@ -238,8 +274,9 @@ def test_login_step_faults(shared: World, case: Case, step: str, kind: str, pers
     times = PERSISTENT if persistent else transient_times(kind)
     world.graph_faults.add(pick, kind, times)
 
-    r = world.bot.http.get(world.bot.url + "/facebook/callback",
-                           params={"code": world.graph.issue_code(case.fb_user), "state": state})
+    r = world.bot.http.get(
+        world.bot.url + "/facebook/callback", params={"code": world.graph.issue_code(case.fb_user), "state": state}
+    )
 
     login = world.db.get_login(TEAM, case.user)
     if not persistent:
@@ -262,6 +299,7 @@ def test_login_step_faults(shared: World, case: Case, step: str, kind: str, pers
 
 # -- link (part 1: the Page joins the Vonage account) -------------------------------------------
 
+
 def page_path(case: Case) -> str:
     return f"/beta/chatapp-accounts/messenger/{case.page_id}"
 
@@ -271,19 +309,24 @@ LINK_STEPS: dict[str, tuple[str, Callable[[Case], Callable[[Request], bool]]]] =
     "vonage_post_account": ("vonage", lambda c: route("POST", "/beta/chatapp-accounts/messenger")),
 }
 
+
 def link_cases() -> list[Any]:
     out = []
     for step, (upstream, _) in LINK_STEPS.items():
         kinds = list(KINDS) + (["lost"] if upstream == "vonage" else [])
         for kind in kinds:
             for persistent in (False, True):
-                out.append(pytest.param(step, kind, persistent,
-                                        id=f"{step}-{kind}-{'persistent' if persistent else 'transient'}"))
+                out.append(
+                    pytest.param(
+                        step, kind, persistent, id=f"{step}-{kind}-{'persistent' if persistent else 'transient'}"
+                    )
+                )
     return out
 
 
-def inject(world: World, upstream: str, pick: Callable[[Request], bool], match: str, kind: str,
-           persistent: bool) -> int:
+def inject(
+    world: World, upstream: str, pick: Callable[[Request], bool], match: str, kind: str, persistent: bool
+) -> int:
     times = PERSISTENT if persistent else (1 if kind == "lost" else transient_times(kind))
     if kind == "lost":
         world.vonage.fail_after(match, status=502, times=times)
@@ -357,8 +400,11 @@ def app_cases() -> list[Any]:
         kinds = list(KINDS) + (["lost"] if step in LOST_MATCH else [])
         for kind in kinds:
             for persistent in (False, True):
-                out.append(pytest.param(step, kind, persistent,
-                                        id=f"{step}-{kind}-{'persistent' if persistent else 'transient'}"))
+                out.append(
+                    pytest.param(
+                        step, kind, persistent, id=f"{step}-{kind}-{'persistent' if persistent else 'transient'}"
+                    )
+                )
     return out
 
 
@@ -399,8 +445,11 @@ def sweep_at(bot: Running, when: int) -> list[str]:
 
 
 def reminder_posts(bot: Running) -> list[dict[str, Any]]:
-    return [m for m in bot.slack.messages if m["method"] == "chat.postMessage" and "Acme Coffee" in text_of(m)
-            and "expires in" in text_of(m)]
+    return [
+        m
+        for m in bot.slack.messages
+        if m["method"] == "chat.postMessage" and "Acme Coffee" in text_of(m) and "expires in" in text_of(m)
+    ]
 
 
 def reminder_rows(bot: Running) -> list[dict[str, Any]]:

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from bot.graph import REQUIRED_SCOPES, GraphAppError, GraphClient, GraphError, LongLivedToken, Page
-from bot.http import RetryPolicy, UpstreamUnavailable
 from bot.fakes.graph import LONG_LIVED, FakeGraph
 from bot.fakes.graph_data import HOSTILE_NAMES
+from bot.graph import REQUIRED_SCOPES, GraphAppError, GraphClient, GraphError, LongLivedToken, Page
+from bot.http import RetryPolicy, UpstreamUnavailable
 
 T = TypeVar("T")
 
@@ -68,7 +68,12 @@ def run(graph: FakeGraph, action: Callable[[GraphClient], Awaitable[T]], **overr
 
 def add_shop_owner(graph: FakeGraph, user_id: str = "1001", *, n_pages: int = 2, **kwargs: Any) -> None:
     pages = [
-        {"id": f"90{i:04d}", "name": f"{HOSTILE_NAMES[i % len(HOSTILE_NAMES)]} {i}"[:80], "category": "Retail", "tasks": ["MANAGE", "MESSAGING"]}
+        {
+            "id": f"90{i:04d}",
+            "name": f"{HOSTILE_NAMES[i % len(HOSTILE_NAMES)]} {i}"[:80],
+            "category": "Retail",
+            "tasks": ["MANAGE", "MESSAGING"],
+        }
         for i in range(n_pages)
     ]
     graph.add_user(user_id, "Ada Lovelace", pages=pages, **kwargs)
@@ -383,12 +388,19 @@ def _me_with_attempts(graph: FakeGraph, **overrides: Any) -> tuple[dict[str, str
         (
             dict(
                 status=400,
-                body={"error": {"message": "(#4) Application request limit reached", "type": "OAuthException", "code": 4}},
+                body={
+                    "error": {"message": "(#4) Application request limit reached", "type": "OAuthException", "code": 4}
+                },
             ),
             400,
         ),
         (
-            dict(status=400, body={"error": {"message": "Please retry", "type": "OAuthException", "code": 9000, "is_transient": True}}),
+            dict(
+                status=400,
+                body={
+                    "error": {"message": "Please retry", "type": "OAuthException", "code": 9000, "is_transient": True}
+                },
+            ),
             400,
         ),
         (dict(malformed=True), 200),
@@ -437,7 +449,13 @@ def test_persistent_503_gives_up(graph: FakeGraph) -> None:
 
 def test_persistent_rate_limit_gives_up(graph: FakeGraph) -> None:
     add_shop_owner(graph)
-    body = {"error": {"message": "(#613) Calls to this api have exceeded the rate limit.", "type": "OAuthException", "code": 613}}
+    body = {
+        "error": {
+            "message": "(#613) Calls to this api have exceeded the rate limit.",
+            "type": "OAuthException",
+            "code": 613,
+        }
+    }
     graph.fail(f"GET /{VERSION}/me", times=10, status=400, body=body)
     with pytest.raises(UpstreamUnavailable):
         _me_with_attempts(graph)
@@ -447,7 +465,9 @@ def test_persistent_rate_limit_gives_up(graph: FakeGraph) -> None:
 def test_timeouts_give_up(graph: FakeGraph) -> None:
     add_shop_owner(graph)
     graph.fail(f"GET /{VERSION}/me", times=10, delay=0.5, status=200, body={"id": "1001", "name": "late"})
-    quick = RetryPolicy(attempts=3, total_timeout=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0, read_timeout=0.1)
+    quick = RetryPolicy(
+        attempts=3, total_timeout=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0, read_timeout=0.1
+    )
 
     started = time.monotonic()
     with pytest.raises(UpstreamUnavailable) as excinfo:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-
 from bot.clock import iso
 from bot.crypto import Vault
 from bot.fakes import slack_payloads as sp
@@ -24,13 +23,23 @@ PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MAN
 
 def test_slash_command_redelivered_links_once(bot, graph, vonage):
     log_in(bot, graph, pages=PAGES)
-    body = sp.form_body(sp.slash_command(text="link 101", team_id=TEAM, user_id="U1", channel_id="C1",
-                                         response_url=bot.slack.response_url("r", "C1", "U1"),
-                                         trigger_id="same.trigger.1"))
+    body = sp.form_body(
+        sp.slash_command(
+            text="link 101",
+            team_id=TEAM,
+            user_id="U1",
+            channel_id="C1",
+            response_url=bot.slack.response_url("r", "C1", "U1"),
+            trigger_id="same.trigger.1",
+        )
+    )
     bot.post_signed(body, "application/x-www-form-urlencoded")
     bot.slack.wait_response("Linked")
-    bot.post_signed(body, "application/x-www-form-urlencoded", headers={"X-Slack-Retry-Num": "1",
-                                                                        "X-Slack-Retry-Reason": "http_timeout"})
+    bot.post_signed(
+        body,
+        "application/x-www-form-urlencoded",
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
     time.sleep(0.5)
     assert len(vonage.calls("POST", "/beta/chatapp-accounts/messenger")) == 1
     assert len([r for r in bot.slack.responses if "Linked" in text_of(r)]) == 1
@@ -58,8 +67,10 @@ def test_modal_submitted_twice_links_once(bot, graph, vonage):
     log_in(bot, graph, pages=PAGES)
     bot.command("pages")
     bot.slack.wait_response("Acme")
-    values = {"page": {"page": {"selected_option": {"value": "101"}}},
-              "key": {"link_modal_key": {"selected_option": {"value": VONAGE_KEY}}}}
+    values = {
+        "page": {"page": {"selected_option": {"value": "101"}}},
+        "key": {"link_modal_key": {"selected_option": {"value": VONAGE_KEY}}},
+    }
     bot.submit("link_modal", values, view_id="VSAME")
     bot.submit("link_modal", values, view_id="VSAME")
     bot.slack.wait_message("Linked *Acme Coffee*")
@@ -72,7 +83,9 @@ def test_request_id_and_metrics(bot, graph, vonage):
     r = bot.command("help")
     assert len(r.headers["x-request-id"]) == 12
     assert r.headers["x-request-id"] != bot.command("help").headers["x-request-id"]
-    bot.store.upsert_link(TEAM, "9", now=START, page_name="P", api_key=VONAGE_KEY, expires_at=START - 1, status="active")
+    bot.store.upsert_link(
+        TEAM, "9", now=START, page_name="P", api_key=VONAGE_KEY, expires_at=START - 1, status="active"
+    )
     text = bot.http.get(bot.url + "/metrics").text
     assert 'fblink_links{state="expired"} 1.0' in text
     assert "fblink_ack_latency_seconds_bucket" in text
@@ -91,16 +104,36 @@ def test_sigterm_during_sweep_loses_and_doubles_nothing(tmp_path, make_settings,
     settings = make_settings(fblink_database=str(tmp_path / "grace.db"))
     now = int(time.time())
     store = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
-    store.upsert_link(TEAM, "101", now=now, page_name="Acme", api_key=VONAGE_KEY, linked_by="U1", channel_id="C1",
-                      expires_at=now + 5 * DAY, status="active", next_due_at=now - 9 * DAY)
+    store.upsert_link(
+        TEAM,
+        "101",
+        now=now,
+        page_name="Acme",
+        api_key=VONAGE_KEY,
+        linked_by="U1",
+        channel_id="C1",
+        expires_at=now + 5 * DAY,
+        status="active",
+        next_due_at=now - 9 * DAY,
+    )
     store.close()
-    slack.fail("POST /api/chat.postMessage", delay=1.0, status=200,
-               body={"ok": True, "channel": "C1", "ts": "1700000099.000100"}, times=1)
+    slack.fail(
+        "POST /api/chat.postMessage",
+        delay=1.0,
+        status=200,
+        body={"ok": True, "channel": "C1", "ts": "1700000099.000100"},
+        times=1,
+    )
     port = free_port()
     env = cli_env(settings)
     env["FBLINK_LOG_FORMAT"] = "json"
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         slack.wait_for(lambda: slack.calls("POST", "/api/chat.postMessage"), timeout=20)  # the post is in flight
         proc.send_signal(signal.SIGTERM)
@@ -122,9 +155,18 @@ def test_sigterm_during_sweep_loses_and_doubles_nothing(tmp_path, make_settings,
 def test_scheduler_runs_a_sweep_at_start(start_app, make_settings, slack, clock):
     settings = make_settings()
     store = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
-    store.upsert_link(TEAM, "101", now=clock.now(), page_name="Acme", api_key=VONAGE_KEY, linked_by="U1",
-                      channel_id="CSCHED", expires_at=clock.now() + 2 * DAY, status="active",
-                      next_due_at=clock.now() - DAY)
+    store.upsert_link(
+        TEAM,
+        "101",
+        now=clock.now(),
+        page_name="Acme",
+        api_key=VONAGE_KEY,
+        linked_by="U1",
+        channel_id="CSCHED",
+        expires_at=clock.now() + 2 * DAY,
+        status="active",
+        next_due_at=clock.now() - DAY,
+    )
     store.close()
     bot = start_app(scheduler=True, fblink_secret_key=settings.fblink_secret_key)
     msg = slack.wait_message("Acme", timeout=15)

@@ -152,17 +152,39 @@ def test_failure_in_the_middle_of_two_step_link_leaves_nothing(world, vonage):
     assert hist and hist[0]["result"].startswith("error")
 
 
-@pytest.mark.parametrize("status,body,expect", [
-    (401, {"type": "https://developer.nexmo.com/api-errors#unauthorized", "title": "Unauthorized",
-           "detail": "You did not provide correct credentials."}, "rejected API key"),
-    (400, {"type": "https://developer.nexmo.com/api-errors#invalid-params", "title": "Bad Request",
-           "detail": "Invalid params", "invalid_params": [{"name": "access_token", "reason": "is invalid"}]},
-     "`access_token`: is invalid"),
-])
+@pytest.mark.parametrize(
+    "status,body,expect",
+    [
+        (
+            401,
+            {
+                "type": "https://developer.nexmo.com/api-errors#unauthorized",
+                "title": "Unauthorized",
+                "detail": "You did not provide correct credentials.",
+            },
+            "rejected API key",
+        ),
+        (
+            400,
+            {
+                "type": "https://developer.nexmo.com/api-errors#invalid-params",
+                "title": "Bad Request",
+                "detail": "Invalid params",
+                "invalid_params": [{"name": "access_token", "reason": "is invalid"}],
+            },
+            "`access_token`: is invalid",
+        ),
+    ],
+)
 def test_vonage_errors_are_explained(world, vonage, status, body, expect):
     bot = world
-    vonage.fail("POST /beta/chatapp-accounts/messenger", status=status, body=body,
-                headers={"Content-Type": "application/problem+json"}, times=1)
+    vonage.fail(
+        "POST /beta/chatapp-accounts/messenger",
+        status=status,
+        body=body,
+        headers={"Content-Type": "application/problem+json"},
+        times=1,
+    )
     bot.command("link 101")
     last_response(bot, expect)
     assert bot.store.get_link(TEAM, "101") is None
@@ -239,16 +261,25 @@ def test_modal_link_flow(world, vonage):
     app_block = next(b for b in updated[0]["view"]["blocks"] if b.get("block_id") == "app")
     assert {o["value"] for o in app_block["element"]["options"]} == {APP1, APP2}  # messages-capable only
     # field errors: nothing chosen / a page the user doesn't manage
-    bad = bot.submit("link_modal", {"page": {"page": {"selected_option": {"value": "999"}}},
-                                    "key": {"link_modal_key": {"selected_option": {"value": "zzz"}}}})
+    bad = bot.submit(
+        "link_modal",
+        {
+            "page": {"page": {"selected_option": {"value": "999"}}},
+            "key": {"link_modal_key": {"selected_option": {"value": "zzz"}}},
+        },
+    )
     assert bad.status_code == 200
     assert bad.json()["response_action"] == "errors"
     assert set(bad.json()["errors"]) == {"page", "key"}
-    ok = bot.submit("link_modal", {
-        "page": {"page": {"selected_option": {"value": "102"}}},
-        "key": {"link_modal_key": {"selected_option": {"value": VONAGE_KEY}}},
-        "app": {"app": {"selected_option": {"value": APP2}}},
-    }, private_metadata=json.dumps({"channel": "C9"}))
+    ok = bot.submit(
+        "link_modal",
+        {
+            "page": {"page": {"selected_option": {"value": "102"}}},
+            "key": {"link_modal_key": {"selected_option": {"value": VONAGE_KEY}}},
+            "app": {"app": {"selected_option": {"value": APP2}}},
+        },
+        private_metadata=json.dumps({"channel": "C9"}),
+    )
     assert ok.status_code == 200 and ok.text == ""
     bot.slack.wait_message("Linked *Bolt &amp; Nut &lt;Hardware&gt;*")
     assert vonage.accounts[VONAGE_KEY]["102"]["applications"] == [APP2]
@@ -328,15 +359,24 @@ def test_keys_admin_only_add_list_remove(world, vonage):
     assert opened[0]["view"]["callback_id"] == "keys_add_modal"
     vonage.add_key("second99", "s2-secret")
     vonage.add_application("second99", APP2 + "x", "Other")
-    bad = bot.submit("keys_add_modal", {"api_key": {"api_key": {"value": "!!"}}, "api_secret": {"api_secret": {"value": ""}}},
-                     user="UADMIN")
+    bad = bot.submit(
+        "keys_add_modal",
+        {"api_key": {"api_key": {"value": "!!"}}, "api_secret": {"api_secret": {"value": ""}}},
+        user="UADMIN",
+    )
     assert set(bad.json()["errors"]) == {"api_key", "api_secret"}
-    bot.submit("keys_add_modal", {"api_key": {"api_key": {"value": "second99"}},
-                                  "api_secret": {"api_secret": {"value": "wrong"}}}, user="UADMIN")
+    bot.submit(
+        "keys_add_modal",
+        {"api_key": {"api_key": {"value": "second99"}}, "api_secret": {"api_secret": {"value": "wrong"}}},
+        user="UADMIN",
+    )
     bot.slack.wait_message("The key was not added")
     assert bot.store.key_secret(TEAM, "second99") is None
-    bot.submit("keys_add_modal", {"api_key": {"api_key": {"value": "second99"}},
-                                  "api_secret": {"api_secret": {"value": "s2-secret"}}}, user="UADMIN")
+    bot.submit(
+        "keys_add_modal",
+        {"api_key": {"api_key": {"value": "second99"}}, "api_secret": {"api_secret": {"value": "s2-secret"}}},
+        user="UADMIN",
+    )
     bot.slack.wait_message("Added Vonage API key `second99`")
     assert "s2-secret" not in json.dumps(bot.slack.messages)
     assert "second99" in bot.command("keys list", user="UADMIN").text
@@ -350,8 +390,13 @@ def test_concurrent_links_of_one_page_run_once(world, vonage):
     bot = world
     bot.command("pages")
     last_response(bot, "Your Facebook Pages")
-    vonage.fail("POST /beta/chatapp-accounts/messenger", delay=0.8, status=201, times=1, body={
-        "external_id": "101", "name": "Acme Coffee", "applications": []})
+    vonage.fail(
+        "POST /beta/chatapp-accounts/messenger",
+        delay=0.8,
+        status=201,
+        times=1,
+        body={"external_id": "101", "name": "Acme Coffee", "applications": []},
+    )
     bot.slack.responses.clear()
     bot.command("link 101")
     bot.command("link 101")
@@ -365,8 +410,16 @@ def test_concurrent_links_of_one_page_run_once(world, vonage):
 def test_status_pages_with_next(world, vonage):
     bot = world
     for i in range(25):
-        bot.store.upsert_link(TEAM, f"9{i:02d}", now=START, page_name=f"Bulk {i:02d}", api_key=VONAGE_KEY,
-                              linked_by="U1", expires_at=START + (i + 1) * DAY, status="active")
+        bot.store.upsert_link(
+            TEAM,
+            f"9{i:02d}",
+            now=START,
+            page_name=f"Bulk {i:02d}",
+            api_key=VONAGE_KEY,
+            linked_by="U1",
+            expires_at=START + (i + 1) * DAY,
+            status="active",
+        )
     first = bot.command("status").json()
     assert "Bulk 00" in text_of(first) and "Bulk 10" not in text_of(first)
     nxt = next(b for b in buttons(first) if b["action_id"] == "status_next")
@@ -383,15 +436,36 @@ def test_modal_key_change_reloads_that_keys_applications(world, vonage):
     bot.command("pages")
     last_response(bot, "Your Facebook Pages")
     bot.slack.views.clear()
-    r = bot.interact({
-        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "U1"}, "trigger_id": "t.1",
-        "container": {"type": "view", "view_id": "VM1"},
-        "view": {"id": "VM1", "type": "modal", "callback_id": "link_modal", "hash": "h9", "private_metadata": "{}",
-                 "state": {"values": {"key": {"link_modal_key": {"type": "static_select",
-                                                                  "selected_option": {"value": "second99"}}}}}},
-        "actions": [{"action_id": "link_modal_key", "block_id": "key", "type": "static_select",
-                     "selected_option": {"value": "second99"}, "action_ts": "1.0"}],
-    })
+    r = bot.interact(
+        {
+            "type": "block_actions",
+            "team": {"id": TEAM},
+            "user": {"id": "U1"},
+            "trigger_id": "t.1",
+            "container": {"type": "view", "view_id": "VM1"},
+            "view": {
+                "id": "VM1",
+                "type": "modal",
+                "callback_id": "link_modal",
+                "hash": "h9",
+                "private_metadata": "{}",
+                "state": {
+                    "values": {
+                        "key": {"link_modal_key": {"type": "static_select", "selected_option": {"value": "second99"}}}
+                    }
+                },
+            },
+            "actions": [
+                {
+                    "action_id": "link_modal_key",
+                    "block_id": "key",
+                    "type": "static_select",
+                    "selected_option": {"value": "second99"},
+                    "action_ts": "1.0",
+                }
+            ],
+        }
+    )
     assert r.status_code == 200
     (upd,) = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.update"])
     assert upd["view_id"] == "VM1"
@@ -403,8 +477,16 @@ def test_modal_key_change_reloads_that_keys_applications(world, vonage):
 
 def test_status_flags_expired_links(world):
     bot = world
-    bot.store.upsert_link(TEAM, "888", now=START, page_name="Lapsed Page", api_key=VONAGE_KEY, linked_by="U1",
-                          expires_at=START - DAY, status="active")
+    bot.store.upsert_link(
+        TEAM,
+        "888",
+        now=START,
+        page_name="Lapsed Page",
+        api_key=VONAGE_KEY,
+        linked_by="U1",
+        expires_at=START - DAY,
+        status="active",
+    )
     blob = text_of(bot.command("status").json())
     assert ":rotating_light: *expired*" in blob and "Lapsed Page" in blob
 
@@ -413,9 +495,13 @@ def test_vonage_403_on_application_is_explained(world, vonage):
     bot = world
     bot.command("link 101")
     last_response(bot, "Linked")
-    vonage.fail("POST /beta/chatapp-accounts/messenger/101/applications", status=403, times=1,
-                headers={"Content-Type": "application/problem+json"},
-                body={"title": "Forbidden", "detail": "Cannot link application"})
+    vonage.fail(
+        "POST /beta/chatapp-accounts/messenger/101/applications",
+        status=403,
+        times=1,
+        headers={"Content-Type": "application/problem+json"},
+        body={"title": "Forbidden", "detail": "Cannot link application"},
+    )
     bot.slack.responses.clear()
     bot.command("link 101 app Support Bot")
     resp = last_response(bot, "not a Messages")
@@ -477,8 +563,13 @@ def test_modal_submission_checks_page_roles_afresh(world, vonage, graph):
     bot.command("pages")
     last_response(bot, "Your Facebook Pages")  # cached: the user manages 101
     graph.users["FB1"].pages.clear()  # the Page role was removed on Facebook
-    bot.submit("link_modal", {"page": {"page": {"selected_option": {"value": "101"}}},
-                              "key": {"link_modal_key": {"selected_option": {"value": VONAGE_KEY}}}})
+    bot.submit(
+        "link_modal",
+        {
+            "page": {"page": {"selected_option": {"value": "101"}}},
+            "key": {"link_modal_key": {"selected_option": {"value": VONAGE_KEY}}},
+        },
+    )
     bot.slack.wait_message("don't manage")
     assert "101" not in vonage.accounts[VONAGE_KEY]
     assert bot.store.get_link(TEAM, "101") is None

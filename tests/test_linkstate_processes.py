@@ -37,8 +37,13 @@ def two(start_app, graph, vonage):  # type: ignore[no-untyped-def]
 
 def test_concurrent_first_link_from_two_processes(two, vonage):
     a, b = two
-    vonage.fail(f"POST {ACCOUNT}", delay=0.6, status=201, times=1,
-                body={"external_id": "101", "name": "Acme Coffee", "applications": []})
+    vonage.fail(
+        f"POST {ACCOUNT}",
+        delay=0.6,
+        status=201,
+        times=1,
+        body={"external_id": "101", "name": "Acme Coffee", "applications": []},
+    )
     a.command("link 101", response="a")
     vonage.changed.acquire()
     vonage.changed.wait_for(lambda: vonage.calls("POST", ACCOUNT), timeout=10)
@@ -58,9 +63,14 @@ def test_lost_answer_undo_spares_the_account_another_process_recorded(two, vonag
     unanswered (or meets B's account: 409). A must neither delete nor overwrite B's account, and
     must tell its user what happened."""
     a, b = two
-    vonage.fail(f"GET {ACCOUNT}/101", delay=1.6, status=404, times=1,
-                headers={"Content-Type": "application/problem+json"},
-                body={"type": "https://developer.nexmo.com/api-errors#not-found", "title": "Not Found"})
+    vonage.fail(
+        f"GET {ACCOUNT}/101",
+        delay=1.6,
+        status=404,
+        times=1,
+        headers={"Content-Type": "application/problem+json"},
+        body={"type": "https://developer.nexmo.com/api-errors#not-found", "title": "Not Found"},
+    )
     a.command("link 101", response="a")
     vonage.changed.acquire()
     vonage.changed.wait_for(lambda: vonage.calls("GET", f"{ACCOUNT}/101"), timeout=10)
@@ -121,8 +131,15 @@ def test_first_insert_from_two_stores_never_raises(tmp_path):
         for page_id in pages:
             barrier.wait()
             try:
-                store.upsert_link(TEAM, page_id, now=START, page_name=f"Page {page_id}", api_key=VONAGE_KEY,
-                                  linked_by=who, status="active")
+                store.upsert_link(
+                    TEAM,
+                    page_id,
+                    now=START,
+                    page_name=f"Page {page_id}",
+                    api_key=VONAGE_KEY,
+                    linked_by=who,
+                    status="active",
+                )
             except BaseException as exc:
                 errors.append(exc)
 
@@ -144,9 +161,15 @@ def test_button_ids_never_match_page_names(start_app, graph, vonage):
     bot.command("link 101 app Support Bot", response="x")
     answer(bot, "Linked *Acme Coffee*", name="x")
     before = bot.store.get_link(TEAM, "101")
-    log_in(bot, graph, user="U2", fb_user="FB2", name="Eve",
-           pages=[{"id": "777", "name": "101", "category": "Shop", "tasks": ["MANAGE"]}],
-           data_access_expires_at=START + 200 * DAY)
+    log_in(
+        bot,
+        graph,
+        user="U2",
+        fb_user="FB2",
+        name="Eve",
+        pages=[{"id": "777", "name": "101", "category": "Shop", "tasks": ["MANAGE"]}],
+        data_access_expires_at=START + 200 * DAY,
+    )
     bot.click("reminder_relink", "101", user="U2", response="click")
     answer(bot, "does not list *Acme Coffee*", name="click")
     bot.command("relink 101", user="U2", response="cmd")
@@ -162,8 +185,13 @@ def test_button_ids_never_match_page_names(start_app, graph, vonage):
 def test_lease_outlasts_the_slowest_operation(start_app, graph, vonage):
     bot = start_app(fblink_retry_total=30, fblink_http_timeout=2)
     setup(bot, graph, vonage)
-    vonage.fail(f"POST {ACCOUNT}", delay=0.6, status=201, times=1,
-                body={"external_id": "101", "name": "Acme Coffee", "applications": []})
+    vonage.fail(
+        f"POST {ACCOUNT}",
+        delay=0.6,
+        status=201,
+        times=1,
+        body={"external_id": "101", "name": "Acme Coffee", "applications": []},
+    )
     bot.command("link 101", response="slow")
     vonage.changed.acquire()
     vonage.changed.wait_for(lambda: vonage.calls("POST", ACCOUNT), timeout=10)

@@ -56,9 +56,17 @@ def test_reattach_unanswered_is_recorded_and_told(world, vonage):
 def test_recreate_failing_changes_nothing(world, vonage):
     bot = world
     before = bot.store.get_link(TEAM, "101")
-    vonage.fail(f"POST {ACCOUNT}", status=400, times=PERSISTENT, headers={"Content-Type": "application/problem+json"},
-                body={"title": "Bad Request", "detail": "Invalid params",
-                      "invalid_params": [{"name": "access_token", "reason": "is invalid"}]})
+    vonage.fail(
+        f"POST {ACCOUNT}",
+        status=400,
+        times=PERSISTENT,
+        headers={"Content-Type": "application/problem+json"},
+        body={
+            "title": "Bad Request",
+            "detail": "Invalid params",
+            "invalid_params": [{"name": "access_token", "reason": "is invalid"}],
+        },
+    )
     run(bot, "relink 101", "is invalid")
     assert vonage_apps(vonage, "101") is None
     assert bot.store.get_link(TEAM, "101") == before
@@ -90,8 +98,13 @@ def test_account_made_in_the_dashboard_meanwhile_is_recorded_with_its_applicatio
     fblink gives it the fresh token and records the application it has."""
     setup(bot, graph, vonage)
     vonage.add_account(VONAGE_KEY, "101", "dashboard-token", name="Acme Coffee", applications=(APP2,))
-    vonage.fail(f"GET {ACCOUNT}/101", status=404, times=1, headers={"Content-Type": "application/problem+json"},
-                body={"type": "https://developer.nexmo.com/api-errors#not-found", "title": "Not Found"})
+    vonage.fail(
+        f"GET {ACCOUNT}/101",
+        status=404,
+        times=1,
+        headers={"Content-Type": "application/problem+json"},
+        body={"type": "https://developer.nexmo.com/api-errors#not-found", "title": "Not Found"},
+    )
     text = run(bot, "link 101", "Linked *Acme Coffee*")
     assert "Sales Bot" in text
     assert vonage.accounts[VONAGE_KEY]["101"]["access_token"] == graph.page_token("FB1", "101")

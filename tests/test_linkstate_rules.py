@@ -20,6 +20,7 @@ def world(bot, graph, vonage):  # type: ignore[no-untyped-def]
 
 # -- linking rules -----------------------------------------------------------------------------
 
+
 def test_page_linked_under_another_key_is_refused(world, vonage):
     bot = world
     run(bot, "link 101", "Linked")
@@ -80,6 +81,7 @@ def test_relink_with_missing_data_access_goes_ahead_and_past_asks_for_login(bot,
 
 # -- failure paths -----------------------------------------------------------------------------
 
+
 def test_replace_whose_restore_also_fails(world, vonage):
     bot = world
     run(bot, "link 101 app Support Bot", "Linked")
@@ -126,11 +128,21 @@ def test_audit_rows_of_link_unlink_and_relink(world, vonage):
     run(bot, "relink 101", "Re-linked")
     run(bot, "unlink 101 app Sales Bot", "Unlinked application")
     run(bot, "unlink 101", "Removed")
-    assert audit_rows(bot, "101") == [("link", "U1", "ok"), ("link_app", "U1", "ok"), ("relink", "U1", "ok"),
-                                      ("unlink_app", "U1", "ok"), ("unlink", "U1", "ok")]
+    assert audit_rows(bot, "101") == [
+        ("link", "U1", "ok"),
+        ("link_app", "U1", "ok"),
+        ("relink", "U1", "ok"),
+        ("unlink_app", "U1", "ok"),
+        ("unlink", "U1", "ok"),
+    ]
     details = [r["detail"] for r in bot.store.select("SELECT detail FROM audit WHERE page_id = '101' ORDER BY id")]
-    assert details == [f"key {VONAGE_KEY}", f"key {VONAGE_KEY} app {APP2}", f"key {VONAGE_KEY}", f"app {APP2}",
-                       f"key {VONAGE_KEY}"]
+    assert details == [
+        f"key {VONAGE_KEY}",
+        f"key {VONAGE_KEY} app {APP2}",
+        f"key {VONAGE_KEY}",
+        f"app {APP2}",
+        f"key {VONAGE_KEY}",
+    ]
 
 
 def test_a_second_user_cannot_take_over_an_active_link_of_another_key(bot, graph, vonage):

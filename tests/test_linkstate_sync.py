@@ -43,8 +43,9 @@ def test_sync_leaves_tracked_pages_untouched(world, vonage):
 
 def test_gone_page_that_comes_back_is_imported_afresh(world, vonage):
     bot = world
-    bot.store.upsert_link(TEAM, "101", now=bot.clock.now(), broken_at=bot.clock.now(), breakages=2, muted=1,
-                          reminder_channel="C55")
+    bot.store.upsert_link(
+        TEAM, "101", now=bot.clock.now(), broken_at=bot.clock.now(), breakages=2, muted=1, reminder_channel="C55"
+    )
     del vonage.accounts[VONAGE_KEY]["101"]
     assert "marked gone: *Acme Coffee*" in sync(bot)
     gone = bot.store.get_link(TEAM, "101")
@@ -90,8 +91,9 @@ def test_sync_audit_rows(world, vonage):
     vonage.add_account(VONAGE_KEY, "555", "dash-token", name="Dashboard Page", applications=(APP1,))
     del vonage.accounts[VONAGE_KEY]["101"]
     sync(bot)
-    rows = bot.store.select("SELECT action, user_id, page_id, detail, result FROM audit WHERE action LIKE 'sync%'"
-                            " ORDER BY id")
+    rows = bot.store.select(
+        "SELECT action, user_id, page_id, detail, result FROM audit WHERE action LIKE 'sync%' ORDER BY id"
+    )
     assert {(r["action"], r["page_id"]) for r in rows} == {("sync_import", "555"), ("sync_gone", "101")}
     assert all(r["user_id"] is None and r["result"] == "ok" and VONAGE_KEY in r["detail"] for r in rows)
     assert bot.store.history(TEAM, "101")[0]["action"] == "sync_gone"  # `/fblink history` shows it

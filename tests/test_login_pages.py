@@ -20,6 +20,7 @@ PAGES = [
 
 # -- help and request checking -----------------------------------------------------
 
+
 @pytest.mark.parametrize("text", ["", "help", "frobnicate", "HELP", "  "])
 def test_help_lists_every_subcommand(bot, text):
     r = bot.command(text)
@@ -33,7 +34,9 @@ def test_help_lists_every_subcommand(bot, text):
 
 def test_unsigned_and_badly_signed_requests_are_401(bot):
     body = b"command=%2Ffblink&text=help&team_id=T0001&user_id=U1"
-    r = bot.http.post(bot.url + "/slack/events", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = bot.http.post(
+        bot.url + "/slack/events", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert r.status_code == 401
     assert bot.post_signed(body, "application/x-www-form-urlencoded", signature="v0=deadbeef").status_code == 401
     old = str(int(time.time()) - 6 * 60)
@@ -68,6 +71,7 @@ def test_healthz_and_metrics(bot):
 
 
 # -- login ----------------------------------------------------------------------------
+
 
 def test_login_button_leads_to_the_dialog(bot):
     r = bot.command("login")
@@ -122,13 +126,23 @@ def test_callback_rejects_missing_forged_reused_and_expired_state(bot, graph):
     assert r.status_code == 400 and "/fblink login" in r.text
     assert graph.requests == []  # no call to Facebook before the state checks out
     state = login_state(bot)
-    assert bot.http.get(bot.url + "/facebook/callback", params={"code": graph.issue_code("FB1"), "state": state}).status_code == 200
+    assert (
+        bot.http.get(
+            bot.url + "/facebook/callback", params={"code": graph.issue_code("FB1"), "state": state}
+        ).status_code
+        == 200
+    )
     replay = bot.http.get(bot.url + "/facebook/callback", params={"code": graph.issue_code("FB1"), "state": state})
     assert replay.status_code == 400
     late = login_state(bot)
     bot.clock.advance(601)
     n = len(graph.requests)
-    assert bot.http.get(bot.url + "/facebook/callback", params={"code": graph.issue_code("FB1"), "state": late}).status_code == 400
+    assert (
+        bot.http.get(
+            bot.url + "/facebook/callback", params={"code": graph.issue_code("FB1"), "state": late}
+        ).status_code
+        == 400
+    )
     assert len(graph.requests) == n
 
 
@@ -142,8 +156,15 @@ def test_state_is_bound_to_the_user_who_asked(bot, graph):
 
 def test_access_denied_shows_page_and_tells_slack(bot, graph):
     state = login_state(bot)
-    r = bot.http.get(bot.url + "/facebook/callback", params={
-        "error": "access_denied", "error_reason": "user_denied", "error_description": "Permissions error", "state": state})
+    r = bot.http.get(
+        bot.url + "/facebook/callback",
+        params={
+            "error": "access_denied",
+            "error_reason": "user_denied",
+            "error_description": "Permissions error",
+            "state": state,
+        },
+    )
     assert r.status_code == 200 and "cancelled" in r.text
     bot.slack.wait_message("You cancelled the Facebook login")
     assert graph.requests == []
@@ -161,7 +182,9 @@ def test_whoami_names_the_connected_account_and_offers_disconnect(bot, graph):
     assert "No Facebook account is connected" in bot.command("whoami").text
     log_in(bot, graph, pages=PAGES, name="Ada Lovelace", data_access_expires_at=1_800_000_000)
     answer = bot.command("whoami").json()
-    assert "Connected to Facebook as *Ada Lovelace* (`FB1`)" in text_of(answer) and "<!date^1800000000^" in text_of(answer)
+    assert "Connected to Facebook as *Ada Lovelace* (`FB1`)" in text_of(answer) and "<!date^1800000000^" in text_of(
+        answer
+    )
     assert [b["action_id"] for b in buttons(answer)] == ["login_disconnect"]
     assert "No Facebook account is connected" in bot.command("whoami", user="U2").text  # bound to U1 only
 
@@ -186,8 +209,19 @@ def test_graph_busy_during_login_says_so(bot, graph):
 def test_graph_rate_limit_is_retried_during_login(bot, graph):
     graph.add_user("FB1", "Ada")
     state = login_state(bot)
-    graph.fail("GET /v25.0/me", status=400, times=1, body={"error": {
-        "message": "(#4) Application request limit reached", "type": "OAuthException", "code": 4, "fbtrace_id": "x"}})
+    graph.fail(
+        "GET /v25.0/me",
+        status=400,
+        times=1,
+        body={
+            "error": {
+                "message": "(#4) Application request limit reached",
+                "type": "OAuthException",
+                "code": 4,
+                "fbtrace_id": "x",
+            }
+        },
+    )
     graph.fail("GET /v25.0/debug_token", status=429, headers={"Retry-After": "0"}, times=1)
     r = bot.http.get(bot.url + "/facebook/callback", params={"code": graph.issue_code("FB1"), "state": state})
     assert r.status_code == 200
@@ -208,6 +242,7 @@ def test_no_secret_in_logs(bot, graph, caplog):
 
 
 # -- pages -----------------------------------------------------------------------------
+
 
 def test_pages_requires_login(bot):
     r = bot.command("pages")
@@ -265,8 +300,19 @@ def test_dead_token_offers_new_login(bot, graph):
 
 def test_graph_busy_for_pages_says_facebook_is_busy(bot, graph):
     log_in(bot, graph, pages=PAGES)
-    graph.fail("GET /v25.0/me/accounts", status=400, times=10, body={"error": {
-        "message": "(#17) User request limit reached", "type": "OAuthException", "code": 17, "fbtrace_id": "y"}})
+    graph.fail(
+        "GET /v25.0/me/accounts",
+        status=400,
+        times=10,
+        body={
+            "error": {
+                "message": "(#17) User request limit reached",
+                "type": "OAuthException",
+                "code": 17,
+                "fbtrace_id": "y",
+            }
+        },
+    )
     bot.command("pages")
     bot.slack.wait_response("Facebook is busy")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +17,13 @@ COUNT_SQL = "SUM(status = 'active' AND broken_at IS NULL"  # the link-state coun
 
 
 def add_link(bot, page_id: str, **fields) -> None:  # type: ignore[no-untyped-def]
-    fields = {"page_name": f"P{page_id}", "api_key": VONAGE_KEY, "expires_at": START + 86400, "status": "active",
-              **fields}
+    fields = {
+        "page_name": f"P{page_id}",
+        "api_key": VONAGE_KEY,
+        "expires_at": START + 86400,
+        "status": "active",
+        **fields,
+    }
     bot.store.upsert_link(TEAM, page_id, now=START, **fields)
 
 
@@ -83,8 +89,14 @@ def test_metrics_are_open_without_a_token(bot):
 def test_metrics_token_requires_the_bearer(start_app):
     bot = start_app(fblink_metrics_token=TOKEN)
     url = bot.url + "/metrics"
-    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789abcd"}, {"Authorization": f"Basic {TOKEN}"},
-                    {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": "Bearer"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789abcd"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": "Bearer"},
+    ):
         r = bot.http.get(url, headers=headers)
         assert r.status_code == 401, headers
         assert r.headers["www-authenticate"].startswith("Bearer") and "fblink_" not in r.text
@@ -95,8 +107,17 @@ def test_metrics_token_requires_the_bearer(start_app):
     assert bot.http.get(bot.url + "/healthz").status_code == 200  # only /metrics is guarded
 
 
-@pytest.mark.parametrize("header,ok", [(f"Bearer {TOKEN}", True), (f"BEARER {TOKEN}", True), (None, False),
-                                       ("", False), (f"Token {TOKEN}", False), (f"Bearer {TOKEN[:-1]}", False)])
+@pytest.mark.parametrize(
+    "header,ok",
+    [
+        (f"Bearer {TOKEN}", True),
+        (f"BEARER {TOKEN}", True),
+        (None, False),
+        ("", False),
+        (f"Token {TOKEN}", False),
+        (f"Bearer {TOKEN[:-1]}", False),
+    ],
+)
 def test_bearer_ok(header, ok):
     assert bearer_ok(header, TOKEN) is ok
 
@@ -107,7 +128,7 @@ def test_close_stops_the_worker_and_its_connection(bot):
     reader = metrics.link_reader
     metrics.close()
     assert metrics.link_reader is None
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
         reader.db.conn.execute("SELECT 1")
     bot.http.get(bot.url + "/metrics")  # reopens on demand
     assert metrics.link_reader is not None

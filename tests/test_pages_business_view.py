@@ -10,12 +10,22 @@ MESSAGING = ["MANAGE", "MESSAGING"]
 
 def test_pages_show_business_and_no_token_reason(bot, graph):  # type: ignore[no-untyped-def]
     personal = hostile_pages(2, prefix="1")
-    log_in(bot, graph, pages=personal, businesses=[{
-        "id": "77", "name": "Acme & Sons <Group>",
-        "owned_pages": [{"id": "31", "name": "Aardvark seen, no task", "category": "Retail", "tasks": []},
-                        {"id": "32", "name": "Aardvark messaging", "category": "Retail", "tasks": MESSAGING}],
-        "client_pages": [{**personal[0], "tasks": MESSAGING}],
-    }])
+    log_in(
+        bot,
+        graph,
+        pages=personal,
+        businesses=[
+            {
+                "id": "77",
+                "name": "Acme & Sons <Group>",
+                "owned_pages": [
+                    {"id": "31", "name": "Aardvark seen, no task", "category": "Retail", "tasks": []},
+                    {"id": "32", "name": "Aardvark messaging", "category": "Retail", "tasks": MESSAGING},
+                ],
+                "client_pages": [{**personal[0], "tasks": MESSAGING}],
+            }
+        ],
+    )
     bot.command("pages")
     resp = bot.slack.wait_response("Aardvark")
     blob = text_of(resp)

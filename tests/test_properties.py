@@ -31,13 +31,24 @@ from bot.crypto import Vault
 from bot.fakes import slack_payloads as sp
 from bot.graph import Page
 from bot.store import Store
-from handlers.registry import parse
 from handlers.common import MAX_ARG_TEXT, split_args
+from handlers.registry import parse
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import log_in
-from tests.slack_strategies import (HOME_ACTIONS, MESSAGE_ACTIONS, MODAL_ACTIONS, SUBCOMMANDS, USERS, VIEWS,
-                                    block_actions, command_texts, fill_response_url, json_any, slack_names,
-                                    view_submissions)
+from tests.slack_strategies import (
+    HOME_ACTIONS,
+    MESSAGE_ACTIONS,
+    MODAL_ACTIONS,
+    SUBCOMMANDS,
+    USERS,
+    VIEWS,
+    block_actions,
+    command_texts,
+    fill_response_url,
+    json_any,
+    slack_names,
+    view_submissions,
+)
 from tests.test_links import APP1, APP2, PAGES  # the same world as the link tests
 
 DAY = 86400
@@ -45,11 +56,13 @@ ROOT = Path(__file__).resolve().parents[1]
 OWN_CODE = (str(ROOT / "bot"), str(ROOT / "handlers"))
 
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-                derandomize=False)
+SETTINGS = dict(
+    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], derandomize=False
+)
 
 
 # -- helpers ---------------------------------------------------------------------------
+
 
 def unhandled_errors(records: list[logging.LogRecord]) -> list[str]:
     """Log records that mean a listener blew up: Bolt's "Failed to run ..." lines, and
@@ -104,8 +117,16 @@ def world(bot, graph, vonage, caplog):
     log_in(bot, graph, user="U2", fb_user="FB2", name="Nobody", pages=[])
     bot.command("link 101 app Support Bot")
     bot.slack.wait_response("Linked *Acme Coffee*")
-    bot.store.upsert_link(TEAM, "999", now=START, page_name="Someone Else's <Page>", api_key=VONAGE_KEY,
-                          linked_by="U7", expires_at=START + 30 * DAY, status="active")
+    bot.store.upsert_link(
+        TEAM,
+        "999",
+        now=START,
+        page_name="Someone Else's <Page>",
+        api_key=VONAGE_KEY,
+        linked_by="U7",
+        expires_at=START + 30 * DAY,
+        status="active",
+    )
     # The app's Store connection belongs to the app's thread; the test thread gets its own on the same file.
     settings_ = bot.services.settings
     db = Store(settings_.fblink_database, Vault(settings_.fblink_secret_key))
@@ -115,8 +136,9 @@ def world(bot, graph, vonage, caplog):
         for user, (login, pages) in saved.items():
             if db.get_login(TEAM, user) is None:
                 db.save_login(login, now=START)
-                db.save_pages(TEAM, user, [Page(p.page_id, p.name, p.category, p.tasks, p.token) for p in pages],
-                              now=START)
+                db.save_pages(
+                    TEAM, user, [Page(p.page_id, p.name, p.category, p.tasks, p.token) for p in pages], now=START
+                )
 
     bot.restore = restore
     yield bot
@@ -130,7 +152,7 @@ def test_the_strategies_cover_every_registered_listener():
     source = "\n".join(p.read_text() for p in (ROOT / "handlers").glob("*.py"))
     actions = set(re.findall(r'app\.action\("([^"]+)"\)', source))
     actions |= set(re.findall(r'on_action\(app, "([^"]+)"', source))
-    for group in re.findall(r'for action_id in \(([^)]*)\):\n\s+on_action', source):
+    for group in re.findall(r"for action_id in \(([^)]*)\):\n\s+on_action", source):
         actions |= set(re.findall(r'"([^"]+)"', group))
     views = set(re.findall(r'CALLBACK_ID = "([^"]+)"', source))
     assert actions == set(MESSAGE_ACTIONS) | set(MODAL_ACTIONS) | set(HOME_ACTIONS)
@@ -138,6 +160,7 @@ def test_the_strategies_cover_every_registered_listener():
 
 
 # -- pure properties -------------------------------------------------------------------
+
 
 @settings(max_examples=800, deadline=None)
 @given(st.text(max_size=700))
@@ -160,7 +183,9 @@ def test_parse_never_raises_and_lowercases(text):
         assert (name, args) == (words[0].lower(), tuple(words[1:]))
 
 
-plain_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.", min_size=1, max_size=12)
+plain_word = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.", min_size=1, max_size=12
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -172,9 +197,15 @@ def test_parse_round_trips_plain_words(sub, rest, sep):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\'\\'),
-                        min_size=1, max_size=10).filter(lambda w: w.strip() == w and w.split() == [w]),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\"'\\"), min_size=1, max_size=10
+        ).filter(lambda w: w.strip() == w and w.split() == [w]),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_split_args_honours_quotes_and_slack_escaping(parts):
     phrase = " ".join(parts)
     assume(len(phrase) <= 200 and "&" not in phrase)
@@ -183,6 +214,7 @@ def test_split_args_honours_quotes_and_slack_escaping(parts):
 
 
 # -- the running app ---------------------------------------------------------------------
+
 
 def test_random_commands_are_always_acknowledged(world, caplog):
     bot = world
@@ -196,8 +228,11 @@ def test_random_commands_are_always_acknowledged(world, caplog):
     @example(text="history \x00", user="U1", names={})
     @example(text="remind Acme Coffee <#C0123456|x>", user="U1", names={})
     @example(text="link payload-pros", user="U1", names={"team_domain": "payload-inc", "channel_name": "payload"})
-    @example(text="status", user="U1", names={"user_name": "payload=1&text=help", "enterprise_id": "E1",
-                                               "enterprise_name": "payload"})
+    @example(
+        text="status",
+        user="U1",
+        names={"user_name": "payload=1&text=help", "enterprise_id": "E1", "enterprise_name": "payload"},
+    )
     def run(text, user, names):
         r = bot.command(text, user=user, fields=names)
         assert r.status_code == 200, (r.status_code, r.text[:300])
@@ -207,18 +242,22 @@ def test_random_commands_are_always_acknowledged(world, caplog):
             assert isinstance(body, dict) and (body.get("text") or body.get("blocks"))
         else:  # only the two subcommands whose answer is a modal ack with an empty body
             assert (name == "link" and not args) or (
-                name == "keys" and user == "UADMIN" and args[:1] and args[0].lower() == "add"), (name, args)
+                name == "keys" and user == "UADMIN" and args[:1] and args[0].lower() == "add"
+            ), (name, args)
         bot.restore()
 
     run()
     check_healthy(bot, caplog)
 
 
-@pytest.mark.parametrize("surface", [
-    "message",
-    "modal",
-    "home",  # regression: these clicks carry no response_url (answered by DM since 4c4037a)
-])
+@pytest.mark.parametrize(
+    "surface",
+    [
+        "message",
+        "modal",
+        "home",  # regression: these clicks carry no response_url (answered by DM since 4c4037a)
+    ],
+)
 def test_random_button_clicks_never_5xx(world, caplog, surface):
     bot = world
 
@@ -288,8 +327,16 @@ def test_corrupted_slack_payloads_never_5xx(world, caplog):
     @given(base=st.one_of(block_actions("message"), view_submissions()), data=st.data())
     def run(base, data):
         payload = fill_response_url(base, bot)
-        paths = [("team",), ("user",), ("view",), ("actions",), ("view", "state"), ("view", "state", "values"),
-                 ("view", "type"), ("actions", 0)]
+        paths = [
+            ("team",),
+            ("user",),
+            ("view",),
+            ("actions",),
+            ("view", "state"),
+            ("view", "state", "values"),
+            ("view", "type"),
+            ("actions", 0),
+        ]
         for path in data.draw(st.lists(st.sampled_from(paths), min_size=1, max_size=3, unique=True)):
             node = payload
             try:
@@ -308,8 +355,10 @@ def test_app_home_opened_with_random_users(world, caplog):
     bot = world
 
     @settings(max_examples=60, **SETTINGS)
-    @given(user=st.one_of(st.sampled_from(USERS), st.text(min_size=1, max_size=12)),
-           tab=st.sampled_from(["home", "messages", "about"]))
+    @given(
+        user=st.one_of(st.sampled_from(USERS), st.text(min_size=1, max_size=12)),
+        tab=st.sampled_from(["home", "messages", "about"]),
+    )
     def run(user, tab):
         body = sp.app_home_opened(user_id=user, channel_id="D1", tab=tab, team_id=TEAM)
         r = bot.post_signed(json.dumps(body).encode(), "application/json")
@@ -321,6 +370,7 @@ def test_app_home_opened_with_random_users(world, caplog):
 
 
 # -- App Home clicks come without a response_url ------------------------------------------
+
 
 def home_click(bot, value: str):  # type: ignore[no-untyped-def]
     return bot.click("status_relink", value, view=sp.view_object(view_id="VHOME", team_id=TEAM, type="home"))
@@ -339,8 +389,10 @@ def test_app_home_relink_of_a_page_no_longer_linked_tells_the_user(world, caplog
     """Regression: this answer used to go through the raw `respond`, which a Home click does not have."""
     bot.slack.messages.clear()
     assert home_click(bot, "555").status_code == 200  # the Home tab was published before 555 was unlinked
-    wait = bot.slack.wait_for(lambda: [m for m in bot.slack.messages if m.get("channel") == "D1"
-                                       and "not linked any more" in json.dumps(m)], timeout=5)
+    wait = bot.slack.wait_for(
+        lambda: [m for m in bot.slack.messages if m.get("channel") == "D1" and "not linked any more" in json.dumps(m)],
+        timeout=5,
+    )
     assert wait
     settle(bot)
     assert not unhandled_errors(caplog.records), unhandled_errors(caplog.records)

@@ -19,7 +19,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.logs import redact, scrub
 from bot.reminders import run_sweep_once
-from tests.conftest import APP_SECRET, BOT_TOKEN, SIGNING_SECRET, START, TEAM, VONAGE_KEY, VONAGE_SECRET
+from tests.conftest import APP_SECRET, BOT_TOKEN, SIGNING_SECRET, START, TEAM, VONAGE_SECRET
 from tests.flows import log_in
 from tests.test_socket_mode import APP_TOKEN, socket_bot, socket_slack  # noqa: F401  (fixtures)
 
@@ -47,8 +47,11 @@ class Everything(logging.Handler):
 def captured() -> Iterator[Everything]:
     """Root at DEBUG, every existing logger reset to inherit it and propagate."""
     manager = logging.root.manager
-    saved = {name: (lg.level, lg.propagate, lg.disabled) for name, lg in manager.loggerDict.items()
-             if isinstance(lg, logging.Logger)}
+    saved = {
+        name: (lg.level, lg.propagate, lg.disabled)
+        for name, lg in manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
     root_level = logging.root.level
     handler = Everything()
     logging.root.addHandler(handler)
@@ -79,8 +82,10 @@ def assert_clean(handler: Everything, secrets: set[str]) -> None:
 
 
 def key_values(key: str, secret: str) -> dict[str, dict[str, dict[str, str]]]:
-    return {"api_key": {"api_key": {"type": "plain_text_input", "value": key}},
-            "api_secret": {"api_secret": {"type": "plain_text_input", "value": secret}}}
+    return {
+        "api_key": {"api_key": {"type": "plain_text_input", "value": key}},
+        "api_secret": {"api_secret": {"type": "plain_text_input", "value": secret}},
+    }
 
 
 def test_no_secret_in_any_record_through_login_link_keys_and_sweep(captured, bot, graph, vonage):
@@ -101,20 +106,37 @@ def test_no_secret_in_any_record_through_login_link_keys_and_sweep(captured, bot
     assert bot.store.key_secret(TEAM, TYPED_KEY) == TYPED_SECRET
     names = {name for name, _ in captured.texts()}
     assert {"slack_bolt.AsyncApp", "httpx", "httpcore.http11", "slack_sdk.web.async_base_client"} <= names
-    secrets = {APP_SECRET, SIGNING_SECRET, BOT_TOKEN, VONAGE_SECRET, TYPED_SECRET, WRONG_SECRET,
-               bot.services.settings.fblink_secret_key, *issued_secrets(graph)}
+    secrets = {
+        APP_SECRET,
+        SIGNING_SECRET,
+        BOT_TOKEN,
+        VONAGE_SECRET,
+        TYPED_SECRET,
+        WRONG_SECRET,
+        bot.services.settings.fblink_secret_key,
+        *issued_secrets(graph),
+    }
     assert_clean(captured, secrets)
 
 
-def test_no_typed_secret_in_any_record_over_socket_mode(captured, socket_bot, vonage):  # noqa: F811
+def test_no_typed_secret_in_any_record_over_socket_mode(captured, socket_bot, vonage):
     vonage.add_key(TYPED_KEY, TYPED_SECRET)
     socket_bot.command("keys add", user="UADMIN")
     payload = {
-        "type": "view_submission", "team": {"id": TEAM, "domain": "fake"},
-        "user": {"id": "UADMIN", "username": "admin", "team_id": TEAM}, "api_app_id": "A0001",
-        "token": "legacy-verification-token", "trigger_id": "1.2.trigger",
-        "view": {"id": "VSOCK1", "type": "modal", "callback_id": "keys_add_modal", "private_metadata": "",
-                 "state": {"values": key_values(TYPED_KEY, TYPED_SECRET)}, "hash": "h1"},
+        "type": "view_submission",
+        "team": {"id": TEAM, "domain": "fake"},
+        "user": {"id": "UADMIN", "username": "admin", "team_id": TEAM},
+        "api_app_id": "A0001",
+        "token": "legacy-verification-token",
+        "trigger_id": "1.2.trigger",
+        "view": {
+            "id": "VSOCK1",
+            "type": "modal",
+            "callback_id": "keys_add_modal",
+            "private_metadata": "",
+            "state": {"values": key_values(TYPED_KEY, TYPED_SECRET)},
+            "hash": "h1",
+        },
     }
     envelope = socket_bot.socket.send_envelope("interactive", payload)
     socket_bot.socket.wait_ack(envelope, timeout=5)
@@ -122,8 +144,7 @@ def test_no_typed_secret_in_any_record_over_socket_mode(captured, socket_bot, vo
     # The Socket Mode client dumped the envelope, modal state and all, at DEBUG: redacted.
     dumps = [text for name, text in captured.texts() if name.startswith("slack_bolt") and "plain_text_input" in text]
     assert dumps and all("[redacted]" in text for text in dumps)
-    assert_clean(captured, {TYPED_SECRET, APP_TOKEN, BOT_TOKEN, VONAGE_SECRET, APP_SECRET,
-                            "legacy-verification-token"})
+    assert_clean(captured, {TYPED_SECRET, APP_TOKEN, BOT_TOKEN, VONAGE_SECRET, APP_SECRET, "legacy-verification-token"})
 
 
 def test_child_logger_under_its_own_handler_is_redacted():
@@ -139,8 +160,9 @@ def test_child_logger_under_its_own_handler_is_redacted():
     child.setLevel(logging.DEBUG)
     child.propagate = False
     try:
-        child.debug("GET %s with %r", "https://g.test/me?access_token=EAAsecretsecret1",
-                    {"Authorization": "Bearer abc.def-ghi"})
+        child.debug(
+            "GET %s with %r", "https://g.test/me?access_token=EAAsecretsecret1", {"Authorization": "Bearer abc.def-ghi"}
+        )
         try:
             raise RuntimeError("upstream said client_secret=hunter2hunter2")
         except RuntimeError:
@@ -152,35 +174,41 @@ def test_child_logger_under_its_own_handler_is_redacted():
     assert "access_token=[redacted]" in text and "'Authorization': '[redacted]'" in text and "RuntimeError" in text
 
 
-@pytest.mark.parametrize("line,secret", [
-    ("GET /me?access_token=EAAabc123456&appsecret_proof=ff01", "EAAabc123456"),
-    ("GET /me?access_token=EAAabc123456&appsecret_proof=ff01", "ff01"),
-    ("xoxb-1-2-abc xapp-1-A1-xyz xoxp-9-8-7", "xoxb-1-2-abc"),
-    ("xoxb-1-2-abc xapp-1-A1-xyz xoxp-9-8-7", "xapp-1-A1-xyz"),
-    ("xoxb-1-2-abc xapp-1-A1-xyz xoxp-9-8-7", "xoxp-9-8-7"),
-    ("token EAAGm0PX4ZCpsBAKj9 seen", "EAAGm0PX4ZCpsBAKj9"),
-    ("/oauth/access_token?client_id=1&client_secret=s3cr3t&code=AQfake00112233", "s3cr3t"),
-    ("/oauth/access_token?client_id=1&client_secret=s3cr3t&code=AQfake00112233", "AQfake00112233"),
-    ("/facebook/callback?code=AQabcdefgh&state=Zx9-Ab_cdEFghij", "Zx9-Ab_cdEFghij"),
-    ("grant_type=fb_exchange_token&fb_exchange_token=shortlived99", "shortlived99"),
-    ("debug_token?input_token=EAAx1y2z3w4&access_token=123%7Capp-secret-x", "app-secret-x"),
-    ("Authorization: Basic YWJjZDEyMzQ6c2VjcmV0", "YWJjZDEyMzQ6c2VjcmV0"),
-    ("{'Authorization': 'Bearer tok.en-value'}", "tok.en-value"),
-    ('{"access_token": "opaque-value-1", "token_type": "bearer"}', "opaque-value-1"),
-    ('{"state": "oauthstatevalue1", "code": "AQcodevalue22"}', "oauthstatevalue1"),
-    ('{"state": "oauthstatevalue1", "code": "AQcodevalue22"}', "AQcodevalue22"),
-    ("{'api_secret': {'type': 'plain_text_input', 'value': 'typed \\' words'}}", "words"),
-    ('{"value": "typed-in", "type": "plain_text_input"}', "typed-in"),
-    ("payload=%7B%22type%22%3A%22plain_text_input%22%2C%22value%22%3A%22pct-secret%22%7D", "pct-secret"),
-    ("Credentials(api_key='k1', api_secret='repr-secret')", "repr-secret"),
-])
+@pytest.mark.parametrize(
+    "line,secret",
+    [
+        ("GET /me?access_token=EAAabc123456&appsecret_proof=ff01", "EAAabc123456"),
+        ("GET /me?access_token=EAAabc123456&appsecret_proof=ff01", "ff01"),
+        ("xoxb-1-2-abc xapp-1-A1-xyz xoxp-9-8-7", "xoxb-1-2-abc"),
+        ("xoxb-1-2-abc xapp-1-A1-xyz xoxp-9-8-7", "xapp-1-A1-xyz"),
+        ("xoxb-1-2-abc xapp-1-A1-xyz xoxp-9-8-7", "xoxp-9-8-7"),
+        ("token EAAGm0PX4ZCpsBAKj9 seen", "EAAGm0PX4ZCpsBAKj9"),
+        ("/oauth/access_token?client_id=1&client_secret=s3cr3t&code=AQfake00112233", "s3cr3t"),
+        ("/oauth/access_token?client_id=1&client_secret=s3cr3t&code=AQfake00112233", "AQfake00112233"),
+        ("/facebook/callback?code=AQabcdefgh&state=Zx9-Ab_cdEFghij", "Zx9-Ab_cdEFghij"),
+        ("grant_type=fb_exchange_token&fb_exchange_token=shortlived99", "shortlived99"),
+        ("debug_token?input_token=EAAx1y2z3w4&access_token=123%7Capp-secret-x", "app-secret-x"),
+        ("Authorization: Basic YWJjZDEyMzQ6c2VjcmV0", "YWJjZDEyMzQ6c2VjcmV0"),
+        ("{'Authorization': 'Bearer tok.en-value'}", "tok.en-value"),
+        ('{"access_token": "opaque-value-1", "token_type": "bearer"}', "opaque-value-1"),
+        ('{"state": "oauthstatevalue1", "code": "AQcodevalue22"}', "oauthstatevalue1"),
+        ('{"state": "oauthstatevalue1", "code": "AQcodevalue22"}', "AQcodevalue22"),
+        ("{'api_secret': {'type': 'plain_text_input', 'value': 'typed \\' words'}}", "words"),
+        ('{"value": "typed-in", "type": "plain_text_input"}', "typed-in"),
+        ("payload=%7B%22type%22%3A%22plain_text_input%22%2C%22value%22%3A%22pct-secret%22%7D", "pct-secret"),
+        ("Credentials(api_key='k1', api_secret='repr-secret')", "repr-secret"),
+    ],
+)
 def test_redact_patterns(line, secret):
     assert secret not in redact(line)
 
 
 def test_redact_is_idempotent():
-    for line in ("GET /me?access_token=EAAabc123456&code=AQabcdefgh1", '{"api_secret": "x"} Bearer abc',
-                 "{'type': 'plain_text_input', 'value': 'v'}"):
+    for line in (
+        "GET /me?access_token=EAAabc123456&code=AQabcdefgh1",
+        '{"api_secret": "x"} Bearer abc',
+        "{'type': 'plain_text_input', 'value': 'v'}",
+    ):
         once = redact(line)
         assert redact(once) == once
 
@@ -188,11 +216,19 @@ def test_redact_is_idempotent():
 def test_formatters_that_read_args_keep_working():
     """uvicorn's access log unpacks record.args: the arguments stay a tuple, each one redacted."""
     record = logging.getLogger("uvicorn.access").makeRecord(
-        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", "/facebook/callback?code=AQcode12345678&state=st4t3v4lu3xx", "1.1", 200), None)
-    client, method, path, version, status = record.args
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/facebook/callback?code=AQcode12345678&state=st4t3v4lu3xx", "1.1", 200),
+        None,
+    )
+    _client, _method, path, _version, status = record.args
     assert path == "/facebook/callback?code=[redacted]&state=[redacted]" and status == 200
-    assert record.getMessage() == '127.0.0.1:5000 - "GET /facebook/callback?code=[redacted]&state=[redacted] HTTP/1.1" 200'
+    assert (
+        record.getMessage() == '127.0.0.1:5000 - "GET /facebook/callback?code=[redacted]&state=[redacted] HTTP/1.1" 200'
+    )
     plain = logging.getLogger("x").makeRecord("x", logging.INFO, __file__, 1, "linked %s in %d ms", ("P1", 5), None)
     assert plain.args == ("P1", 5) and plain.msg == "linked %s in %d ms"
 
@@ -225,19 +261,37 @@ def test_serve_at_debug_writes_no_secret(tmp_path, slack):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = clean_env(**{**BASE_ENV, "SLACK_API_URL": slack.url + "/api/", "SLACK_BOT_TOKEN": BOT_TOKEN,
-                       "SLACK_SIGNING_SECRET": SIGNING_SECRET, "FACEBOOK_APP_SECRET": APP_SECRET,
-                       "VONAGE_API_SECRET": VONAGE_SECRET, "FBLINK_METRICS_TOKEN": "metrics-token-0123456789",
-                       "FBLINK_DATABASE": str(tmp_path / "d.db"), "FBLINK_LOG_LEVEL": "DEBUG",
-                       "FBLINK_LOG_FORMAT": "json"})
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    env = clean_env(
+        **{
+            **BASE_ENV,
+            "SLACK_API_URL": slack.url + "/api/",
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "FACEBOOK_APP_SECRET": APP_SECRET,
+            "VONAGE_API_SECRET": VONAGE_SECRET,
+            "FBLINK_METRICS_TOKEN": "metrics-token-0123456789",
+            "FBLINK_DATABASE": str(tmp_path / "d.db"),
+            "FBLINK_LOG_LEVEL": "DEBUG",
+            "FBLINK_LOG_FORMAT": "json",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/metrics",
-                              headers={"Authorization": "Bearer metrics-token-0123456789"}, timeout=1)
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/metrics",
+                    headers={"Authorization": "Bearer metrics-token-0123456789"},
+                    timeout=1,
+                )
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline and proc.poll() is None, "server did not start"

@@ -158,8 +158,18 @@ def test_failed_post_is_retried_next_sweep(linked):
 
 def test_digest_when_many_due_in_one_channel(bot):
     for i in range(8):
-        bot.store.upsert_link(TEAM, f"50{i}", now=START, page_name=f"Shop {i}", api_key=VONAGE_KEY, linked_by="U1",
-                              channel_id="CBULK", expires_at=START + 5 * DAY, status="active", next_due_at=START)
+        bot.store.upsert_link(
+            TEAM,
+            f"50{i}",
+            now=START,
+            page_name=f"Shop {i}",
+            api_key=VONAGE_KEY,
+            linked_by="U1",
+            channel_id="CBULK",
+            expires_at=START + 5 * DAY,
+            status="active",
+            next_due_at=START,
+        )
     report = sweep_at(bot, START + 60)
     assert report == ["posted digest of 8 to CBULK"]
     (msg,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage"]
@@ -181,11 +191,25 @@ def test_broken_token_alert_once_per_breakage(linked, graph):
 
 def test_app_home_shows_links_and_admin_settings(linked):
     bot = linked
-    bot.store.upsert_link(TEAM, "777", now=START, page_name="Old <Page>", api_key=VONAGE_KEY, linked_by="U1",
-                          expires_at=START - DAY, status="active")
-    event = {"token": "x", "team_id": TEAM, "api_app_id": "A0001", "type": "event_callback",
-             "event_id": "Ev1", "event_time": int(time.time()),
-             "event": {"type": "app_home_opened", "user": "UADMIN", "channel": "D1", "tab": "home"}}
+    bot.store.upsert_link(
+        TEAM,
+        "777",
+        now=START,
+        page_name="Old <Page>",
+        api_key=VONAGE_KEY,
+        linked_by="U1",
+        expires_at=START - DAY,
+        status="active",
+    )
+    event = {
+        "token": "x",
+        "team_id": TEAM,
+        "api_app_id": "A0001",
+        "type": "event_callback",
+        "event_id": "Ev1",
+        "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": "UADMIN", "channel": "D1", "tab": "home"},
+    }
     r = bot.post_signed(json.dumps(event).encode(), "application/json")
     assert r.status_code == 200
     (pub,) = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.publish"])
@@ -199,6 +223,7 @@ def test_app_home_shows_links_and_admin_settings(linked):
 
 # -- the CLI and several processes ------------------------------------------------------------
 
+
 def cli_env(settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FACEBOOK_", "VONAGE_", "FBLINK_"))}
     for name, value in settings.model_dump().items():
@@ -208,15 +233,30 @@ def cli_env(settings) -> dict[str, str]:
 
 
 def run_cli(settings, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=cli_env(settings), capture_output=True,
-                          text=True, timeout=60, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kw,
+    )
 
 
 def seed_due(bot, n: int, expires: int) -> None:
     for i in range(n):
-        bot.store.upsert_link(TEAM, f"60{i:02d}", now=START, page_name=f"Page {i:02d}", api_key=VONAGE_KEY,
-                              linked_by="U1", channel_id=f"C{i:03d}X", expires_at=expires, status="active",
-                              next_due_at=expires - 14 * DAY)
+        bot.store.upsert_link(
+            TEAM,
+            f"60{i:02d}",
+            now=START,
+            page_name=f"Page {i:02d}",
+            api_key=VONAGE_KEY,
+            linked_by="U1",
+            channel_id=f"C{i:03d}X",
+            expires_at=expires,
+            status="active",
+            next_due_at=expires - 14 * DAY,
+        )
 
 
 def test_cli_sweep_with_now(bot):
@@ -231,8 +271,16 @@ def test_cli_sweep_with_now(bot):
 def test_two_processes_never_post_twice(bot):
     seed_due(bot, 30, START + 10 * DAY)
     settings = bot.services.settings
-    procs = [subprocess.Popen([sys.executable, "-m", "bot.cli", "sweep", "--now", iso(START)], env=cli_env(settings),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "sweep", "--now", iso(START)],
+            env=cli_env(settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     counts = collections.Counter(m["channel"] for m in bot.slack.messages if m["method"] == "chat.postMessage")
@@ -243,8 +291,12 @@ def test_process_killed_between_claim_and_post_still_posts_once(bot):
     seed_due(bot, 1, START + 10 * DAY)
     settings = bot.services.settings
     bot.slack.fail("POST /api/chat.postMessage", delay=30, status=200, body={"ok": True}, times=1)
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "sweep", "--now", iso(START)], env=cli_env(settings),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "sweep", "--now", iso(START)],
+        env=cli_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     db = sqlite3.connect(settings.fblink_database)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -267,12 +319,18 @@ def test_changed_thresholds_reschedule_instead_of_failing(linked, start_app):
     bot = linked
     exp = START + 90 * DAY
     # the row was scheduled for the 14-day threshold; the operator now sets 7,3,1
-    asyncio.run(run_sweep_once(bot.services.settings.model_copy(update={"fblink_reminder_days": "7,3,1"}),
-                               FixedClock(exp - 10 * DAY)))
+    asyncio.run(
+        run_sweep_once(
+            bot.services.settings.model_copy(update={"fblink_reminder_days": "7,3,1"}), FixedClock(exp - 10 * DAY)
+        )
+    )
     assert posts(bot) == []
     assert bot.store.get_link(TEAM, "101").next_due_at == exp - 7 * DAY
-    report = asyncio.run(run_sweep_once(bot.services.settings.model_copy(update={"fblink_reminder_days": "7,3,1"}),
-                                        FixedClock(exp - 7 * DAY + 5)))
+    report = asyncio.run(
+        run_sweep_once(
+            bot.services.settings.model_copy(update={"fblink_reminder_days": "7,3,1"}), FixedClock(exp - 7 * DAY + 5)
+        )
+    )
     assert len(report) == 1 and len(posts(bot)) == 1
 
 
@@ -313,11 +371,25 @@ def test_linking_again_also_updates_the_old_reminders(linked):
 
 
 def test_relink_rebuilds_the_digest_keeping_other_pages(bot, graph):
-    log_in(bot, graph, pages=[{"id": "500", "name": "Shop 0", "category": "Shop", "tasks": ["MANAGE"]}],
-           data_access_expires_at=START + 365 * DAY)
+    log_in(
+        bot,
+        graph,
+        pages=[{"id": "500", "name": "Shop 0", "category": "Shop", "tasks": ["MANAGE"]}],
+        data_access_expires_at=START + 365 * DAY,
+    )
     for i in range(7):
-        bot.store.upsert_link(TEAM, f"50{i}", now=START, page_name=f"Shop {i}", api_key=VONAGE_KEY, linked_by="U1",
-                              channel_id="CBULK", expires_at=START + 5 * DAY, status="active", next_due_at=START)
+        bot.store.upsert_link(
+            TEAM,
+            f"50{i}",
+            now=START,
+            page_name=f"Shop {i}",
+            api_key=VONAGE_KEY,
+            linked_by="U1",
+            channel_id="CBULK",
+            expires_at=START + 5 * DAY,
+            status="active",
+            next_due_at=START,
+        )
     assert sweep_at(bot, START + 60) == ["posted digest of 7 to CBULK"]
     (digest,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage" and m["channel"] == "CBULK"]
     bot.slack.responses.clear()

@@ -12,8 +12,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.crypto import CryptoError, Vault
-from bot.rotation import encrypted_columns, open_connection, rotate_keys
 from bot.graph import Page
+from bot.rotation import encrypted_columns, open_connection, rotate_keys
 from bot.store import FacebookLogin, Store
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import log_in
@@ -27,8 +27,9 @@ SECRETS = {"user": "EAAuser-token-1", "page": "EAApage-token-2", "key": "vonage-
 def seed(path: str, key: str, *, pages: int = 1) -> Store:
     store = Store(path, Vault(key))
     store.save_login(FacebookLogin("T1", "U1", "FB1", "Ada", SECRETS["user"], None, None, ()), now=1)
-    store.save_pages("T1", "U1", [Page(str(100 + i), f"P{i}", "c", ("MANAGE",), SECRETS["page"])
-                                  for i in range(pages)], now=1)
+    store.save_pages(
+        "T1", "U1", [Page(str(100 + i), f"P{i}", "c", ("MANAGE",), SECRETS["page"]) for i in range(pages)], now=1
+    )
     store.add_key("T1", "k1", SECRETS["key"], by="U1", now=1)
     store.upsert_link("T1", "100", now=1, page_token=SECRETS["link"], page_name="P0", api_key="k1")
     return store
@@ -36,8 +37,10 @@ def seed(path: str, key: str, *, pages: int = 1) -> Store:
 
 def stored(path: str) -> dict[str, list[str]]:
     conn = sqlite3.connect(path)
-    out = {f"{t}.{c}": [r[0] for r in conn.execute(f"SELECT {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY rowid")]
-           for t, c in encrypted_columns(conn)}
+    out = {
+        f"{t}.{c}": [r[0] for r in conn.execute(f"SELECT {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY rowid")]
+        for t, c in encrypted_columns(conn)
+    }
     conn.close()
     return out
 
@@ -56,8 +59,12 @@ def test_vault_encrypts_with_newest_and_decrypts_with_any():
 def test_every_encrypted_column_is_found(tmp_path):
     store = seed(str(tmp_path / "c.db"), OLD)
     found = set(encrypted_columns(store.db.conn))
-    assert {("fb_users", "token_enc"), ("fb_pages", "token_enc"), ("vonage_keys", "secret_enc"),
-            ("links", "token_enc")} <= found
+    assert {
+        ("fb_users", "token_enc"),
+        ("fb_pages", "token_enc"),
+        ("vonage_keys", "secret_enc"),
+        ("links", "token_enc"),
+    } <= found
 
 
 def test_rotate_then_old_key_alone_no_longer_decrypts(tmp_path):
@@ -127,8 +134,14 @@ def test_an_undecryptable_row_is_reported_by_id_and_skipped(tmp_path):
     bad_id = store.get_link("T1", "666").id
     store.close()
     env = clean_env(**{**BASE_ENV, "FBLINK_DATABASE": path, "FBLINK_SECRET_KEY": f"{NEW},{OLD}"})
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "rotate-keys", "--batch", "1"], env=env,
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "rotate-keys", "--batch", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert out.returncode == 1, out.stderr
     assert f"links.token_enc: 1 rewritten, 0 already current, 1 undecryptable (links(id={bad_id}))" in out.stdout
     assert "vonage_keys.secret_enc: 1 rewritten" in out.stdout
@@ -144,8 +157,14 @@ def test_rotate_keys_cli_succeeds_and_refuses_bad_input(tmp_path):
     path = str(tmp_path / "ok.db")
     seed(path, OLD).close()
     env = clean_env(**{**BASE_ENV, "FBLINK_DATABASE": path, "FBLINK_SECRET_KEY": f"{NEW},{OLD}"})
-    run = lambda *a, **e: subprocess.run([sys.executable, "-m", "bot.cli", "rotate-keys", *a],  # noqa: E731
-                                         env={**env, **e}, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    run = lambda *a, **e: subprocess.run(
+        [sys.executable, "-m", "bot.cli", "rotate-keys", *a],
+        env={**env, **e},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     ok = run()
     assert ok.returncode == 0 and "rotated 4 secret(s) to the newest of 2 key(s); 0 undecryptable" in ok.stdout
     assert run("--batch", "0").returncode == 2
@@ -159,8 +178,10 @@ def test_rotate_keys_cli_succeeds_and_refuses_bad_input(tmp_path):
 
 def test_rotation_procedure_beside_the_running_bot(start_app, graph, vonage):
     """README procedure: add the new key first everywhere, rotate while serving, then drop the old key."""
-    pages = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]},
-             {"id": "102", "name": "Bolt Hardware", "category": "Shop", "tasks": ["MESSAGING"]}]
+    pages = [
+        {"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]},
+        {"id": "102", "name": "Bolt Hardware", "category": "Shop", "tasks": ["MESSAGING"]},
+    ]
     old_bot = start_app(fblink_secret_key=OLD)
     log_in(old_bot, graph, pages=pages, data_access_expires_at=START + 365 * 86400)
     old_bot.slack.wait_message("Connected to Facebook")

@@ -42,6 +42,7 @@ def modal(title: str = "Link a Page", blocks: int = 1, **extra: Any) -> dict[str
 
 # -- chat ------------------------------------------------------------------------------------
 
+
 def test_post_message_answers_with_slacks_message_object(fake):
     v0 = fake.version
     out = api(fake, "chat.postMessage", channel="C1", text="hi", blocks=[section("hi")])
@@ -76,16 +77,45 @@ def test_ephemeral_is_seen_by_one_user_and_cannot_be_updated(fake):
     assert api(fake, "chat.update", channel="C1", ts=out["message_ts"], text="x")["error"] == "message_not_found"
 
 
-@pytest.mark.parametrize("blocks,pointer", [
-    ([section("x")] * 51, "/blocks"),
-    ([section("x" * 3001)], "/blocks/0/text/text"),
-    ([{"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Go"},
-                                         "action_id": "a", "value": "v" * 2001}]}], "/blocks/0/elements/0/value"),
-    ([{"type": "section", "text": {"type": "mrkdwn", "text": "x"}, "accessory": {
-        "type": "static_select", "action_id": "s", "options": [
-            {"text": {"type": "plain_text", "text": str(i)}, "value": str(i)} for i in range(101)]}}],
-     "/blocks/0/accessory/options"),
-])
+@pytest.mark.parametrize(
+    "blocks,pointer",
+    [
+        ([section("x")] * 51, "/blocks"),
+        ([section("x" * 3001)], "/blocks/0/text/text"),
+        (
+            [
+                {
+                    "type": "actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Go"},
+                            "action_id": "a",
+                            "value": "v" * 2001,
+                        }
+                    ],
+                }
+            ],
+            "/blocks/0/elements/0/value",
+        ),
+        (
+            [
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": "x"},
+                    "accessory": {
+                        "type": "static_select",
+                        "action_id": "s",
+                        "options": [
+                            {"text": {"type": "plain_text", "text": str(i)}, "value": str(i)} for i in range(101)
+                        ],
+                    },
+                }
+            ],
+            "/blocks/0/accessory/options",
+        ),
+    ],
+)
 def test_over_limit_blocks_are_invalid_blocks(fake, blocks, pointer):
     out = api(fake, "chat.postMessage", channel="C1", text="t", blocks=blocks)
     assert out["ok"] is False and out["error"] == "invalid_blocks"
@@ -105,22 +135,44 @@ def test_errors_auth_and_rate_limit(fake):
     assert api(fake, "chat.postMessage", channel="C1")["error"] == "no_text"
     fake.rate_limit = 1.0
     assert api(fake, "chat.postMessage", channel="C2", text="1")["ok"]
-    r = httpx.post(f"{fake.url}/api/chat.postMessage", json={"channel": "C2", "text": "2"},
-                   headers={"Authorization": f"Bearer {TOKEN}"})
+    r = httpx.post(
+        f"{fake.url}/api/chat.postMessage",
+        json={"channel": "C2", "text": "2"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert r.status_code == 429 and r.headers["Retry-After"] == "1" and r.json()["error"] == "ratelimited"
     assert api(fake, "chat.postMessage", channel="C3", text="other channel")["ok"]
 
 
 # -- views -----------------------------------------------------------------------------------
 
+
 def test_views_open_needs_a_fresh_single_use_trigger(fake):
     assert api(fake, "views.open", trigger_id="never-issued", view=modal())["error"] == "invalid_trigger_id"
     fake.issue_trigger("t1", "U1")
     out = api(fake, "views.open", trigger_id="t1", view=modal(external_id="ext-1", private_metadata="{}"))
     view = out["view"]
-    for key in ("id", "team_id", "type", "blocks", "private_metadata", "callback_id", "state", "hash", "title",
-                "close", "submit", "clear_on_close", "notify_on_close", "root_view_id", "previous_view_id",
-                "app_id", "external_id", "app_installed_team_id", "bot_id"):
+    for key in (
+        "id",
+        "team_id",
+        "type",
+        "blocks",
+        "private_metadata",
+        "callback_id",
+        "state",
+        "hash",
+        "title",
+        "close",
+        "submit",
+        "clear_on_close",
+        "notify_on_close",
+        "root_view_id",
+        "previous_view_id",
+        "app_id",
+        "external_id",
+        "app_installed_team_id",
+        "bot_id",
+    ):
         assert key in view, key
     assert view["root_view_id"] == view["id"] and view["previous_view_id"] is None
     assert fake.modal_of("U1")["id"] == view["id"]
@@ -131,8 +183,16 @@ def test_views_open_needs_a_fresh_single_use_trigger(fake):
     assert api(fake, "views.open", trigger_id="t2", view=modal())["error"] == "expired_trigger_id"
 
 
-@pytest.mark.parametrize("view", [modal(title="x" * 25), modal(blocks=101), modal(private_metadata="m" * 3001),
-                                  {"type": "modal", "blocks": []}, {"type": "popup", "blocks": []}])
+@pytest.mark.parametrize(
+    "view",
+    [
+        modal(title="x" * 25),
+        modal(blocks=101),
+        modal(private_metadata="m" * 3001),
+        {"type": "modal", "blocks": []},
+        {"type": "popup", "blocks": []},
+    ],
+)
 def test_invalid_views_are_invalid_arguments(fake, view):
     fake.issue_trigger("t", "U1")
     out = api(fake, "views.open", trigger_id="t", view=view)
@@ -173,6 +233,7 @@ def test_views_publish_keeps_one_home_per_user(fake):
 
 
 # -- response_url and acks -----------------------------------------------------------------------
+
 
 def respond(fake: FakeSlack, url: str, **body: Any) -> httpx.Response:
     return httpx.post(url, content=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=5)

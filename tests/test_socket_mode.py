@@ -18,10 +18,10 @@ import pytest
 
 from bot.app import FblinkApp, create_app
 from bot.fakes import slack_payloads as sp
-from tests.conftest import APP_ID, BOT_TOKEN, ENTERPRISE, TEAM, serve
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.socket_mode import FakeSocketMode
+from tests.conftest import APP_ID, BOT_TOKEN, ENTERPRISE, TEAM, serve
 from tests.flows import button_urls, buttons, confirm_login, query, text_of
 
 APP_TOKEN = "xapp-1-A0001-test"
@@ -39,9 +39,15 @@ class SocketBot:
     def command(self, text: str, *, user: str = "U1", channel: str = "C1", response: str = "r") -> dict[str, Any]:
         """Send `/fblink <text>` as a slash_commands envelope; return the app's ack message."""
         payload = sp.slash_command(
-            text=text, team_id=TEAM, user_id=user, channel_id=channel, enterprise_id=ENTERPRISE,
-            enterprise_name=sp.HOSTILE["enterprise_name"], response_url=self.slack.response_url(response, channel, user),
-            trigger_id=self.slack.issue_trigger(f"{next(self._triggers)}.{int(time.time())}.a1b2c3", user))
+            text=text,
+            team_id=TEAM,
+            user_id=user,
+            channel_id=channel,
+            enterprise_id=ENTERPRISE,
+            enterprise_name=sp.HOSTILE["enterprise_name"],
+            response_url=self.slack.response_url(response, channel, user),
+            trigger_id=self.slack.issue_trigger(f"{next(self._triggers)}.{int(time.time())}.a1b2c3", user),
+        )
         return self.send("slash_commands", payload)
 
     def send(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -100,8 +106,10 @@ def test_help_is_answered_in_the_socket_ack(socket_bot):
     for sub in ("login", "logout", "pages", "link", "status", "remind", "keys"):
         assert f"/fblink {sub}" in text_of(payload)
     # Bolt authorized with the bot token against the same fake Web API
-    assert any(r.path == "/api/auth.test" and r.headers.get("authorization") == f"Bearer {BOT_TOKEN}"
-               for r in socket_bot.slack.requests)
+    assert any(
+        r.path == "/api/auth.test" and r.headers.get("authorization") == f"Bearer {BOT_TOKEN}"
+        for r in socket_bot.slack.requests
+    )
     # socket traffic is counted and timed like HTTP traffic
     metrics = socket_bot.http.get(socket_bot.url + "/metrics").text
     assert 'fblink_slack_requests_total{command="help",kind="command"} 1.0' in metrics
@@ -121,8 +129,9 @@ def test_login_button_comes_back_over_the_socket_and_callback_is_served(socket_b
 
     # The browser half still runs over HTTP, and the DM goes out through the Web API.
     graph.add_user("FB1", "Ada Lovelace", pages=[])
-    r = socket_bot.http.get(socket_bot.url + "/facebook/callback",
-                            params={"code": graph.issue_code("FB1"), "state": state})
+    r = socket_bot.http.get(
+        socket_bot.url + "/facebook/callback", params={"code": graph.issue_code("FB1"), "state": state}
+    )
     assert r.status_code == 200, r.text
     dm = socket_bot.slack.wait_message("Connected to Facebook as", timeout=5)
     assert "Ada Lovelace" in text_of(dm)
@@ -146,13 +155,20 @@ def test_payload_named_places_and_text_work_over_the_socket(socket_bot):
 
 
 def test_button_click_over_the_socket(socket_bot):
-    payload = sp.block_actions(action_id="pages_next", value="0", user_id="U1", response_url=socket_bot.slack.response_url(
-        "click", "C1", "U1", "1700000000.000100"), enterprise_id=ENTERPRISE, enterprise_name="payload & co")
+    payload = sp.block_actions(
+        action_id="pages_next",
+        value="0",
+        user_id="U1",
+        response_url=socket_bot.slack.response_url("click", "C1", "U1", "1700000000.000100"),
+        enterprise_id=ENTERPRISE,
+        enterprise_name="payload & co",
+    )
     socket_bot.slack.issue_trigger(payload["trigger_id"], "U1")
     ack = socket_bot.send("interactive", payload)
     assert not ack.get("payload")  # a button click is acked empty
-    resp = socket_bot.slack.wait_for(lambda: [r for r in socket_bot.slack.responses if r["url_name"] == "click"],
-                                     timeout=5)
+    resp = socket_bot.slack.wait_for(
+        lambda: [r for r in socket_bot.slack.responses if r["url_name"] == "click"], timeout=5
+    )
     assert "/fblink pages" in text_of(resp) and resp[0]["replace_original"] is True  # no Pages stored for U1
 
 
@@ -165,8 +181,11 @@ def test_app_home_opened_over_the_socket_publishes_the_home_tab(socket_bot):
 def test_http_port_serves_health_and_callback_but_not_slack_events(socket_bot):
     r = socket_bot.http.get(socket_bot.url + "/healthz")
     assert r.status_code == 200 and r.json()["ok"] is True
-    r = socket_bot.http.post(socket_bot.url + "/slack/events", content=b"command=%2Ffblink&text=help",
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = socket_bot.http.post(
+        socket_bot.url + "/slack/events",
+        content=b"command=%2Ffblink&text=help",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code in (404, 405)
     r = socket_bot.http.get(socket_bot.url + "/facebook/callback", params={"state": "nope", "code": "x"})
     assert r.status_code != 404  # the route exists (an unknown state is refused by the handler)
@@ -187,8 +206,9 @@ def test_app_shuts_down_and_closes_the_socket(make_settings, socket_slack, clock
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # uvicorn exits its thread
 def test_a_rejected_app_token_fails_start_up_instead_of_retrying_forever(make_settings, socket_slack, clock):
-    settings = make_settings(slack_app_token="xapp-1-A0001-revoked", slack_signing_secret=None,
-                             slack_api_url=socket_slack.api_url)
+    settings = make_settings(
+        slack_app_token="xapp-1-A0001-revoked", slack_signing_secret=None, slack_api_url=socket_slack.api_url
+    )
     app = create_app(settings, clock=clock, scheduler=False)
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="did not start"):

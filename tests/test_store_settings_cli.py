@@ -41,6 +41,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 # -- settings ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no stray .env
@@ -63,19 +64,22 @@ def test_settings_defaults_and_derived(env):
     assert s.admins == frozenset() and not s.socket_mode
 
 
-@pytest.mark.parametrize("name,value,words", [
-    ("SLACK_BOT_TOKEN", None, "SLACK_BOT_TOKEN: missing"),
-    ("FBLINK_SECRET_KEY", None, "FBLINK_SECRET_KEY: missing"),
-    ("FBLINK_PUBLIC_URL", None, "FBLINK_PUBLIC_URL: missing"),
-    ("SLACK_BOT_TOKEN", "xoxp-user", "SLACK_BOT_TOKEN: must be a bot token"),
-    ("FBLINK_SECRET_KEY", "short", "FBLINK_SECRET_KEY: must be a Fernet key"),
-    ("FBLINK_PUBLIC_URL", "bot.test", "FBLINK_PUBLIC_URL: must be an http(s) URL"),
-    ("FACEBOOK_API_VERSION", "25", "FACEBOOK_API_VERSION: must look like v25.0"),
-    ("FBLINK_REMINDER_DAYS", "14,x", "FBLINK_REMINDER_DAYS"),
-    ("FBLINK_ADMINS", "bob", "FBLINK_ADMINS"),
-    ("FBLINK_LINK_TTL_DAYS", "0", "FBLINK_LINK_TTL_DAYS"),
-    ("SLACK_APP_TOKEN", "xoxb-nope", "SLACK_APP_TOKEN"),
-])
+@pytest.mark.parametrize(
+    "name,value,words",
+    [
+        ("SLACK_BOT_TOKEN", None, "SLACK_BOT_TOKEN: missing"),
+        ("FBLINK_SECRET_KEY", None, "FBLINK_SECRET_KEY: missing"),
+        ("FBLINK_PUBLIC_URL", None, "FBLINK_PUBLIC_URL: missing"),
+        ("SLACK_BOT_TOKEN", "xoxp-user", "SLACK_BOT_TOKEN: must be a bot token"),
+        ("FBLINK_SECRET_KEY", "short", "FBLINK_SECRET_KEY: must be a Fernet key"),
+        ("FBLINK_PUBLIC_URL", "bot.test", "FBLINK_PUBLIC_URL: must be an http(s) URL"),
+        ("FACEBOOK_API_VERSION", "25", "FACEBOOK_API_VERSION: must look like v25.0"),
+        ("FBLINK_REMINDER_DAYS", "14,x", "FBLINK_REMINDER_DAYS"),
+        ("FBLINK_ADMINS", "bob", "FBLINK_ADMINS"),
+        ("FBLINK_LINK_TTL_DAYS", "0", "FBLINK_LINK_TTL_DAYS"),
+        ("SLACK_APP_TOKEN", "xoxb-nope", "SLACK_APP_TOKEN"),
+    ],
+)
 def test_bad_settings_name_the_variable(env, name, value, words):
     if value is None:
         env.delenv(name)
@@ -110,6 +114,7 @@ def test_oauth_env_refused(env):
 
 # -- storage ------------------------------------------------------------------------------
 
+
 def test_vault_round_trip_and_wrong_key():
     v = Vault(KEY)
     c = v.encrypt("EAAsecret-token")
@@ -122,9 +127,13 @@ def test_vault_round_trip_and_wrong_key():
 def test_store_uses_wal_and_partial_index(tmp_path):
     store = Store(str(tmp_path / "s.db"), Vault(KEY))
     assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    plan = " ".join(r[-1] for r in store.db.conn.execute(
-        "EXPLAIN QUERY PLAN SELECT * FROM links WHERE status = 'active' AND next_due_at IS NOT NULL"
-        " AND next_due_at <= 5 ORDER BY next_due_at LIMIT 10"))
+    plan = " ".join(
+        r[-1]
+        for r in store.db.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM links WHERE status = 'active' AND next_due_at IS NOT NULL"
+            " AND next_due_at <= 5 ORDER BY next_due_at LIMIT 10"
+        )
+    )
     assert "USING INDEX links_due" in plan
     # times are integers, not text
     cols = {r[1]: r[2] for r in store.db.conn.execute("PRAGMA table_info(links)")}
@@ -147,10 +156,16 @@ def test_state_is_single_use_and_expires(tmp_path):
 
 def test_migrations_run_once_when_processes_start_together(tmp_path):
     db = tmp_path / "race.db"
-    code = ("import sys; from bot.store import Store; from bot.crypto import Vault; "
-            f"Store(sys.argv[1], Vault({KEY!r})); print('ok')")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(4)]
+    code = (
+        "import sys; from bot.store import Store; from bot.crypto import Vault; "
+        f"Store(sys.argv[1], Vault({KEY!r})); print('ok')"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     conn = sqlite3.connect(db)
@@ -167,9 +182,11 @@ def test_redact_hides_tokens():
 
 # -- command line ---------------------------------------------------------------------------
 
+
 def run(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_gen_key_prints_a_fernet_key(tmp_path):
@@ -180,8 +197,9 @@ def test_gen_key_prints_a_fernet_key(tmp_path):
 
 def test_serve_exits_naming_missing_variable(tmp_path):
     env = clean_env(**{k: v for k, v in BASE_ENV.items() if k != "FACEBOOK_APP_ID"})
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], env=env, capture_output=True, text=True,
-                         timeout=30, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve"], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
     assert out.returncode == 2
     assert "FACEBOOK_APP_ID" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
@@ -190,10 +208,23 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path, slack):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = clean_env(**{**BASE_ENV, "SLACK_API_URL": slack.url + "/api/", "SLACK_BOT_TOKEN": "xoxb-test-token",
-                       "FBLINK_DATABASE": str(tmp_path / "serve.db"), "FBLINK_LOG_FORMAT": "json"})
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    env = clean_env(
+        **{
+            **BASE_ENV,
+            "SLACK_API_URL": slack.url + "/api/",
+            "SLACK_BOT_TOKEN": "xoxb-test-token",
+            "FBLINK_DATABASE": str(tmp_path / "serve.db"),
+            "FBLINK_LOG_FORMAT": "json",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -202,7 +233,7 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path, slack):
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(proc.stderr.read() if proc.poll() is not None else "no answer")
+                    raise AssertionError(proc.stderr.read() if proc.poll() is not None else "no answer") from None
                 time.sleep(0.1)
         assert r.json() == {"ok": True, "database": "ok"}
         proc.send_signal(signal.SIGTERM)

@@ -44,8 +44,15 @@ def test_digest_over_48_confirms_each_claim_with_its_own_message_ts(bot):
     assert report == ["posted digest of 48 to CBULK", "posted digest of 12 to CBULK"]
     for msg in posts(bot, "CBULK"):
         shown = {b["accessory"]["value"] for b in msg["blocks"] if "accessory" in b}
-        stored = {r["page_id"] for r in rows(bot, "SELECT l.page_id FROM reminders r JOIN links l ON l.id = r.link_id"
-                                                  " WHERE r.message_ts = ? AND r.channel_id = 'CBULK'", [msg["ts"]])}
+        stored = {
+            r["page_id"]
+            for r in rows(
+                bot,
+                "SELECT l.page_id FROM reminders r JOIN links l ON l.id = r.link_id"
+                " WHERE r.message_ts = ? AND r.channel_id = 'CBULK'",
+                [msg["ts"]],
+            )
+        }
         assert shown == stored and len(shown) in (48, 12)
 
 
@@ -120,7 +127,7 @@ def test_always_failing_post_escalates_once_then_is_never_retried(linked):
 def test_escalation_without_a_fallback_channel_dms_the_linker_and_admins(linked):
     bot = linked
     bot.slack.channel_errors["CLINK"] = "msg_too_long"
-    report, metrics = run_sweep(bot, EXP - 14 * DAY + 1, fblink_reminder_max_attempts=1)
+    _report, metrics = run_sweep(bot, EXP - 14 * DAY + 1, fblink_reminder_max_attempts=1)
     assert sorted(m["channel"] for m in posts(bot)) == ["D1", "DADMIN"]
     assert metrics["fblink_reminders_total{failed}"] == 1 and metrics["fblink_reminders_total{gave_up}"] == 1
 

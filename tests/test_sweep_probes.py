@@ -9,8 +9,8 @@ import time
 import pytest
 
 from bot.clock import FixedClock
-from bot.reminders import Run, claim_all
 from bot.probes import probe_tokens
+from bot.reminders import Run, claim_all
 from bot.services import open_services
 from tests.conftest import APP_ID, START, TEAM
 from tests.flows import log_in, text_of
@@ -19,8 +19,18 @@ from tests.sweep_helpers import DAY, posts, rows, run_sweep, seed
 PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
 EXP = START + 90 * DAY
 DEBUG = "GET /v25.0/debug_token"
-VALID = {"data": {"app_id": APP_ID, "type": "PAGE", "application": "fblink", "is_valid": True, "expires_at": 0,
-                  "data_access_expires_at": START + 90 * DAY, "scopes": ["pages_messaging"], "user_id": "FB1"}}
+VALID = {
+    "data": {
+        "app_id": APP_ID,
+        "type": "PAGE",
+        "application": "fblink",
+        "is_valid": True,
+        "expires_at": 0,
+        "data_access_expires_at": START + 90 * DAY,
+        "scopes": ["pages_messaging"],
+        "user_id": "FB1",
+    }
+}
 
 
 @pytest.fixture
@@ -76,8 +86,19 @@ def test_probe_budget_carries_the_rest_to_the_next_sweep(bot, graph):
 
 def test_facebook_down_during_a_probe_is_no_alarm_and_is_retried(linked, graph):
     bot = linked
-    graph.fail(DEBUG, status=500, body={"error": {"message": "An unexpected error has occurred.", "code": 2,
-                                                  "type": "OAuthException", "fbtrace_id": "Ab1"}}, times=50)
+    graph.fail(
+        DEBUG,
+        status=500,
+        body={
+            "error": {
+                "message": "An unexpected error has occurred.",
+                "code": 2,
+                "type": "OAuthException",
+                "fbtrace_id": "Ab1",
+            }
+        },
+        times=50,
+    )
     report, metrics = run_sweep(bot, START + DAY + 5, probe=True)
     assert report == [] and posts(bot) == []
     assert checked_at(bot) == START and bot.store.get_link(TEAM, "101").broken_at is None
@@ -99,7 +120,7 @@ def test_link_with_no_stored_page_token_is_marked_checked_without_asking_faceboo
 
 def test_each_link_is_probed_at_most_once_a_day(linked, graph):
     bot = linked
-    calls = lambda: len(graph.calls("GET", "/v25.0/debug_token"))  # noqa: E731
+    calls = lambda: len(graph.calls("GET", "/v25.0/debug_token"))
     run_sweep(bot, START + DAY - 1, probe=True)
     assert calls() == 0
     run_sweep(bot, START + DAY, probe=True)
@@ -117,8 +138,9 @@ def test_claiming_and_probe_reading_yield_to_the_event_loop(bot):
     seed(bot, 1_100, token="EAAtoken")
 
     async def go() -> tuple[int, int, int]:
-        async with open_services(bot.services.settings.model_copy(update={"fblink_probe_budget": 0.01}),
-                                 FixedClock(START + DAY)) as services:
+        async with open_services(
+            bot.services.settings.model_copy(update={"fblink_probe_budget": 0.01}), FixedClock(START + DAY)
+        ) as services:
             ticks = 0
             stop = False
 

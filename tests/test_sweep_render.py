@@ -17,12 +17,25 @@ def updates(bot) -> list[dict]:
 
 @pytest.fixture
 def digest(bot, graph):
-    log_in(bot, graph, pages=[{"id": "500", "name": "Shop 0", "category": "Shop", "tasks": ["MANAGE"]}],
-           data_access_expires_at=START + 365 * DAY)
+    log_in(
+        bot,
+        graph,
+        pages=[{"id": "500", "name": "Shop 0", "category": "Shop", "tasks": ["MANAGE"]}],
+        data_access_expires_at=START + 365 * DAY,
+    )
     for i in range(7):
-        bot.store.upsert_link(TEAM, f"50{i}", now=START, page_name=f"Shop {i}", api_key=VONAGE_KEY, linked_by="U1",
-                              channel_id="CBULK", expires_at=START + (5 + i) * DAY, status="active",
-                              next_due_at=START)
+        bot.store.upsert_link(
+            TEAM,
+            f"50{i}",
+            now=START,
+            page_name=f"Shop {i}",
+            api_key=VONAGE_KEY,
+            linked_by="U1",
+            channel_id="CBULK",
+            expires_at=START + (5 + i) * DAY,
+            status="active",
+            next_due_at=START,
+        )
     assert run_sweep(bot, START + 60)[0] == ["posted digest of 7 to CBULK"]
     (msg,) = posts(bot, "CBULK")
     bot.slack.responses.clear()

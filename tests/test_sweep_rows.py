@@ -43,8 +43,9 @@ def test_a_fixed_row_is_readable_again(bot):
     bot.store.db.execute("UPDATE links SET token_enc = 'junk', next_due_at = NULL WHERE id = ?", [bad])
     run_sweep(bot, START + DAY, probe=True)
     assert bot.store.get_link_by_id(bad).unreadable_at is not None
-    bot.store.db.execute("UPDATE links SET token_enc = ?, checked_at = 0 WHERE id = ?",
-                         [bot.store.vault.encrypt("EAAnew"), bad])
+    bot.store.db.execute(
+        "UPDATE links SET token_enc = ?, checked_at = 0 WHERE id = ?", [bot.store.vault.encrypt("EAAnew"), bad]
+    )
     run_sweep(bot, START + DAY + 900, probe=True)
     assert bot.store.get_link_by_id(bad).unreadable_at is None
 
@@ -54,25 +55,41 @@ def test_retention_prunes_old_rows_in_batches_and_history_keeps_the_latest(bot):
     db = bot.store.db
     with bot.store.transaction():
         for i in range(1_200):
-            db.execute("INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
-                       " VALUES (?, ?, 'U1', 'link', 'P1', ?, 'ok')", [TEAM, old + i, f"old {i}"])
+            db.execute(
+                "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
+                " VALUES (?, ?, 'U1', 'link', 'P1', ?, 'ok')",
+                [TEAM, old + i, f"old {i}"],
+            )
         for i in range(3):
-            db.execute("INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
-                       " VALUES (?, ?, 'U1', 'unlink', 'P2', ?, 'ok')", [TEAM, old + i, f"lone {i}"])
-        db.execute("INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
-                   " VALUES (?, ?, 'U1', 'relink', 'P1', 'recent', 'ok')", [TEAM, recent])
+            db.execute(
+                "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
+                " VALUES (?, ?, 'U1', 'unlink', 'P2', ?, 'ok')",
+                [TEAM, old + i, f"lone {i}"],
+            )
+        db.execute(
+            "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
+            " VALUES (?, ?, 'U1', 'relink', 'P1', 'recent', 'ok')",
+            [TEAM, recent],
+        )
     (link_id,) = seed(bot, 1, channel="CX")
     db.execute("UPDATE links SET next_due_at = NULL")
     with bot.store.transaction():
         for i in range(700):
-            db.execute("INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at,"
-                       " posted_at, finished_at) VALUES (?, ?, 'expiry', ?, 14, 'posted', ?, ?, ?)",
-                       [link_id, TEAM, 100 + i, old, old, old])
-        db.execute("INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, posted_at,"
-                   " finished_at) VALUES (?, ?, 'expiry', 99, 7, 'posted', ?, ?, ?)",
-                   [link_id, TEAM, recent, recent, recent])
-        db.execute("INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at)"
-                   " VALUES (?, ?, 'expiry', 98, 7, 'claimed', ?)", [link_id, TEAM, old])
+            db.execute(
+                "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at,"
+                " posted_at, finished_at) VALUES (?, ?, 'expiry', ?, 14, 'posted', ?, ?, ?)",
+                [link_id, TEAM, 100 + i, old, old, old],
+            )
+        db.execute(
+            "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, posted_at,"
+            " finished_at) VALUES (?, ?, 'expiry', 99, 7, 'posted', ?, ?, ?)",
+            [link_id, TEAM, recent, recent, recent],
+        )
+        db.execute(
+            "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at)"
+            " VALUES (?, ?, 'expiry', 98, 7, 'claimed', ?)",
+            [link_id, TEAM, old],
+        )
     _, metrics = run_sweep(bot, START)
     history = bot.store.history(TEAM, "P1")
     assert len(history) == 10 and history[0]["detail"] == "recent" and history[1]["detail"] == "old 1199"

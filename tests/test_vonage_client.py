@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from bot.fakes.vonage import HOSTILE_APP_NAMES, FakeVonage
 from bot.http import RetryPolicy, UpstreamUnavailable
 from bot.vonage import (
     Application,
@@ -24,7 +25,6 @@ from bot.vonage import (
     VonageInvalid,
     VonageNotFound,
 )
-from bot.fakes.vonage import HOSTILE_APP_NAMES, FakeVonage
 
 T = TypeVar("T")
 
@@ -202,7 +202,9 @@ def test_422_maps_to_invalid(fake: FakeVonage) -> None:
     with pytest.raises(VonageInvalid) as info:
         link(fake)
     assert info.value.status == 422 and info.value.title == "Invalid parameters"
-    assert info.value.invalid_params == [{"name": "access_token", "reason": "The access token could not be validated with Facebook"}]
+    assert info.value.invalid_params == [
+        {"name": "access_token", "reason": "The access token could not be validated with Facebook"}
+    ]
     assert TOKEN not in str(info.value)
 
 
@@ -384,7 +386,11 @@ def test_list_accounts_empty(fake: FakeVonage) -> None:
 def test_500_then_ok(fake: FakeVonage) -> None:
     statuses: list[int | None] = []
     fake.fail(f"POST {MESSENGER}", status=500)
-    acct = run(fake, lambda c: c.link_account(CREDS, page_id=PAGE, access_token=TOKEN, name=None), on_attempt=lambda u, s: statuses.append(s))
+    acct = run(
+        fake,
+        lambda c: c.link_account(CREDS, page_id=PAGE, access_token=TOKEN, name=None),
+        on_attempt=lambda u, s: statuses.append(s),
+    )
     assert acct.external_id == PAGE
     assert statuses == [500, 201]
 
@@ -499,7 +505,9 @@ def _raw(fake: FakeVonage, method: str, path: str, **kwargs: Any) -> httpx.Respo
 
 
 def test_fake_account_has_every_messenger_account_field(fake: FakeVonage) -> None:
-    created = _raw(fake, "POST", MESSENGER, json={"external_id": PAGE, "access_token": TOKEN, "name": HOSTILE_APP_NAMES[0]})
+    created = _raw(
+        fake, "POST", MESSENGER, json={"external_id": PAGE, "access_token": TOKEN, "name": HOSTILE_APP_NAMES[0]}
+    )
     assert created.status_code == 201
     assert set(created.json()) == {"external_id", "api_key", "provider", "access_token", "name", "applications"}
     listed = _raw(fake, "GET", "/beta/chatapp-accounts").json()
@@ -523,8 +531,16 @@ def test_fake_error_bodies_are_problem_json(fake: FakeVonage, status: int) -> No
     assert (r.headers.get("retry-after") == "7") == (status == 429)
 
 
-@pytest.mark.parametrize(("status", "error"), [(401, VonageAuthError), (403, VonageForbidden), (404, VonageNotFound),
-                                               (409, VonageConflict), (422, VonageInvalid)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, VonageAuthError),
+        (403, VonageForbidden),
+        (404, VonageNotFound),
+        (409, VonageConflict),
+        (422, VonageInvalid),
+    ],
+)
 def test_each_real_error_body_maps_to_its_error(fake: FakeVonage, status: int, error: type[VonageError]) -> None:
     fake.fail_problem(f"POST {MESSENGER}/{PAGE}/applications", status)
     fake.add_account(KEY, PAGE, TOKEN)

@@ -18,13 +18,14 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.conftest import SIGNING_SECRET, TEAM, VONAGE_KEY, free_port, sign
-from tests.flows import button_urls, buttons, confirm_login, log_in, query, text_of
+from tests.flows import button_urls, buttons, log_in, query, text_of
 
 DAY = 86400
 APP1 = "aaaaaaaa-0000-4000-8000-0000000000a1"
 
 
 # -- a forwarded login link ------------------------------------------------------------------
+
 
 def test_forwarded_login_link_shows_whose_slack_user_it_binds_before_facebook(bot, graph):
     graph.add_user("FB-B", "Bea Admin", pages=[{"id": "201", "name": "Bea's Page", "tasks": ["MANAGE"]}])
@@ -57,8 +58,14 @@ def test_confirmation_needs_the_csrf_token_tied_to_the_state(bot):
 
 def test_connected_dm_names_the_account_and_not_me_removes_everything_it_brought(bot, graph, vonage):
     vonage.add_application(VONAGE_KEY, APP1, "Support Bot")
-    log_in(bot, graph, user="U1", fb_user="FB-B", name="Bea Admin",
-           pages=[{"id": "201", "name": "Bea's Page", "tasks": ["MANAGE"]}])
+    log_in(
+        bot,
+        graph,
+        user="U1",
+        fb_user="FB-B",
+        name="Bea Admin",
+        pages=[{"id": "201", "name": "Bea's Page", "tasks": ["MANAGE"]}],
+    )
     dm = bot.slack.wait_message("Connected to Facebook as")
     assert "Bea Admin" in text_of(dm)
     (button,) = [b for b in buttons(dm) if b["action_id"] == "login_disconnect"]
@@ -77,9 +84,11 @@ def test_connected_dm_names_the_account_and_not_me_removes_everything_it_brought
 
 # -- keys are disclosed to admins only ---------------------------------------------------------
 
-PAGES = [{"id": "301", "name": "Happy App Store", "tasks": ["MANAGE"]},
-         {"id": "302", "name": "Shop", "tasks": ["MANAGE"]},
-         {"id": "303", "name": "Shop app Deals", "tasks": ["MANAGE"]}]
+PAGES = [
+    {"id": "301", "name": "Happy App Store", "tasks": ["MANAGE"]},
+    {"id": "302", "name": "Shop", "tasks": ["MANAGE"]},
+    {"id": "303", "name": "Shop app Deals", "tasks": ["MANAGE"]},
+]
 
 
 @pytest.fixture
@@ -87,7 +96,9 @@ def world(bot, graph, vonage):
     vonage.add_application(VONAGE_KEY, APP1, "Support")
     bot.store.add_key(TEAM, "secondkey9", "s2-secret", by="UADMIN", now=bot.clock.now())
     for user in ("U1", "UADMIN"):
-        log_in(bot, graph, user=user, fb_user=f"FB-{user}", pages=PAGES, data_access_expires_at=bot.clock.now() + 200 * DAY)
+        log_in(
+            bot, graph, user=user, fb_user=f"FB-{user}", pages=PAGES, data_access_expires_at=bot.clock.now() + 200 * DAY
+        )
     return bot
 
 
@@ -96,8 +107,9 @@ def test_unknown_key_names_no_other_key_to_a_non_admin(world):
     msg = text_of(world.slack.wait_response("Unknown Vonage API key"))
     assert VONAGE_KEY not in msg and "secondkey9" not in msg and "Ask an fblink admin" in msg
     world.command("link Shop nosuchkey", user="UADMIN")
-    msg = text_of(world.slack.wait_for(lambda: [r for r in world.slack.responses
-                                                 if "Configured keys" in text_of(r)])[0])
+    msg = text_of(
+        world.slack.wait_for(lambda: [r for r in world.slack.responses if "Configured keys" in text_of(r)])[0]
+    )
     assert VONAGE_KEY in msg and "secondkey9" in msg
 
 
@@ -111,6 +123,7 @@ def test_link_modal_lists_other_keys_to_admins_only(world):
 
 
 # -- the "app" keyword -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("text", ['link "Happy App Store" app Support', "link Happy App Store app Support"])
 def test_a_page_named_with_app_links_with_or_without_quotes(world, vonage, text):
@@ -127,6 +140,7 @@ def test_a_command_that_reads_two_ways_asks_which(world, vonage):
 
 
 # -- verbatim ----------------------------------------------------------------------------------
+
 
 def _text_objects(node: Any) -> Iterator[dict[str, Any]]:
     if isinstance(node, dict):
@@ -172,9 +186,11 @@ def _hwm_kb(pid: int) -> int:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc to read peak memory")
 def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(tmp_path / "db"), SIGNING_SECRET,
-                             Fernet.generate_key().decode()], cwd=Path(__file__).resolve().parents[1],
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port), str(tmp_path / "db"), SIGNING_SECRET, Fernet.generate_key().decode()],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     url = f"http://127.0.0.1:{port}/slack/events"
     try:
         deadline = time.monotonic() + 20
@@ -188,8 +204,10 @@ def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path):
         before = _hwm_kb(proc.pid)
         # a declared size over the limit is refused before a byte of the body is read
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 314572800\r\n\r\n{")
+            sock.sendall(
+                b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 314572800\r\n\r\n{"
+            )
             assert sock.recv(200).startswith(b"HTTP/1.1 413")
         chunk = b"x" * 2**20
 
@@ -207,9 +225,16 @@ def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path):
         # and the server still answers
         ts = str(int(time.time()))
         body = b"command=%2Ffblink&text=help&team_id=T1&user_id=U1"
-        ok = httpx.post(url, content=body, headers={"Content-Type": "application/x-www-form-urlencoded",
-                                                    "X-Slack-Request-Timestamp": ts,
-                                                    "X-Slack-Signature": sign(body, ts)}, timeout=10)
+        ok = httpx.post(
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": sign(body, ts),
+            },
+            timeout=10,
+        )
         assert ok.status_code == 200 and "fblink" in ok.text
     finally:
         proc.terminate()

@@ -47,7 +47,8 @@ def _doc(title: str, body: str, *, vonage: bool = False) -> HTMLResponse:
     return HTMLResponse(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{STYLE}</style></head>"
         f"<body><div class='bar{' vonage' if vonage else ''}'>{brand}</div>{body}</body></html>",
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
 
 
 def _default_person(request: Request) -> str:
@@ -64,32 +65,48 @@ def routes(world: World) -> list[Route]:
     async def dialog(request: Request) -> Response:
         q = request.query_params
         if q.get("client_id") != app_id:
-            return _doc("Error", "<div class='card'><h1>Invalid App ID</h1><p class='muted'>The provided app ID does not look like a valid app ID.</p></div>")
+            return _doc(
+                "Error",
+                "<div class='card'><h1>Invalid App ID</h1><p class='muted'>The provided app ID does not look like a valid app ID.</p></div>",
+            )
         redirect = q.get("redirect_uri", "")
         if urlsplit(redirect).scheme not in ("http", "https"):
-            return _doc("Error", "<div class='card'><h1>URL blocked</h1><p class='muted'>This redirect failed because the redirect URI is not whitelisted.</p></div>")
+            return _doc(
+                "Error",
+                "<div class='card'><h1>URL blocked</h1><p class='muted'>This redirect failed because the redirect URI is not whitelisted.</p></div>",
+            )
         fb_id = q.get("as") or _default_person(request)
         person = next((p for p in FACEBOOK_PEOPLE if p["id"] == fb_id), FACEBOOK_PEOPLE[0])
         scopes = [s for s in (q.get("scope") or ",".join(REQUIRED_SCOPES)).split(",") if s]
         switch = "".join(
             f"<option value='{escape(p['id'])}'{' selected' if p['id'] == person['id'] else ''}>{escape(p['name'])}</option>"
-            for p in FACEBOOK_PEOPLE)
+            for p in FACEBOOK_PEOPLE
+        )
         keep = {k: v for k, v in q.items() if k != "as"}
         perms = "".join(
             f"<li><label><input type='checkbox' name='grant' value='{escape(s)}' checked> "
-            f"{escape(SCOPE_TEXT.get(s, s))} <code>{escape(s)}</code></label></li>" for s in scopes)
-        page_list = "".join(f"<li>{escape(p['name'])} <span class='muted'>({escape(', '.join(p['tasks']))})</span></li>"
-                            for p in person["pages"]) or "<li class='muted'>No Pages</li>"
+            f"{escape(SCOPE_TEXT.get(s, s))} <code>{escape(s)}</code></label></li>"
+            for s in scopes
+        )
+        page_list = (
+            "".join(
+                f"<li>{escape(p['name'])} <span class='muted'>({escape(', '.join(p['tasks']))})</span></li>"
+                for p in person["pages"]
+            )
+            or "<li class='muted'>No Pages</li>"
+        )
         page_list += "".join(
             f"<li>{escape(p['name'])} <span class='muted'>(via business portfolio {escape(b['name'])})</span></li>"
-            for b in person.get("businesses", ()) for p in (*b["owned_pages"], *b["client_pages"]))
+            for b in person.get("businesses", ())
+            for p in (*b["owned_pages"], *b["client_pages"])
+        )
         hidden = "".join(f"<input type='hidden' name='{escape(k)}' value='{escape(v)}'>" for k, v in keep.items())
         body = f"""<div class='card'>
-<form method='get' action='' id='switch'>{''.join(f"<input type='hidden' name='{escape(k)}' value='{escape(v)}'>" for k, v in keep.items())}
+<form method='get' action='' id='switch'>{"".join(f"<input type='hidden' name='{escape(k)}' value='{escape(v)}'>" for k, v in keep.items())}
 <p class='muted'>Logged in to Facebook as <select name='as' id='fb-person' onchange='this.form.submit()'>{switch}</select></p></form>
-<h1>{escape(person['name'])}, fblink demo is requesting access to:</h1>
+<h1>{escape(person["name"])}, fblink demo is requesting access to:</h1>
 <form method='post' action='/{escape(version)}/dialog/oauth/decide'>{hidden}
-<input type='hidden' name='fb_user' value='{escape(person['id'])}'>
+<input type='hidden' name='fb_user' value='{escape(person["id"])}'>
 <h2>Permissions (untick one to decline it)</h2><ul>{perms}</ul>
 <h2>Pages you manage</h2><ul>{page_list}</ul>
 <p class='muted'>fblink demo will receive the access you allow. Nothing leaves this computer.</p>
@@ -108,8 +125,13 @@ def routes(world: World) -> list[Route]:
         state = str(form.get("state", ""))
         sep = "&" if "?" in redirect else "?"
         if form.get("decision") != "allow":
-            query = {"error": "access_denied", "error_code": "200", "error_description": "Permissions error",
-                     "error_reason": "user_denied", "state": state}
+            query = {
+                "error": "access_denied",
+                "error_code": "200",
+                "error_description": "Permissions error",
+                "error_reason": "user_denied",
+                "state": state,
+            }
             return RedirectResponse(redirect + sep + urlencode(query) + "#_=_", status_code=302)
         fb_user = str(form.get("fb_user", ""))
         if fb_user not in world.graph.users:
@@ -131,22 +153,34 @@ def routes(world: World) -> list[Route]:
                 apps = fake.applications.get(key, {})
                 rows = "".join(
                     f"<tr><td>{escape(a['name'])}</td><td><code>{escape(a['id'])}</code></td>"
-                    f"<td>{escape(', '.join(a['capabilities']))}</td></tr>" for a in apps.values())
+                    f"<td>{escape(', '.join(a['capabilities']))}</td></tr>"
+                    for a in apps.values()
+                )
                 accts = []
                 for acct in fake.accounts.get(key, {}).values():
-                    linked = ", ".join(escape(apps[a]["name"]) if a in apps else f"<code>{escape(a)}</code>"
-                                       for a in acct.get("applications", [])) or "<span class='muted'>none</span>"
-                    accts.append(f"<tr><td>{escape(acct.get('name') or '')}</td><td><code>{escape(acct['external_id'])}</code></td>"
-                                 f"<td>{linked}</td></tr>")
+                    linked = (
+                        ", ".join(
+                            escape(apps[a]["name"]) if a in apps else f"<code>{escape(a)}</code>"
+                            for a in acct.get("applications", [])
+                        )
+                        or "<span class='muted'>none</span>"
+                    )
+                    accts.append(
+                        f"<tr><td>{escape(acct.get('name') or '')}</td><td><code>{escape(acct['external_id'])}</code></td>"
+                        f"<td>{linked}</td></tr>"
+                    )
                 secret = escape(fake.keys[key])
                 parts.append(
                     f"<h2>API key <code>{escape(key)}</code> <span class='muted'>(secret <code>{secret}</code>)</span></h2>"
                     f"<h3>Facebook Messenger accounts</h3><table><tr><th>Page</th><th>Page id</th><th>Linked application</th></tr>"
                     f"{''.join(accts) or '<tr><td colspan=3 class=muted>No accounts linked</td></tr>'}</table>"
-                    f"<h3>Applications</h3><table><tr><th>Name</th><th>Id</th><th>Capabilities</th></tr>{rows}</table>")
-        body = ("<div class='card wide'><h1>Vonage: external accounts and applications</h1>"
-                "<p class='warn'>Read-only. The demo's secrets are fake; the second key can be added with "
-                "<code>/fblink keys add</code> by the fblink admin.</p>" + "".join(parts) + "</div>")
+                    f"<h3>Applications</h3><table><tr><th>Name</th><th>Id</th><th>Capabilities</th></tr>{rows}</table>"
+                )
+        body = (
+            "<div class='card wide'><h1>Vonage: external accounts and applications</h1>"
+            "<p class='warn'>Read-only. The demo's secrets are fake; the second key can be added with "
+            "<code>/fblink keys add</code> by the fblink admin.</p>" + "".join(parts) + "</div>"
+        )
         return _doc("Vonage dashboard", body, vonage=True)
 
     return [

@@ -41,8 +41,11 @@ def _bind(host: str, port: int) -> socket.socket:
 def prepare(host: str, port: int, database: str | None, out: TextIO) -> tuple[socket.socket, World, uvicorn.Server]:
     found = real_credentials()
     if found:
-        print(f"fblink demo: ignoring real credentials ({', '.join(found)}); the demo never calls Slack, "
-              "Facebook or Vonage", file=out)
+        print(
+            f"fblink demo: ignoring real credentials ({', '.join(found)}); the demo never calls Slack, "
+            "Facebook or Vonage",
+            file=out,
+        )
     sock = _bind(host, port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{sock.getsockname()[1]}"
@@ -55,8 +58,9 @@ def prepare(host: str, port: int, database: str | None, out: TextIO) -> tuple[so
     return sock, world, uvicorn.Server(config)
 
 
-def start_in_thread(host: str = "127.0.0.1", port: int = 0, database: str | None = None,
-                    out: TextIO = sys.stdout) -> Running:
+def start_in_thread(
+    host: str = "127.0.0.1", port: int = 0, database: str | None = None, out: TextIO = sys.stdout
+) -> Running:
     """The whole demo on background threads (tests, screenshots)."""
     sock, world, server = prepare(host, port, database, out)
     thread = threading.Thread(target=lambda: server.run(sockets=[sock]), name="demo-web", daemon=True)
@@ -80,8 +84,10 @@ def main(host: str, port: int, database: str | None) -> int:
     except OSError as exc:
         print(f"fblink demo: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 2
-    print(f"fblink demo: open {world.login_url}  (database {world.db_path}; ready in {time.monotonic() - started:.1f} s)",
-          flush=True)
+    print(
+        f"fblink demo: open {world.login_url}  (database {world.db_path}; ready in {time.monotonic() - started:.1f} s)",
+        flush=True,
+    )
     print("fblink demo: Slack, Facebook and Vonage are simulated on 127.0.0.1; press Ctrl+C to stop", flush=True)
     try:
         server.run(sockets=[sock])

@@ -58,7 +58,8 @@ class Demo:
         headers = sp.signed_headers(body, SIGNING_SECRET, content_type=content_type)
         try:
             return await asyncio.wait_for(
-                self.http.post(self.world.fblink_url + "/slack/events", content=body, headers=headers), ACK_TIMEOUT)
+                self.http.post(self.world.fblink_url + "/slack/events", content=body, headers=headers), ACK_TIMEOUT
+            )
         except (TimeoutError, httpx.HTTPError):
             return None
 
@@ -72,8 +73,17 @@ class Demo:
     def _slackbot(self, channel: str, user: str, text: str) -> None:
         """Slack's own ephemeral notes (an unknown command, an app that did not answer)."""
         with self.slack.changed:
-            self.slack.state.post(Message(channel=channel, ts=self.slack.state.new_ts(), text=text, user="USLACKBOT",
-                                          bot_id=None, ephemeral_to=user, source="slackbot"))
+            self.slack.state.post(
+                Message(
+                    channel=channel,
+                    ts=self.slack.state.new_ts(),
+                    text=text,
+                    user="USLACKBOT",
+                    bot_id=None,
+                    ephemeral_to=user,
+                    source="slackbot",
+                )
+            )
             self.slack.changed.notify_all()
 
     def _people(self, user: str) -> dict[str, Any]:
@@ -84,15 +94,25 @@ class Demo:
         who = self._people(user)
         command, _, rest = text.strip().partition(" ")
         if command != "/fblink":
-            self._slackbot(channel, user, f"`{command or text}` is not a valid command. In Slack, all messages "
-                                          "that start with the \"/\" character are interpreted as commands.")
+            self._slackbot(
+                channel,
+                user,
+                f"`{command or text}` is not a valid command. In Slack, all messages "
+                'that start with the "/" character are interpreted as commands.',
+            )
             return {"ok": True}
-        fields = sp.slash_command(text=rest.strip(), channel_id=channel, channel_name=_channel_name(channel),
-                                  response_url=self._hook(channel, user), trigger_id=self._trigger(user), **who)
+        fields = sp.slash_command(
+            text=rest.strip(),
+            channel_id=channel,
+            channel_name=_channel_name(channel),
+            response_url=self._hook(channel, user),
+            trigger_id=self._trigger(user),
+            **who,
+        )
         resp = await self.post_to_fblink(sp.form_body(fields), "application/x-www-form-urlencoded")
         if resp is None or resp.status_code != 200:
             why = "operation_timeout" if resp is None else "http_service_error"
-            self._slackbot(channel, user, f"/fblink failed with the error \"{why}\"")
+            self._slackbot(channel, user, f'/fblink failed with the error "{why}"')
         elif resp.content:
             ack = resp.json() if "json" in resp.headers.get("content-type", "") else {"text": resp.text}
             self.slack.record_ack(channel, user, ack)
@@ -114,9 +134,17 @@ class Demo:
             msg = self.slack.state.find(channel, ts)
             if msg is None or not msg.visible_to(user):
                 return {"ok": False, "error": "message gone"}
-            payload = sp.block_actions(action=action, channel_id=channel, channel_name=_channel_name(channel),
-                                       message_ts=ts, message_blocks=msg.blocks, is_ephemeral=msg.ephemeral_to is not None,
-                                       response_url=self._hook(channel, user, ts), trigger_id=self._trigger(user), **who)
+            payload = sp.block_actions(
+                action=action,
+                channel_id=channel,
+                channel_name=_channel_name(channel),
+                message_ts=ts,
+                message_blocks=msg.blocks,
+                is_ephemeral=msg.ephemeral_to is not None,
+                response_url=self._hook(channel, user, ts),
+                trigger_id=self._trigger(user),
+                **who,
+            )
             if "message" in payload:
                 payload["message"] = {**msg.api(TEAM), "text": msg.text}
         resp = await self.post_to_fblink(sp.interactive_body(payload), "application/x-www-form-urlencoded")
@@ -178,15 +206,25 @@ class Demo:
 
     async def open_home(self, user: str) -> dict[str, Any]:
         _person(user)
-        body = json.dumps(sp.app_home_opened(user_id=user, channel_id="D" + user[1:], team_id=TEAM,
-                                             view=self.slack.home_of(user)), ensure_ascii=False).encode()
+        body = json.dumps(
+            sp.app_home_opened(user_id=user, channel_id="D" + user[1:], team_id=TEAM, view=self.slack.home_of(user)),
+            ensure_ascii=False,
+        ).encode()
         resp = await self.post_to_fblink(body, "application/json")
         return {"ok": resp is not None and resp.status_code == 200}
 
     def _message(self, msg: Message) -> dict[str, Any]:
         real = float(msg.ts.split(".")[0])
-        return {"channel": msg.channel, "ts": msg.ts, "user": msg.user, "text": msg.text, "blocks": msg.blocks,
-                "ephemeral": msg.ephemeral_to is not None, "edited": msg.edited, "at": self.world.clock.demo_time(real)}
+        return {
+            "channel": msg.channel,
+            "ts": msg.ts,
+            "user": msg.user,
+            "text": msg.text,
+            "blocks": msg.blocks,
+            "ephemeral": msg.ephemeral_to is not None,
+            "edited": msg.edited,
+            "at": self.world.clock.demo_time(real),
+        }
 
     def state(self, user: str, channel: str) -> dict[str, Any]:
         modal = self.slack.modal_of(user)
@@ -194,9 +232,12 @@ class Demo:
         if modal is not None:
             shown = {**modal, "errors": self.errors.get((modal["id"], modal["hash"]), {})}
         return {
-            "version": self.slack.version, "channel": channel,
+            "version": self.slack.version,
+            "channel": channel,
             "messages": [self._message(m) for m in self.slack.history(channel, user)],
-            "modal": shown, "home": self.slack.home_of(user), "now": self.world.clock.now(),
+            "modal": shown,
+            "home": self.slack.home_of(user),
+            "now": self.world.clock.now(),
             "offset_days": self.world.clock.offset / DAY,
         }
 
@@ -222,8 +263,15 @@ def build_app(world: World) -> Starlette:
         return FileResponse(str(static / name), headers={"Cache-Control": "no-store"})
 
     async def config(request: Request) -> Response:
-        return JSONResponse({"people": PEOPLE, "channels": CHANNELS, "team": TEAM, "bot": world.slack.bot_user_id,
-                             "admins": sorted(world.fblink.services.settings.admins)})
+        return JSONResponse(
+            {
+                "people": PEOPLE,
+                "channels": CHANNELS,
+                "team": TEAM,
+                "bot": world.slack.bot_user_id,
+                "admins": sorted(world.fblink.services.settings.admins),
+            }
+        )
 
     async def state(request: Request) -> Response:
         q = request.query_params
@@ -236,6 +284,7 @@ def build_app(world: World) -> Starlette:
                 return JSONResponse(await fn(data))
             except (KeyError, ValueError, TypeError) as exc:
                 return JSONResponse({"ok": False, "error": f"bad request: {type(exc).__name__}"}, status_code=400)
+
         return handler
 
     async def advance(data: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +301,11 @@ def build_app(world: World) -> Starlette:
         return {"ok": True, "report": report}
 
     routes = [
-        Route("/", index), Route("/static/{name}", asset), Route("/favicon.ico", lambda r: Response(status_code=204)), Route("/api/config", config), Route("/api/state", state),
+        Route("/", index),
+        Route("/static/{name}", asset),
+        Route("/favicon.ico", lambda r: Response(status_code=204)),
+        Route("/api/config", config),
+        Route("/api/state", state),
         Route("/api/command", route(lambda d: demo.command(d["user"], d["channel"], str(d["text"]))), methods=["POST"]),
         Route("/api/action", route(lambda d: demo.action(d["user"], d)), methods=["POST"]),
         Route("/api/submit", route(lambda d: demo.submit(d["user"], d.get("values") or {})), methods=["POST"]),
@@ -262,6 +315,7 @@ def build_app(world: World) -> Starlette:
         Route("/api/clock/sweep", route(sweep), methods=["POST"]),
         *pages.routes(world),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield

@@ -46,12 +46,31 @@ PEOPLE = [  # Slack people: id, display name, role, their Facebook person
 ]
 CHANNELS = [{"id": "C0OPS00001", "name": "ops"}, {"id": "C0MKT00002", "name": "marketing"}]
 
-ACME = {"id": "104857600000001", "name": "Acme Coffee & Tea ☕", "category": "Coffee Shop", "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"]}
-HOSTILE = {"id": "104857600000002", "name": "Café \"payload=1&x=%2B\" <b>Ünïcödé</b> 🍰", "category": "Bakery", "tasks": ["MESSAGING", "MODERATE"]}
-CYRILLIC = {"id": "104857600000003", "name": "Торговый дом «Ромашка» — официальная страница магазина в Москве 2026 · 24/7 чат!", "category": "Retail", "tasks": ["ANALYZE"]}
+ACME = {
+    "id": "104857600000001",
+    "name": "Acme Coffee & Tea ☕",
+    "category": "Coffee Shop",
+    "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
+}
+HOSTILE = {
+    "id": "104857600000002",
+    "name": 'Café "payload=1&x=%2B" <b>Ünïcödé</b> 🍰',
+    "category": "Bakery",
+    "tasks": ["MESSAGING", "MODERATE"],
+}
+CYRILLIC = {
+    "id": "104857600000003",
+    "name": "Торговый дом «Ромашка» — официальная страница магазина в Москве 2026 · 24/7 чат!",
+    "category": "Retail",
+    "tasks": ["ANALYZE"],
+}
 # Pages reached only through a Business Portfolio (Business Manager), not /me/accounts
-AGENCY = {"id": "104857600000004", "name": "Northwind Outlet (agency client)", "category": "Retail",
-          "tasks": ["MESSAGING", "MANAGE"]}
+AGENCY = {
+    "id": "104857600000004",
+    "name": "Northwind Outlet (agency client)",
+    "category": "Retail",
+    "tasks": ["MESSAGING", "MANAGE"],
+}
 LOCKED = {"id": "104857600000005", "name": "Northwind HQ", "category": "Company", "tasks": []}  # no task: no token
 BUSINESSES = [{"id": "880000000000001", "name": "Northwind Agency", "owned_pages": [LOCKED], "client_pages": [AGENCY]}]
 FACEBOOK_PEOPLE: list[dict[str, Any]] = [
@@ -97,8 +116,10 @@ def open_demo_database(path: str | None) -> tuple[str, str]:
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if exists and "demo_marker" not in tables:
-            raise ServeDatabaseError(f"{path} was not made by `fblink demo` (no demo_marker table); "
-                                     "the demo never opens a real fblink database")
+            raise ServeDatabaseError(
+                f"{path} was not made by `fblink demo` (no demo_marker table); "
+                "the demo never opens a real fblink database"
+            )
         if "demo_marker" not in tables:
             conn.execute("CREATE TABLE demo_marker (secret_key TEXT NOT NULL, created_at INTEGER NOT NULL)")
             conn.execute("INSERT INTO demo_marker VALUES (?, ?)", (Fernet.generate_key().decode(), int(time.time())))
@@ -132,19 +153,39 @@ def seed(graph: FakeGraph, vonage: FakeVonage) -> None:
     vonage.add_application(EXTRA_KEY, "0f0f0f0f-4444-4c2d-8e3f-0123456789ab", "Agency: Ромашка Messenger")
 
 
-def build_settings(*, slack_url: str, graph_url: str, vonage_url: str, login_url: str, public_url: str,
-                   database: str, secret_key: str) -> Settings:
+def build_settings(
+    *, slack_url: str, graph_url: str, vonage_url: str, login_url: str, public_url: str, database: str, secret_key: str
+) -> Settings:
     """Every field explicit, no .env: nothing real leaks in from the environment."""
     return Settings(
         _env_file=None,
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_app_token=None, slack_api_url=slack_url,
-        facebook_app_id=FB_APP_ID, facebook_app_secret=FB_APP_SECRET, facebook_api_version=FB_VERSION,
-        facebook_graph_url=graph_url, facebook_login_url=login_url, facebook_login_config_id=None,
-        vonage_api_key=VONAGE_KEY, vonage_api_secret=VONAGE_SECRET, vonage_api_url=vonage_url,
-        fblink_public_url=public_url, fblink_database=database, fblink_secret_key=secret_key,
-        fblink_admins="UADMIN", fblink_link_ttl_days=90, fblink_sweep_minutes=15, fblink_reminder_days="14,7,3,1",
-        fblink_reminder_channel=None, fblink_log_format="plain", fblink_log_level="WARNING",
-        fblink_http_timeout=5.0, fblink_retry_attempts=2, fblink_retry_wait=0.05, fblink_retry_total=8.0,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_app_token=None,
+        slack_api_url=slack_url,
+        facebook_app_id=FB_APP_ID,
+        facebook_app_secret=FB_APP_SECRET,
+        facebook_api_version=FB_VERSION,
+        facebook_graph_url=graph_url,
+        facebook_login_url=login_url,
+        facebook_login_config_id=None,
+        vonage_api_key=VONAGE_KEY,
+        vonage_api_secret=VONAGE_SECRET,
+        vonage_api_url=vonage_url,
+        fblink_public_url=public_url,
+        fblink_database=database,
+        fblink_secret_key=secret_key,
+        fblink_admins="UADMIN",
+        fblink_link_ttl_days=90,
+        fblink_sweep_minutes=15,
+        fblink_reminder_days="14,7,3,1",
+        fblink_reminder_channel=None,
+        fblink_log_format="plain",
+        fblink_log_level="WARNING",
+        fblink_http_timeout=5.0,
+        fblink_retry_attempts=2,
+        fblink_retry_wait=0.05,
+        fblink_retry_total=8.0,
     )
 
 
@@ -181,15 +222,23 @@ class World:
         sock.bind(("127.0.0.1", 0))
         self.fblink_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.graph.redirect_uri = self.fblink_url + "/facebook/callback"
-        settings = build_settings(slack_url=self.slack.url + "/api/", graph_url=self.graph.url, vonage_url=self.vonage.url,
-                                  login_url=self.login_url, public_url=self.fblink_url, database=self.db_path, secret_key=key)
+        settings = build_settings(
+            slack_url=self.slack.url + "/api/",
+            graph_url=self.graph.url,
+            vonage_url=self.vonage.url,
+            login_url=self.login_url,
+            public_url=self.fblink_url,
+            database=self.db_path,
+            secret_key=key,
+        )
         self.fblink = create_app(settings, clock=self.clock, scheduler=False)
         config = uvicorn.Config(self.fblink.asgi, log_level="warning", lifespan="on", access_log=False)
         self._server = uvicorn.Server(config)
         self._loop = asyncio.new_event_loop()
         loop, server = self._loop, self._server
-        self._thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve(sockets=[sock])),
-                                        name="fblink", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: loop.run_until_complete(server.serve(sockets=[sock])), name="fblink", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not server.started:

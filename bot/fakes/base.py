@@ -141,7 +141,9 @@ class FakeServer:
                     if fault.delay:
                         time.sleep(fault.delay)
                     if fault.reset:
-                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                        self.connection.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                        )
                         self.connection.close()
                         self.close_connection = True
                         return
@@ -167,7 +169,9 @@ class FakeServer:
         self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         httpd = self._httpd
-        self._thread = threading.Thread(target=lambda: httpd.serve_forever(poll_interval=0.05), name=self.name, daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: httpd.serve_forever(poll_interval=0.05), name=self.name, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -204,9 +208,7 @@ class FakeServer:
     def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
         with self.lock:
             return [
-                r
-                for r in self.requests
-                if (method is None or r.method == method) and (path is None or r.path == path)
+                r for r in self.requests if (method is None or r.method == method) and (path is None or r.path == path)
             ]
 
     def reset_log(self) -> None:

@@ -15,28 +15,25 @@ Graph's: mostly HTTP 400 with ``{"error": {"message", "type", "code",
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from bot.fakes.base import FakeServer, Request, Response
+from bot.fakes.base import Request, Response
 from bot.fakes.graph_data import (
-    DEAD_MESSAGES,
     UNSUPPORTED_GET,
     FakeCode,
     FakeToken,
     FakeUser,
     category_list,
-    error_response,
     granular_scopes,
     page_of,
     page_spec,
     select,
     split_fields,
 )
+from bot.fakes.graph_tokens import TokenAuthority, _Problem
 
 __all__ = ["LONG_LIVED", "REQUIRED_SCOPES", "SHORT_LIVED", "FakeCode", "FakeGraph", "FakeToken", "FakeUser"]
 
@@ -49,15 +46,8 @@ DATA_ACCESS_DAYS = 90
 PAGE_FIELDS = ("access_token", "category", "category_list", "name", "id", "tasks")
 NODE_FIELDS = ("id", "name")  # default fields of Business nodes and the business Page edges
 
-class _Problem(Exception):
-    """Internal: abort a handler with a Graph error response."""
 
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-class FakeGraph(FakeServer):
+class FakeGraph(TokenAuthority):
     name = "fake-graph"
 
     def __init__(
@@ -70,17 +60,11 @@ class FakeGraph(FakeServer):
         application: str = "fblink test",
         require_appsecret_proof: bool = True,
     ) -> None:
-        super().__init__()
-        self.app_id = app_id
-        self.app_secret = app_secret
+        super().__init__(app_id, app_secret, require_appsecret_proof=require_appsecret_proof)
         self.api_version = api_version
         self.redirect_uri = redirect_uri  # None: accept any redirect_uri
         self.application = application
-        # The Meta app's "Require App Secret": user-token calls without appsecret_proof fail.
-        self.require_appsecret_proof = require_appsecret_proof
-        self.clock: Callable[[], float] = time.time  # tests may move time forward
         self.users: dict[str, FakeUser] = {}
-        self.tokens: dict[str, FakeToken] = {}
         self.codes: dict[str, FakeCode] = {}
 
     # -- test helpers -------------------------------------------------------
@@ -111,7 +95,9 @@ class FakeGraph(FakeServer):
             for b in businesses
         ]
         with self.lock:
-            self.users[user_id] = FakeUser(user_id, name, page_list, frozenset(declined), data_access_expires_at, business_list)
+            self.users[user_id] = FakeUser(
+                user_id, name, page_list, frozenset(declined), data_access_expires_at, business_list
+            )
             for page in page_list:
                 self._page_token(user_id, page["id"])
         return {"id": user_id, "name": name, "pages": page_list, "businesses": business_list}
@@ -128,7 +114,12 @@ class FakeGraph(FakeServer):
         with self.lock:
             for token in self.tokens.values():
                 long_lived = token.expires_at - token.issued_at == LONG_LIVED
-                if token.kind == "USER" and token.user_id == user_id and long_lived and self._dead_subcode(token) is None:
+                if (
+                    token.kind == "USER"
+                    and token.user_id == user_id
+                    and long_lived
+                    and self._dead_subcode(token) is None
+                ):
                     return token.value
             return self._mint("USER", user_id, lifetime=LONG_LIVED).value
 
@@ -163,15 +154,12 @@ class FakeGraph(FakeServer):
             self.codes.clear()
             self.clock = time.time
 
-    def appsecret_proof(self, token: str) -> str:
-        return hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
-
     # -- routing ------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         prefix = f"/{self.api_version}/"
         if not request.path.startswith(prefix):
             return self._error(404, f"Unknown path components: {request.path}", 100)
-        route = request.path[len(prefix):].rstrip("/")
+        route = request.path[len(prefix) :].rstrip("/")
         params = request.params
         try:
             with self.lock:
@@ -306,7 +294,9 @@ class FakeGraph(FakeServer):
         user = self.users[token.user_id]
         business = next((b for b in user.businesses if b["id"] == business_id), None)
         if token.kind == "PAGE" or business is None or "business_management" not in self._granted(user):
-            return self._error(400, UNSUPPORTED_GET.format(id=business_id), 100, subcode=33, type="GraphMethodException")
+            return self._error(
+                400, UNSUPPORTED_GET.format(id=business_id), 100, subcode=33, type="GraphMethodException"
+            )
         fields = split_fields(params.get("fields")) or list(NODE_FIELDS)
         pages = business[edge]
         return page_of(request, self.url, pages, lambda p: select(self._page_node(user.id, p), fields), self._bad_param)
@@ -322,51 +312,6 @@ class FakeGraph(FakeServer):
         return self._error(400, message, 100)
 
     # -- tokens ---------------------------------------------------------------
-    def _authorize(self, params: dict[str, str]) -> FakeToken:
-        """The live token of a user-context call, with appsecret_proof checked."""
-        if not params.get("access_token"):
-            raise _Problem(
-                self._error(400, "An active access token must be used to query information about the current user.", 2500)
-            )
-        token = self._live_token(params["access_token"])
-        proof = params.get("appsecret_proof")
-        if proof is None and token.kind == "USER" and self.require_appsecret_proof:
-            raise _Problem(
-                self._error(400, "API calls from the server require an appsecret_proof argument", 100, type="GraphMethodException")
-            )
-        if proof is not None and not hmac.compare_digest(proof, self.appsecret_proof(token.value)):
-            raise _Problem(
-                self._error(400, "Invalid appsecret_proof provided in the API argument", 100, type="GraphMethodException")
-            )
-        return token
-
-    def _live_token(self, value: str | None) -> FakeToken:
-        token = self.tokens.get(value or "")
-        if token is None:
-            raise _Problem(self._error(400, "Invalid OAuth access token - Cannot parse access token", 190))
-        subcode = self._dead_subcode(token)
-        if subcode is not None:
-            raise _Problem(self._error(400, self._dead_message(subcode), 190, subcode=subcode))
-        return token
-
-    def _dead_subcode(self, token: FakeToken) -> int | None:
-        if token.dead_subcode is not None:
-            return token.dead_subcode
-        if token.expires_at and token.expires_at <= self._now():
-            return 463
-        return None
-
-    def _dead_message(self, subcode: int) -> str:
-        template = DEAD_MESSAGES.get(subcode, "Error validating access token: The session is invalid.")
-        return template.format(app_id=self.app_id)
-
-    def _mint(self, kind: str, user_id: str, *, lifetime: int, page_id: str | None = None) -> FakeToken:
-        now = self._now()
-        value = "EAAtest" + secrets.token_hex(8)  # short on purpose: must not look like a real token
-        token = FakeToken(value, kind, user_id, page_id, now, now + lifetime if lifetime else 0)
-        self.tokens[value] = token
-        return token
-
     def _page_token(self, user_id: str, page_id: str) -> FakeToken:
         for token in self.tokens.values():
             alive = self._dead_subcode(token) is None
@@ -390,9 +335,3 @@ class FakeGraph(FakeServer):
         if user.data_access_expires_at is not None:
             return user.data_access_expires_at
         return self._now() + DATA_ACCESS_DAYS * 24 * 3600
-
-    def _now(self) -> int:
-        return int(self.clock())
-
-    def _error(self, status: int, message: str, code: int, *, subcode: int | None = None, type: str = "OAuthException") -> Response:
-        return error_response(status, message, code, subcode=subcode, type=type)

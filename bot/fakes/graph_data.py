@@ -28,7 +28,7 @@ NOT_IN_PAGING_URLS = ("after", "before", "appsecret_proof", "appsecret_time")
 
 HOSTILE_NAMES: tuple[str, ...] = (
     "payload-pros & Co",
-    "Café = Crème + 100% \"Bio\"",
+    'Café = Crème + 100% "Bio"',
     "Happy App Store",
     "O'Brien's <Pub> #general",
     "☕ Kaffee & Kuchen 🍰",
@@ -95,13 +95,25 @@ CATEGORIES: dict[str, str] = {
 }
 
 
-def hostile_pages(n: int, *, prefix: str = "7", tasks: Sequence[str] = ("ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE")) -> list[dict[str, Any]]:
+def hostile_pages(
+    n: int,
+    *,
+    prefix: str = "7",
+    tasks: Sequence[str] = ("ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"),
+) -> list[dict[str, Any]]:
     """``n`` Page specs for ``FakeGraph.add_user``, cycling through the hostile names."""
     out = []
     for i in range(n):
         base = HOSTILE_NAMES[i % len(HOSTILE_NAMES)]
         name = base if i < len(HOSTILE_NAMES) else f"{base} #{i}"
-        out.append({"id": f"{prefix}{i:014d}", "name": name[:80], "category": list(CATEGORIES)[i % len(CATEGORIES)], "tasks": list(tasks)})
+        out.append(
+            {
+                "id": f"{prefix}{i:014d}",
+                "name": name[:80],
+                "category": list(CATEGORIES)[i % len(CATEGORIES)],
+                "tasks": list(tasks),
+            }
+        )
     return out
 
 
@@ -186,7 +198,9 @@ def page_spec(page: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def error_response(status: int, message: str, code: int, *, subcode: int | None = None, type: str = "OAuthException") -> Response:
+def error_response(
+    status: int, message: str, code: int, *, subcode: int | None = None, type: str = "OAuthException"
+) -> Response:
     """Graph's error object: ``message``, ``type``, ``code``, ``error_subcode``, ``fbtrace_id``."""
     error: dict[str, Any] = {"message": message, "type": type, "code": code}
     if subcode is not None:
@@ -198,6 +212,14 @@ def error_response(status: int, message: str, code: int, *, subcode: int | None 
 def granular_scopes(scopes: list[str], user: FakeUser) -> list[dict[str, Any]]:
     """debug_token's ``granular_scopes``: Page and business permissions name their targets."""
     pages = [p["id"] for p in user.pages]
-    targets = {"pages_show_list": pages, "pages_messaging": pages, "pages_manage_metadata": pages,
-               "business_management": [b["id"] for b in user.businesses]}
-    return [{"scope": s, "target_ids": targets[s]} if s in targets else {"scope": s} for s in scopes if s != "public_profile"]
+    targets = {
+        "pages_show_list": pages,
+        "pages_messaging": pages,
+        "pages_manage_metadata": pages,
+        "business_management": [b["id"] for b in user.businesses],
+    }
+    return [
+        {"scope": s, "target_ids": targets[s]} if s in targets else {"scope": s}
+        for s in scopes
+        if s != "public_profile"
+    ]

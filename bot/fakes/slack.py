@@ -69,8 +69,9 @@ class FakeSlack(FakeServer):
             return self.state.homes.get(user)
 
     # -- telling the fake what Slack did (helpers and the demo) ---------------------------
-    def response_url(self, name: str = "r", channel: str | None = None, user: str | None = None,
-                     message_ts: str | None = None) -> str:
+    def response_url(
+        self, name: str = "r", channel: str | None = None, user: str | None = None, message_ts: str | None = None
+    ) -> str:
         """A response_url; with a channel, posts to it land in that conversation (5 uses)."""
         with self.changed:
             self.state.register_hook(name, channel, user, message_ts)
@@ -92,18 +93,25 @@ class FakeSlack(FakeServer):
         if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
             return None
         with self.changed:
-            msg = self.state.post(Message(
-                channel=channel, ts=self.state.new_ts(), text=str(body.get("text") or ""),
-                blocks=body.get("blocks") or [], source="ack",
-                ephemeral_to=None if body.get("response_type") == "in_channel" else user))
+            msg = self.state.post(
+                Message(
+                    channel=channel,
+                    ts=self.state.new_ts(),
+                    text=str(body.get("text") or ""),
+                    blocks=body.get("blocks") or [],
+                    source="ack",
+                    ephemeral_to=None if body.get("response_type") == "in_channel" else user,
+                )
+            )
             self.changed.notify_all()
             return msg
 
     def record_user_message(self, channel: str, user: str, text: str) -> Message:
         """A person's own message (e.g. the `/fblink ...` line a demo shows)."""
         with self.changed:
-            msg = self.state.post(Message(channel=channel, ts=self.state.new_ts(), text=text, user=user,
-                                          bot_id=None, source="user"))
+            msg = self.state.post(
+                Message(channel=channel, ts=self.state.new_ts(), text=text, user=user, bot_id=None, source="user")
+            )
             self.changed.notify_all()
             return msg
 
@@ -118,19 +126,19 @@ class FakeSlack(FakeServer):
                     return result
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(
-                        f"timed out waiting; responses={self.responses!r} messages={self.messages!r}"
-                    )
+                    raise AssertionError(f"timed out waiting; responses={self.responses!r} messages={self.messages!r}")
                 self.changed.wait(remaining)
 
     def wait_response(self, contains: str, timeout: float = 10.0) -> dict[str, Any]:
         found: dict[str, Any] = self.wait_for(
-            lambda: next((r for r in self.responses if contains in json.dumps(r)), None), timeout)
+            lambda: next((r for r in self.responses if contains in json.dumps(r)), None), timeout
+        )
         return found
 
     def wait_message(self, contains: str, timeout: float = 10.0) -> dict[str, Any]:
         found: dict[str, Any] = self.wait_for(
-            lambda: next((m for m in self.messages if contains in json.dumps(m)), None), timeout)
+            lambda: next((m for m in self.messages if contains in json.dumps(m)), None), timeout
+        )
         return found
 
     # -- server ------------------------------------------------------------------------
@@ -181,22 +189,48 @@ class FakeSlack(FakeServer):
     # -- auth, users, conversations ------------------------------------------------------
     def api_auth_test(self, p: dict[str, Any]) -> Answer:
         return {
-            "ok": True, "url": "https://payload-inc.slack.com/", "team": HOSTILE["team_name"], "user": "fblink",
-            "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "B0BOT", "is_enterprise_install": False,
+            "ok": True,
+            "url": "https://payload-inc.slack.com/",
+            "team": HOSTILE["team_name"],
+            "user": "fblink",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": "B0BOT",
+            "is_enterprise_install": False,
         }
 
     def api_users_info(self, p: dict[str, Any]) -> Answer:
         uid = str(p.get("user", ""))
         if uid[:1] not in ("U", "W"):
             return error("user_not_found")
-        profile = {"real_name": HOSTILE["real_name"], "display_name": HOSTILE["display_name"],
-                   "real_name_normalized": HOSTILE["real_name"], "display_name_normalized": HOSTILE["display_name"],
-                   "image_48": "https://avatars.slack-edge.com/48.png", "team": self.team_id}
-        return {"ok": True, "user": {
-            "id": uid, "team_id": self.team_id, "name": HOSTILE["user_name"], "deleted": False, "color": "9f69e7",
-            "real_name": HOSTILE["real_name"], "tz": "Europe/London", "tz_label": "Greenwich Mean Time",
-            "tz_offset": 0, "profile": profile, "is_admin": False, "is_owner": False, "is_bot": False,
-            "is_app_user": False, "updated": 1700000000}}
+        profile = {
+            "real_name": HOSTILE["real_name"],
+            "display_name": HOSTILE["display_name"],
+            "real_name_normalized": HOSTILE["real_name"],
+            "display_name_normalized": HOSTILE["display_name"],
+            "image_48": "https://avatars.slack-edge.com/48.png",
+            "team": self.team_id,
+        }
+        return {
+            "ok": True,
+            "user": {
+                "id": uid,
+                "team_id": self.team_id,
+                "name": HOSTILE["user_name"],
+                "deleted": False,
+                "color": "9f69e7",
+                "real_name": HOSTILE["real_name"],
+                "tz": "Europe/London",
+                "tz_label": "Greenwich Mean Time",
+                "tz_offset": 0,
+                "profile": profile,
+                "is_admin": False,
+                "is_owner": False,
+                "is_bot": False,
+                "is_app_user": False,
+                "updated": 1700000000,
+            },
+        }
 
     def api_conversations_open(self, p: dict[str, Any]) -> Answer:
         users = str(p.get("users", ""))
@@ -231,8 +265,15 @@ class FakeSlack(FakeServer):
         if problem:
             return problem
         out_channel = "D" + channel[1:] if channel[:1] in ("U", "W") else channel
-        msg = self.state.post(Message(channel=out_channel, ts=self.state.new_ts(), text=str(p.get("text") or ""),
-                                      blocks=p.get("blocks") or [], thread_ts=p.get("thread_ts")))
+        msg = self.state.post(
+            Message(
+                channel=out_channel,
+                ts=self.state.new_ts(),
+                text=str(p.get("text") or ""),
+                blocks=p.get("blocks") or [],
+                thread_ts=p.get("thread_ts"),
+            )
+        )
         self.messages.append({"method": "chat.postMessage", **p, "channel": out_channel, "ts": msg.ts})
         return {"ok": True, "channel": out_channel, "ts": msg.ts, "message": msg.api(self.team_id)}
 
@@ -247,8 +288,16 @@ class FakeSlack(FakeServer):
         problem = self._check_message(p)
         if problem:
             return problem
-        msg = self.state.post(Message(channel=channel, ts=self.state.new_ts(), text=str(p.get("text") or ""),
-                                      blocks=p.get("blocks") or [], ephemeral_to=user, source="chat.postEphemeral"))
+        msg = self.state.post(
+            Message(
+                channel=channel,
+                ts=self.state.new_ts(),
+                text=str(p.get("text") or ""),
+                blocks=p.get("blocks") or [],
+                ephemeral_to=user,
+                source="chat.postEphemeral",
+            )
+        )
         self.messages.append({"method": "chat.postEphemeral", **p, "ts": msg.ts})
         return {"ok": True, "message_ts": msg.ts}
 

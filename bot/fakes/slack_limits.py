@@ -23,7 +23,11 @@ def _too_long(value: Any, limit: int, pointer: str, out: list[str]) -> None:
 def _text_obj(obj: Any, limit: int, pointer: str, out: list[str]) -> None:
     if obj is None:
         return
-    if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn") or not isinstance(obj.get("text"), str):
+    if (
+        not isinstance(obj, dict)
+        or obj.get("type") not in ("plain_text", "mrkdwn")
+        or not isinstance(obj.get("text"), str)
+    ):
         out.append(f"[ERROR] must provide an object [json-pointer:{pointer}]")
         return
     if obj["text"] == "":

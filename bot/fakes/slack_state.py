@@ -39,12 +39,29 @@ class Message:
 
     def api(self, team_id: str) -> dict[str, Any]:
         """The `message` object Slack returns from chat.postMessage / chat.update."""
-        out: dict[str, Any] = {"type": "message", "text": self.text, "user": self.user, "ts": self.ts,
-                               "blocks": self.blocks, "team": team_id}
+        out: dict[str, Any] = {
+            "type": "message",
+            "text": self.text,
+            "user": self.user,
+            "ts": self.ts,
+            "blocks": self.blocks,
+            "team": team_id,
+        }
         if self.bot_id:
-            out.update(subtype="bot_message", bot_id=self.bot_id, app_id=APP_ID, bot_profile={
-                "id": self.bot_id, "app_id": APP_ID, "name": "fblink", "deleted": False, "updated": 1700000000,
-                "team_id": team_id, "icons": {"image_36": "https://a.slack-edge.com/80588/img/plugins/app/bot_36.png"}})
+            out.update(
+                subtype="bot_message",
+                bot_id=self.bot_id,
+                app_id=APP_ID,
+                bot_profile={
+                    "id": self.bot_id,
+                    "app_id": APP_ID,
+                    "name": "fblink",
+                    "deleted": False,
+                    "updated": 1700000000,
+                    "team_id": team_id,
+                    "icons": {"image_36": "https://a.slack-edge.com/80588/img/plugins/app/bot_36.png"},
+                },
+            )
         if self.thread_ts:
             out["thread_ts"] = self.thread_ts
         if self.edited:
@@ -138,9 +155,17 @@ class Conversations:
             self.update(hook.channel, target, text, blocks)
             return 200, "ok"
         ephemeral = body.get("response_type", "ephemeral") != "in_channel"
-        msg = self.post(Message(channel=hook.channel, ts=self.new_ts(), text=text, blocks=blocks or [],
-                                ephemeral_to=hook.user if ephemeral else None, source="response_url",
-                                thread_ts=body.get("thread_ts")))
+        msg = self.post(
+            Message(
+                channel=hook.channel,
+                ts=self.new_ts(),
+                text=text,
+                blocks=blocks or [],
+                ephemeral_to=hook.user if ephemeral else None,
+                source="response_url",
+                thread_ts=body.get("thread_ts"),
+            )
+        )
         hook.last_ts = msg.ts
         return 200, "ok"
 
@@ -159,12 +184,25 @@ class Conversations:
     def _full_view(self, view: dict[str, Any], view_id: str, root: str, previous: str | None) -> dict[str, Any]:
         h = f"{int(time.time())}.{hashlib.sha1(f'{view_id}{next(self._seq)}'.encode()).hexdigest()[:8]}"
         return {
-            "id": view_id, "team_id": self.team_id, "type": view["type"], "blocks": view.get("blocks", []),
-            "private_metadata": view.get("private_metadata", ""), "callback_id": view.get("callback_id", ""),
-            "state": {"values": {}}, "hash": h, "title": view.get("title"), "clear_on_close": bool(view.get("clear_on_close")),
-            "notify_on_close": bool(view.get("notify_on_close")), "close": view.get("close"),
-            "submit": view.get("submit"), "previous_view_id": previous, "root_view_id": root, "app_id": APP_ID,
-            "external_id": view.get("external_id", ""), "app_installed_team_id": self.team_id, "bot_id": BOT_ID,
+            "id": view_id,
+            "team_id": self.team_id,
+            "type": view["type"],
+            "blocks": view.get("blocks", []),
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "state": {"values": {}},
+            "hash": h,
+            "title": view.get("title"),
+            "clear_on_close": bool(view.get("clear_on_close")),
+            "notify_on_close": bool(view.get("notify_on_close")),
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "previous_view_id": previous,
+            "root_view_id": root,
+            "app_id": APP_ID,
+            "external_id": view.get("external_id", ""),
+            "app_installed_team_id": self.team_id,
+            "bot_id": BOT_ID,
         }
 
     def open_view(self, user: str, view: dict[str, Any], *, push: bool = False) -> dict[str, Any]:
@@ -191,8 +229,9 @@ class Conversations:
     def lookup(self, view_id: str | None, external_id: str | None) -> tuple[str, dict[str, Any]] | None:
         if view_id:
             return self.views_by_id.get(view_id)
-        return next(((u, v) for u, v in self.views_by_id.values() if external_id and v.get("external_id") == external_id),
-                    None)
+        return next(
+            ((u, v) for u, v in self.views_by_id.values() if external_id and v.get("external_id") == external_id), None
+        )
 
     def replace_view(self, user: str, old: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
         full = self._full_view(view, old["id"], old.get("root_view_id") or old["id"], old.get("previous_view_id"))

@@ -124,17 +124,23 @@ class FakeSocketMode:
             error = "not_allowed_token_type" if auth.startswith("Bearer xoxb-") else "invalid_auth"
             return web.json_response({"ok": False, "error": error})
         ticket = f"t{next(self._tickets)}"
-        return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self._port}/link?ticket={ticket}&app_id={self.app_id}"})
+        return web.json_response(
+            {"ok": True, "url": f"ws://127.0.0.1:{self._port}/link?ticket={ticket}&app_id={self.app_id}"}
+        )
 
     async def _link(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse()  # autoping: answers the client's pings with pongs
         await ws.prepare(request)
-        await ws.send_str(json.dumps({
-            "type": "hello",
-            "num_connections": 1,
-            "debug_info": {"host": "fake-socket-mode", "approximate_connection_time": 18060},
-            "connection_info": {"app_id": self.app_id},
-        }))
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": {"host": "fake-socket-mode", "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": self.app_id},
+                }
+            )
+        )
         with self._cond:
             self._sockets.append(ws)
             self.connections += 1
@@ -196,8 +202,9 @@ class FakeSocketMode:
                     raise AssertionError(f"{len(self._sockets)} WebSocket(s) still open after {timeout}s")
                 self._cond.wait(remaining)
 
-    def send_envelope(self, type: str, payload: dict[str, Any], *, accepts_response_payload: bool = True,
-                      timeout: float = 5.0) -> str:
+    def send_envelope(
+        self, type: str, payload: dict[str, Any], *, accepts_response_payload: bool = True, timeout: float = 5.0
+    ) -> str:
         """Deliver one envelope (``slash_commands``, ``interactive``, ``events_api``) to the app."""
         self.wait_connected(timeout)
         envelope_id = f"env-{next(self._ids):04d}"

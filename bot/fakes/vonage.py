@@ -36,7 +36,6 @@ import json
 import math
 import re
 import uuid
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -48,6 +47,7 @@ from bot.fakes.vonage_errors import (
     HOSTILE_APP_NAMES,
     PROBLEM,
     UNAUTHORIZED_TYPE,
+    AfterFault,
     _invalid,
     not_found,
     problem,
@@ -66,15 +66,6 @@ _ACCOUNT_APP_RE = re.compile(r"^/beta/chatapp-accounts/messenger/([^/]+)/applica
 _APP_RE = re.compile(r"^/v2/applications/([^/]+)$")
 
 
-@dataclass
-class _AfterFault:
-    """Apply the request for real, then answer ``status`` instead of the real response."""
-
-    match: str
-    times: int = 1
-    status: int = 502
-
-
 class FakeVonage(ApplicationsMixin, FakeServer):
     """External Accounts (Messenger) + Application API v2, per API key."""
 
@@ -87,7 +78,7 @@ class FakeVonage(ApplicationsMixin, FakeServer):
         self.accounts: dict[str, dict[str, dict[str, Any]]] = {}
         self.rejected_tokens: set[str] = set()
         self.forbidden_keys: set[str] = set()
-        self.after_faults: list[_AfterFault] = []  # applied, then answered with an error
+        self.after_faults: list[AfterFault] = []  # applied, then answered with an error
         self.list_links = True
         self.accounts_page_size_default = 20
         self.apps_page_size_default = 10
@@ -117,15 +108,16 @@ class FakeVonage(ApplicationsMixin, FakeServer):
         with self.lock:
             self.forbidden_keys.add(api_key)
 
-    def fail_problem(self, match: str, status: int, *, times: int = 1, retry_after: int | None = None,
-                     detail: str | None = None) -> Fault:
+    def fail_problem(
+        self, match: str, status: int, *, times: int = 1, retry_after: int | None = None, detail: str | None = None
+    ) -> Fault:
         """Answer matching requests with Vonage's real error body for ``status``."""
         response = problem_for(status, detail=detail, retry_after=retry_after)
         return self.fail(match, times=times, status=status, body=response.body, headers=response.headers)
 
-    def fail_after(self, match: str, *, status: int = 502, times: int = 1) -> _AfterFault:
+    def fail_after(self, match: str, *, status: int = 502, times: int = 1) -> AfterFault:
         """Apply matching requests, then answer ``status``: the write landed, the answer didn't."""
-        fault = _AfterFault(match=match, times=times, status=status)
+        fault = AfterFault(match=match, times=times, status=status)
         with self.lock:
             self.after_faults.append(fault)
         return fault
@@ -388,7 +380,9 @@ class FakeVonage(ApplicationsMixin, FakeServer):
 
             def href(n: int) -> dict[str, str]:
                 # The spec's examples drop the provider filter from these links; keep it here.
-                return {"href": f"{self.url}{ACCOUNTS_PREFIX}?{urlencode({**extra, 'page_number': n, 'page_size': page_size})}"}
+                return {
+                    "href": f"{self.url}{ACCOUNTS_PREFIX}?{urlencode({**extra, 'page_number': n, 'page_size': page_size})}"
+                }
 
             links = {"self": href(page_number), "first": href(1), "last": href(last)}
             if page_number > 1:

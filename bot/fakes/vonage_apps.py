@@ -44,7 +44,9 @@ class ApplicationsMixin:
             elif cap == "vbc":
                 caps[cap] = {}
             else:
-                caps[cap] = {"webhooks": {"event_url": {"address": "https://example.com/webhooks/event", "http_method": "POST"}}}
+                caps[cap] = {
+                    "webhooks": {"event_url": {"address": "https://example.com/webhooks/event", "http_method": "POST"}}
+                }
         app = {"id": app_id, "name": name, "capabilities": caps}
         with self.lock:
             self.applications.setdefault(api_key, {})[app_id] = app

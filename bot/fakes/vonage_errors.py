@@ -10,6 +10,7 @@ that inject a failure get the real shape rather than an ad-hoc one.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from bot.fakes.base import Response
@@ -32,7 +33,7 @@ WRONG_AUTH_TITLE = "Wrong authentication - You are not authorised to access this
 # Application names as people type them in the dashboard, hostile on purpose.
 HOSTILE_APP_NAMES: tuple[str, ...] = (
     "payload-bot & Support",
-    "Sales = 100% \"Leads\" + more",
+    'Sales = 100% "Leads" + more',
     "<script>alert(1)</script> #general",
     "🤖 Messenger Bot 🚀",
     "خدمة العملاء",
@@ -73,34 +74,75 @@ def problem_for(status: int, *, detail: str | None = None, retry_after: int | No
     if status == 403:
         return problem(403, WRONG_AUTH_TITLE)
     if status == 404:
-        return problem(404, "Not Found", detail or "The requested resource does not exist", type=NOT_FOUND_TYPE, instance=instance)
+        return problem(
+            404, "Not Found", detail or "The requested resource does not exist", type=NOT_FOUND_TYPE, instance=instance
+        )
     if status == 405:
         return problem(405, "Request method not allowed", detail, type=WRONG_VERB_TYPE, instance=instance)
     if status == 406:
-        return problem(406, "Invalid Accept header", detail or "Invalid Accept header provided. Must be application/json",
-                       type=NOT_ACCEPTABLE_TYPE, instance=instance)
+        return problem(
+            406,
+            "Invalid Accept header",
+            detail or "Invalid Accept header provided. Must be application/json",
+            type=NOT_ACCEPTABLE_TYPE,
+            instance=instance,
+        )
     if status == 409:
         return problem(409, "Application conflict", detail or "Unable to link application", type=CONFLICT_TYPE)
     if status == 415:
-        return problem(415, "Invalid Content-Type header", detail or "Invalid Content-Type header provided. Must be application/json",
-                       type=UNSUPPORTED_MEDIA_TYPE, instance=instance)
+        return problem(
+            415,
+            "Invalid Content-Type header",
+            detail or "Invalid Content-Type header provided. Must be application/json",
+            type=UNSUPPORTED_MEDIA_TYPE,
+            instance=instance,
+        )
     if status == 422:
-        return problem(422, "Invalid parameters", detail or "The request contains parameters that could not be processed.",
-                       type=UNPROCESSABLE_TYPE, instance=instance,
-                       invalid_params=[{"name": "access_token", "reason": "The access token could not be validated with Facebook"}])
+        return problem(
+            422,
+            "Invalid parameters",
+            detail or "The request contains parameters that could not be processed.",
+            type=UNPROCESSABLE_TYPE,
+            instance=instance,
+            invalid_params=[
+                {"name": "access_token", "reason": "The access token could not be validated with Facebook"}
+            ],
+        )
     if status == 429:
-        response = problem(429, "Rate Limit Hit", detail or "Please wait, then retry your request", type=THROTTLED_TYPE, instance=instance)
+        response = problem(
+            429,
+            "Rate Limit Hit",
+            detail or "Please wait, then retry your request",
+            type=THROTTLED_TYPE,
+            instance=instance,
+        )
         response.headers["Retry-After"] = str(1 if retry_after is None else retry_after)
         return response
     if status >= 500:
-        return problem(status, "Internal Error", detail or "An error occurred. Please try again later.",
-                       type=SERVER_ERROR_TYPE, instance=instance)
+        return problem(
+            status,
+            "Internal Error",
+            detail or "An error occurred. Please try again later.",
+            type=SERVER_ERROR_TYPE,
+            instance=instance,
+        )
     return problem(status, "Bad Request", detail, instance=instance)
 
 
 def not_found(path: str) -> Response:
-    return problem(404, "Not Found", f"Resource '{path}' does not exist, or you do not have access", type=NOT_FOUND_TYPE)
+    return problem(
+        404, "Not Found", f"Resource '{path}' does not exist, or you do not have access", type=NOT_FOUND_TYPE
+    )
 
 
 def wrong_verb(method: str) -> Response:
     return problem(405, "Request method not allowed", f"Request method '{method}' not supported", type=WRONG_VERB_TYPE)
+
+
+@dataclass
+class AfterFault:
+    """Apply the request for real, then answer ``status`` instead of the real response."""
+
+    match: str
+    times: int = 1
+    status: int = 502

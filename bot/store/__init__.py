@@ -11,6 +11,14 @@ from bot.store.ledger import ReminderLedger, next_threshold_due
 from bot.store.models import Claim, FacebookLogin, Link, LinkState, OAuthState, StoredPage, days_left
 
 __all__ = [
-    "Claim", "FacebookLogin", "Link", "LinkState", "OAuthState", "ReminderLedger", "Store", "StoredPage",
-    "days_left", "next_threshold_due",
+    "Claim",
+    "FacebookLogin",
+    "Link",
+    "LinkState",
+    "OAuthState",
+    "ReminderLedger",
+    "Store",
+    "StoredPage",
+    "days_left",
+    "next_threshold_due",
 ]

@@ -26,8 +26,9 @@ def _hash_state(state: str) -> str:
 
 
 def _state(row: dict[str, Any]) -> OAuthState:
-    return OAuthState(row["team_id"], row["user_id"], row["channel_id"], row["purpose"],
-                      json.loads(row["payload"] or "{}"))
+    return OAuthState(
+        row["team_id"], row["user_id"], row["channel_id"], row["purpose"], json.loads(row["payload"] or "{}")
+    )
 
 
 class Store:
@@ -60,7 +61,7 @@ class Store:
         the ack path reads on every request, and a plain SELECT needs no write guard."""
         cursor = self.db.execute(sql, params)
         keys = [d[0] for d in cursor.description]
-        return [dict(zip(keys, row)) for row in cursor.fetchall()]
+        return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
 
     def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         rows = self.select(sql, params)
@@ -83,9 +84,7 @@ class Store:
     ) -> str:
         """A random single-use state bound to team+user; only its hash is stored."""
         state = secrets.token_urlsafe(32)
-        self.db.execute(
-            "DELETE FROM oauth_states WHERE expires_at < ?", [now - DAY]
-        )
+        self.db.execute("DELETE FROM oauth_states WHERE expires_at < ?", [now - DAY])
         self.db.execute(
             "INSERT INTO oauth_states (state_hash, team_id, user_id, channel_id, purpose, payload, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -97,24 +96,32 @@ class Store:
         """The state's binding (team, user, purpose) while it is unused and unexpired; nothing changes."""
         if not state or len(state) > 200:
             return None
-        row = self.one("SELECT team_id, user_id, channel_id, purpose, payload FROM oauth_states"
-                       " WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?", [_hash_state(state), now])
+        row = self.one(
+            "SELECT team_id, user_id, channel_id, purpose, payload FROM oauth_states"
+            " WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?",
+            [_hash_state(state), now],
+        )
         return _state(row) if row else None
 
     def confirm_state(self, state: str, *, now: int) -> bool:
         """The Slack user saw whom the login binds to and chose to continue to Facebook."""
-        cur = self.db.execute("UPDATE oauth_states SET confirmed_at = ? WHERE state_hash = ? AND used_at IS NULL"
-                              " AND expires_at >= ?", [now, _hash_state(state), now])
+        cur = self.db.execute(
+            "UPDATE oauth_states SET confirmed_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?",
+            [now, _hash_state(state), now],
+        )
         return cur.rowcount == 1
 
     def consume_state(self, state: str, *, now: int) -> OAuthState | None:
         """Mark a confirmed state used and return it; None when unknown, unconfirmed, expired or used."""
         if not state or len(state) > 200:
             return None
-        rows = list(self.db.query(
-            "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?"
-            " AND confirmed_at IS NOT NULL RETURNING team_id, user_id, channel_id, purpose, payload",
-            [now, _hash_state(state), now]))
+        rows = list(
+            self.db.query(
+                "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?"
+                " AND confirmed_at IS NOT NULL RETURNING team_id, user_id, channel_id, purpose, payload",
+                [now, _hash_state(state), now],
+            )
+        )
         return _state(rows[0]) if rows else None
 
     # -- Facebook logins and Pages -------------------------------------------
@@ -162,8 +169,10 @@ class Store:
 
     def forget_link_tokens(self, team_id: str, user_id: str) -> int:
         """Drop the Page tokens of the user's links (a disconnected login's tokens). Returns how many."""
-        return self.db.execute("UPDATE links SET token_enc = NULL WHERE team_id = ? AND linked_by = ?"
-                               " AND token_enc IS NOT NULL", [team_id, user_id]).rowcount
+        return self.db.execute(
+            "UPDATE links SET token_enc = NULL WHERE team_id = ? AND linked_by = ? AND token_enc IS NOT NULL",
+            [team_id, user_id],
+        ).rowcount
 
     def save_pages(self, team_id: str, user_id: str, pages: list[Any], *, now: int) -> None:
         """Replace the user's cached Page list (with encrypted Page tokens)."""
@@ -173,8 +182,19 @@ class Store:
                 self.db.execute(
                     "INSERT INTO fb_pages (team_id, user_id, page_id, name, category, tasks, token_enc, fetched_at,"
                     " business_id, business_name, no_token_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [team_id, user_id, p.id, p.name, p.category, json.dumps(list(p.tasks)),
-                     self.vault.encrypt(p.access_token), now, p.business_id, p.business_name, p.no_token_reason],
+                    [
+                        team_id,
+                        user_id,
+                        p.id,
+                        p.name,
+                        p.category,
+                        json.dumps(list(p.tasks)),
+                        self.vault.encrypt(p.access_token),
+                        now,
+                        p.business_id,
+                        p.business_name,
+                        p.no_token_reason,
+                    ],
                 )
 
     def get_pages(self, team_id: str, user_id: str) -> list[StoredPage]:
@@ -183,8 +203,15 @@ class Store:
             [team_id, user_id],
         )
         return [
-            StoredPage(r["page_id"], r["name"], r["category"], tuple(json.loads(r["tasks"])),
-                       self.vault.decrypt(r["token_enc"]), r["business_name"], r["no_token_reason"])
+            StoredPage(
+                r["page_id"],
+                r["name"],
+                r["category"],
+                tuple(json.loads(r["tasks"])),
+                self.vault.decrypt(r["token_enc"]),
+                r["business_name"],
+                r["no_token_reason"],
+            )
             for r in rows
         ]
 
@@ -198,7 +225,10 @@ class Store:
         )
 
     def remove_key(self, team_id: str, api_key: str) -> bool:
-        return self.db.execute("DELETE FROM vonage_keys WHERE team_id = ? AND api_key = ?", [team_id, api_key]).rowcount > 0
+        return (
+            self.db.execute("DELETE FROM vonage_keys WHERE team_id = ? AND api_key = ?", [team_id, api_key]).rowcount
+            > 0
+        )
 
     def list_keys(self, team_id: str) -> list[dict[str, Any]]:
         return list(
@@ -224,7 +254,8 @@ class Store:
         """Links of a workspace, soonest expiry first (unknown expiry last); paged in SQL."""
         where = "" if include_gone else " AND status != 'gone'"
         rows = self.select(
-            "SELECT * FROM links WHERE team_id = ?" + where
+            "SELECT * FROM links WHERE team_id = ?"
+            + where
             + " ORDER BY expires_at IS NULL, expires_at, page_name COLLATE NOCASE LIMIT ? OFFSET ?",
             [team_id, limit, max(0, offset)],
         )
@@ -234,8 +265,9 @@ class Store:
         row = self.one("SELECT COUNT(*) AS n FROM links WHERE team_id = ?", [team_id])
         return int(row["n"]) if row else 0
 
-    def upsert_link(self, team_id: str, page_id: str, *, now: int, page_token: str | None = None,
-                    **fields: Any) -> Link:
+    def upsert_link(
+        self, team_id: str, page_id: str, *, now: int, page_token: str | None = None, **fields: Any
+    ) -> Link:
         """Create or update the link row of a Page (one per Page per workspace).
 
         ``page_token`` is the token given to Vonage; it is stored encrypted.
@@ -267,7 +299,9 @@ class Store:
             "SELECT SUM(status = 'active' AND broken_at IS NULL AND (expires_at IS NULL OR expires_at > ?)) AS active,"
             " SUM(status = 'active' AND broken_at IS NULL AND expires_at <= ?) AS expired,"
             " SUM(status = 'active' AND broken_at IS NOT NULL) AS broken, SUM(status = 'gone') AS gone,"
-            " SUM(status = 'active' AND expires_at IS NULL) AS unknown_expiry FROM links", [now, now])
+            " SUM(status = 'active' AND expires_at IS NULL) AS unknown_expiry FROM links",
+            [now, now],
+        )
         return {k: int(v or 0) for k, v in (row or {}).items()}
 
     def delete_link(self, team_id: str, page_id: str) -> None:
@@ -281,18 +315,22 @@ class Store:
             "INSERT INTO page_leases (team_id, page_id, owner, expires_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (team_id, page_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
             " WHERE page_leases.expires_at <= ?",
-            [team_id, page_id, owner, now + ttl, now])
+            [team_id, page_id, owner, now + ttl, now],
+        )
         return cur.rowcount == 1
 
     def lease_owner(self, team_id: str, page_id: str, *, now: int) -> str | None:
         """Who holds the Page's unexpired lease, if anyone."""
-        row = self.one("SELECT owner FROM page_leases WHERE team_id = ? AND page_id = ? AND expires_at > ?",
-                       [team_id, page_id, now])
+        row = self.one(
+            "SELECT owner FROM page_leases WHERE team_id = ? AND page_id = ? AND expires_at > ?",
+            [team_id, page_id, now],
+        )
         return row["owner"] if row else None
 
     def release_lease(self, team_id: str, page_id: str, owner: str) -> None:
-        self.db.execute("DELETE FROM page_leases WHERE team_id = ? AND page_id = ? AND owner = ?",
-                        [team_id, page_id, owner])
+        self.db.execute(
+            "DELETE FROM page_leases WHERE team_id = ? AND page_id = ? AND owner = ?", [team_id, page_id, owner]
+        )
 
     # -- team settings ---------------------------------------------------------
     def team_reminder_channel(self, team_id: str) -> str | None:
@@ -309,8 +347,15 @@ class Store:
 
     # -- audit and idempotency -------------------------------------------------
     def audit(
-        self, team_id: str, action: str, *, now: int, user_id: str | None, page_id: str | None = None,
-        detail: str = "", result: str = "ok",
+        self,
+        team_id: str,
+        action: str,
+        *,
+        now: int,
+        user_id: str | None,
+        page_id: str | None = None,
+        detail: str = "",
+        result: str = "ok",
     ) -> None:
         self.db.execute(
             "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -335,7 +380,6 @@ class Store:
         cur = self.db.execute(
             "INSERT INTO idempotency (key, created_at) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at WHERE idempotency.created_at < ?",
-            [key, now, now - ttl])
+            [key, now, now - ttl],
+        )
         return cur.rowcount == 1
-
-

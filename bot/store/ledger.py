@@ -38,14 +38,15 @@ class LedgerStore(Protocol):
     def get_link_by_id(self, link_id: int) -> Link | None: ...
 
 
-def next_threshold_due(expires_at: int, thresholds: tuple[int, ...], below: int | None) -> tuple[int | None, int | None]:
+def next_threshold_due(
+    expires_at: int, thresholds: tuple[int, ...], below: int | None
+) -> tuple[int | None, int | None]:
     """The next threshold (days) after ``below`` in this period and when it falls due; (None, None) when done."""
     steps = sorted(set(thresholds) | {0}, reverse=True)
     later = [t for t in steps if below is None or t < below]
     if not later:
         return None, None
     return later[0], expires_at - later[0] * DAY
-
 
 
 class ReminderLedger:
@@ -73,7 +74,9 @@ class ReminderLedger:
         with self.store.transaction():
             rows = self.store.select(
                 "SELECT * FROM links WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?"
-                " ORDER BY next_due_at LIMIT ?", [now, limit])
+                " ORDER BY next_due_at LIMIT ?",
+                [now, limit],
+            )
             out.touched += len(rows)
             for row in rows:
                 try:
@@ -87,24 +90,32 @@ class ReminderLedger:
                     out.claims.append(claim)
             stale = self.store.select(
                 "SELECT id, link_id, kind, period, threshold, attempts FROM reminders WHERE status = 'claimed'"
-                " AND claimed_at <= ? ORDER BY attempts, claimed_at LIMIT ?", [now - lease, limit])
+                " AND claimed_at <= ? ORDER BY attempts, claimed_at LIMIT ?",
+                [now - lease, limit],
+            )
             out.touched += len(stale)
             for r in stale:
                 claim_id = secrets.token_hex(8)
-                self.store.db.execute("UPDATE reminders SET claimed_at = ?, claim_id = ? WHERE id = ?",
-                                      [now, claim_id, r["id"]])
+                self.store.db.execute(
+                    "UPDATE reminders SET claimed_at = ?, claim_id = ? WHERE id = ?", [now, claim_id, r["id"]]
+                )
                 try:
                     link = self.store.get_link_by_id(r["link_id"])
                 except Exception:
-                    self.store.db.execute("UPDATE reminders SET status = 'failed', last_error = 'unreadable link',"
-                                          " finished_at = ? WHERE id = ?", [now, r["id"]])
+                    self.store.db.execute(
+                        "UPDATE reminders SET status = 'failed', last_error = 'unreadable link',"
+                        " finished_at = ? WHERE id = ?",
+                        [now, r["id"]],
+                    )
                     if self.mark_unreadable(r["link_id"], now=now):
                         out.bad.append(r["link_id"])
                     continue
                 why = _outdated(r, link, steps, now)
                 if why:
-                    self.store.db.execute("UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ?"
-                                          " WHERE id = ?", [why, now, r["id"]])
+                    self.store.db.execute(
+                        "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ?",
+                        [why, now, r["id"]],
+                    )
                     out.superseded += why == "superseded"
                     continue
                 assert link is not None
@@ -117,8 +128,9 @@ class ReminderLedger:
             raise ValueError("a due link without an expiry")
         due = [t for t in steps if link.expires_at - t * DAY <= now]
         if not due:  # next_due_at came from other thresholds (FBLINK_REMINDER_DAYS changed): reschedule
-            self.store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?",
-                                  [link.expires_at - steps[0] * DAY, link.id])
+            self.store.db.execute(
+                "UPDATE links SET next_due_at = ? WHERE id = ?", [link.expires_at - steps[0] * DAY, link.id]
+            )
             return None
         urgent = min(due)
         _, nxt = next_threshold_due(link.expires_at, thresholds, urgent)
@@ -135,8 +147,9 @@ class ReminderLedger:
 
     def mark_unreadable(self, link_id: int, *, now: int) -> bool:
         """Flag a link whose row could not be read; True only the first time (log and count once)."""
-        cur = self.store.db.execute("UPDATE links SET unreadable_at = ? WHERE id = ? AND unreadable_at IS NULL",
-                                    [now, link_id])
+        cur = self.store.db.execute(
+            "UPDATE links SET unreadable_at = ? WHERE id = ? AND unreadable_at IS NULL", [now, link_id]
+        )
         return cur.rowcount == 1
 
     def claim_breakage(self, link: Link, *, now: int) -> Claim | None:
@@ -147,8 +160,9 @@ class ReminderLedger:
                 self.store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link.id])
                 return None
             seq = row["breakages"] + 1
-            self.store.db.execute("UPDATE links SET broken_at = ?, breakages = ?, checked_at = ? WHERE id = ?",
-                             [now, seq, now, link.id])
+            self.store.db.execute(
+                "UPDATE links SET broken_at = ?, breakages = ?, checked_at = ? WHERE id = ?", [now, seq, now, link.id]
+            )
             claim_id = secrets.token_hex(8)
             cur = self.store.db.execute(
                 "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
@@ -161,17 +175,17 @@ class ReminderLedger:
             assert fresh is not None
             return Claim(int(cur.lastrowid or 0), claim_id, "broken", seq, fresh)
 
-
     def mark_checked(self, link_id: int, *, now: int) -> None:
         self.store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link_id])
-
 
     def probe_batch(self, *, now: int, after: tuple[int, int], every: int = DAY, limit: int = 100) -> list[ProbeRow]:
         """Active links not checked for ``every`` seconds, after ``after`` = (checked_at, id), with the
         token Vonage holds. Decrypted row by row: a row that fails is returned with ``unreadable`` set."""
         rows = self.store.select(
             "SELECT * FROM links WHERE status = 'active' AND checked_at <= ? AND (checked_at, id) > (?, ?)"
-            " ORDER BY checked_at, id LIMIT ?", [now - every, after[0], after[1], limit])
+            " ORDER BY checked_at, id LIMIT ?",
+            [now - every, after[0], after[1], limit],
+        )
         out = []
         for r in rows:
             try:
@@ -187,17 +201,20 @@ class ReminderLedger:
 
     def links_to_probe(self, *, now: int, every: int = DAY, limit: int = 1000) -> list[tuple[Link, str | None]]:
         """The readable rows of one :meth:`probe_batch` (for scripts)."""
-        return [(p.link, p.token) for p in self.probe_batch(now=now, after=(-1, 0), every=every, limit=limit)
-                if p.link is not None]
+        return [
+            (p.link, p.token)
+            for p in self.probe_batch(now=now, after=(-1, 0), every=every, limit=limit)
+            if p.link is not None
+        ]
 
     def confirm(self, claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:
         """The post went out: record where, so a relink can update it. False if the claim was lost."""
         cur = self.store.db.execute(
             "UPDATE reminders SET status = 'posted', posted_at = ?, finished_at = ?, channel_id = ?, message_ts = ?"
             " WHERE id = ? AND claim_id = ?",
-            [now, now, channel_id, message_ts, claim.reminder_id, claim.claim_id])
+            [now, now, channel_id, message_ts, claim.reminder_id, claim.claim_id],
+        )
         return cur.rowcount == 1
-
 
     def confirm_many(self, claims: list[Claim], *, channel_id: str, message_ts: str, now: int) -> int:
         """A digest went out: confirm all its claims in one transaction."""
@@ -210,19 +227,22 @@ class ReminderLedger:
         rows = self.store.db.execute(
             "UPDATE reminders SET claimed_at = 0, last_error = ?, attempts = attempts + 1"
             " WHERE id = ? AND claim_id = ? AND status = 'claimed' RETURNING attempts",
-            [error[:200], claim.reminder_id, claim.claim_id]).fetchall()
+            [error[:200], claim.reminder_id, claim.claim_id],
+        ).fetchall()
         return int(rows[0][0]) if rows else claim.attempts + 1
 
     def give_up(self, claim: Claim, *, error: str, now: int) -> None:
         """Too many failed posts: never retried (a failed row is not 'claimed', so no sweep sees it)."""
         self.store.db.execute(
             "UPDATE reminders SET status = 'failed', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
-            [error[:200], now, claim.reminder_id, claim.claim_id])
+            [error[:200], now, claim.reminder_id, claim.claim_id],
+        )
 
     def drop(self, claim: Claim, *, why: str, now: int) -> None:
         self.store.db.execute(
             "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
-            [why, now, claim.reminder_id, claim.claim_id])
+            [why, now, claim.reminder_id, claim.claim_id],
+        )
 
     def prune(self, *, before: int, keep_audit: int = 10, limit: int = 500) -> tuple[int, int]:
         """Retention, one small batch: audit rows older than ``before`` (each Page keeps its
@@ -230,34 +250,44 @@ class ReminderLedger:
         audit = self.store.db.execute(
             "DELETE FROM audit WHERE id IN (SELECT id FROM audit a WHERE a.at < ? AND a.id < COALESCE(("
             " SELECT b.id FROM audit b WHERE b.team_id = a.team_id AND b.page_id IS a.page_id"
-            " ORDER BY b.id DESC LIMIT 1 OFFSET ?), -1) LIMIT ?)", [before, keep_audit - 1, limit]).rowcount
+            " ORDER BY b.id DESC LIMIT 1 OFFSET ?), -1) LIMIT ?)",
+            [before, keep_audit - 1, limit],
+        ).rowcount
         reminders = self.store.db.execute(
             "DELETE FROM reminders WHERE id IN (SELECT id FROM reminders WHERE status != 'claimed'"
-            " AND finished_at < ? LIMIT ?)", [before, limit]).rowcount
+            " AND finished_at < ? LIMIT ?)",
+            [before, limit],
+        ).rowcount
         return audit, reminders
 
     def posted_for_period(self, link_id: int, period: int) -> list[dict[str, Any]]:
         """Messages posted for a link period; ``shared`` > 1 marks a digest covering other Pages too."""
-        return list(self.store.db.query(
-            "SELECT id, kind, threshold, channel_id, message_ts,"
-            " (SELECT COUNT(*) FROM reminders r2 WHERE r2.message_ts = reminders.message_ts"
-            "  AND r2.channel_id = reminders.channel_id) AS shared"
-            " FROM reminders WHERE link_id = ? AND period = ? AND status = 'posted' AND message_ts IS NOT NULL",
-            [link_id, period]))
-
+        return list(
+            self.store.db.query(
+                "SELECT id, kind, threshold, channel_id, message_ts,"
+                " (SELECT COUNT(*) FROM reminders r2 WHERE r2.message_ts = reminders.message_ts"
+                "  AND r2.channel_id = reminders.channel_id) AS shared"
+                " FROM reminders WHERE link_id = ? AND period = ? AND status = 'posted' AND message_ts IS NOT NULL",
+                [link_id, period],
+            )
+        )
 
     def reminders_in_message(self, channel_id: str, message_ts: str) -> list[dict[str, Any]]:
-        return list(self.store.db.query(
-            "SELECT link_id, kind, period, threshold FROM reminders WHERE channel_id = ? AND message_ts = ? ORDER BY id",
-            [channel_id, message_ts]))
-
+        return list(
+            self.store.db.query(
+                "SELECT link_id, kind, period, threshold FROM reminders WHERE channel_id = ? AND message_ts = ? ORDER BY id",
+                [channel_id, message_ts],
+            )
+        )
 
     def page_token_of(self, team_id: str, user_id: str | None, page_id: str) -> str | None:
         """The Page token we hold from the linker's login (None after they logged out)."""
         if not user_id:
             return None
-        row = self.store.one("SELECT token_enc FROM fb_pages WHERE team_id = ? AND user_id = ? AND page_id = ?",
-                         [team_id, user_id, page_id])
+        row = self.store.one(
+            "SELECT token_enc FROM fb_pages WHERE team_id = ? AND user_id = ? AND page_id = ?",
+            [team_id, user_id, page_id],
+        )
         return self.store.vault.decrypt(row["token_enc"]) if row else None
 
 
@@ -288,7 +318,10 @@ def _outdated(r: dict[str, Any], link: Link | None, steps: list[int], now: int) 
         return "re-linked"  # re-linked since: that reminder is moot
     if r["kind"] == "broken" and link.broken_at is None:
         return "mended"
-    if r["kind"] == "expiry" and link.expires_at is not None and any(
-            t < r["threshold"] and link.expires_at - t * DAY <= now for t in steps):
+    if (
+        r["kind"] == "expiry"
+        and link.expires_at is not None
+        and any(t < r["threshold"] and link.expires_at - t * DAY <= now for t in steps)
+    ):
         return "superseded"  # a more urgent threshold is due now: post only that one
     return ""

@@ -173,8 +173,6 @@ def migrate(db: Database, path: str) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-
-
 @migrations()
 def m004_page_leases(db: Database) -> None:
     # One change per (team, Page) at a time across every process sharing this file.

@@ -100,15 +100,13 @@ class Link:
         return None if self.expires_at is None else days_left(self.expires_at, now)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Link":
+    def from_row(cls, row: dict[str, Any]) -> Link:
         return cls(
             **{k: row[k] for k in cls.__dataclass_fields__ if k not in ("needs_relink", "muted", "unreadable_at")},
             unreadable_at=row.get("unreadable_at"),
             needs_relink=bool(row["needs_relink"]),
             muted=bool(row["muted"]),
         )
-
-
 
 
 @dataclass(frozen=True)
