@@ -109,6 +109,7 @@ def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: boo
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.start()
         sched = start_scheduler(services) if scheduler else None
         socket_handler = None
         if settings.socket_mode and settings.slack_app_token:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -83,10 +84,19 @@ class Services:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("after-ack work failed: %s", type(exc).__name__, exc_info=exc)
 
+    async def start(self) -> None:
+        """Inside the running loop: one pooled HTTP session for every Slack Web API call
+        (without it slack_sdk opens and closes a session per call, on the event loop)."""
+        if self.slack.session is None:
+            self.slack.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.slack.timeout))
+
     async def aclose(self) -> None:
         """Wait for after-ack work, then close the clients and the database."""
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=SHUTDOWN_WAIT)
+        if self.slack.session is not None:
+            await self.slack.session.close()
+            self.slack.session = None
         await self.http.aclose()
         self.metrics.close()
         self.store.close()
@@ -151,6 +161,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
 async def open_services(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Services]:
     """Services for one unit of work (`fblink sweep`, a benchmark); everything is closed after."""
     services = build_services(settings, clock)
+    await services.start()
     try:
         yield services
     finally:
