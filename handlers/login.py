@@ -15,7 +15,7 @@ import html
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from starlette.requests import Request
@@ -96,7 +96,8 @@ async def disconnect(req: Req, body: Body) -> None:
 # -- the browser side ---------------------------------------------------------
 
 
-def page(title: str, body: str, status: int = 200, *, extra_html: str = "") -> HTMLResponse:
+def page(title: str, body: str, status: int = 200, *, extra_html: str = "", form_to: str = "'none'") -> HTMLResponse:
+    """A small HTML page. ``form_to``: where its form may go, redirects included (CSP form-action)."""
     doc = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>fblink: {html.escape(title)}</title>"
         "<meta name='viewport' content='width=device-width'>"
@@ -111,7 +112,7 @@ def page(title: str, body: str, status: int = 200, *, extra_html: str = "") -> H
             "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; form-action {form_to}",
         },
     )
 
@@ -179,7 +180,13 @@ async def login_page(services: Services, request: Request) -> Response:
         f"in the workspace {team} ({state.team_id}). Whoever holds that Slack account can then link and "
         "replace applications on the Pages this Facebook account manages.",
         extra_html=confirm_form,
+        form_to=f"'self' {_origin(services.settings.facebook_login_url)}",  # the POST redirects to Facebook
     )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 async def facebook_callback(services: Services, request: Request) -> Response:

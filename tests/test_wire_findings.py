@@ -35,6 +35,7 @@ def test_forwarded_login_link_shows_whose_slack_user_it_binds_before_facebook(bo
     assert page.status_code == 200
     assert "UA" in page.text and TEAM in page.text and "Not you?" in page.text
     assert "facebook.test" not in page.text  # no link to Facebook: only a POST button back to fblink
+    assert "form-action 'self' https://www.facebook.test" in page.headers["content-security-policy"]
     assert not graph.calls()  # Facebook has not been contacted
     # without the confirmation, the callback refuses the state
     state = query(url)["state"]
