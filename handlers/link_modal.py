@@ -61,7 +61,7 @@ def link_modal_view(
         out.append(
             blocks.select_input(
                 "app",
-                "Vonage application (optional)",
+                "Vonage application",  # Slack adds "(optional)" itself
                 blocks.static_select(
                     "app", [(f"{a.name} ({a.id[:8]})", a.id) for a in apps][:100], placeholder="Messages applications"
                 ),
