@@ -26,6 +26,7 @@ from bot.clock import FixedClock
 from bot.fakes import slack_payloads as sp
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
+from bot.fakes.slack_limits import MESSAGE_BLOCKS, check_blocks
 from bot.fakes.vonage import FakeVonage
 from bot.settings import Settings
 
@@ -111,6 +112,16 @@ def make_settings(tmp_path, slack, graph, vonage):  # type: ignore[no-untyped-de
     return build
 
 
+def _check_ack_blocks(response: httpx.Response) -> None:
+    """An ack body with blocks must be one Slack accepts (slack_sdk's models, via the fake's checks)."""
+    if response.status_code != 200 or "json" not in response.headers.get("content-type", ""):
+        return
+    body = response.json()
+    if isinstance(body, dict) and "blocks" in body:
+        problems = check_blocks(body["blocks"], MESSAGE_BLOCKS)
+        assert not problems, f"Slack would refuse this ack: {problems}"
+
+
 @dataclass
 class Running:
     """The app on a real port, driven with requests built as Slack builds them (bot.fakes.slack_payloads).
@@ -149,7 +160,9 @@ class Running:
         if signature is not None:
             h["X-Slack-Signature"] = signature
         h.update(headers or {})
-        return self.http.post(self.url + "/slack/events", content=body, headers=h)
+        response = self.http.post(self.url + "/slack/events", content=body, headers=h)
+        _check_ack_blocks(response)
+        return response
 
     def _trigger(self, user: str | None) -> str:
         return self.slack.issue_trigger(f"{next(self._triggers)}.{int(time.time())}.a1b2c3d4e5f6", user)

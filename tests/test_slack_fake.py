@@ -270,3 +270,18 @@ def test_record_ack_shows_the_command_answer(fake):
     assert fake.record_ack("C1", "U1", None) is None  # an empty ack (a modal opened) shows nothing
     assert [m.text for m in fake.history("C1", "U2")] == ["/fblink status", "shared"]
     assert len(fake.history("C1", "U1")) == 3
+
+
+def test_block_kit_is_checked_with_slack_sdks_models():
+    """Beyond the hand-written limits, every block goes through slack_sdk's validated models."""
+    from bot import blocks
+    from bot.fakes.slack_limits import check_blocks, check_view
+
+    assert check_blocks([blocks.section("ok", accessory=blocks.button("Re-link", "a", "1"))], 50) == []
+    long_label = {"type": "button", "text": {"type": "plain_text", "text": "y" * 80}, "action_id": "a"}
+    assert check_blocks([{"type": "actions", "elements": [long_label]}], 50)
+    empty_menu = {"type": "static_select", "action_id": "p", "options": []}
+    assert check_blocks(
+        [{"type": "input", "block_id": "p", "label": {"type": "plain_text", "text": "P"}, "element": empty_menu}], 100
+    )
+    assert check_view(blocks.modal("c", "Link a Page", [blocks.section("x")], submit="Link")) == []

@@ -179,6 +179,8 @@ class FakeSlack(FakeServer):
             return Response(400, "invalid_payload")
         if not isinstance(body, dict):
             return Response(400, "invalid_payload")
+        if "blocks" in body and check_blocks(body["blocks"], MESSAGE_BLOCKS):
+            return Response(400, "invalid_blocks")
         with self.changed:
             status, text = self.state.respond(name, body)
             if status == 200:

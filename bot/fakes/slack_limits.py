@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+
 MESSAGE_BLOCKS = 50
 VIEW_BLOCKS = 100
 MESSAGE_TEXT = 40_000
@@ -38,6 +41,8 @@ def _text_obj(obj: Any, limit: int, pointer: str, out: list[str]) -> None:
 def _options(options: Any, pointer: str, out: list[str]) -> None:
     if not isinstance(options, list):
         return
+    if not options:  # Slack refuses a menu with nothing to choose
+        out.append(f"[ERROR] must provide at least 1 items [json-pointer:{pointer}]")
     if len(options) > 100:
         out.append(f"[ERROR] no more than 100 items allowed [json-pointer:{pointer}]")
     for i, opt in enumerate(options):
@@ -100,6 +105,24 @@ def check_blocks(blocks: Any, limit: int, root: str = "/blocks") -> list[str]:
         elif kind == "input":
             _text_obj(block.get("label"), 2000, p + "/label", out)
             _element(block.get("element"), p + "/element", out)
+    if not out:
+        out += _model_errors(blocks, root)
+    return out
+
+
+def _model_errors(blocks: list[Any], root: str) -> list[str]:
+    """What slack_sdk's Block Kit models refuse (they encode Slack's documented limits), for
+    anything the hand-written checks above do not cover."""
+    out: list[str] = []
+    for i, raw in enumerate(blocks):
+        try:
+            parsed = Block.parse(raw)
+            if parsed is None:
+                out.append(f"[ERROR] unsupported block [json-pointer:{root}/{i}]")
+            else:
+                parsed.to_dict()  # validates this block and every element inside it
+        except (SlackObjectFormationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            out.append(f"[ERROR] {exc} [json-pointer:{root}/{i}]")
     return out
 
 
