@@ -122,6 +122,8 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
     """The ack body of one `/fblink` request (``{}`` for an empty ack); slow work is spawned."""
     parsed = parse(str(fields.get("text") or ""))
     sub = subcommand_of(parsed)
+    if sub.name == "help":
+        return HELP_MESSAGE  # static: no request object, no database
     user_id = str(fields.get("user_id") or "")
     req = Req(
         services=services,
