@@ -15,8 +15,8 @@ from bot.store import StoredPage
 from bot.vonage import Application
 from handlers.changes import perform_link
 from handlers.common import Body, Req, ack_errors, dm_responder, first_submission
-from handlers.lookups import by_id, not_managed
-from handlers.session import fetch_pages
+from handlers.lookups import by_id
+from handlers.session import fetch_pages, managed_page
 
 log = logging.getLogger(__name__)
 CALLBACK_ID = "link_modal"
@@ -181,15 +181,9 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
     req = Req(services, team_id, user_id, meta.get("channel"), dm_responder(services, user_id))
 
     async def link() -> None:
-        page_id = _selected(values, "page", "page") or ""
-        pages = await fetch_pages(req)  # the user's Page roles as Facebook says now, not as cached
-        if pages is None:
-            return
-        page = by_id(pages, page_id)
-        if page is None:
-            await req.say(blocks.notice(not_managed(page_id)))
-            return
-        await perform_link(req, page, _selected(values, "key", "link_modal_key"), _selected(values, "app", "app"))
+        page = await managed_page(req, _selected(values, "page", "page") or "")
+        if page is not None:
+            await perform_link(req, page, _selected(values, "key", "link_modal_key"), _selected(values, "app", "app"))
 
     services.spawn(link())
 

@@ -16,7 +16,7 @@ from handlers.changes import guarded, perform_link, perform_unlink, start_relink
 from handlers.common import Body, Req, on_action
 from handlers.link_modal import open_link_modal
 from handlers.lookups import by_id, creds_or_refuse, not_linked, not_managed, read_target
-from handlers.session import fetch_pages
+from handlers.session import fetch_pages, managed_page
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +161,8 @@ async def replace_button(req: Req, body: Body) -> None:
     except (ValueError, KeyError, TypeError):
         await req.say(blocks.notice("That button is out of date. Run the command again."))
         return
-    pages = await fetch_pages(req)  # the user's Page roles as Facebook says now, not as cached
-    if pages is None:
-        return
-    page = by_id(pages, page_id)
+    page = await managed_page(req, page_id)
     if page is None:
-        await req.say(blocks.notice(not_managed(page_id)))
         return
     services = req.services
 

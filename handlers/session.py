@@ -10,6 +10,7 @@ from bot.graph import GraphError
 from bot.services import Services
 from bot.store import StoredPage
 from handlers.common import Req
+from handlers.lookups import by_id, not_managed
 
 
 def login_url(
@@ -91,3 +92,14 @@ async def fetch_pages(req: Req) -> list[StoredPage] | None:
         raise
     req.store.save_pages(req.team_id, req.user_id, pages, now=req.now)
     return req.store.get_pages(req.team_id, req.user_id)
+
+
+async def managed_page(req: Req, page_id: str) -> StoredPage | None:
+    """The Page as Facebook lists it for this user now (not as cached); None after telling them why not."""
+    pages = await fetch_pages(req)
+    if pages is None:
+        return None
+    page = by_id(pages, page_id)
+    if page is None:
+        await req.say(blocks.notice(not_managed(page_id)))
+    return page
