@@ -21,6 +21,7 @@ import pytest
 
 from bot.demo.run import Running, start_in_thread
 from bot.demo.world import ACME, CHANNELS, VONAGE_KEY
+from bot.demo.world import BOT_TOKEN as DEMO_BOT_TOKEN
 
 ADMIN, PAGE_ADMIN, NOBODY = "UADMIN", "UPAGEADM", "UNOPAGE"
 OPS = CHANNELS[0]["id"]
@@ -188,11 +189,7 @@ def test_command_round_trip_signed_like_slack(demo: Running, web: httpx.Client) 
     ):
         assert urlsplit(url).hostname == "127.0.0.1"  # nothing real is ever called
     sent = demo.world.slack.calls()  # fblink called the fake Slack Web API? (quick answers need not)
-    assert all(
-        r.headers.get("authorization") == "Bearer xoxb-0000000000-demo-bot-token"
-        for r in sent
-        if r.path.startswith("/api/")
-    )
+    assert all(r.headers.get("authorization") == f"Bearer {DEMO_BOT_TOKEN}" for r in sent if r.path.startswith("/api/"))
 
 
 def test_link_then_clock_advance_and_sweep_post_a_reminder(demo: Running, web: httpx.Client) -> None:

@@ -33,7 +33,7 @@ from bot.settings import Settings
 
 TEAM, TEAM_DOMAIN = "T0DEMO0001", "fblink-demo"
 SIGNING_SECRET = "demo-signing-secret-0123456789ab"
-BOT_TOKEN = "xoxb-0000000000-demo-bot-token"
+BOT_TOKEN = "xoxb-demo-not-a-real-token"
 FB_APP_ID, FB_APP_SECRET, FB_VERSION = "1234567890123456", "demo-facebook-app-secret", "v25.0"
 VONAGE_KEY, VONAGE_SECRET = "a1b2c3d4", "DemoSecret1"
 EXTRA_KEY, EXTRA_SECRET = "e5f6a7b8", "OtherSecret2"
