@@ -80,34 +80,41 @@ def clock() -> FixedClock:
     return FixedClock(START)
 
 
+def settings_for(
+    db_path: str, slack: FakeSlack, graph: FakeGraph, vonage: FakeVonage, *, secret_key: str, **overrides: Any
+) -> Settings:
+    """Settings whose upstreams are the fakes; quick retries so fault tests stay fast."""
+    values: dict[str, Any] = dict(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.url + "/api/",
+        facebook_app_id=APP_ID,
+        facebook_app_secret=APP_SECRET,
+        facebook_api_version="v25.0",
+        facebook_graph_url=graph.url,
+        facebook_login_url="https://www.facebook.test",
+        vonage_api_key=VONAGE_KEY,
+        vonage_api_secret=VONAGE_SECRET,
+        vonage_api_url=vonage.url,
+        fblink_public_url="https://fblink.test",
+        fblink_database=db_path,
+        fblink_secret_key=secret_key,
+        fblink_admins="UADMIN",
+        fblink_retry_attempts=3,
+        fblink_retry_wait=0.01,
+        fblink_retry_total=5,
+        fblink_http_timeout=2,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
 @pytest.fixture
 def make_settings(tmp_path, slack, graph, vonage):  # type: ignore[no-untyped-def]
     key = Fernet.generate_key().decode()
 
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = dict(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url + "/api/",
-            facebook_app_id=APP_ID,
-            facebook_app_secret=APP_SECRET,
-            facebook_api_version="v25.0",
-            facebook_graph_url=graph.url,
-            facebook_login_url="https://www.facebook.test",
-            vonage_api_key=VONAGE_KEY,
-            vonage_api_secret=VONAGE_SECRET,
-            vonage_api_url=vonage.url,
-            fblink_public_url="https://fblink.test",
-            fblink_database=str(tmp_path / "fblink.db"),
-            fblink_secret_key=key,
-            fblink_admins="UADMIN",
-            fblink_retry_attempts=3,
-            fblink_retry_wait=0.01,
-            fblink_retry_total=5,
-            fblink_http_timeout=2,
-        )
-        values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return settings_for(str(tmp_path / "fblink.db"), slack, graph, vonage, secret_key=key, **overrides)
 
     return build
 

@@ -41,13 +41,13 @@ from tests.conftest import (
     APP_ID,
     APP_SECRET,
     BOT_TOKEN,
-    SIGNING_SECRET,
     START,
     TEAM,
     VONAGE_KEY,
     VONAGE_SECRET,
     Running,
     serve,
+    settings_for,
 )
 from tests.flows import login_state, text_of
 
@@ -123,29 +123,14 @@ class World:
 
 
 def build_settings(db_path: str, slack: FakeSlack, graph: FakeGraph, vonage: FakeVonage, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=slack.url + "/api/",
-        facebook_app_id=APP_ID,
-        facebook_app_secret=APP_SECRET,
-        facebook_api_version="v25.0",
-        facebook_graph_url=graph.url,
-        facebook_login_url="https://www.facebook.test",
-        vonage_api_key=VONAGE_KEY,
-        vonage_api_secret=VONAGE_SECRET,
-        vonage_api_url=vonage.url,
-        fblink_public_url="https://fblink.test",
-        fblink_database=db_path,
-        fblink_secret_key=Fernet.generate_key().decode(),
-        fblink_admins="UADMIN",
-        fblink_retry_attempts=ATTEMPTS,
-        fblink_retry_wait=0.01,
-        fblink_retry_total=5,
-        fblink_http_timeout=HTTP_TIMEOUT,
+    return settings_for(
+        db_path,
+        slack,
+        graph,
+        vonage,
+        secret_key=Fernet.generate_key().decode(),
+        **{"fblink_retry_attempts": ATTEMPTS, "fblink_http_timeout": HTTP_TIMEOUT, **overrides},
     )
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="module")
