@@ -342,24 +342,28 @@ class FakeSlack(FakeServer):
         problems = check_view(p.get("view"))
         return error("invalid_arguments", problems) if problems else None
 
-    def api_views_open(self, p: dict[str, Any]) -> Answer:
+    def _view_and_trigger(self, p: dict[str, Any]) -> tuple[Answer | None, str]:
+        """views.open and views.push: a valid view, and a trigger_id issued in the last 3 s, used once."""
         problem = self._view_problem(p)
         if problem:
-            return problem
+            return problem, ""
         problem, user = self._trigger(p)
         if problem or user is None:
-            return problem or error("invalid_trigger_id")
+            return problem or error("invalid_trigger_id"), ""
+        return None, user
+
+    def api_views_open(self, p: dict[str, Any]) -> Answer:
+        problem, user = self._view_and_trigger(p)
+        if problem:
+            return problem
         full = self.state.open_view(user, p["view"])
         self.views.append({"method": "views.open", **p})
         return {"ok": True, "view": full}
 
     def api_views_push(self, p: dict[str, Any]) -> Answer:
-        problem = self._view_problem(p)
+        problem, user = self._view_and_trigger(p)
         if problem:
             return problem
-        problem, user = self._trigger(p)
-        if problem or user is None:
-            return problem or error("invalid_trigger_id")
         if len(self.state.modals.get(user, [])) >= 3:
             return error("push_limit_reached")
         full = self.state.open_view(user, p["view"], push=True)
