@@ -16,15 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.fakes.base import FakeServer, Request, Response
-from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, check_view
+from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, error, view_error
 from bot.fakes.slack_payloads import HOSTILE
 from bot.fakes.slack_state import Conversations, Message
 
 Answer = dict[str, Any] | Response
-
-
-def error(code: str, messages: list[str] | None = None) -> dict[str, Any]:
-    return {"ok": False, "error": code, "response_metadata": {"messages": messages or []}}
 
 
 class FakeSlack(FakeServer):
@@ -338,13 +334,9 @@ class FakeSlack(FakeServer):
             return error("invalid_trigger_id" if status == "unknown" else "expired_trigger_id"), None
         return None, user or "U?"
 
-    def _view_problem(self, p: dict[str, Any]) -> dict[str, Any] | None:
-        problems = check_view(p.get("view"))
-        return error("invalid_arguments", problems) if problems else None
-
     def _view_and_trigger(self, p: dict[str, Any]) -> tuple[Answer | None, str]:
         """views.open and views.push: a valid view, and a trigger_id issued in the last 3 s, used once."""
-        problem = self._view_problem(p)
+        problem = view_error(p.get("view"))
         if problem:
             return problem, ""
         problem, user = self._trigger(p)
@@ -373,7 +365,7 @@ class FakeSlack(FakeServer):
     def api_views_update(self, p: dict[str, Any]) -> Answer:
         if not p.get("view_id") and not p.get("external_id"):
             return error("invalid_arguments", ["[ERROR] view_id or external_id is required"])
-        problem = self._view_problem(p)
+        problem = view_error(p.get("view"))
         if problem:
             return problem
         found = self.state.lookup(p.get("view_id"), p.get("external_id"))
@@ -390,7 +382,7 @@ class FakeSlack(FakeServer):
         user = str(p.get("user_id") or "")
         if not user:
             return error("invalid_arguments", ["[ERROR] missing required field: user_id"])
-        problem = self._view_problem(p)
+        problem = view_error(p.get("view"))
         if problem:
             return problem
         if p["view"].get("type") != "home":

@@ -140,3 +140,14 @@ def check_view(view: Any) -> list[str]:
     _too_long(view.get("callback_id"), 255, "/view/callback_id", out)
     _too_long(view.get("external_id"), 255, "/view/external_id", out)
     return out
+
+
+def error(code: str, messages: list[str] | None = None) -> dict[str, Any]:
+    """A Web API refusal as Slack sends it: HTTP 200, ``ok: false``, messages in ``response_metadata``."""
+    return {"ok": False, "error": code, "response_metadata": {"messages": messages or []}}
+
+
+def view_error(view: Any) -> dict[str, Any] | None:
+    """The answer to a view Slack would refuse (``invalid_arguments``), or None."""
+    problems = check_view(view)
+    return error("invalid_arguments", problems) if problems else None
