@@ -28,6 +28,7 @@ import hmac
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -179,7 +180,7 @@ def run_load(port: int, out: str) -> None:
 
 # -- loop instrumentation -------------------------------------------------------------------
 
-SLOW: list[tuple[float, float, str, float]] = []  # (wall time, ms, callback, on-CPU ms) of callbacks > 5 ms
+SLOW: list[tuple[float, float, str, float, str]] = []  # (wall time, ms, callback, on-CPU ms, detail), > 5 ms
 GC_PAUSES: list[tuple[float, float, int]] = []  # (wall time, ms, generation)
 
 
@@ -192,14 +193,18 @@ def instrument() -> None:
     original = asyncio.events.Handle._run
 
     def timed(self: asyncio.events.Handle) -> None:
-        t, c = time.perf_counter(), time.thread_time()
+        t, r0, g0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_THREAD), len(GC_PAUSES)
         original(self)
-        d, cpu = time.perf_counter() - t, time.thread_time() - c
+        d = time.perf_counter() - t
         if d > 0.005:
+            r1 = resource.getrusage(resource.RUSAGE_THREAD)
+            user, system = (r1.ru_utime - r0.ru_utime) * 1000, (r1.ru_stime - r0.ru_stime) * 1000
+            gc_ms = sum(ms for (_, ms, _) in GC_PAUSES[g0:])
+            detail = f"user {user:.1f} + system {system:.1f} ms, GC {gc_ms:.1f} ms, {r1.ru_minflt - r0.ru_minflt} page faults"
             cb = getattr(self._callback, "__self__", None)
             coro = getattr(cb, "get_coro", lambda: None)() if cb is not None else None
             where = getattr(coro, "__qualname__", None) or repr(self._callback)[:80]
-            SLOW.append((time.time(), d * 1000, str(where), cpu * 1000))
+            SLOW.append((time.time(), d * 1000, str(where), user + system, detail))
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
     started: list[float] = [0.0]
@@ -213,18 +218,34 @@ def instrument() -> None:
     gc.callbacks.append(on_gc)
 
 
-def held(a: float, b: float) -> tuple[float, str, float, float, str]:
+def held(a: float, b: float) -> tuple[float, str, float, float, str, str]:
     """Longest callback in [a, b] (wall ms, name), the longest GC pause, and the callback that
-    spent longest on the CPU (ms, name): wall minus CPU is time this process was descheduled
-    (2 CPUs shared with other work) or waiting on synchronous I/O."""
+    spent longest on the CPU (ms, name, user/system/GC/page faults): wall minus CPU is time
+    this process was descheduled (2 CPUs shared with other work) or waiting on synchronous I/O."""
     inside = [x for x in SLOW if a <= x[0] <= b]
-    worst = max(inside, key=lambda x: x[1], default=(0.0, 0.0, "-", 0.0))
-    busiest = max(inside, key=lambda x: x[3], default=(0.0, 0.0, "-", 0.0))
+    worst = max(inside, key=lambda x: x[1], default=(0.0, 0.0, "-", 0.0, ""))
+    busiest = max(inside, key=lambda x: x[3], default=(0.0, 0.0, "-", 0.0, ""))
     gc_ms = max((ms for (t, ms, _) in GC_PAUSES if a <= t <= b), default=0.0)
-    return worst[1], worst[2], gc_ms, busiest[3], busiest[2]
+    return worst[1], worst[2], gc_ms, busiest[3], busiest[2], busiest[4]
 
 
 # -- the benchmark -------------------------------------------------------------------------
+
+
+def thread_sched(fd: int) -> tuple[float, float]:
+    """(ms on the CPU, ms runnable but waiting for it) of the thread that opened ``fd``
+    (Linux /proc/thread-self/schedstat). A late wake-up's remainder, neither, is time the
+    thread was blocked in a system call or its virtual CPU was not running (steal)."""
+    cpu, wait, _ = os.pread(fd, 128, 0).split()
+    return int(cpu) / 1e6, int(wait) / 1e6
+
+
+def cpu_steal(cpu: int) -> float:
+    """Seconds the hypervisor has taken from ``cpu`` since boot (/proc/stat's steal column)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            return int(line.split()[8]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 def free_port() -> int:
@@ -284,8 +305,8 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
     from cryptography.fernet import Fernet
 
     from bot.app import create_app
+    from bot.heap import freeze_startup_heap
     from bot.reminders import sweep
-    from bot.scheduler import freeze_startup_heap
     from bot.settings import Settings
 
     fakes = subprocess.Popen(
@@ -336,13 +357,23 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
         loop.set_debug(True)
         loop.slow_callback_duration = 0.02
     lags: list[tuple[float, float]] = []
+    parts: list[tuple[float, float, float, float]] = []  # wake-ups > 20 ms late: (time, lag, on-CPU, runnable) ms
     stop_lag = False
 
     async def lag_probe() -> None:
-        while not stop_lag:
-            t0 = loop.time()
-            await asyncio.sleep(0.001)
-            lags.append((time.time(), loop.time() - t0 - 0.001))
+        sched = os.open("/proc/thread-self/schedstat", os.O_RDONLY)  # the loop thread's own counters
+        try:
+            while not stop_lag:
+                cpu0, wait0 = thread_sched(sched)
+                t0 = loop.time()
+                await asyncio.sleep(0.001)
+                lag = loop.time() - t0 - 0.001
+                lags.append((time.time(), lag))
+                if lag > 0.02:
+                    cpu1, wait1 = thread_sched(sched)
+                    parts.append((time.time(), lag * 1000, cpu1 - cpu0, wait1 - wait0))
+        finally:
+            os.close(sched)
 
     lag_task = asyncio.ensure_future(lag_probe())
     out = tmp / f"load-{n}.json"
@@ -351,9 +382,10 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
     )
     await asyncio.sleep(idle + 1)  # 1 s of warm-up, then the idle window
     idle_window = (time.time() - idle, time.time())
-    t0 = time.time()
+    app_cpu = min(os.sched_getaffinity(0))
+    steal0, t0 = cpu_steal(app_cpu), time.time()
     report = await sweep(app.services)
-    t1 = time.time()
+    t1, steal1 = time.time(), cpu_steal(app_cpu)
     await asyncio.sleep(1)
     load.send_signal(signal.SIGTERM)
     await asyncio.to_thread(load.wait, 30)
@@ -372,7 +404,7 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
     idle_ms, sweep_ms = in_window(*idle_window), in_window(t0, t1)
     idle_lags = [lag * 1000 for (t, lag) in lags if idle_window[0] <= t <= idle_window[1]]
     idle_held, sweep_held = held(*idle_window), held(t0, t1)
-    over = sorted({name for (t, ms, name, cpu) in SLOW if t0 <= t <= t1 and cpu > 20})
+    over = sorted({name for (t, ms, name, cpu, _) in SLOW if t0 <= t <= t1 and cpu > 20})
     bad = sum(1 for (_, _, st) in samples if st != 200)
     sweep_lags = [lag * 1000 for (t, lag) in lags if t0 <= t <= t1]
     return {
@@ -395,6 +427,9 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
         "sweep_held": sweep_held,
         "over": over,
         "stalls": sum(1 for x in sweep_lags if x > 20),
+        "idle_stalls": sum(1 for x in idle_lags if x > 20),
+        "stall_parts": [x[1:] for x in parts if t0 <= x[0] <= t1],
+        "steal_s": steal1 - steal0,
         "max_lag_posting": max((lag * 1000 for (t, lag) in lags if t0 <= t <= stats.get("last_post", t0)), default=0.0),
         "max_lag_probing": max((lag * 1000 for (t, lag) in lags if stats.get("last_post", t0) < t <= t1), default=0.0),
     }
@@ -440,10 +475,13 @@ def show(r: dict[str, Any]) -> bool:
     idle, during = r["idle"], r["during"]
     ip50, ip99, dp50, dp99 = pct(idle, 50), pct(idle, 99), pct(during, 50), pct(during, 99)
     every = r["posted"] == r["n"]
+    stall_parts = r["stall_parts"]  # (lag, on-CPU, runnable) of each wake-up > 20 ms late
+    worst_held = max((cpu + wait for (_, cpu, wait) in stall_parts), default=0.0)
     before_probe = r["last_post_s"] <= r["first_probe_s"]
     checks = {
         "help p99 during sweep <= 2x idle p99": dp99 <= 2 * ip99,
         "no event-loop stall > 20 ms (lag probe)": r["max_lag"] <= 20,
+        "no stall with the loop thread > 20 ms on the CPU or runnable": worst_held <= 20,
         "no callback holds the loop > 20 ms (wall)": r["sweep_held"][0] <= 20,
         "no callback holds the loop > 20 ms on the CPU": r["sweep_held"][3] <= 20,
         f"all {r['n']} reminders posted in this sweep": every,
@@ -472,12 +510,21 @@ def show(r: dict[str, Any]) -> bool:
         f"{r['stalls']} wake-ups > 20 ms late (max {r['max_lag_posting']:.1f} ms while posting reminders, "
         f"{r['max_lag_probing']:.1f} ms while probing)"
     )
+    if stall_parts:
+        lag, cpu, wait = max(stall_parts)
+        print(
+            f"the {len(stall_parts)} stalls > 20 ms: worst {lag:.1f} ms = {cpu:.1f} on the CPU + {wait:.1f} runnable + "
+            f"{lag - cpu - wait:.1f} neither (blocked in a system call, or steal); the most any of them spent "
+            f"on the CPU or runnable: {worst_held:.1f} ms; hypervisor steal on the app's CPU during the sweep: "
+            f"{r['steal_s'] * 1000:.0f} ms in {r['sweep_s']:.0f} s; stalls > 20 ms while idle: {r['idle_stalls']}"
+        )
     print(
         f"longest single callback during the sweep: {r['sweep_held'][0]:.1f} ms ({r['sweep_held'][1]}); "
         f"longest GC pause {r['sweep_held'][2]:.1f} ms"
     )
     print(
-        f"longest on-CPU callback during the sweep: {r['sweep_held'][3]:.1f} ms ({r['sweep_held'][4]}); "
+        f"longest on-CPU callback during the sweep: {r['sweep_held'][3]:.1f} ms ({r['sweep_held'][4]}: "
+        f"{r['sweep_held'][5]}); "
         f"callbacks over 20 ms on the CPU: {', '.join(r['over']) or 'none'}"
     )
     for name, ok in checks.items():

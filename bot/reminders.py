@@ -5,11 +5,12 @@ after; see :meth:`bot.store.ReminderLedger.claim_due`. A crash between claim and
 retried once the claim's lease runs out; a crash after the post costs at most
 one duplicate, never a missed reminder.
 
-The sweep runs on the event loop, in short steps that yield (claim batches of 200, one
-post per await, probe rows read 100 at a time), not in a thread: the Store holds one
+The sweep runs on the event loop, in short steps that yield (claim batches of 50, one
+post per await, probe rows read 50 at a time), not in a thread: the Store holds one
 SQLite connection shared by the ack path, and a second writer connection in a thread
 would make the loop's own writes wait on its lock (busy_timeout) instead of on a batch
-of a few milliseconds.
+of a few milliseconds. The one slow SQLite step, the WAL checkpoint, runs in a worker
+thread (:mod:`bot.store.wal`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, probes, render
+from bot import blocks, heap, probes, render
 from bot.clock import DAY, Clock
+from bot.reminder_messages import digest_messages, digest_section, headline, reminder_message
 from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.store import Claim, Link
@@ -39,63 +41,11 @@ def lease_for(sweep_minutes: int) -> int:
 
 
 DIGEST_OVER = 5  # more than this many reminders for one channel in one sweep -> one digest
-CLAIM_BATCH = 200  # links per claim transaction: a few ms on the event loop each
+CLAIM_BATCH = 50  # links per claim transaction: ~4 ms on the event loop each (200 took ~15 ms)
 MAX_BATCHES = 100_000  # a guard: every batch moves its rows on, so the loop ends long before
+YIELD_EVERY = 250  # claims handled between yields when grouping (~1-2 ms of work)
 POST_CONCURRENCY = 8  # channels posted to at once (each channel stays sequential)
 CHANNEL_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
-
-
-def headline(claim: Claim, now: int) -> str:
-    link = claim.link
-    name = blocks.escape(link.page_name)
-    if claim.kind == "broken":
-        return (
-            f":boom: *{name}*: the Facebook link is broken (the Page token was revoked). Messenger traffic has stopped."
-        )
-    if claim.threshold == 0 or (link.expires_at is not None and link.expires_at <= now):
-        return f":rotating_light: *{name}*: the link to Vonage has *expired*. Messenger traffic through Vonage has stopped."
-    left = link.days_left(now) or 0
-    return f":alarm_clock: *{name}*: the link to Vonage expires in *{left} day{'s' if left != 1 else ''}*."
-
-
-def details(link: Link, now: int) -> str:
-    when = blocks.slack_date(link.expires_at) if link.expires_at else "unknown"
-    return f"{render.link_details(link)} · expiry {when}"
-
-
-def relink_button(link: Link) -> dict[str, Any]:
-    return blocks.button("Re-link now", "reminder_relink", link.page_id, style="primary")
-
-
-def reminder_message(claim: Claim, now: int) -> dict[str, Any]:
-    head = headline(claim, now)
-    return blocks.message(
-        head,
-        [
-            blocks.section(head + "\n" + details(claim.link, now)),
-            blocks.actions(relink_button(claim.link)),
-            blocks.context(
-                "Anyone who manages the Page on Facebook can re-link it; a re-link starts a new 90-day period."
-            ),
-        ],
-        ephemeral=False,
-    )
-
-
-def digest_messages(claims: list[Claim], now: int) -> list[dict[str, Any]]:
-    out = []
-    per = blocks.MAX_MESSAGE_BLOCKS - 2
-    for i in range(0, len(claims), per):
-        chunk = claims[i : i + per]
-        head = f":alarm_clock: {len(chunk)} Facebook Page links need attention"
-        body = [blocks.section(f"*{head}*")]
-        body += [digest_section(c, now) for c in chunk]
-        out.append(blocks.message(head, body, ephemeral=False))
-    return out
-
-
-def digest_section(claim: Claim, now: int) -> dict[str, Any]:
-    return blocks.section(headline(claim, now) + "\n" + details(claim.link, now), accessory=relink_button(claim.link))
 
 
 def channel_for(services: Services, link: Link) -> str | None:
@@ -165,10 +115,11 @@ async def sweep(services: Services, *, probe: bool = True) -> list[str]:
     """One sweep: every due reminder first (claimed in batches until none is left), then the
     daily token probes (concurrent, within a time budget), then retention. Returns what was posted."""
     run = Run(services, services.now())
-    await deliver(run, await claim_all(run))
-    if probe:
-        await deliver(run, await probes.probe_tokens(services, run.now))
-    await prune(services, run.now)
+    with heap.no_full_collections():  # a full GC pass over 10,000 claims held the loop 10-40 ms
+        await deliver(run, await claim_all(run))
+        if probe:
+            await deliver(run, await probes.probe_tokens(services, run.now))
+        await prune(services, run.now)
     return run.report
 
 
@@ -190,14 +141,16 @@ async def claim_all(run: Run) -> list[Claim]:
         await asyncio.sleep(0)
         if not batch.touched:
             break
-    return most_urgent(run, claims)
+    return await most_urgent(run, claims)
 
 
-def most_urgent(run: Run, claims: list[Claim]) -> list[Claim]:
+async def most_urgent(run: Run, claims: list[Claim]) -> list[Claim]:
     """Downtime catch-up: one expiry reminder per link and period, the most urgent threshold."""
     best: dict[tuple[int, int], Claim] = {}
     out: list[Claim] = []
-    for c in claims:
+    for i, c in enumerate(claims):
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
         if c.kind != "expiry":
             out.append(c)
             continue
@@ -210,37 +163,65 @@ def most_urgent(run: Run, claims: list[Claim]) -> list[Claim]:
     return out + list(best.values())
 
 
+Batch = tuple[str, bool, list[list[Claim]]]  # (channel, as digests?, the messages still to post)
+
+
 async def deliver(run: Run, claims: list[Claim]) -> None:
-    """Post grouped by channel: one channel at a time per worker (Slack allows about one message
-    per second per channel), several channels at once, a digest for busy channels."""
+    """Post grouped by channel: a digest for busy channels, each channel's messages at least
+    FBLINK_CHANNEL_GAP seconds apart (Slack allows about one message per second per channel),
+    and POST_CONCURRENCY posts in flight across channels. A channel with more to post goes
+    back in the queue after its pause, so the pause holds up no other channel; a few workers
+    and a queue, not a task per channel (10,000 tasks waking at once held the loop)."""
     by_channel: dict[str, list[Claim]] = defaultdict(list)
     for i, claim in enumerate(claims):
         by_channel[run.channel_for(claim.link) or ""].append(claim)
-        if i % 500 == 499:
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
             await asyncio.sleep(0)
-    queue = list(by_channel.items())
+    if not by_channel:
+        return
+    queue: asyncio.Queue[Batch] = asyncio.Queue()
+    for i, (channel, group) in enumerate(by_channel.items()):
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
+        digest = bool(channel) and len(group) > DIGEST_OVER
+        per = blocks.MAX_MESSAGE_BLOCKS - 2 if digest else 1
+        queue.put_nowait((channel, digest, [group[i : i + per] for i in range(0, len(group), per)]))
+    workers = [asyncio.ensure_future(_post_worker(run, queue)) for _ in range(min(POST_CONCURRENCY, len(by_channel)))]
+    try:
+        await queue.join()
+    finally:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
 
-    async def worker() -> None:
-        while queue:
-            channel, group = queue.pop()
-            try:
-                await _deliver_channel(run, channel, group)
-            except Exception:  # never lose the other channels to one bug
-                log.exception("delivering reminders to %s failed", channel or "(no channel)")
 
-    await asyncio.gather(*(worker() for _ in range(min(POST_CONCURRENCY, len(queue)))))
+async def _post_worker(run: Run, queue: asyncio.Queue[Batch]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        channel, digest, left = await queue.get()
+        try:
+            worn = max(c.attempts for c in left[0])
+            if worn >= run.services.settings.fblink_reminder_max_attempts:  # e.g. abandoned again and again
+                await _give_up(run, channel, left[0], "abandoned", worn)
+            elif not channel:
+                log.warning("reminder for page %s has nowhere to go", left[0][0].link.page_id)
+                await _failed(run, "", left[0], "no channel")
+            elif digest:
+                await _post_digest(run, channel, left[0])
+            else:
+                await _post_one(run, channel, left[0][0])
+        except Exception:  # never lose the other channels to one bug
+            log.exception("delivering reminders to %s failed", channel or "(no channel)")
+        if len(left) > 1:  # the rest after the channel's pause; counted as unfinished until then
+            gap = run.services.settings.fblink_channel_gap if channel else 0
+            loop.call_later(gap, _requeue, queue, (channel, digest, left[1:]))
+        else:
+            queue.task_done()
 
 
-async def _deliver_channel(run: Run, channel: str, group: list[Claim]) -> None:
-    if not channel:
-        for claim in group:
-            log.warning("reminder for page %s has nowhere to go", claim.link.page_id)
-            await _failed(run, "", [claim], "no channel")
-    elif len(group) > DIGEST_OVER:
-        await _post_digest(run, channel, group)
-    else:
-        for claim in group:
-            await _post_one(run, channel, claim)
+def _requeue(queue: asyncio.Queue[Batch], batch: Batch) -> None:
+    queue.put_nowait(batch)
+    queue.task_done()  # the earlier item of this channel, finished only now that its rest is queued
 
 
 async def _post_one(run: Run, channel: str, claim: Claim) -> None:
@@ -257,22 +238,19 @@ async def _post_one(run: Run, channel: str, claim: Claim) -> None:
     )
 
 
-async def _post_digest(run: Run, channel: str, group: list[Claim]) -> None:
-    """One message per 48 claims, each built just before it is posted (building 100 sections
-    at once held the event loop for ~30 ms)."""
+async def _post_digest(run: Run, channel: str, chunk: list[Claim]) -> None:
+    """One digest message of up to 48 claims, built just before it is posted (building 100
+    sections at once held the event loop for ~30 ms)."""
     services = run.services
-    per = blocks.MAX_MESSAGE_BLOCKS - 2
-    for i in range(0, len(group), per):
-        chunk = group[i : i + per]
-        (msg,) = digest_messages(chunk, run.now)
-        try:
-            where, ts = await post(services, chunk[0].link, channel, msg)
-        except Exception as exc:
-            await _failed(run, channel, chunk, reason_of(exc))
-            continue
-        services.store.reminders.confirm_many(chunk, channel_id=where, message_ts=ts, now=services.now())
-        services.metrics.reminders.labels("posted").inc(len(chunk))
-        run.report.append(f"posted digest of {len(chunk)} to {where}")
+    (msg,) = digest_messages(chunk, run.now)
+    try:
+        where, ts = await post(services, chunk[0].link, channel, msg)
+    except Exception as exc:
+        await _failed(run, channel, chunk, reason_of(exc))
+        return
+    services.store.reminders.confirm_many(chunk, channel_id=where, message_ts=ts, now=services.now())
+    services.metrics.reminders.labels("posted").inc(len(chunk))
+    run.report.append(f"posted digest of {len(chunk)} to {where}")
 
 
 async def _failed(run: Run, channel: str, claims: list[Claim], reason: str) -> None:
@@ -283,6 +261,12 @@ async def _failed(run: Run, channel: str, claims: list[Claim], reason: str) -> N
     if attempts < services.settings.fblink_reminder_max_attempts:
         log.warning("reminder for page %s not posted (%s); retried next sweep", claims[0].link.page_id, reason)
         return
+    await _give_up(run, channel, claims, reason, attempts)
+
+
+async def _give_up(run: Run, channel: str, claims: list[Claim], reason: str, attempts: int) -> None:
+    """Escalate once, then mark failed: never retried."""
+    services = run.services
     await escalate(run, channel, claims, reason, attempts)
     for c in claims:
         services.store.reminders.give_up(c, error=reason, now=run.now)

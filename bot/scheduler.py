@@ -8,12 +8,12 @@ processes can run the scheduler against one database: the claim in
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.heap import freeze_startup_heap
 from bot.reminders import sweep
 from bot.services import Services
 
@@ -50,15 +50,6 @@ def build_jobs(services: Services) -> AsyncIOScheduler:
         misfire_grace_time=60,
     )
     return sched
-
-
-def freeze_startup_heap() -> None:
-    """Move everything alive after start-up (Bolt, slack_sdk, pydantic models...) out of the GC's
-    reach. A sweep allocates enough to trigger full collections, and each one otherwise walks
-    that whole heap on the event loop: ~100 ms measured (bench/sweep_acks.py). Frozen objects
-    are still freed by reference counting; only cycles among them would stay."""
-    gc.collect()
-    gc.freeze()
 
 
 def start_scheduler(services: Services) -> AsyncIOScheduler:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import anyio
 import httpx
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -31,7 +32,7 @@ from bot.http import RetryPolicy
 from bot.logs import install_redaction
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Store, wal
 from bot.vonage import Credentials, VonageClient
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Services:
     policy: RetryPolicy
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)  # this process, for Page leases
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    checkpoints: asyncio.Task[None] | None = None  # the WAL checkpointer, once started
 
     def now(self) -> int:
         return self.clock.now()
@@ -86,9 +88,22 @@ class Services:
 
     async def start(self) -> None:
         """Inside the running loop: one pooled HTTP session for every Slack Web API call
-        (without it slack_sdk opens and closes a session per call, on the event loop)."""
+        (without it slack_sdk opens and closes a session per call, on the event loop), and
+        SQLite's WAL checkpoints moved to a worker thread (see :mod:`bot.store.wal`)."""
         if self.slack.session is None:
             self.slack.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.slack.timeout))
+        anyio.Event()  # httpx's first request imports anyio's asyncio backend: ~50 ms on the loop, paid here
+        if self.checkpoints is None and self.store.path != ":memory:":
+            wal.hand_over(self.store.db)
+            self.checkpoints = asyncio.ensure_future(self._checkpoint_forever())
+
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(wal.EVERY)
+            try:
+                await asyncio.to_thread(wal.checkpoint, self.store.path)
+            except Exception as exc:  # a locked or missing file: the next one tries again
+                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
     async def aclose(self) -> None:
         """Wait for after-ack work, then close the clients and the database."""
@@ -99,6 +114,12 @@ class Services:
             self.slack.session = None
         await self.http.aclose()
         self.metrics.close()
+        if self.checkpoints is not None:
+            self.checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.checkpoints
+            self.checkpoints = None
+            await asyncio.to_thread(wal.checkpoint, self.store.path)
         self.store.close()
 
 

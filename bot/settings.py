@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     fblink_retention_days: int = Field(default=400, ge=30, le=36500)  # audit and finished reminder rows
     fblink_probe_concurrency: int = Field(default=8, ge=1, le=100)  # token probes in flight at once
     fblink_probe_budget: float = Field(default=120.0, gt=0, le=3600)  # seconds of probing per sweep
+    fblink_channel_gap: float = Field(default=1.0, ge=0, le=60)  # seconds between reminder posts to one channel
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -172,6 +173,12 @@ class Settings(BaseSettings):
                 f"FBLINK_REMINDER_DAYS: every value must be below FBLINK_LINK_TTL_DAYS "
                 f"({self.fblink_link_ttl_days}); {', '.join(map(str, sorted(too_late)))} "
                 f"{'is' if len(too_late) == 1 else 'are'} not"
+            )
+        if self.fblink_probe_budget >= self.fblink_sweep_minutes * 60:
+            # Probes run inside a sweep; a budget as long as the interval would make sweeps overlap (and skip).
+            raise ValueError(
+                f"FBLINK_PROBE_BUDGET ({self.fblink_probe_budget:g} s) must be shorter than "
+                f"FBLINK_SWEEP_MINUTES ({self.fblink_sweep_minutes} min)"
             )
         # Configured secrets are redacted from every log line by value, whatever their context.
         register_secrets(

@@ -104,6 +104,7 @@ def settings_for(
         fblink_retry_wait=0.01,
         fblink_retry_total=5,
         fblink_http_timeout=2,
+        fblink_channel_gap=0,  # no pause between one channel's reminder posts; tests/test_sweep_delivery.py sets one
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -76,3 +76,17 @@ def test_serve_refuses_to_start_naming_both_variables(tmp_path):
     assert out.returncode == 2
     assert "FBLINK_REMINDER_DAYS" in out.stderr and "FBLINK_LINK_TTL_DAYS" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("budget,minutes", [("900", "15"), ("3600", "5"), ("61", "1")])
+def test_probe_budget_must_fit_inside_the_sweep_interval(env, budget, minutes):
+    text = error_of(env, FBLINK_PROBE_BUDGET=budget, FBLINK_SWEEP_MINUTES=minutes)
+    assert "FBLINK_PROBE_BUDGET" in text and "FBLINK_SWEEP_MINUTES" in text
+    assert f"({minutes} min)" in text
+
+
+def test_a_probe_budget_just_inside_the_interval_is_fine(env):
+    env.setenv("FBLINK_PROBE_BUDGET", "59")
+    env.setenv("FBLINK_SWEEP_MINUTES", "1")
+    s = load_settings()
+    assert s.fblink_probe_budget == 59 and s.fblink_sweep_minutes == 1

@@ -3,6 +3,8 @@ sweep that finds it, failing posts are bounded and escalated once, catch-up post
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.conftest import START, TEAM
@@ -36,6 +38,24 @@ def test_a_burst_beyond_one_batch_goes_out_in_one_sweep(bot):
     assert left == 0
     assert rows(bot, "SELECT COUNT(*) AS n FROM reminders WHERE status = 'posted'")[0]["n"] == 1_100
     assert metrics["fblink_reminders_total{posted}"] == 1_100
+
+
+def test_one_channels_posts_are_paced_and_hold_up_no_other_channel(bot):
+    seed(bot, 100)  # three digests (48, 48, 4) for CBULK
+    seed(bot, 1, channel="CONE", prefix="8")
+    seed(bot, 1, channel="CTWO", prefix="9")
+    report, _ = run_sweep(bot, START, fblink_channel_gap=0.4)
+    calls = bot.slack.calls("POST", "/api/chat.postMessage")
+    bulk = [c.at for c in calls if c.params["channel"] == "CBULK"]
+    others = [c.at for c in calls if c.params["channel"] in ("CONE", "CTWO")]
+    assert len(bulk) == 3 and len(others) == 2
+    assert all(b - a >= 0.39 for a, b in itertools.pairwise(bulk))  # Slack: ~1 message/s per channel
+    assert max(others) < bulk[1]  # the other channels went out during CBULK's first pause
+    assert sorted(r for r in report if "CBULK" in r) == [
+        "posted digest of 4 to CBULK",
+        "posted digest of 48 to CBULK",
+        "posted digest of 48 to CBULK",
+    ]
 
 
 def test_digest_over_48_confirms_each_claim_with_its_own_message_ts(bot):
@@ -130,6 +150,33 @@ def test_escalation_without_a_fallback_channel_dms_the_linker_and_admins(linked)
     _report, metrics = run_sweep(bot, EXP - 14 * DAY + 1, fblink_reminder_max_attempts=1)
     assert sorted(m["channel"] for m in posts(bot)) == ["D1", "DADMIN"]
     assert metrics["fblink_reminders_total{failed}"] == 1 and metrics["fblink_reminders_total{gave_up}"] == 1
+
+
+def test_an_abandoned_claim_counts_as_an_attempt_and_goes_out_once_its_lease_ends(bot):
+    seed(bot, 1)
+    bot.store.reminders.claim_due(now=START, thresholds=(14, 7, 3, 1), lease=600)  # then its process stopped
+    assert run_sweep(bot, START + 60)[0] == []  # the lease still holds
+    report, metrics = run_sweep(bot, START + 900)
+    assert len(report) == 1 and report[0].startswith("posted expiry 7 ") and report[0].endswith(" to CBULK")
+    (r,) = rows(bot, "SELECT status, attempts, last_error FROM reminders")
+    assert r["status"] == "posted" and r["attempts"] == 1 and r["last_error"].startswith("abandoned")
+    assert metrics["fblink_reminders_total{posted}"] == 1
+
+
+def test_a_claim_abandoned_max_attempts_times_is_escalated_instead_of_posted(bot):
+    seed(bot, 1, channel="CPAGE")
+    bot.command("remind <#COPS|ops>", user="UADMIN")
+    ledger = bot.store.reminders
+    for i in range(3):  # claimed, then the process stopped, three times (e.g. a post that kills it)
+        assert len(ledger.claim_due(now=START + i * 900, thresholds=(14, 7, 3, 1), lease=600)) == 1
+    report, metrics = run_sweep(bot, START + 3 * 900, fblink_reminder_max_attempts=3)
+    assert report == [] and "CPAGE" not in post_calls(bot)
+    (alert,) = posts(bot)
+    assert alert["channel"] == "COPS" and "3 attempts" in text_of(alert) and "abandoned" in text_of(alert)
+    (r,) = rows(bot, "SELECT status, attempts FROM reminders")
+    assert r == {"status": "failed", "attempts": 3}
+    assert metrics["fblink_reminders_total{gave_up}"] == 1
+    assert run_sweep(bot, START + 9 * 900, fblink_reminder_max_attempts=3)[0] == []  # never retried
 
 
 def test_failed_rows_never_sort_first_among_stale_claims(bot):

@@ -26,6 +26,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived (pacing tests compare these)
 
     @property
     def json(self) -> Any:

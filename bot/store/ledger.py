@@ -49,6 +49,9 @@ def next_threshold_due(
     return later[0], expires_at - later[0] * DAY
 
 
+ABANDONED = "abandoned: the process stopped between claim and post"
+
+
 class ReminderLedger:
     """Reminder rows of one Store (``store.reminders``)."""
 
@@ -89,15 +92,21 @@ class ReminderLedger:
                 if claim is not None:
                     out.claims.append(claim)
             stale = self.store.select(
-                "SELECT id, link_id, kind, period, threshold, attempts FROM reminders WHERE status = 'claimed'"
-                " AND claimed_at <= ? ORDER BY attempts, claimed_at LIMIT ?",
+                "SELECT id, link_id, kind, period, threshold, attempts, claimed_at FROM reminders"
+                " WHERE status = 'claimed' AND claimed_at <= ? ORDER BY attempts, claimed_at LIMIT ?",
                 [now - lease, limit],
             )
             out.touched += len(stale)
             for r in stale:
                 claim_id = secrets.token_hex(8)
+                # A released claim has claimed_at 0 and its attempt counted; any other stale claim was
+                # abandoned (its process stopped between claim and post), which counts as an attempt too.
+                abandoned = r["claimed_at"] > 0
+                r["attempts"] += abandoned
                 self.store.db.execute(
-                    "UPDATE reminders SET claimed_at = ?, claim_id = ? WHERE id = ?", [now, claim_id, r["id"]]
+                    "UPDATE reminders SET claimed_at = ?, claim_id = ?, attempts = ?,"
+                    " last_error = CASE WHEN ? THEN ? ELSE last_error END WHERE id = ?",
+                    [now, claim_id, r["attempts"], abandoned, ABANDONED, r["id"]],
                 )
                 try:
                     link = self.store.get_link_by_id(r["link_id"])
