@@ -185,7 +185,7 @@ async def deliver(run: Run, claims: list[Claim]) -> None:
             await asyncio.sleep(0)
         digest = bool(channel) and len(group) > DIGEST_OVER
         per = blocks.MAX_MESSAGE_BLOCKS - 2 if digest else 1
-        queue.put_nowait((channel, digest, [group[i : i + per] for i in range(0, len(group), per)]))
+        queue.put_nowait((channel, digest, [group[k : k + per] for k in range(0, len(group), per)]))
     workers = [asyncio.ensure_future(_post_worker(run, queue)) for _ in range(min(POST_CONCURRENCY, len(by_channel)))]
     try:
         await queue.join()
