@@ -1,6 +1,6 @@
 """Acks while a sweep runs in the same process (issue 9, "Measured").
 
-    python bench/sweep_acks.py [--sizes 1000,10000] [--idle 4]
+    python bench/sweep_acks.py [--sizes 1000,10000] [--idle 30]
 
 For each size: a fresh SQLite file holding N links, every one due for a reminder and
 for its daily token probe (an encrypted Page token each); half sit in 50 busy channels
@@ -461,6 +461,7 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
         "max_lag": max(sweep_lags, default=0.0),
         "lag_p99": pct(sweep_lags, 99),
         "idle_max_lag": max(idle_lags, default=0.0),
+        "idle_s": idle,
         "idle_held": idle_held,
         "sweep_held": sweep_held,
         "over": over,
@@ -496,7 +497,7 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000")
-    parser.add_argument("--idle", type=float, default=4.0)
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of acks alone, the baseline")
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     pins: tuple[list[str], list[str]] = ([], [])
@@ -548,7 +549,9 @@ def show(r: dict[str, Any]) -> bool:
         f"{r['probes']} probes answered, {r['probed']} links marked checked ({r['n'] - r['probed']} carried over)"
     )
     print(
-        f"event loop idle (acks only): max stall {r['idle_max_lag']:.1f} ms; longest callback "
+        f"event loop idle (acks only, {r['idle_s']:.0f} s): max stall {r['idle_max_lag']:.1f} ms, "
+        f"{r['idle_stalls']} wake-ups > 20 ms late ({60 * r['idle_stalls'] / r['idle_s']:.1f} a minute; during the "
+        f"sweep {60 * r['stalls'] / r['sweep_s']:.1f} a minute); longest callback "
         f"{r['idle_held'][0]:.1f} ms ({r['idle_held'][1]}); longest GC pause {r['idle_held'][2]:.1f} ms"
     )
     print(
