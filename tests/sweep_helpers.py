@@ -64,6 +64,25 @@ def seed(
     return ids
 
 
+def shops_due(bot: Any, n: int, *, days_left: Any = 5) -> None:
+    """Pages "500".."50{n-1}" named "Shop 0".. in channel CBULK, all due now (a digest);
+    ``days_left`` may be a function of the index."""
+    for i in range(n):
+        days = days_left(i) if callable(days_left) else days_left
+        bot.store.upsert_link(
+            TEAM,
+            f"50{i}",
+            now=START,
+            page_name=f"Shop {i}",
+            api_key=VONAGE_KEY,
+            linked_by="U1",
+            channel_id="CBULK",
+            expires_at=START + days * DAY,
+            status="active",
+            next_due_at=START,
+        )
+
+
 def posts(bot: Any, channel: str | None = None) -> list[dict[str, Any]]:
     return [
         m

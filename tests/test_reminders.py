@@ -17,6 +17,7 @@ from bot.clock import FixedClock, iso
 from bot.reminders import run_sweep_once
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import buttons, log_in, text_of
+from tests.sweep_helpers import shops_due
 
 DAY = 86400
 PAGES = [
@@ -157,19 +158,7 @@ def test_failed_post_is_retried_next_sweep(linked):
 
 
 def test_digest_when_many_due_in_one_channel(bot):
-    for i in range(8):
-        bot.store.upsert_link(
-            TEAM,
-            f"50{i}",
-            now=START,
-            page_name=f"Shop {i}",
-            api_key=VONAGE_KEY,
-            linked_by="U1",
-            channel_id="CBULK",
-            expires_at=START + 5 * DAY,
-            status="active",
-            next_due_at=START,
-        )
+    shops_due(bot, 8)
     report = sweep_at(bot, START + 60)
     assert report == ["posted digest of 8 to CBULK"]
     (msg,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage"]
@@ -377,19 +366,7 @@ def test_relink_rebuilds_the_digest_keeping_other_pages(bot, graph):
         pages=[{"id": "500", "name": "Shop 0", "category": "Shop", "tasks": ["MANAGE"]}],
         data_access_expires_at=START + 365 * DAY,
     )
-    for i in range(7):
-        bot.store.upsert_link(
-            TEAM,
-            f"50{i}",
-            now=START,
-            page_name=f"Shop {i}",
-            api_key=VONAGE_KEY,
-            linked_by="U1",
-            channel_id="CBULK",
-            expires_at=START + 5 * DAY,
-            status="active",
-            next_due_at=START,
-        )
+    shops_due(bot, 7)
     assert sweep_at(bot, START + 60) == ["posted digest of 7 to CBULK"]
     (digest,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage" and m["channel"] == "CBULK"]
     bot.slack.responses.clear()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import START, TEAM, VONAGE_KEY
+from tests.conftest import START
 from tests.flows import log_in, text_of
-from tests.sweep_helpers import DAY, posts, run_sweep
+from tests.sweep_helpers import DAY, posts, run_sweep, shops_due
 
 PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
 
@@ -23,19 +23,7 @@ def digest(bot, graph):
         pages=[{"id": "500", "name": "Shop 0", "category": "Shop", "tasks": ["MANAGE"]}],
         data_access_expires_at=START + 365 * DAY,
     )
-    for i in range(7):
-        bot.store.upsert_link(
-            TEAM,
-            f"50{i}",
-            now=START,
-            page_name=f"Shop {i}",
-            api_key=VONAGE_KEY,
-            linked_by="U1",
-            channel_id="CBULK",
-            expires_at=START + (5 + i) * DAY,
-            status="active",
-            next_due_at=START,
-        )
+    shops_due(bot, 7, days_left=lambda i: 5 + i)
     assert run_sweep(bot, START + 60)[0] == ["posted digest of 7 to CBULK"]
     (msg,) = posts(bot, "CBULK")
     bot.slack.responses.clear()
