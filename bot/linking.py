@@ -7,12 +7,14 @@ second step fails undoes the first step at Vonage. Every attempt is audited.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from bot import blocks
 from bot.clock import DAY
 from bot.link_errors import AppConflict, Busy, LinkRefused, PartialChange
+from bot.page_fence import busy, fenced, recorded_since
 from bot.services import Services
 from bot.store import Link, StoredPage, next_threshold_due
 from bot.vonage import Application, Credentials, VonageConflict, VonageError, VonageNotFound
@@ -74,24 +76,6 @@ def _audit(
     )
 
 
-def _recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
-    """Another process took the Page over: it holds the Page's lease now (ours ran out while Vonage
-    was slow), or it recorded the Page under this key after ``before`` was read. Its account at
-    Vonage is then that process's, and must be neither deleted nor overwritten by us."""
-    owner = services.store.lease_owner(team_id, page_id, now=services.now())
-    if owner is not None and not owner.startswith(services.owner):
-        return True
-    now = services.store.get_link(team_id, page_id)
-    return now is not None and now.status == "active" and now.api_key == api_key and now != before
-
-
-def _busy(page: StoredPage) -> Busy:
-    return Busy(
-        f"Another change to *{blocks.escape(page.name)}* took over while this one waited for Vonage; "
-        "fblink left that change in place. Check `/fblink status`, then try again if you still need to."
-    )
-
-
 async def _put_account(
     services: Services, team_id: str, creds: Credentials, page: StoredPage, *, exists: bool, before: Link | None
 ) -> bool:
@@ -110,15 +94,15 @@ async def _put_account(
         await vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
         return True
     except VonageConflict:  # it appeared meanwhile: refresh it instead, unless another process owns it now
-        if _recorded_since(services, team_id, page.page_id, creds.api_key, before):
-            raise _busy(page) from None
+        if recorded_since(services, team_id, page.page_id, creds.api_key, before):
+            raise busy(page.name) from None
         await vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
         return False
     except VonageError:
         raise  # a definite refusal: nothing was created
     except Exception:
-        if _recorded_since(services, team_id, page.page_id, creds.api_key, before):
-            raise _busy(page) from None
+        if recorded_since(services, team_id, page.page_id, creds.api_key, before):
+            raise busy(page.name) from None
         if not await _undo(
             vonage.unlink_account(creds, page.page_id), "remove an account whose creation went unanswered"
         ):
@@ -163,7 +147,6 @@ def _record_link(
     """Record a link that starts a new period: the token Vonage holds was just renewed."""
     now = services.now()
     expires = expiry_for(services, team_id, user_id, now)
-    existing = services.store.get_link(team_id, page.page_id)
     fields: dict[str, Any] = dict(
         page_name=page.name,
         api_key=creds.api_key,
@@ -183,9 +166,11 @@ def _record_link(
         application_id=application.id if application else None,
         application_name=application.name if application else None,
     )
-    if existing is not None:
-        fields["period"] = existing.period + 1
-    return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
+    with fenced(services, team_id, page.page_id, page.name):
+        existing = services.store.get_link(team_id, page.page_id)
+        if existing is not None:
+            fields["period"] = existing.period + 1
+        return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
 
 
 def check_may_link(services: Services, team_id: str, page: StoredPage, creds: Credentials) -> Link | None:
@@ -214,12 +199,12 @@ async def link_account(
             reattached = await _reattach(services, team_id, user_id, creds, page, existing)
         elif account is None:  # it appeared meanwhile (409) and got our token: read what it holds
             account = await services.vonage.get_account(creds, page.page_id)
+        # record the application Vonage holds, whatever we thought before
+        application = reattached if account is None else await _held_app(services, creds, account.application, existing)
+        link = _record_link(services, team_id, user_id, page, creds, channel_id, application=application)
     except Exception as exc:
         _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
         raise
-    # record the application Vonage holds, whatever we thought before
-    application = reattached if account is None else await _held_app(services, creds, account.application, existing)
-    link = _record_link(services, team_id, user_id, page, creds, channel_id, application=application)
     _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", "ok")
     return link
 
@@ -262,20 +247,28 @@ async def link_application(
                     vonage.link_application(creds, page.page_id, current), "restore previous application"
                 ):
                     if tracked:  # make our record match Vonage
-                        services.store.upsert_link(
-                            team_id, page.page_id, now=services.now(), application_id=None, application_name=None
-                        )
+                        with fenced(services, team_id, page.page_id, page.name):
+                            services.store.upsert_link(
+                                team_id, page.page_id, now=services.now(), application_id=None, application_name=None
+                            )
                     raise PartialChange(
                         f"Vonage failed while replacing the application of *{blocks.escape(page.name)}*, and the "
                         "previous application could not be restored: the Page has no application at Vonage now. "
                         f"Link one with `/fblink link {blocks.escape(page.page_id)} app <application>`."
                     ) from None
                 raise
+        if refreshed:  # a new token went to Vonage: a new link period starts
+            link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app)
+        else:  # only the application changed: the token, its expiry and the reminders stay as they are
+            with fenced(services, team_id, page.page_id, page.name):
+                link = services.store.upsert_link(
+                    team_id, page.page_id, now=services.now(), application_id=app.id, application_name=app.name
+                )
     except AppConflict:
         _audit(services, team_id, "link_app", user_id, page.page_id, detail, "conflict")
         raise
     except Exception as exc:
-        if created and not _recorded_since(services, team_id, page.page_id, creds.api_key, existing):
+        if created and not recorded_since(services, team_id, page.page_id, creds.api_key, existing):
             await _undo(vonage.unlink_account(creds, page.page_id), "remove half-made account")
         _audit(
             services,
@@ -287,12 +280,6 @@ async def link_application(
             f"error: {type(exc).__name__}",
         )
         raise
-    if refreshed:  # a new token went to Vonage: a new link period starts
-        link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app)
-    else:  # only the application changed: the token, its expiry and the reminders stay as they are
-        link = services.store.upsert_link(
-            team_id, page.page_id, now=services.now(), application_id=app.id, application_name=app.name
-        )
     _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail, "ok")
     return link
 
@@ -345,27 +332,27 @@ async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, 
                 f"*{blocks.escape(link.page_name)}* is not linked to application “{blocks.escape(application)}”."
             )
         try:
-            await services.vonage.unlink_application(creds, link.page_id, app_id)
-        except VonageNotFound:
-            pass  # already gone at Vonage: make our record agree
+            with contextlib.suppress(VonageNotFound):  # already gone at Vonage: make our record agree
+                await services.vonage.unlink_application(creds, link.page_id, app_id)
+            with fenced(services, team_id, link.page_id, link.page_name):
+                services.store.upsert_link(team_id, link.page_id, now=now, application_id=None, application_name=None)
         except Exception as exc:
             _audit(
                 services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", f"error: {type(exc).__name__}"
             )
             raise
-        services.store.upsert_link(team_id, link.page_id, now=now, application_id=None, application_name=None)
         _audit(services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", "ok")
         return f"Unlinked application *{blocks.escape(link.application_name or app_id)}* from *{blocks.escape(link.page_name)}*."
     try:
-        await services.vonage.unlink_account(creds, link.page_id)
-    except VonageNotFound:
-        pass
+        with contextlib.suppress(VonageNotFound):
+            await services.vonage.unlink_account(creds, link.page_id)
+        with fenced(services, team_id, link.page_id, link.page_name):
+            services.store.delete_link(team_id, link.page_id)
     except Exception as exc:
         _audit(
             services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", f"error: {type(exc).__name__}"
         )
         raise
-    services.store.delete_link(team_id, link.page_id)
     _audit(services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", "ok")
     return f"Removed *{blocks.escape(link.page_name)}* from Vonage API key `{blocks.escape(link.api_key)}`."
 
@@ -386,11 +373,11 @@ async def relink(services: Services, team_id: str, user_id: str, link: Link, pag
             application = await _reattach(services, team_id, user_id, creds, page, link)
         else:  # record the application Vonage holds (a gone link's old one is stale)
             application = await _held_app(services, creds, account.application, link)
+        new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=application)
     except Exception as exc:
         _audit(
             services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}"
         )
         raise
-    new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=application)
     _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", "ok")
     return new

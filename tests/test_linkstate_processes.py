@@ -35,22 +35,28 @@ def two(start_app, graph, vonage):  # type: ignore[no-untyped-def]
     return a, b
 
 
+def arrived(fake, method: str, path: str) -> None:
+    """Wait until the fake has received the request (it may be held there)."""
+    with fake.changed:
+        assert fake.changed.wait_for(lambda: fake.calls(method, path), timeout=10)
+
+
 def test_concurrent_first_link_from_two_processes(two, vonage):
     a, b = two
+    held = threading.Event()  # A's create is answered only after B has had its answer
     vonage.fail(
         f"POST {ACCOUNT}",
-        delay=0.6,
+        hold=held,
         status=201,
         times=1,
         body={"external_id": "101", "name": "Acme Coffee", "applications": []},
     )
     a.command("link 101", response="a")
-    vonage.changed.acquire()
-    vonage.changed.wait_for(lambda: vonage.calls("POST", ACCOUNT), timeout=10)
-    vonage.changed.release()
+    arrived(vonage, "POST", ACCOUNT)
     b.command("link 101", user="U2", response="b")
     busy = answer(b, "already in progress", name="b")
     assert "try again" in busy
+    held.set()
     answer(a, "Linked *Acme Coffee*", name="a")
     assert len(vonage.calls("POST", ACCOUNT)) == 1
     rows = a.store.select("SELECT linked_by FROM links WHERE team_id = ? AND page_id = '101'", [TEAM])
@@ -63,23 +69,23 @@ def test_lost_answer_undo_spares_the_account_another_process_recorded(two, vonag
     unanswered (or meets B's account: 409). A must neither delete nor overwrite B's account, and
     must tell its user what happened."""
     a, b = two
+    held = threading.Event()  # A's look-up is answered only once B has linked the Page
     vonage.fail(
         f"GET {ACCOUNT}/101",
-        delay=1.6,
+        hold=held,
         status=404,
         times=1,
         headers={"Content-Type": "application/problem+json"},
         body={"type": "https://developer.nexmo.com/api-errors#not-found", "title": "Not Found"},
     )
     a.command("link 101", response="a")
-    vonage.changed.acquire()
-    vonage.changed.wait_for(lambda: vonage.calls("GET", f"{ACCOUNT}/101"), timeout=10)
-    vonage.changed.release()
+    arrived(vonage, "GET", f"{ACCOUNT}/101")
     a.clock.advance(600)  # A's lease has expired: a lease bounds a stuck process, it does not stop it
     b.command("link 101", user="U2", response="b")
     answer(b, "Linked *Acme Coffee*", name="b")
     if lost:
         vonage.fail(f"POST {ACCOUNT}", delay=2.5, status=504, times=PERSISTENT)  # A's create: no answer in time
+    held.set()
     text = answer(a, "took over while this one waited", name="a")
     assert "try again" in text
     assert vonage.calls("DELETE") == [] and vonage.calls("PATCH") == []
@@ -93,11 +99,9 @@ def test_undo_spares_an_account_a_process_that_took_the_lease_over_made(two, von
     """A's lease runs out while Vonage is slow; B takes the lease over and its create lands, but B has
     not recorded it yet when A's own create goes unanswered. A's undo would delete B's account."""
     a, b = two
-    vonage.fail(f"POST {ACCOUNT}", delay=2.5, status=504, times=PERSISTENT)
+    vonage.fail(f"POST {ACCOUNT}", delay=2.5, status=504, times=PERSISTENT)  # longer than A's 2 s timeout
     a.command("link 101", response="a")
-    vonage.changed.acquire()
-    vonage.changed.wait_for(lambda: vonage.calls("POST", ACCOUNT), timeout=10)
-    vonage.changed.release()
+    arrived(vonage, "POST", ACCOUNT)
     a.clock.advance(600)
     assert b.store.acquire_lease(TEAM, "101", f"{b.services.owner}:1", now=a.clock.now(), ttl=120)
     vonage.add_account(VONAGE_KEY, "101", graph.page_token("FB2", "101"), name="Acme Coffee")  # B's create landed
@@ -105,6 +109,34 @@ def test_undo_spares_an_account_a_process_that_took_the_lease_over_made(two, von
     assert "try again" in text
     assert vonage.calls("DELETE") == [] and "101" in vonage.accounts[VONAGE_KEY]
     assert a.store.get_link(TEAM, "101") is None  # B records it when its change completes
+
+
+@pytest.mark.parametrize("change", ["link", "relink", "unlink"])
+def test_a_change_that_lost_its_lease_records_nothing_over_the_new_holder(two, vonage, graph, change):
+    """A's lease runs out while Vonage is slow and B takes it over; then A's call succeeds. The
+    check that the lease is still A's and A's write are one transaction, so A records nothing:
+    B's change, still running, records its own outcome. A's user is told, and it is audited."""
+    a, b = two
+    if change != "link":
+        a.command("link 101", response="first")
+        answer(a, "Linked *Acme Coffee*", name="first")
+    before = a.store.get_link(TEAM, "101")
+    held = threading.Event()
+    route = {"link": f"POST {ACCOUNT}", "relink": f"PATCH {ACCOUNT}/101", "unlink": f"DELETE {ACCOUNT}/101"}[change]
+    body = {"external_id": "101", "name": "Acme Coffee", "applications": []}
+    status = {"link": 201, "relink": 200, "unlink": 204}[change]
+    vonage.fail(route, hold=held, status=status, body=None if change == "unlink" else body)
+    a.command(f"{change} 101", response="a")
+    arrived(vonage, *route.split(" "))
+    a.clock.advance(600)  # A's lease has expired
+    assert b.store.acquire_lease(TEAM, "101", f"{b.services.owner}:1", now=a.clock.now(), ttl=120)
+    held.set()
+    text = answer(a, "took over while this one waited", name="a")
+    assert "try again" in text
+    assert a.store.get_link(TEAM, "101") == before  # nothing recorded over B's change
+    if change != "unlink":
+        assert vonage.calls("DELETE") == []  # nor undone what may now be B's
+    assert audit_rows(a, "101")[-1] == (change, "U1", "error: Busy")
 
 
 def test_a_lease_held_by_another_process_is_honoured(two, vonage):
@@ -185,19 +217,21 @@ def test_button_ids_never_match_page_names(start_app, graph, vonage):
 def test_lease_outlasts_the_slowest_operation(start_app, graph, vonage):
     bot = start_app(fblink_retry_total=30, fblink_http_timeout=2)
     setup(bot, graph, vonage)
+    held = threading.Event()
     vonage.fail(
         f"POST {ACCOUNT}",
-        delay=0.6,
+        hold=held,
         status=201,
         times=1,
         body={"external_id": "101", "name": "Acme Coffee", "applications": []},
     )
     bot.command("link 101", response="slow")
-    vonage.changed.acquire()
-    vonage.changed.wait_for(lambda: vonage.calls("POST", ACCOUNT), timeout=10)
-    vonage.changed.release()
+    arrived(vonage, "POST", ACCOUNT)
     (lease,) = bot.store.select("SELECT owner, expires_at FROM page_leases")
+    held.set()
     assert lease["expires_at"] - bot.clock.now() == 8 * (30 + 2)  # eight Vonage calls, each with its retries
+    answer(bot, "Linked *Acme Coffee*", name="slow")
+    assert bot.store.select("SELECT owner FROM page_leases") == []
     assert lease["owner"].startswith(bot.services.owner)
     answer(bot, "Linked", name="slow")
     assert bot.store.select("SELECT owner FROM page_leases") == []

@@ -2,8 +2,8 @@
 
 Each fake subclasses :class:`FakeServer` and implements ``handle(request)``. The
 server records every request and can be told to misbehave on a route (status,
-Retry-After, delay, connection reset, malformed body) a number of times, so
-tests exercise the bot's real HTTP code against real sockets.
+Retry-After, delay, held until the test lets it answer, connection reset, malformed
+body) a number of times, so tests exercise the bot's real HTTP code against real sockets.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+HOLD_MAX = 30.0  # seconds a held answer waits for its test at most (a failed test must not hang)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Fault:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hold: threading.Event | None = None  # answer only once the test sets it (at most HOLD_MAX seconds)
     reset: bool = False
     malformed: bool = False
 
@@ -139,6 +142,8 @@ class FakeServer:
                     fault = fake._take_fault(req)
                     fake.changed.notify_all()
                 if fault is not None:
+                    if fault.hold is not None:
+                        fault.hold.wait(HOLD_MAX)
                     if fault.delay:
                         time.sleep(fault.delay)
                     if fault.reset:

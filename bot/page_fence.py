@@ -1,0 +1,48 @@
+"""Page work across processes that share one database: the (team, Page) lease says who may
+change a Page now (handlers/changes.py takes it); these helpers let a change that ran long
+find out that another process took the Page over, and keep it from undoing or overwriting
+that process's work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bot import blocks
+from bot.link_errors import Busy
+from bot.services import Services
+from bot.store import Link
+
+
+def taken_over(services: Services, team_id: str, page_id: str) -> bool:
+    """Another process holds the Page's lease now (ours ran out while Vonage was slow)."""
+    owner = services.store.lease_owner(team_id, page_id, now=services.now())
+    return owner is not None and not owner.startswith(services.owner)
+
+
+def recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
+    """Another process took the Page over, or it recorded the Page under this key after ``before``
+    was read. Its account at Vonage is then that process's, and must be neither deleted nor
+    overwritten by us."""
+    if taken_over(services, team_id, page_id):
+        return True
+    now = services.store.get_link(team_id, page_id)
+    return now is not None and now.status == "active" and now.api_key == api_key and now != before
+
+
+@contextmanager
+def fenced(services: Services, team_id: str, page_id: str, name: str) -> Iterator[None]:
+    """Write our record only while no other process holds the Page's lease. The check and the
+    write are one transaction (BEGIN IMMEDIATE takes the write lock first), so no process can take
+    the lease over between them; one that took it earlier records its own change instead."""
+    with services.store.transaction():
+        if taken_over(services, team_id, page_id):
+            raise busy(name)
+        yield
+
+
+def busy(name: str) -> Busy:
+    return Busy(
+        f"Another change to *{blocks.escape(name)}* took over while this one waited for Vonage; "
+        "fblink left that change in place. Check `/fblink status`, then try again if you still need to."
+    )
