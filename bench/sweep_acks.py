@@ -212,6 +212,9 @@ def stolen(samples: list[tuple[float, float]], a: float, b: float) -> float:
 
 SLOW: list[tuple[float, float, str, float, str]] = []  # (wall time, ms, callback, on-CPU ms, detail), > 5 ms
 GC_PAUSES: list[tuple[float, float, int]] = []  # (wall time, ms, generation)
+SWEEP_STEPS = {"measure", "_post_worker", "_probe_one"}  # task coroutines whose steps are sweep work
+ITERATIONS: list[tuple[float, float, float, int]] = []  # (wall time, sweep ms, all callbacks ms, sweep steps > 1 ms)
+_iteration = [0.0, 0.0, 0]  # the current loop iteration: sweep seconds, all seconds, sweep steps > 1 ms
 
 
 def instrument() -> None:
@@ -226,17 +229,33 @@ def instrument() -> None:
         t, r0, g0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_THREAD), len(GC_PAUSES)
         original(self)
         d = time.perf_counter() - t
+        cb = getattr(self._callback, "__self__", None)
+        coro = cb.get_coro() if isinstance(cb, asyncio.Task) else None
+        name = getattr(coro, "__qualname__", None)
+        _iteration[1] += d
+        if name in SWEEP_STEPS:
+            _iteration[0] += d
+            _iteration[2] += d > 0.001  # steps that did real work, not just take a turn
         if d > 0.005:
             r1 = resource.getrusage(resource.RUSAGE_THREAD)
             user, system = (r1.ru_utime - r0.ru_utime) * 1000, (r1.ru_stime - r0.ru_stime) * 1000
             gc_ms = sum(ms for (_, ms, _) in GC_PAUSES[g0:])
             detail = f"user {user:.1f} + system {system:.1f} ms, GC {gc_ms:.1f} ms, {r1.ru_minflt - r0.ru_minflt} page faults"
-            cb = getattr(self._callback, "__self__", None)
-            coro = getattr(cb, "get_coro", lambda: None)() if cb is not None else None
-            where = getattr(coro, "__qualname__", None) or repr(self._callback)[:80]
-            SLOW.append((time.time(), d * 1000, str(where), user + system, detail))
+            if coro is not None:
+                detail += f"; then awaited at {suspended_at(coro)}"
+            SLOW.append((time.time(), d * 1000, str(name or repr(self._callback)[:80]), user + system, detail))
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+    run_once = asyncio.base_events.BaseEventLoop._run_once  # type: ignore[attr-defined]
+
+    def one_iteration(self: asyncio.base_events.BaseEventLoop) -> None:
+        """Sum what each loop iteration ran: the sweep's steps, and everything (acks included)."""
+        _iteration[:] = [0.0, 0.0, 0]
+        run_once(self)
+        if _iteration[1] > 0.002:
+            ITERATIONS.append((time.time(), _iteration[0] * 1000, _iteration[1] * 1000, int(_iteration[2])))
+
+    asyncio.base_events.BaseEventLoop._run_once = one_iteration  # type: ignore[attr-defined]
     started: list[float] = [0.0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -248,11 +267,42 @@ def instrument() -> None:
     gc.callbacks.append(on_gc)
 
 
-def held(a: float, b: float) -> tuple[float, str, float, float, str, str]:
+def suspended_at(coro: Any) -> str:
+    """Where a task's coroutine chain is suspended now (innermost three frames): the await that
+    ended a long step says which part of the code the step ran."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " > ".join(frames[-3:]) or "(finished)"
+
+
+def iterations(a: float, b: float) -> dict[str, Any]:
+    """Loop iterations in [a, b]: the most sweep work any one ran (ms, and in how many steps),
+    the longest (all its callbacks, and the sweep's share of it), and how many ran > 20 ms."""
+    inside = [x for x in ITERATIONS if a <= x[0] <= b]
+    most = max(inside, key=lambda x: x[1], default=(0.0, 0.0, 0.0, 0))
+    longest = max(inside, key=lambda x: x[2], default=(0.0, 0.0, 0.0, 0))
+    return {
+        "sweep_ms": most[1],
+        "sweep_steps": most[3],
+        "max_steps": max((x[3] for x in inside), default=0),
+        "longest_ms": longest[2],
+        "longest_sweep_ms": longest[1],
+        "over_20": sum(1 for x in inside if x[2] > 20),
+        "sweep_over_20": sum(1 for x in inside if x[1] > 20),
+    }
+
+
+def held(a: float, b: float, only: set[str] | None = None) -> tuple[float, str, float, float, str, str]:
     """Longest callback in [a, b] (wall ms, name), the longest GC pause, and the callback that
     spent longest on the CPU (ms, name, user/system/GC/page faults): wall minus CPU is time
-    this process was descheduled (2 CPUs shared with other work) or waiting on synchronous I/O."""
-    inside = [x for x in SLOW if a <= x[0] <= b]
+    this process was descheduled (2 CPUs shared with other work) or waiting on synchronous I/O.
+    ``only``: callbacks of these task coroutines (the sweep's steps)."""
+    inside = [x for x in SLOW if a <= x[0] <= b and (only is None or x[2] in only)]
     worst = max(inside, key=lambda x: x[1], default=(0.0, 0.0, "-", 0.0, ""))
     busiest = max(inside, key=lambda x: x[3], default=(0.0, 0.0, "-", 0.0, ""))
     gc_ms = max((ms for (t, ms, _) in GC_PAUSES if a <= t <= b), default=0.0)
@@ -441,7 +491,7 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
     in_window = lambda a, b: [lat * 1000 for (s, lat, st) in samples if a <= s < b and st == 200]  # noqa: E731
     idle_ms, sweep_ms = in_window(*idle_window), in_window(t0, t1)
     idle_lags = [lag * 1000 for (t, lag) in lags if idle_window[0] <= t <= idle_window[1]]
-    idle_held, sweep_held = held(*idle_window), held(t0, t1)
+    idle_held, sweep_held, steps_held = held(*idle_window), held(t0, t1), held(t0, t1, SWEEP_STEPS)
     over = sorted({name for (t, ms, name, cpu, _) in SLOW if t0 <= t <= t1 and cpu > 20})
     bad = sum(1 for (_, _, st) in samples if st != 200)
     sweep_lags = [lag * 1000 for (t, lag) in lags if t0 <= t <= t1]
@@ -464,6 +514,9 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
         "idle_s": idle,
         "idle_held": idle_held,
         "sweep_held": sweep_held,
+        "steps_held": steps_held,
+        "iterations": iterations(t0, t1),
+        "idle_iterations": iterations(*idle_window),
         "over": over,
         "stalls": sum(1 for x in sweep_lags if x > 20),
         "idle_stalls": sum(1 for x in idle_lags if x > 20),
@@ -509,6 +562,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fblink-sweep-bench-") as tmp:
         for n in (int(x) for x in args.sizes.split(",")):
             SLOW.clear()
+            ITERATIONS.clear()
             GC_PAUSES.clear()
             r = asyncio.run(measure(n, args.idle, Path(tmp), pins))
             ok_all &= show(r)
@@ -524,8 +578,11 @@ def show(r: dict[str, Any]) -> bool:
     worst_held = max((cpu + wait for (_, cpu, wait) in stall_parts), default=0.0)
     clean = [lag for (lag, _, _), st in zip(stall_parts, r["stall_steal"], strict=True) if st == 0]
     before_probe = r["last_post_s"] <= r["first_probe_s"]
+    it, idle_it = r["iterations"], r["idle_iterations"]
     checks = {
         "help p99 during sweep <= 2x idle p99": dp99 <= 2 * ip99,
+        "the sweep's steps in any one loop iteration <= 20 ms": it["sweep_ms"] <= 20,
+        "no sweep step holds the loop > 20 ms (wall)": r["steps_held"][0] <= 20,
         "no event-loop stall > 20 ms (lag probe)": r["max_lag"] <= 20,
         "no stall with the loop thread > 20 ms on the CPU or runnable": worst_held <= 20,
         "no stall > 20 ms without hypervisor steal on the app's CPU": not clean,
@@ -581,6 +638,15 @@ def show(r: dict[str, Any]) -> bool:
         f"{r['sweep_held'][5]}); "
         f"callbacks over 20 ms on the CPU: {', '.join(r['over']) or 'none'}"
     )
+    print(
+        f"loop iterations during the sweep: the most sweep work in one {it['sweep_ms']:.1f} ms "
+        f"({it['sweep_steps']} steps over 1 ms; at most {it['max_steps']} such steps in any iteration); longest iteration "
+        f"{it['longest_ms']:.1f} ms (the sweep's share {it['longest_sweep_ms']:.1f} ms); iterations > 20 ms: "
+        f"{it['over_20']} ({it['sweep_over_20']} of them > 20 ms of sweep work); acks alone: longest iteration "
+        f"{idle_it['longest_ms']:.1f} ms, {idle_it['over_20']} > 20 ms"
+    )
+    steps = r["steps_held"]
+    print(f"longest sweep step: {steps[0]:.1f} ms ({steps[1]}); on the CPU: {steps[3]:.1f} ms ({steps[4]}: {steps[5]})")
     for name, ok in checks.items():
         print(f"  [{'PASS' if ok else 'MISS'}] {name}")
     return all(checks.values())

@@ -31,6 +31,7 @@ async def probe_tokens(services: Services, now: int) -> list[Claim]:
     after = (-1, 0)
     out_of_time = False
     while not out_of_time:
+        await services.turns.take()
         rows = ledger.probe_batch(now=now, after=after, limit=READ_BATCH)
         if not rows:
             break
@@ -51,7 +52,6 @@ async def probe_tokens(services: Services, now: int) -> list[Claim]:
             task.add_done_callback(lambda _t: slots.release())
             running.add(task)
             task.add_done_callback(running.discard)
-        await asyncio.sleep(0)
     if running:
         _, late = await asyncio.wait(set(running), timeout=max(0.0, deadline - loop.time()))
         for task in late:
@@ -70,6 +70,7 @@ async def probe_tokens(services: Services, now: int) -> list[Claim]:
 async def _probe_one(services: Services, row: ProbeRow, now: int, claims: list[Claim]) -> None:
     ledger, link = services.store.reminders, row.link
     assert link is not None
+    await services.turns.take()  # 20 probes start, and answer, together: one step per loop iteration
     token = row.token
     if token is None:
         try:
@@ -87,6 +88,7 @@ async def _probe_one(services: Services, row: ProbeRow, now: int, claims: list[C
         log.warning("token probe for page %s failed: %s", link.page_id, type(exc).__name__)
         services.metrics.probes.labels("error").inc()
         return
+    await services.turns.take()
     if info.is_valid:
         ledger.mark_checked(link.id, now=now)
         services.metrics.probes.labels("valid").inc()

@@ -5,8 +5,10 @@ after; see :meth:`bot.store.ReminderLedger.claim_due`. A crash between claim and
 retried once the claim's lease runs out; a crash after the post costs at most
 one duplicate, never a missed reminder.
 
-The sweep runs on the event loop, in short steps that yield (claim batches of 50, one
-post per await, probe rows read 50 at a time), not in a thread: the Store holds one
+The sweep runs on the event loop, in short steps (claim batches of 50, one commit per
+post, probe rows read 50 at a time), each taking a turn first (:mod:`bot.turns`: one
+background step per loop iteration, so answers that arrive together do not add up into
+one long stall), not in a thread: the Store holds one
 SQLite connection shared by the ack path, and a second writer connection in a thread
 would make the loop's own writes wait on its lock (busy_timeout) instead of on a batch
 of a few milliseconds. The one slow SQLite step, the WAL checkpoint, runs in a worker
@@ -26,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, heap, probes, render
 from bot.clock import DAY, Clock
+from bot.pacing import Pacer
 from bot.reminder_messages import digest_messages, digest_section, headline, reminder_message
 from bot.services import Services, open_services
 from bot.settings import Settings
@@ -67,11 +70,12 @@ def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
     return [c for c in dict.fromkeys(options) if c and c != tried]
 
 
-async def post(services: Services, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
+async def post(services: Services, pacer: Pacer, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
     """Post, falling back to the default channel or a DM when the channel refuses."""
     candidates = [channel, *fallbacks(services, link, channel)]
     last: Exception | None = None
     for target in candidates:
+        await pacer.slot(target)
         try:
             resp = await services.slack.chat_postMessage(channel=target, **msg)
             return str(resp["channel"]), str(resp["ts"])
@@ -102,6 +106,10 @@ class Run:
     now: int
     report: list[str] = field(default_factory=list)
     _team_channels: dict[str, str | None] = field(default_factory=dict)
+    pacer: Pacer = field(init=False)  # every post of the sweep, to whatever channel, books a slot
+
+    def __post_init__(self) -> None:
+        self.pacer = Pacer(self.services.settings.fblink_channel_gap)
 
     def channel_for(self, link: Link) -> str | None:
         if link.team_id not in self._team_channels:
@@ -129,6 +137,7 @@ async def claim_all(run: Run) -> list[Claim]:
     lease = lease_for(services.settings.fblink_sweep_minutes)
     claims: list[Claim] = []
     for _ in range(MAX_BATCHES):
+        await services.turns.take()
         batch = ledger.claim_batch(
             now=run.now, thresholds=services.settings.reminder_days, lease=lease, limit=CLAIM_BATCH
         )
@@ -138,7 +147,6 @@ async def claim_all(run: Run) -> list[Claim]:
         if batch.superseded:
             services.metrics.reminders.labels("superseded").inc(batch.superseded)
         claims += batch.claims
-        await asyncio.sleep(0)
         if not batch.touched:
             break
     return await most_urgent(run, claims)
@@ -150,7 +158,7 @@ async def most_urgent(run: Run, claims: list[Claim]) -> list[Claim]:
     out: list[Claim] = []
     for i, c in enumerate(claims):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
-            await asyncio.sleep(0)
+            await run.services.turns.take()
         if c.kind != "expiry":
             out.append(c)
             continue
@@ -176,13 +184,13 @@ async def deliver(run: Run, claims: list[Claim]) -> None:
     for i, claim in enumerate(claims):
         by_channel[run.channel_for(claim.link) or ""].append(claim)
         if i % YIELD_EVERY == YIELD_EVERY - 1:
-            await asyncio.sleep(0)
+            await run.services.turns.take()
     if not by_channel:
         return
     queue: asyncio.Queue[Batch] = asyncio.Queue()
     for i, (channel, group) in enumerate(by_channel.items()):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
-            await asyncio.sleep(0)
+            await run.services.turns.take()
         digest = bool(channel) and len(group) > DIGEST_OVER
         per = blocks.MAX_MESSAGE_BLOCKS - 2 if digest else 1
         queue.put_nowait((channel, digest, [group[k : k + per] for k in range(0, len(group), per)]))
@@ -199,6 +207,7 @@ async def _post_worker(run: Run, queue: asyncio.Queue[Batch]) -> None:
     loop = asyncio.get_running_loop()
     while True:
         channel, digest, left = await queue.get()
+        await run.services.turns.take()  # rendering and any commit: a step of its own
         try:
             worn = max(c.attempts for c in left[0])
             if worn >= run.services.settings.fblink_reminder_max_attempts:  # e.g. abandoned again and again
@@ -224,13 +233,23 @@ def _requeue(queue: asyncio.Queue[Batch], batch: Batch) -> None:
     queue.task_done()  # the earlier item of this channel, finished only now that its rest is queued
 
 
+async def _post_in_turn(run: Run, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str] | str:
+    """Post, then take a turn for what follows (its commit): (channel, ts), or why it failed."""
+    try:
+        result: tuple[str, str] | str = await post(run.services, run.pacer, link, channel, msg)
+    except Exception as exc:
+        result = reason_of(exc)
+    await run.services.turns.take()
+    return result
+
+
 async def _post_one(run: Run, channel: str, claim: Claim) -> None:
     services = run.services
-    try:
-        where, ts = await post(services, claim.link, channel, reminder_message(claim, run.now))
-    except Exception as exc:
-        await _failed(run, channel, [claim], reason_of(exc))
+    result = await _post_in_turn(run, claim.link, channel, reminder_message(claim, run.now))
+    if isinstance(result, str):
+        await _failed(run, channel, [claim], result)
         return
+    where, ts = result
     services.store.reminders.confirm(claim, channel_id=where, message_ts=ts, now=services.now())
     services.metrics.reminders.labels("posted").inc()
     run.report.append(
@@ -243,11 +262,11 @@ async def _post_digest(run: Run, channel: str, chunk: list[Claim]) -> None:
     sections at once held the event loop for ~30 ms)."""
     services = run.services
     (msg,) = digest_messages(chunk, run.now)
-    try:
-        where, ts = await post(services, chunk[0].link, channel, msg)
-    except Exception as exc:
-        await _failed(run, channel, chunk, reason_of(exc))
+    result = await _post_in_turn(run, chunk[0].link, channel, msg)
+    if isinstance(result, str):
+        await _failed(run, channel, chunk, result)
         return
+    where, ts = result
     services.store.reminders.confirm_many(chunk, channel_id=where, message_ts=ts, now=services.now())
     services.metrics.reminders.labels("posted").inc(len(chunk))
     run.report.append(f"posted digest of {len(chunk)} to {where}")
@@ -287,11 +306,13 @@ async def escalate(run: Run, channel: str, claims: list[Claim], reason: str, att
     rooms = [c for c in fallbacks(services, link, channel) if not c.startswith(("U", "W"))]
     people = [u for u in dict.fromkeys([*(c.link.linked_by for c in claims), *sorted(services.settings.admins)]) if u]
     for room in rooms:
+        await run.pacer.slot(room)
         with contextlib.suppress(Exception):
             await services.slack.chat_postMessage(channel=room, **msg)
             return True
     told = False
     for user in people:
+        await run.pacer.slot(user)
         try:
             await services.slack.chat_postMessage(channel=user, **msg)
             told = True
@@ -304,10 +325,10 @@ async def prune(services: Services, now: int) -> None:
     """Retention: small DELETE batches, yielding between them, until nothing old is left."""
     before = now - services.settings.fblink_retention_days * DAY
     for _ in range(MAX_BATCHES):
+        await services.turns.take()
         audit, reminders = services.store.reminders.prune(before=before)
         services.metrics.pruned.labels("audit").inc(audit)
         services.metrics.pruned.labels("reminders").inc(reminders)
-        await asyncio.sleep(0)
         if not audit and not reminders:
             break
 

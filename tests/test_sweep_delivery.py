@@ -58,6 +58,19 @@ def test_one_channels_posts_are_paced_and_hold_up_no_other_channel(bot):
     ]
 
 
+def test_fallback_posts_to_one_channel_are_paced_too(bot):
+    """Three archived channels fall back to the team's reminder channel: three posts to one channel,
+    reached by different workers at once, still go out FBLINK_CHANNEL_GAP apart."""
+    bot.command("remind <#CALL|all>", user="UADMIN")
+    for i in range(3):
+        seed(bot, 1, channel=f"CARCH{i}", prefix=f"8{i}")
+        bot.slack.channel_errors[f"CARCH{i}"] = "is_archived"
+    report, _ = run_sweep(bot, START, fblink_channel_gap=0.4)
+    landed = [c.at for c in bot.slack.calls("POST", "/api/chat.postMessage") if c.params["channel"] == "CALL"]
+    assert len(report) == 3 and all(r.endswith("to CALL") for r in report)
+    assert len(landed) == 3 and all(b - a >= 0.39 for a, b in itertools.pairwise(landed))
+
+
 def test_digest_over_48_confirms_each_claim_with_its_own_message_ts(bot):
     seed(bot, 60)
     report, _ = run_sweep(bot, START)

@@ -1,0 +1,149 @@
+"""Background work takes one step per event-loop iteration (bot/turns.py), so answers that
+arrive together do not add up into one long stall for the acks queued with them.
+
+A loop that counts its own iterations is the observer: every step records the iteration it
+ran in, and the SQLite trace callback tags each sweep commit with the iteration too."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from bot.clock import FixedClock
+from bot.reminders import sweep
+from bot.services import open_services
+from bot.turns import Turns
+from tests.conftest import APP_ID, START
+from tests.sweep_helpers import rows, seed
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    """asyncio's selector loop, numbering its iterations (one ``_run_once`` each)."""
+
+    iteration = 0
+
+    def _run_once(self) -> None:
+        self.iteration += 1
+        super()._run_once()
+
+
+def run_counted(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    with asyncio.Runner(loop_factory=CountingLoop) as runner:
+        return runner.run(main())
+
+
+def iteration() -> int:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, CountingLoop)
+    return loop.iteration
+
+
+def test_each_turn_runs_in_an_iteration_of_its_own_in_arrival_order():
+    async def main() -> tuple[list[int], list[int], int]:
+        turns = Turns()
+        seen: list[int] = []  # iterations in which a turn ran
+        order: list[int] = []
+
+        async def worker(n: int) -> None:
+            for _ in range(3):
+                await turns.take()
+                seen.append(iteration())
+                order.append(n)
+
+        await asyncio.gather(*(worker(n) for n in range(20)))
+        return seen, order, turns.taken
+
+    seen, order, taken = run_counted(main)
+    assert len(seen) == 60 and len(set(seen)) == 60  # never two turns in one iteration
+    assert order[:20] == list(range(20))  # first come, first served
+    assert taken == 60
+
+
+def test_a_caller_cancelled_while_waiting_holds_up_no_one():
+    async def main() -> list[str]:
+        turns = Turns()
+        done: list[str] = []
+
+        async def step(name: str) -> None:
+            await turns.take()
+            done.append(name)
+
+        first, doomed, last = (asyncio.ensure_future(step(n)) for n in ("first", "doomed", "last"))
+        await asyncio.sleep(0)  # all three are in line
+        doomed.cancel()
+        await asyncio.wait_for(asyncio.gather(first, last), timeout=1)
+        assert doomed.cancelled()
+        await turns.take()  # and the line still moves afterwards
+        return done
+
+    assert run_counted(main) == ["first", "last"]
+
+
+def test_turns_work_again_in_a_new_event_loop():
+    turns = Turns()
+
+    async def two() -> int:
+        await asyncio.gather(turns.take(), turns.take())
+        return turns.taken
+
+    assert asyncio.run(two()) == 2
+    assert asyncio.run(two()) == 4  # a loop that has gone leaves nothing behind
+
+
+VALID = {
+    "data": {
+        "app_id": APP_ID,
+        "type": "PAGE",
+        "application": "fblink",
+        "is_valid": True,
+        "expires_at": 0,
+        "data_access_expires_at": START + 90 * 86400,
+        "scopes": ["pages_messaging"],
+        "user_id": "FB1",
+    }
+}
+
+
+def test_a_sweep_under_load_commits_once_per_loop_iteration_at_most(bot, graph):
+    """30 reminders to 30 channels (8 posted at once) and 30 probes (10 at once), while a
+    neighbour holds the loop 10 ms per iteration, as a burst of acks would: answers pile up
+    during each hold. Without turns their commits all ran in the next iteration."""
+    for i in range(30):
+        seed(bot, 1, channel=f"CSHOP{i:02d}", prefix=f"6{i:02d}", token=f"EAApage{i}")
+    graph.fail("GET /v25.0/debug_token", status=200, body=VALID, times=30)
+    settings = bot.services.settings.model_copy(update={"fblink_probe_concurrency": 10})
+    commits: list[tuple[str, int]] = []  # (what, loop iteration)
+
+    async def main() -> list[str]:
+        async with open_services(settings, FixedClock(START)) as services:
+
+            def trace(sql: str) -> None:
+                for what in ("SET status = 'posted'", "SET checked_at"):
+                    if what in sql:
+                        commits.append((what, iteration()))
+
+            services.store.db.conn.set_trace_callback(trace)
+            stop = asyncio.Event()
+
+            async def neighbour() -> None:
+                while not stop.is_set():
+                    time.sleep(0.01)  # holds the loop, like ten acks in a row
+                    await asyncio.sleep(0)
+
+            busy = asyncio.ensure_future(neighbour())
+            try:
+                return await sweep(services, probe=True)
+            finally:
+                stop.set()
+                await busy
+
+    report = run_counted(main)
+    assert len(report) == 30
+    assert rows(bot, "SELECT COUNT(*) AS n FROM links WHERE checked_at = ?", [START])[0]["n"] == 30
+    per_iteration = Counter(commits)
+    assert sum(n for (what, _), n in per_iteration.items() if what.startswith("SET status")) == 30
+    assert sum(n for (what, _), n in per_iteration.items() if what == "SET checked_at") == 30
+    assert max(Counter(it for (_, it) in commits).values()) == 1, per_iteration.most_common(3)
