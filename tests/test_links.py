@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -390,16 +391,20 @@ def test_concurrent_links_of_one_page_run_once(world, vonage):
     bot = world
     bot.command("pages")
     last_response(bot, "Your Facebook Pages")
+    held = threading.Event()  # the first link's create is answered once the second has its answer
     vonage.fail(
         "POST /beta/chatapp-accounts/messenger",
-        delay=0.8,
+        hold=held,
         status=201,
         times=1,
         body={"external_id": "101", "name": "Acme Coffee", "applications": []},
     )
     bot.slack.responses.clear()
     bot.command("link 101")
+    vonage.wait_for(lambda: vonage.calls("POST", "/beta/chatapp-accounts/messenger"), timeout=10)
     bot.command("link 101")
+    bot.slack.wait_for(lambda: any("already in progress" in text_of(r) for r in bot.slack.responses))
+    held.set()
     bot.slack.wait_for(lambda: len(bot.slack.responses) >= 2)
     blobs = [text_of(r) for r in bot.slack.responses]
     assert sum("already in progress" in b for b in blobs) == 1

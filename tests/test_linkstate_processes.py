@@ -37,8 +37,7 @@ def two(start_app, graph, vonage):  # type: ignore[no-untyped-def]
 
 def arrived(fake, method: str, path: str) -> None:
     """Wait until the fake has received the request (it may be held there)."""
-    with fake.changed:
-        assert fake.changed.wait_for(lambda: fake.calls(method, path), timeout=10)
+    fake.wait_for(lambda: fake.calls(method, path))
 
 
 def test_concurrent_first_link_from_two_processes(two, vonage):

@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -210,6 +211,14 @@ class FakeServer:
                 fault.times -= 1
                 return fault
         return None
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait until predicate() (called under the lock, on every request) is truthy; return it."""
+        with self.changed:
+            result = self.changed.wait_for(predicate, timeout)
+        if not result:
+            raise AssertionError(f"{self.name}: timed out waiting")
+        return result
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
         with self.lock:
