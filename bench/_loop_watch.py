@@ -55,6 +55,7 @@ SLOW: list[tuple[float, float, str, float, str]] = []  # (wall time, ms, callbac
 GC_PAUSES: list[tuple[float, float, int]] = []  # (wall time, ms, generation)
 SWEEP_STEPS = {"measure", "_post_worker", "_probe_one"}  # task coroutines whose steps are sweep work
 ITERATIONS: list[tuple[float, float, float, int]] = []  # (wall time, sweep ms, all callbacks ms, sweep steps > 1 ms)
+SWEEP_LONG: list[tuple[float, float, str]] = []  # sweep steps over 3 ms: (wall time, ms, "resumed at -> awaited at")
 STACKS: list[tuple[float, str]] = []  # (wall time, stack) of the loop thread inside a callback running > 15 ms
 _running = [0.0]  # perf_counter at which the current callback started (0: none)
 CHECKPOINTS: list[tuple[float, float, int]] = []  # (start, end) wall times of WAL checkpoints, frames copied
@@ -70,18 +71,21 @@ def instrument() -> None:
     original = asyncio.events.Handle._run
 
     def timed(self: asyncio.events.Handle) -> None:
+        cb = getattr(self._callback, "__self__", None)
+        coro = cb.get_coro() if isinstance(cb, asyncio.Task) else None
+        name = getattr(coro, "__qualname__", None)
+        resumed = suspended_at(coro) if name in SWEEP_STEPS else ""
         t, r0, g0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_THREAD), len(GC_PAUSES)
         _running[0] = t
         original(self)
         _running[0] = 0.0
         d = time.perf_counter() - t
-        cb = getattr(self._callback, "__self__", None)
-        coro = cb.get_coro() if isinstance(cb, asyncio.Task) else None
-        name = getattr(coro, "__qualname__", None)
         _iteration[1] += d
         if name in SWEEP_STEPS:
             _iteration[0] += d
             _iteration[2] += d > 0.001  # steps that did real work, not just take a turn
+            if d > 0.003:
+                SWEEP_LONG.append((time.time(), d * 1000, f"{resumed} -> {suspended_at(coro)}"))
         if d > 0.005:
             r1 = resource.getrusage(resource.RUSAGE_THREAD)
             user, system = (r1.ru_utime - r0.ru_utime) * 1000, (r1.ru_stime - r0.ru_stime) * 1000

@@ -1,6 +1,6 @@
 """Acks while a sweep runs in the same process (issue 9, "Measured").
 
-    python bench/sweep_acks.py [--sizes 1000,10000] [--idle 30]
+    python bench/sweep_acks.py [--sizes 1000,10000] [--idle 30] [--rates 0,200]
 
 For each size: a fresh SQLite file holding N links, every one due for a reminder and
 for its daily token probe (an encrypted Page token each); half sit in 50 busy channels
@@ -9,9 +9,10 @@ is served by uvicorn inside this process's event loop, and the sweep runs in tha
 loop, as the scheduler runs it. Upstreams are fblink's own fakes (bot/fakes) in a child
 process: Slack answers after ~50 ms, Graph ``debug_token`` after ~500 ms.
 
-Measured in one run per size:
-- `/fblink help` latency at c=10 (a load-generator child process, 10 keep-alive
-  connections, every request timed), idle before the sweep and during it;
+Measured in one run per size and help load: 10 keep-alive connections posting
+`/fblink help` (a load-generator child process, every request timed), either each as fast
+as it is answered (the app's CPU is never idle) or paced at 200 requests a second in all:
+- help latency, idle before the sweep (acks alone: the baseline) and during it;
 - the sweep's duration; when the last reminder post was answered, relative to the
   sweep's start; when the first probe was answered;
 - the event loop's lag: a task sleeping 1 ms that records how late it wakes; each wake-up
@@ -22,11 +23,12 @@ Measured in one run per size:
   (and, with BENCH_STACKS=1, 2 ms stack samples of callbacks running over 15 ms);
 - every loop iteration: the time its callbacks ran, and the part that was sweep work
   (steps of the sweep's own tasks); WAL checkpoints, timed.
-Budgets: help p99 during the sweep <= 2x idle p99; the sweep's work in any one loop
-iteration, and any one sweep step, <= 20 ms; no loop stall > 20 ms that sweep work pushed
-over 20 ms; every reminder posted in the one sweep, each before the first probe completes.
-Stalls from any cause (acks, the VM) are reported next to the same figures for acks
-alone, as information. A script, not a test.
+Budgets, under both loads: help p99 during the sweep <= 2x idle p99; the sweep's work in
+any one loop iteration, and any one sweep step, <= 20 ms; every reminder posted in the one
+sweep, each before the first probe completes. Under the paced load: no loop stall > 20 ms.
+Under the saturating load ten queued acks alone take 15-30 ms on this 2-CPU VM, so there
+loop stalls are reported next to the same figures for acks alone, as information, with
+how many of them the sweep's work pushed over 20 ms. A script, not a test.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from _loop_watch import (
     ITERATIONS,
     SLOW,
     STACKS,
+    SWEEP_LONG,
     SWEEP_STEPS,
     checkpointing,
     cpu_steal,
@@ -76,6 +79,7 @@ TEAM = "T0BENCH"
 APP_ID, APP_SECRET = "123456", "bench-app-secret"
 SLACK_DELAY, GRAPH_DELAY = 0.05, 0.5
 CONNS = 10
+PACED = 200  # help requests a second in the paced run: the CPU has headroom, so a stall is not queued acks
 PROBE_CONCURRENCY, PROBE_BUDGET = 20, 60.0
 DAY = 86400
 
@@ -143,9 +147,10 @@ def run_fakes() -> None:
 # -- the load generator's child process -----------------------------------------------------
 
 
-def run_load(port: int, out: str) -> None:
+def run_load(port: int, out: str, rate: float) -> None:
     """CONNS threads, each one keep-alive connection posting `/fblink help`; every request's
-    (start, latency) written to ``out`` at SIGTERM."""
+    (start, latency) written to ``out`` at SIGTERM. ``rate``: requests a second in all, spread
+    over the connections (0: each sends its next request as soon as the last is answered)."""
     body = urlencode(
         {
             "token": "legacy-unused",
@@ -166,9 +171,14 @@ def run_load(port: int, out: str) -> None:
     samples: list[tuple[float, float, int]] = []
     stop = threading.Event()
 
-    def worker() -> None:
+    def worker(offset: float) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        every = CONNS / rate if rate else 0.0
+        next_at = time.monotonic() + offset * every
         while not stop.is_set():
+            if every:
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at += every
             ts = str(int(time.time()))
             sig = (
                 "v0="
@@ -195,7 +205,7 @@ def run_load(port: int, out: str) -> None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             samples.append((t0, time.time() - t0, status))
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(CONNS)]
+    threads = [threading.Thread(target=worker, args=(i / CONNS,), daemon=True) for i in range(CONNS)]
     for t in threads:
         t.start()
     signal.sigwait({signal.SIGTERM})
@@ -260,7 +270,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[str]]) -> dict[str, Any]:
+async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[str], list[str]]) -> dict[str, Any]:
     import uvicorn
     from cryptography.fernet import Fernet
 
@@ -340,7 +350,8 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
     lag_task = asyncio.ensure_future(lag_probe())
     out = tmp / f"load-{n}.json"
     load = subprocess.Popen(
-        [*pins[1], sys.executable, __file__, "--load", str(port), str(out)], env={**os.environ, "PYTHONPATH": str(ROOT)}
+        [*pins[1], sys.executable, __file__, "--load", str(port), str(out), str(rate)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     app_cpu = min(os.sched_getaffinity(0))
     steal_out = tmp / f"steal-{n}.json"
@@ -384,6 +395,7 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
     sweep_lags = [lag * 1000 for (t, lag) in lags if t0 <= t <= t1]
     return {
         "n": n,
+        "rate": rate,
         "sweep_s": t1 - t0,
         "report_lines": len(report),
         "posted": posted,
@@ -410,6 +422,7 @@ async def measure(n: int, idle: float, tmp: Path, pins: tuple[list[str], list[st
         "stall_parts": [x[1:] for x in parts if t0 <= x[0] <= t1],
         "long_callbacks": long_callbacks,
         "stacks": [stack for (t, stack) in STACKS if t0 <= t <= t1],
+        "sweep_long": [(ms, where) for (t, ms, where) in SWEEP_LONG if t0 <= t <= t1],
         "stall_sweep_ms": [  # sweep work run inside each stall > 20 ms (iterations ending within it)
             sum(x[1] for x in ITERATIONS if t - lag / 1000 - 0.002 <= x[0] <= t)
             for (t, lag, _, _) in parts
@@ -440,7 +453,7 @@ def main() -> int:
         run_fakes()
         return 0
     if sys.argv[1:2] == ["--load"]:
-        run_load(int(sys.argv[2]), sys.argv[3])
+        run_load(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
         return 0
     if sys.argv[1:2] == ["--steal"]:
         run_steal(int(sys.argv[2]), sys.argv[3])
@@ -448,6 +461,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of acks alone, the baseline")
+    parser.add_argument(
+        "--rates",
+        default=f"0,{PACED}",
+        help="help load, requests a second in all, one run per rate (0: each connection as fast as answered)",
+    )
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     pins: tuple[list[str], list[str]] = ([], [])
@@ -457,12 +475,14 @@ def main() -> int:
     ok_all = True
     instrument()
     with tempfile.TemporaryDirectory(prefix="fblink-sweep-bench-") as tmp:
-        for n in (int(x) for x in args.sizes.split(",")):
-            SLOW.clear()
-            ITERATIONS.clear()
-            GC_PAUSES.clear()
-            r = asyncio.run(measure(n, args.idle, Path(tmp), pins))
-            ok_all &= show(r)
+        for rate in (float(x) for x in args.rates.split(",")):
+            for n in (int(x) for x in args.sizes.split(",")):
+                SLOW.clear()
+                SWEEP_LONG.clear()
+                ITERATIONS.clear()
+                GC_PAUSES.clear()
+                r = asyncio.run(measure(n, args.idle, rate, Path(tmp), pins))
+                ok_all &= show(r)
     print(f"\nVERDICT: {'PASS' if ok_all else 'MISS'}")
     return 0 if ok_all else 1
 
@@ -477,24 +497,29 @@ def show(r: dict[str, Any]) -> bool:
     before_probe = r["last_post_s"] <= r["first_probe_s"]
     it, idle_it = r["iterations"], r["idle_iterations"]
     pushed = [lag for (lag, _, _), sw in zip(stall_parts, r["stall_sweep_ms"], strict=True) if lag - sw <= 20]
+    stall = f"no event-loop stall > 20 ms (lag probe; acks alone: max {r['idle_max_lag']:.1f} ms)"
     checks = {  # the budgets: what the sweep does to the loop and to the acks
         "help p99 during sweep <= 2x idle p99": dp99 <= 2 * ip99,
         "the sweep's work in any one loop iteration <= 20 ms": it["sweep_ms"] <= 20,
         "no sweep step holds the loop > 20 ms (wall)": r["steps_held"][0] <= 20,
         "no sweep step holds the loop > 20 ms on the CPU": r["steps_held"][3] <= 20,
-        "no loop stall pushed over 20 ms by sweep work (stall minus the sweep work inside it <= 20 ms)": not pushed,
         f"all {r['n']} reminders posted in this sweep": every,
         "last reminder posted before the first probe completed": before_probe,
     }
-    info = {  # the loop whatever the cause (acks, the VM): reported next to acks alone, not budgets
-        f"no event-loop stall > 20 ms (lag probe; acks alone: max {r['idle_max_lag']:.1f} ms)": r["max_lag"] <= 20,
+    info = {  # the loop whatever the cause (queued acks, the VM): reported next to acks alone
+        "no loop stall pushed over 20 ms by sweep work (stall minus the sweep work inside it <= 20 ms)": not pushed,
         "no stall with the loop thread > 20 ms on the CPU or runnable": worst_held <= 20,
         "no stall > 20 ms without hypervisor steal on the app's CPU": not clean,
         "no callback of any kind holds the loop > 20 ms (wall)": r["sweep_held"][0] <= 20,
     }
+    # With headroom, a stall is the sweep's (or the VM's); saturated, ten queued acks alone
+    # take 15-30 ms on this machine, so there the stall is reported beside acks alone only.
+    (checks if r["rate"] else info)[stall] = r["max_lag"] <= 20
+    load = f"paced at {r['rate']:.0f} requests a second" if r["rate"] else "as fast as answered (the CPU never idle)"
     print(
         f"\n== {r['n']} links due for a reminder and a probe (Slack ~{SLACK_DELAY * 1000:.0f} ms, "
-        f"debug_token ~{GRAPH_DELAY * 1000:.0f} ms; probes: {PROBE_CONCURRENCY} at once, {PROBE_BUDGET:.0f} s budget)"
+        f"debug_token ~{GRAPH_DELAY * 1000:.0f} ms; probes: {PROBE_CONCURRENCY} at once, {PROBE_BUDGET:.0f} s budget); "
+        f"help load: {CONNS} connections, {load}"
     )
     print(f"help c={CONNS}  idle:   {len(idle):6d} req  p50 {ip50:7.2f} ms  p99 {ip99:7.2f} ms")
     print(
@@ -564,6 +589,13 @@ def show(r: dict[str, Any]) -> bool:
             or "none"
         )
     )
+    if r["sweep_long"]:
+        by_where: dict[str, list[float]] = {}
+        for ms, where in r["sweep_long"]:
+            by_where.setdefault(where, []).append(ms)
+        print("sweep steps over 3 ms, by where they resumed and where they next awaited (count, max ms):")
+        for where, mss in sorted(by_where.items(), key=lambda kv: -len(kv[1]))[:6]:
+            print(f"  {len(mss):5d}  {max(mss):5.1f}  {where}")
     if r["stacks"]:
         from collections import Counter
 

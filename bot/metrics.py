@@ -17,7 +17,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.store import Store
-from bot.threads import background_pool
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "bearer_ok"]
 
@@ -77,7 +76,7 @@ class Metrics:
         self.link_reader: Store | None = None  # opened in, and used only by, the worker thread
         self._links_at: float | None = None
         self._links_refresh: asyncio.Future[None] | None = None
-        self.worker: ThreadPoolExecutor | None = None
+        self._worker: ThreadPoolExecutor | None = None
 
     bearer_ok = staticmethod(bearer_ok)
 
@@ -96,9 +95,9 @@ class Metrics:
         self.links_age.set(time.monotonic() - (self._links_at or time.monotonic()))
 
     async def _refresh(self, store: Store, now: int) -> None:
-        if self.worker is None:
-            self.worker = background_pool("fblink-metrics")  # gives way to the event loop
-        counts = await asyncio.get_running_loop().run_in_executor(self.worker, self._count, store, now)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fblink-metrics")
+        counts = await asyncio.get_running_loop().run_in_executor(self._worker, self._count, store, now)
         self.set_link_states(counts)
         self._links_at = time.monotonic()
 
@@ -110,12 +109,12 @@ class Metrics:
 
     def close(self) -> None:
         """Stop the worker thread and close its connection (at shutdown)."""
-        if self.worker is not None:
+        if self._worker is not None:
             reader = self.link_reader
             if reader is not None:
-                self.worker.submit(reader.close).result(timeout=10)
-            self.worker.shutdown(wait=True)
-            self.worker, self.link_reader, self._links_at = None, None, None
+                self._worker.submit(reader.close).result(timeout=10)
+            self._worker.shutdown(wait=True)
+            self._worker, self.link_reader, self._links_at = None, None, None
 
     def outbound(self, upstream: str, status: int | None) -> None:
         self.outbound_calls.labels(upstream, str(status) if status is not None else "error").inc()

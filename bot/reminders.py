@@ -5,14 +5,13 @@ after; see :meth:`bot.store.ReminderLedger.claim_due`. A crash between claim and
 retried once the claim's lease runs out; a crash after the post costs at most
 one duplicate, never a missed reminder.
 
-The sweep runs on the event loop, in short steps (claim batches of 50, one commit per
-post, probe rows read 50 at a time), each taking a turn first (:mod:`bot.turns`: one
+The sweep runs on the event loop, in short steps (claim batches of 25, one commit per
+post, probe rows read 25 at a time), each taking a turn first (:mod:`bot.turns`: one
 background step per loop iteration, so answers that arrive together do not add up into
-one long stall), not in a thread: the Store holds one
-SQLite connection shared by the ack path, and a second writer connection in a thread
-would make the loop's own writes wait on its lock (busy_timeout) instead of on a batch
-of a few milliseconds. The one slow SQLite step, the WAL checkpoint, runs in a worker
-thread (:mod:`bot.store.wal`).
+one long stall). Not in a thread: the Store holds one SQLite connection shared by the
+ack path, and a second writer connection in a thread would make the loop's own writes
+wait on its lock (busy_timeout) instead of on a batch of a few milliseconds. The one
+slow SQLite step, the WAL checkpoint, runs in a worker thread (:mod:`bot.store.wal`).
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ def lease_for(sweep_minutes: int) -> int:
 
 
 DIGEST_OVER = 5  # more than this many reminders for one channel in one sweep -> one digest
-CLAIM_BATCH = 50  # links per claim transaction: ~4 ms on the event loop each (200 took ~15 ms)
+CLAIM_BATCH = 25  # links per claim transaction: ~4 ms on the event loop each (50 took up to 9 ms with 10,000 due)
 MAX_BATCHES = 100_000  # a guard: every batch moves its rows on, so the loop ends long before
 YIELD_EVERY = 250  # claims handled between yields when grouping (~1-2 ms of work)
 POST_CONCURRENCY = 8  # channels posted to at once (each channel stays sequential)

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +33,6 @@ from bot.logs import install_redaction
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Store, wal
-from bot.threads import background_pool
 from bot.turns import Turns
 from bot.vonage import Credentials, VonageClient
 
@@ -58,7 +56,6 @@ class Services:
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)  # this process, for Page leases
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     checkpoints: asyncio.Task[None] | None = None  # the WAL checkpointer, once started
-    checkpointer: ThreadPoolExecutor | None = None  # its thread, at background priority
     turns: Turns = field(default_factory=Turns)  # background work takes one step per loop iteration
 
     def now(self) -> int:
@@ -100,19 +97,13 @@ class Services:
         anyio.Event()  # httpx's first request imports anyio's asyncio backend: ~50 ms on the loop, paid here
         if self.checkpoints is None and self.store.path != ":memory:":
             wal.hand_over(self.store.db)
-            self.checkpointer = background_pool("fblink-wal")
             self.checkpoints = asyncio.ensure_future(self._checkpoint_forever())
-
-    async def checkpoint(self) -> None:
-        """One WAL checkpoint in the checkpointer's thread (which gives way to the event loop)."""
-        assert self.checkpointer is not None
-        await asyncio.get_running_loop().run_in_executor(self.checkpointer, wal.checkpoint, self.store.path)
 
     async def _checkpoint_forever(self) -> None:
         while True:
             await asyncio.sleep(wal.EVERY)
             try:
-                await self.checkpoint()
+                await asyncio.to_thread(wal.checkpoint, self.store.path)
             except Exception as exc:  # a locked or missing file: the next one tries again
                 log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
@@ -130,10 +121,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.checkpoints
             self.checkpoints = None
-            await self.checkpoint()
-            assert self.checkpointer is not None
-            self.checkpointer.shutdown()
-            self.checkpointer = None
+            await asyncio.to_thread(wal.checkpoint, self.store.path)
         self.store.close()
 
 

@@ -8,10 +8,22 @@ from typing import Any
 from bot.clock import FixedClock
 from bot.reminders import sweep
 from bot.services import open_services
-from tests.conftest import START, TEAM, VONAGE_KEY
+from tests.conftest import APP_ID, START, TEAM, VONAGE_KEY
 from tests.flows import text_of
 
 DAY = 86400
+VALID = {  # Graph debug_token for a valid Page token (any token the fake is told to answer this way)
+    "data": {
+        "app_id": APP_ID,
+        "type": "PAGE",
+        "application": "fblink",
+        "is_valid": True,
+        "expires_at": 0,
+        "data_access_expires_at": START + 90 * DAY,
+        "scopes": ["pages_messaging"],
+        "user_id": "FB1",
+    }
+}
 
 
 def run_sweep(bot: Any, when: int, *, probe: bool = False, **overrides: Any) -> tuple[list[str], dict[str, float]]:

@@ -12,25 +12,13 @@ from bot.clock import FixedClock
 from bot.probes import probe_tokens
 from bot.reminders import Run, claim_all
 from bot.services import open_services
-from tests.conftest import APP_ID, START, TEAM
+from tests.conftest import START, TEAM
 from tests.flows import log_in, text_of
-from tests.sweep_helpers import DAY, posts, rows, run_sweep, seed
+from tests.sweep_helpers import DAY, VALID, posts, rows, run_sweep, seed
 
 PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
 EXP = START + 90 * DAY
 DEBUG = "GET /v25.0/debug_token"
-VALID = {
-    "data": {
-        "app_id": APP_ID,
-        "type": "PAGE",
-        "application": "fblink",
-        "is_valid": True,
-        "expires_at": 0,
-        "data_access_expires_at": START + 90 * DAY,
-        "scopes": ["pages_messaging"],
-        "user_id": "FB1",
-    }
-}
 
 
 @pytest.fixture

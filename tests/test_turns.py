@@ -16,8 +16,8 @@ from bot.clock import FixedClock
 from bot.reminders import sweep
 from bot.services import open_services
 from bot.turns import Turns
-from tests.conftest import APP_ID, START
-from tests.sweep_helpers import rows, seed
+from tests.conftest import START
+from tests.sweep_helpers import VALID, rows, seed
 
 
 class CountingLoop(asyncio.SelectorEventLoop):
@@ -91,20 +91,6 @@ def test_turns_work_again_in_a_new_event_loop():
 
     assert asyncio.run(two()) == 2
     assert asyncio.run(two()) == 4  # a loop that has gone leaves nothing behind
-
-
-VALID = {
-    "data": {
-        "app_id": APP_ID,
-        "type": "PAGE",
-        "application": "fblink",
-        "is_valid": True,
-        "expires_at": 0,
-        "data_access_expires_at": START + 90 * 86400,
-        "scopes": ["pages_messaging"],
-        "user_id": "FB1",
-    }
-}
 
 
 def test_a_sweep_under_load_commits_once_per_loop_iteration_at_most(bot, graph):

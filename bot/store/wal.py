@@ -5,8 +5,7 @@ whichever commit pushes the log past 1,000 pages: that commit then copies ~4 MB 
 fsyncs, for 10-40 ms, on the event loop when the serving process made it. A serving
 process therefore turns that off for its own connection and checkpoints from a worker
 thread with a connection of its own; SQLite's C code runs without the GIL, so the loop
-keeps answering, and the thread runs at background priority (:mod:`bot.threads`), so it
-does not keep the loop thread off the CPU either. :class:`bot.services.Services` does this from ``start()`` (so ``fblink
+keeps answering. :class:`bot.services.Services` does this from ``start()`` (so ``fblink
 serve`` and ``fblink sweep`` both do); connections of their own (``rotate-keys``, the
 migrations) keep SQLite's default.
 """
