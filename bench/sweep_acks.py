@@ -288,7 +288,7 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
     )
     urls = json.loads(fakes.stdout.readline())  # type: ignore[union-attr]
     key = Fernet.generate_key().decode()
-    db = str(tmp / f"sweep-{n}.db")
+    db = str(tmp / f"sweep-{n}-{rate:g}.db")
     now = int(time.time())
     fill(db, key, n, now)
     settings = Settings(  # type: ignore[call-arg]
@@ -348,13 +348,13 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
             os.close(sched)
 
     lag_task = asyncio.ensure_future(lag_probe())
-    out = tmp / f"load-{n}.json"
+    out = tmp / f"load-{n}-{rate:g}.json"
     load = subprocess.Popen(
         [*pins[1], sys.executable, __file__, "--load", str(port), str(out), str(rate)],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     app_cpu = min(os.sched_getaffinity(0))
-    steal_out = tmp / f"steal-{n}.json"
+    steal_out = tmp / f"steal-{n}-{rate:g}.json"
     steal = subprocess.Popen(
         [*pins[1], sys.executable, __file__, "--steal", str(app_cpu), str(steal_out)],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
