@@ -206,7 +206,8 @@ async def _post_worker(run: Run, queue: asyncio.Queue[Batch]) -> None:
     loop = asyncio.get_running_loop()
     while True:
         channel, digest, left = await queue.get()
-        await run.services.turns.take()  # rendering and any commit: a step of its own
+        if digest:  # 48 sections to render: a step of its own (a single message is rendered in the step that sends it)
+            await run.services.turns.take()
         try:
             worn = max(c.attempts for c in left[0])
             if worn >= run.services.settings.fblink_reminder_max_attempts:  # e.g. abandoned again and again
