@@ -216,9 +216,13 @@ class FakeServer:
         """Wait until predicate() (called under the lock, on every request) is truthy; return it."""
         with self.changed:
             result = self.changed.wait_for(predicate, timeout)
-        if not result:
-            raise AssertionError(f"{self.name}: timed out waiting")
+            if not result:
+                raise AssertionError(f"{self.name}: timed out waiting; {self.seen()}")
         return result
+
+    def seen(self) -> str:
+        """What a timed-out wait reports (subclasses add what their tests look at)."""
+        return f"requests={[f'{r.method} {r.path}' for r in self.requests]!r}"
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
         with self.lock:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from bot.fakes.base import FakeServer, Request, Response
@@ -112,18 +111,8 @@ class FakeSlack(FakeServer):
             return msg
 
     # -- waiting (tests) ---------------------------------------------------------------
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        """Wait until predicate() returns something truthy; return it (or fail the test)."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"timed out waiting; responses={self.responses!r} messages={self.messages!r}")
-                self.changed.wait(remaining)
+    def seen(self) -> str:
+        return f"responses={self.responses!r} messages={self.messages!r}"
 
     def wait_response(self, contains: str, timeout: float = 10.0) -> dict[str, Any]:
         found: dict[str, Any] = self.wait_for(
