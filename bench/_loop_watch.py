@@ -56,7 +56,7 @@ GC_PAUSES: list[tuple[float, float, int]] = []  # (wall time, ms, generation)
 SWEEP_STEPS = {"measure", "_post_worker", "_probe_one"}  # task coroutines whose steps are sweep work
 ITERATIONS: list[tuple[float, float, float, int]] = []  # (wall time, sweep ms, all callbacks ms, sweep steps > 1 ms)
 SWEEP_LONG: list[tuple[float, float, str]] = []  # sweep steps over 3 ms: (wall time, ms, "resumed at -> awaited at")
-STACKS: list[tuple[float, str]] = []  # (wall time, stack) of the loop thread inside a callback running > 15 ms
+STACKS: list[tuple[float, str]] = []  # (wall time, stack) of the loop thread inside a long callback (BENCH_STACKS)
 _running = [0.0]  # perf_counter at which the current callback started (0: none)
 CHECKPOINTS: list[tuple[float, float, int]] = []  # (start, end) wall times of WAL checkpoints, frames copied
 _iteration = [0.0, 0.0, 0]  # the current loop iteration: sweep seconds, all seconds, sweep steps > 1 ms
@@ -144,14 +144,18 @@ def suspended_at(coro: Any) -> str:
 
 def sample_stacks(loop_thread: int) -> None:
     """BENCH_STACKS=1: every 2 ms, if the loop thread has been in one callback for 15 ms, record its
-    stack (says where a long callback spends its time; costs some GIL hand-offs, so opt-in)."""
+    stack (says where a long callback spends its time; costs some GIL hand-offs, so opt-in).
+    BENCH_STACKS=N with N > 1: from N ms on instead of 15."""
     import traceback
+
+    after = float(os.environ.get("BENCH_STACKS") or 1)
+    after = (after if after > 1 else 15.0) / 1000
 
     def watch() -> None:
         while True:
             time.sleep(0.002)
             started = _running[0]
-            if started and time.perf_counter() - started > 0.015:
+            if started and time.perf_counter() - started > after:
                 frame = sys._current_frames().get(loop_thread)
                 if frame is not None:
                     stack = traceback.extract_stack(frame)[-6:]

@@ -599,8 +599,8 @@ def show(r: dict[str, Any]) -> bool:
     if r["stacks"]:
         from collections import Counter
 
-        print("where the loop thread was, inside callbacks running > 15 ms (2 ms samples):")
-        for stack, n in Counter(r["stacks"]).most_common(8):
+        print("where the loop thread was, inside long callbacks (BENCH_STACKS; 2 ms samples):")
+        for stack, n in Counter(r["stacks"]).most_common(12):
             print(f"  {n:4d}  {stack}")
     steps = r["steps_held"]
     print(f"longest sweep step: {steps[0]:.1f} ms ({steps[1]}); on the CPU: {steps[3]:.1f} ms ({steps[4]}: {steps[5]})")

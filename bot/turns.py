@@ -12,12 +12,22 @@ Turns are handed out in arrival order, one per iteration, and nothing is held ac
 ``await``: a turn is over when its iteration is, so a step that never finishes blocks
 no other. A step waits one or two iterations for its turn (microseconds when the loop is
 idle, a few milliseconds under load).
+
+A turn cannot cover what an HTTP client does when an answer arrives: httpx and aiohttp
+read and parse it in the iteration its socket became readable, before the caller can
+take a turn. 20 probes sent together (a constant-latency Graph answers them together)
+were parsed in one iteration: 40 ms of sweep work, a 115 ms stall. So a background
+request also starts at least ``gap`` after the previous one (:meth:`Turns.send`), and
+answers arrive spread out as the requests went; 5 ms apart caps a sweep at 200 requests
+a second, above what Slack's per-channel pace and the probes' concurrency allow anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+
+SEND_GAP = 0.005  # seconds between the starts of two background requests
 
 
 class Turns:
@@ -29,7 +39,9 @@ class Turns:
     empty could otherwise run in the same iteration as the one woken just before it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, gap: float = SEND_GAP) -> None:
+        self.gap = gap
+        self._next_send = 0.0  # loop time from which the next request may start
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._ticking = False
@@ -37,15 +49,30 @@ class Turns:
 
     async def take(self) -> None:
         """Return in a loop iteration in which no other caller's turn runs."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new loop (tests run several): nothing of the old one carries over
-            self._loop, self._waiting, self._ticking = loop, deque(), False
+        loop = self._bound()
         turn = loop.create_future()
         self._waiting.append(turn)
         if not self._ticking:
             self._ticking = True
             loop.call_soon(self._tick)
         await turn  # cancelled while waiting: the ticker skips it
+
+    async def send(self) -> None:
+        """Before a background request: wait until ``gap`` after the previous one's start (in
+        booking order), then take a turn to send it in."""
+        loop = self._bound()
+        now = loop.time()
+        at = max(now, self._next_send)
+        self._next_send = at + self.gap
+        if at > now:
+            await asyncio.sleep(at - now)
+        await self.take()
+
+    def _bound(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (tests run several): nothing of the old one carries over
+            self._loop, self._waiting, self._ticking, self._next_send = loop, deque(), False, 0.0
+        return loop
 
     def _tick(self) -> None:
         while self._waiting:

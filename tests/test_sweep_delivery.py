@@ -3,10 +3,14 @@ sweep that finds it, failing posts are bounded and escalated once, catch-up post
 
 from __future__ import annotations
 
+import gc
 import itertools
+import threading
 
 import pytest
 
+from bot.reminders import POST_CONCURRENCY
+from bot.store import Claim
 from tests.conftest import START, TEAM
 from tests.flows import buttons, log_in, text_of
 from tests.sweep_helpers import DAY, posts, rows, run_sweep, seed
@@ -227,3 +231,27 @@ def test_posted_and_failed_metrics_count_each_reminder(bot):
     assert metrics["fblink_reminders_total{posted}"] == 3 and metrics["fblink_reminders_total{failed}"] == 2
     assert buttons(posts(bot, "CGOOD")[0])[0]["action_id"] == "reminder_relink"
     assert TEAM
+
+
+def test_a_posted_reminders_claim_is_freed_while_the_sweep_goes_on(bot):
+    """Freeing 10,000 claims at once, when delivery ended, held the event loop ~10 ms
+    (bench/sweep_acks.py). Each claim now lives only as long as its message: when the last
+    of 30 posts reaches Slack, the claims of the posts already answered are gone."""
+    seed_channels = [f"CSHOP{i:02d}" for i in range(30)]
+    for i, channel in enumerate(seed_channels):
+        seed(bot, 1, channel=channel, prefix=f"6{i:02d}")
+    bot.slack.latency = 0.3  # the last post is still in flight while the test looks
+    alive: list[int] = []
+
+    def count_when_the_last_post_arrives() -> None:
+        bot.slack.wait_for(lambda: len(bot.slack.calls("POST", "/api/chat.postMessage")) == 30, timeout=30)
+        alive.append(sum(isinstance(o, Claim) for o in gc.get_objects()))
+
+    watcher = threading.Thread(target=count_when_the_last_post_arrives)
+    watcher.start()
+    report, _ = run_sweep(bot, START)
+    watcher.join()
+    assert len(report) == 30
+    # In flight then: at most POST_CONCURRENCY posts (plus one a worker has just let go of);
+    # before, all 30 claims stayed alive until the sweep's delivery was over.
+    assert alive and alive[0] <= POST_CONCURRENCY + 1, alive

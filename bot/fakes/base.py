@@ -112,6 +112,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self.latency = 0.0  # seconds every answer takes (a real service is never instant)
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)  # notified on every request and recorded result
         self._httpd: ThreadingHTTPServer | None = None
@@ -159,6 +160,8 @@ class FakeServer:
                     else:
                         resp = Response(fault.status, fault.body, fault.headers)
                 else:
+                    if fake.latency:
+                        time.sleep(fake.latency)
                     try:
                         resp = fake.handle(req)
                     except Exception as exc:  # a bug in the fake must be loud
