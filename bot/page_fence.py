@@ -1,29 +1,45 @@
-"""Page work across processes that share one database: the (team, Page) lease says who may
-change a Page now (handlers/changes.py takes it); these helpers let a change that ran long
-find out that another process took the Page over, and keep it from undoing or overwriting
-that process's work."""
+"""Page work across processes that share one database: the (team, Page) lease says which
+change may change a Page now (handlers/changes.py takes it, one owner per change); these
+helpers let a change that ran long find out that another change, in any process, took the
+Page over, and keep it from undoing or overwriting that change's work."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from bot import blocks
 from bot.link_errors import Busy
 from bot.services import Services
 from bot.store import Link
 
+_held: ContextVar[str | None] = ContextVar("fblink_page_lease", default=None)  # the lease this task's change holds
+
+
+@contextmanager
+def holding(owner: str) -> Iterator[None]:
+    """The change running in this task holds the lease ``owner`` (handlers/changes.py sets it
+    once the lease is taken). Each change has its own owner, so a second change in the same
+    process that took the Page over counts as another holder."""
+    token = _held.set(owner)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+
 
 def taken_over(services: Services, team_id: str, page_id: str) -> bool:
-    """Another process holds the Page's lease now (ours ran out while Vonage was slow)."""
+    """Another change, in this process or another, holds the Page's lease now (ours ran out
+    while Vonage was slow)."""
     owner = services.store.lease_owner(team_id, page_id, now=services.now())
-    return owner is not None and not owner.startswith(services.owner)
+    return owner is not None and owner != _held.get()
 
 
 def recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
-    """Another process took the Page over, or it recorded the Page under this key after ``before``
-    was read. Its account at Vonage is then that process's, and must be neither deleted nor
-    overwritten by us."""
+    """Another change took the Page over, or something recorded the Page under this key after
+    ``before`` was read. Its account at Vonage is then that change's, and must be neither
+    deleted nor overwritten by us."""
     if taken_over(services, team_id, page_id):
         return True
     now = services.store.get_link(team_id, page_id)
@@ -32,9 +48,9 @@ def recorded_since(services: Services, team_id: str, page_id: str, api_key: str,
 
 @contextmanager
 def fenced(services: Services, team_id: str, page_id: str, name: str) -> Iterator[None]:
-    """Write our record only while no other process holds the Page's lease. The check and the
-    write are one transaction (BEGIN IMMEDIATE takes the write lock first), so no process can take
-    the lease over between them; one that took it earlier records its own change instead."""
+    """Write our record only while no other change holds the Page's lease. The check and the
+    write are one transaction (BEGIN IMMEDIATE takes the write lock first), so no change can take
+    the lease over between them; one that took it earlier records its own outcome instead."""
     with services.store.transaction():
         if taken_over(services, team_id, page_id):
             raise busy(name)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot import blocks, linking
+from bot import blocks, linking, page_fence
 from bot.clock import DAY
 from bot.linking import AppConflict, LinkRefused
 from bot.reminders import after_relink
@@ -96,7 +96,7 @@ def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
 async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
     """Run one Page operation under its database lease (honoured by every process) and tell the outcome."""
     services = req.services
-    owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"  # process id first: linking tells other processes' leases apart
+    owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"  # this change, in this process
     if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=lease_seconds(services)):
         await req.say(
             blocks.notice(
@@ -105,7 +105,8 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
         )
         return
     try:
-        msg = await work()
+        with page_fence.holding(owner):
+            msg = await work()
     except AppConflict as conflict:
         msg = replace_prompt(conflict)
     except LinkRefused as exc:
