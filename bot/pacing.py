@@ -4,6 +4,7 @@ A sweep posts to many channels at once, and several of its posts can land in the
 channel by different routes: a busy channel's digests, fallbacks from refused channels
 to the team's reminder channel, escalations, DMs to one admin. Every post first books a
 slot for its channel; slots of one channel are ``gap`` seconds apart, in booking order.
+The same line, with one key, starts a sweep's requests apart (:meth:`bot.turns.Turns.send`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 
 
 class Pacer:
-    """At least ``gap`` seconds between two posts to one channel (within one sweep)."""
+    """At least ``gap`` seconds between two posts to one channel (or two uses of any one key)."""
 
     def __init__(self, gap: float) -> None:
         self.gap = gap

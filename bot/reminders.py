@@ -8,7 +8,8 @@ one duplicate, never a missed reminder.
 The sweep runs on the event loop, in short steps (claim batches of 10, one commit per
 post, probe rows read 10 at a time), each taking a turn first (:mod:`bot.turns`: one
 background step per loop iteration, so answers that arrive together do not add up into
-one long stall), and its requests start a few milliseconds apart, so answers seldom do. Not in a thread: the Store holds one SQLite connection shared by the
+one long stall); its requests start a few milliseconds apart, so answers seldom arrive
+together at all. Not in a thread: the Store holds one SQLite connection shared by the
 ack path, and a second writer connection in a thread would make the loop's own writes
 wait on its lock (busy_timeout) instead of on a batch of a few milliseconds. The one
 slow SQLite step, the WAL checkpoint, runs in a worker thread (:mod:`bot.store.wal`).

@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from bot.pacing import Pacer
+
 SEND_GAP = 0.005  # seconds between the starts of two background requests
 
 
@@ -41,7 +43,7 @@ class Turns:
 
     def __init__(self, gap: float = SEND_GAP) -> None:
         self.gap = gap
-        self._next_send = 0.0  # loop time from which the next request may start
+        self._starts = Pacer(gap)  # one slot line for every background request
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._ticking = False
@@ -60,18 +62,13 @@ class Turns:
     async def send(self) -> None:
         """Before a background request: wait until ``gap`` after the previous one's start (in
         booking order), then take a turn to send it in."""
-        loop = self._bound()
-        now = loop.time()
-        at = max(now, self._next_send)
-        self._next_send = at + self.gap
-        if at > now:
-            await asyncio.sleep(at - now)
+        await self._starts.slot("request")
         await self.take()
 
     def _bound(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new loop (tests run several): nothing of the old one carries over
-            self._loop, self._waiting, self._ticking, self._next_send = loop, deque(), False, 0.0
+            self._loop, self._waiting, self._ticking = loop, deque(), False
         return loop
 
     def _tick(self) -> None:
