@@ -70,13 +70,20 @@ def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
     return [c for c in dict.fromkeys(options) if c and c != tried]
 
 
+async def slot(services: Services, pacer: Pacer, channel: str) -> None:
+    """Before every post of a sweep: a start apart from the sweep's other requests (answers that
+    arrive together are parsed together), then the channel's own slot, last, so one channel's
+    posts are a full gap apart (a wait there is rare: a busy channel is requeued after its gap)."""
+    await services.turns.send()
+    await pacer.slot(channel)
+
+
 async def post(services: Services, pacer: Pacer, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
     """Post, falling back to the default channel or a DM when the channel refuses."""
     candidates = [channel, *fallbacks(services, link, channel)]
     last: Exception | None = None
     for target in candidates:
-        await services.turns.send()  # answers arriving together are parsed together: start apart
-        await pacer.slot(target)  # last, so a channel's posts are a full gap apart (a wait here is rare)
+        await slot(services, pacer, target)
         try:
             resp = await services.slack.chat_postMessage(channel=target, **msg)
             return str(resp["channel"]), str(resp["ts"])
@@ -312,15 +319,13 @@ async def escalate(run: Run, channel: str, claims: list[Claim], reason: str, att
     rooms = [c for c in fallbacks(services, link, channel) if not c.startswith(("U", "W"))]
     people = [u for u in dict.fromkeys([*(c.link.linked_by for c in claims), *sorted(services.settings.admins)]) if u]
     for room in rooms:
-        await services.turns.send()
-        await run.pacer.slot(room)
+        await slot(services, run.pacer, room)
         with contextlib.suppress(Exception):
             await services.slack.chat_postMessage(channel=room, **msg)
             return True
     told = False
     for user in people:
-        await services.turns.send()
-        await run.pacer.slot(user)
+        await slot(services, run.pacer, user)
         try:
             await services.slack.chat_postMessage(channel=user, **msg)
             told = True

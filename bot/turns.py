@@ -42,7 +42,6 @@ class Turns:
     """
 
     def __init__(self, gap: float = SEND_GAP) -> None:
-        self.gap = gap
         self._starts = Pacer(gap)  # one slot line for every background request
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: deque[asyncio.Future[None]] = deque()
