@@ -3,13 +3,15 @@
 A sweep posts to many channels at once, and several of its posts can land in the same
 channel by different routes: a busy channel's digests, fallbacks from refused channels
 to the team's reminder channel, escalations, DMs to one admin. Every post first books a
-slot for its channel; slots of one channel are ``gap`` seconds apart, in booking order.
+slot for its channel; slots of one channel are ``gap`` seconds apart, in booking order,
+measured from when each was in fact taken.
 The same line, with one key, starts a sweep's requests apart (:meth:`bot.turns.Turns.send`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 
 
 class Pacer:
@@ -18,13 +20,24 @@ class Pacer:
     def __init__(self, gap: float) -> None:
         self.gap = gap
         self._free_at: dict[str, float] = {}  # channel -> when its next slot starts (loop time)
+        self._taken: dict[str, float] = {}  # channel -> when its last slot was taken, in fact
 
     async def slot(self, channel: str) -> None:
-        """Wait for this channel's next free slot, and book it."""
+        """Wait for this channel's next free slot, and take it.
+
+        Slots are booked in order, ``gap`` apart. A busy loop can wake a waiter late; the
+        slot after it then waits a full gap from when that one was taken, so two starts are
+        never closer than ``gap`` in fact, not only on the booking sheet."""
         if self.gap <= 0:
             return
-        now = asyncio.get_running_loop().time()
-        at = max(now, self._free_at.get(channel, now))
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        after = self._taken.get(channel, -math.inf) + self.gap
+        at = max(now, self._free_at.get(channel, now), after)
         self._free_at[channel] = at + self.gap
-        if at > now:
+        while now < at:
             await asyncio.sleep(at - now)
+            now = loop.time()
+            at = max(at, self._taken.get(channel, -math.inf) + self.gap)
+        self._taken[channel] = now
+        self._free_at[channel] = max(self._free_at[channel], now + self.gap)

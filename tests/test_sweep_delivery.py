@@ -17,6 +17,10 @@ from tests.sweep_helpers import DAY, posts, rows, run_sweep, seed
 
 PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
 EXP = START + 90 * DAY
+# The pacer spaces the posts as they leave (tests/test_turns.py pins it exactly); these tests
+# read the times at the fake Slack, which include each request's trip through the client and
+# the fake's thread: a few ms, more on a busy CI machine.
+ON_THE_WIRE = 0.4 - 0.05
 
 
 @pytest.fixture
@@ -53,7 +57,7 @@ def test_one_channels_posts_are_paced_and_hold_up_no_other_channel(bot):
     bulk = [c.at for c in calls if c.params["channel"] == "CBULK"]
     others = [c.at for c in calls if c.params["channel"] in ("CONE", "CTWO")]
     assert len(bulk) == 3 and len(others) == 2
-    assert all(b - a >= 0.39 for a, b in itertools.pairwise(bulk))  # Slack: ~1 message/s per channel
+    assert all(b - a >= ON_THE_WIRE for a, b in itertools.pairwise(bulk))  # Slack: ~1 message/s per channel
     assert max(others) < bulk[1]  # the other channels went out during CBULK's first pause
     assert sorted(r for r in report if "CBULK" in r) == [
         "posted digest of 4 to CBULK",
@@ -72,7 +76,7 @@ def test_fallback_posts_to_one_channel_are_paced_too(bot):
     report, _ = run_sweep(bot, START, fblink_channel_gap=0.4)
     landed = [c.at for c in bot.slack.calls("POST", "/api/chat.postMessage") if c.params["channel"] == "CALL"]
     assert len(report) == 3 and all(r.endswith("to CALL") for r in report)
-    assert len(landed) == 3 and all(b - a >= 0.39 for a, b in itertools.pairwise(landed))
+    assert len(landed) == 3 and all(b - a >= ON_THE_WIRE for a, b in itertools.pairwise(landed))
 
 
 def test_digest_over_48_confirms_each_claim_with_its_own_message_ts(bot):

@@ -17,6 +17,7 @@ import aiohttp
 import httpx
 
 from bot.clock import FixedClock
+from bot.pacing import Pacer
 from bot.reminders import sweep
 from bot.services import open_services
 from bot.turns import SEND_GAP, Turns
@@ -185,3 +186,27 @@ def test_background_requests_start_apart_so_a_constant_latency_upstream_answers_
         assert gaps[len(gaps) // 2] >= 0.8 * SEND_GAP, gaps
     probes = [t for (who, t) in started if who == "graph"]
     assert probes[-1] - probes[0] < 1.0  # still in flight together: one after another would take 12 x 0.3 s
+
+
+def test_a_slot_the_loop_reaches_late_pushes_the_next_one_a_full_gap_on():
+    """Slots are booked gap apart; a loop busy at one slot's time wakes its waiter late. The
+    next slot must then wait a full gap from when that one was taken, not from its booking:
+    CI once saw two posts to one channel 0.383 s apart at the fake Slack, with a 0.4 s gap."""
+
+    async def main() -> tuple[float, list[float]]:
+        pacer, loop, taken = Pacer(0.1), asyncio.get_running_loop(), []
+
+        async def one() -> None:
+            await pacer.slot("C1")
+            taken.append(loop.time())
+
+        t0 = loop.time()
+        loop.call_at(t0 + 0.09, time.sleep, 0.06)  # busy over the second slot's time (t0 + 0.1)
+        await asyncio.gather(one(), one(), one(), one())
+        return t0, taken
+
+    t0, taken = asyncio.run(main())
+    assert taken[1] - t0 >= 0.14  # the second slot was taken late, as the test means
+    # 1 ms: the stamp here comes just after the pacer's own (the old code gave 0.05 s)
+    assert all(b - a >= 0.1 - 0.001 for a, b in itertools.pairwise(taken)), taken
+    assert taken[3] - taken[1] < 0.25  # and no more than a gap each after it
