@@ -70,9 +70,9 @@ async def probe_tokens(services: Services, now: int) -> list[Claim]:
 async def _probe_one(services: Services, row: ProbeRow, now: int, claims: list[Claim]) -> None:
     ledger, link = services.store.reminders, row.link
     assert link is not None
-    await services.turns.send()  # 20 probes sent together are answered together: start them apart
     token = row.token
     if token is None:
+        await services.turns.take()  # a database read and a decrypt: one step of its own
         try:
             token = ledger.page_token_of(link.team_id, link.linked_by, link.page_id)
         except Exception:
@@ -82,6 +82,7 @@ async def _probe_one(services: Services, row: ProbeRow, now: int, claims: list[C
         ledger.mark_checked(link.id, now=now)
         services.metrics.probes.labels("no_token").inc()
         return
+    await services.turns.send()  # 20 probes sent together are answered together: start them apart
     try:
         info = await services.graph.debug_token(token)
     except Exception as exc:  # Facebook down: try again next sweep, never a false alarm
