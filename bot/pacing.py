@@ -26,8 +26,9 @@ class Pacer:
         """Wait for this channel's next free slot, and take it.
 
         Slots are booked in order, ``gap`` apart. A busy loop can wake a waiter late; the
-        slot after it then waits a full gap from when that one was taken, so two starts are
-        never closer than ``gap`` in fact, not only on the booking sheet."""
+        slot after it then waits a full gap from when that one was taken (a waiter checks
+        again when it wakes, a new booking when it books), so two starts are never closer
+        than ``gap`` in fact, not only on the booking sheet."""
         if self.gap <= 0:
             return
         loop = asyncio.get_running_loop()
@@ -40,4 +41,3 @@ class Pacer:
             now = loop.time()
             at = max(at, self._taken.get(channel, -math.inf) + self.gap)
         self._taken[channel] = now
-        self._free_at[channel] = max(self._free_at[channel], now + self.gap)
