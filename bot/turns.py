@@ -59,8 +59,8 @@ class Turns:
         await turn  # cancelled while waiting: the ticker skips it
 
     async def send(self) -> None:
-        """Before a background request: wait until ``gap`` after the previous one's start (in
-        booking order), then take a turn to send it in."""
+        """Before a background request: wait until ``gap`` after the previous one really started
+        (:meth:`bot.pacing.Pacer.slot`), then take a turn to send it in."""
         await self._starts.slot("request")
         await self.take()
 
