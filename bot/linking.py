@@ -59,10 +59,16 @@ async def resolve_application(services: Services, creds: Credentials, wanted: st
             f"API key `{blocks.escape(creds.api_key)}` has no application called "
             f"“{blocks.escape(wanted)}”. Check the name or id in the Vonage dashboard."
         )
+    if len(match) > 1:  # two applications of one name: never guess which one the user meant
+        listed = ", ".join(f"`{blocks.escape(a.id)}`" for a in match)
+        raise LinkRefused(
+            f"API key `{blocks.escape(creds.api_key)}` has {len(match)} applications called "
+            f"“{blocks.escape(wanted)}” ({listed}). Name the one you mean by its id."
+        )
     app = match[0]
     if not app.messages_capable:
         raise LinkRefused(
-            f"Application *{blocks.escape(app.name)}* has no Messages capability, so it cannot receive "
+            f"Application *{blocks.escape(app.name or app.id)}* has no Messages capability, so it cannot receive "
             "Messenger traffic. Enable Messages on it in the Vonage dashboard, or pick another application."
         )
     return app
@@ -232,7 +238,7 @@ async def link_application(
         current = account.application if account else None
         if current not in (None, app.id) and current != replace:
             apps = {a.id: a.name for a in await vonage.list_applications(creds)}
-            raise AppConflict(page, creds, current, apps.get(current, current), app)
+            raise AppConflict(page, creds, current, apps.get(current) or current, app)  # unnamed: its id
         if account is None or not tracked:
             # part 1 first; an account fblink does not track yet gets our fresh token too
             created = await _put_account(services, team_id, creds, page, exists=account is not None, before=existing)

@@ -51,16 +51,6 @@ POST_CONCURRENCY = 8  # channels posted to at once (each channel stays sequentia
 CHANNEL_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
 
 
-def channel_for(services: Services, link: Link) -> str | None:
-    return (
-        link.reminder_channel
-        or link.channel_id
-        or services.store.team_reminder_channel(link.team_id)
-        or services.settings.fblink_reminder_channel
-        or link.linked_by
-    )
-
-
 def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
     options = [
         services.store.team_reminder_channel(link.team_id),
@@ -120,6 +110,9 @@ class Run:
         self.pacer = Pacer(self.services.settings.fblink_channel_gap)
 
     def channel_for(self, link: Link) -> str | None:
+        """Where a link's reminders go, the one definition: the Page's own reminder channel, else the
+        channel it was linked in, else the workspace default, else FBLINK_REMINDER_CHANNEL, else a DM
+        to the linker (:func:`fallbacks` is the tail of this order, tried when a channel refuses)."""
         if link.team_id not in self._team_channels:
             self._team_channels[link.team_id] = self.services.store.team_reminder_channel(link.team_id)
         team = self._team_channels[link.team_id]

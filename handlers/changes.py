@@ -68,7 +68,7 @@ def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
     text = (
         f":warning: *{esc(conflict.page.name)}* is already linked to application *{esc(conflict.current_name)}* "
         f"(`{esc(conflict.current_id)}`). Vonage allows one application per Page. Replace it with "
-        f"*{esc(conflict.wanted.name)}*?"
+        f"*{esc(conflict.wanted.name or conflict.wanted.id)}*?"
     )
     return blocks.message(
         text,
@@ -82,7 +82,8 @@ def replace_prompt(conflict: AppConflict) -> dict[str, Any]:
                     style="danger",
                     confirm=blocks.confirm_dialog(
                         "Replace application?",
-                        f"Messenger traffic for {esc(conflict.page.name)} will go to {esc(conflict.wanted.name)} instead "
+                        f"Messenger traffic for {esc(conflict.page.name)} will go to "
+                        f"{esc(conflict.wanted.name or conflict.wanted.id)} instead "
                         f"of {esc(conflict.current_name)}.",
                         ok="Replace",
                     ),
@@ -138,14 +139,18 @@ async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name
 
 async def perform_unlink(req: Req, link: Link, application: str | None) -> None:
     async def work() -> dict[str, Any]:
-        done = await linking.unlink(req.services, req.team_id, req.user_id, link, application=application)
+        current = req.store.get_link(req.team_id, link.page_id)  # read again under the lease
+        if current is None:  # another change unlinked it meanwhile
+            return blocks.notice(f"*{blocks.escape(link.page_name)}* is no longer linked; nothing to do.")
+        done = await linking.unlink(req.services, req.team_id, req.user_id, current, application=application)
         return blocks.notice(f":scissors: {done}")
 
     await guarded(req, link.page_id, work)
 
 
 def relink_window(services: Services) -> int:
-    """A login whose Facebook data access ends within this window is too old to re-link with."""
+    """A login whose Facebook data access ends within this window (its edge included: a re-link
+    would be due for its first reminder at once) is too old to re-link with."""
     return max(services.settings.reminder_days) * DAY
 
 
@@ -154,7 +159,7 @@ async def start_relink(req: Req, link: Link) -> None:
     services = req.services
     login = req.store.get_login(req.team_id, req.user_id)
     stale = login is None or (
-        login.data_access_expires_at is not None and login.data_access_expires_at - req.now < relink_window(services)
+        login.data_access_expires_at is not None and login.data_access_expires_at - req.now <= relink_window(services)
     )
     if stale:
         text = (
