@@ -1,0 +1,191 @@
+"""Issue 22 items 1-6 and issue 23 items 5 and 9: where a reminder goes, what a catch-up leaves in the
+ledger, when reminders become digests and how big one may get, how escalations are paced and cut, and
+what a re-link does to a digest it shares with another Page."""
+
+from __future__ import annotations
+
+import itertools
+
+from bot import reminders
+from bot.blocks import MAX_MESSAGE_BLOCKS
+from tests.conftest import START, TEAM, VONAGE_KEY
+from tests.flows import buttons, log_in, text_of
+from tests.posted import click, find
+from tests.sweep_helpers import DAY, posts, run_sweep, seed
+
+THRESHOLDS = (14, 7, 3, 1)
+ON_THE_WIRE = 0.4 - 0.02  # a 0.4 s channel gap, read at the fake Slack (see tests/test_sweep_delivery.py)
+
+
+def link(bot, page_id: str, *, team: str = TEAM, **fields) -> int:
+    """An active link due now (5 days left), with the routing fields given."""
+    values = dict(
+        page_name=f"Page {page_id}",
+        api_key=VONAGE_KEY,
+        linked_by="U1",
+        channel_id=None,
+        expires_at=START + 5 * DAY,
+        status="active",
+        next_due_at=START - 100,
+    )
+    values.update(fields)
+    return bot.store.upsert_link(team, page_id, now=START, **values).id
+
+
+def destination(bot, page_id: str) -> str:
+    (msg,) = [m for m in posts(bot) if f"Page {page_id}" in text_of(m)]
+    return msg["channel"]
+
+
+# -- issue 22 item 1, issue 23 item 9: where a reminder goes ------------------------------------------
+
+
+def test_each_routing_level_wins_over_the_ones_below_it(bot):
+    """Every level set to a different channel: the highest set one wins (``and`` would pick the last)."""
+    bot.command("remind <#CTEAM|team>", user="UADMIN")
+    link(bot, "1", reminder_channel="CPAGE1", channel_id="CLINK1", linked_by="U1")
+    link(bot, "2", channel_id="CLINK2", linked_by="U2")
+    link(bot, "3", linked_by="U3")
+    link(bot, "4", team="T0002", linked_by="U4")  # no workspace default in T0002
+    run_sweep(bot, START, fblink_reminder_channel="CENV")
+    assert [destination(bot, p) for p in "1234"] == ["CPAGE1", "CLINK2", "CTEAM", "CENV"]
+    link(bot, "5", team="T0002", linked_by="U5")
+    run_sweep(bot, START + 60, fblink_reminder_channel="")
+    assert destination(bot, "5") == "D5"  # nothing else set: a DM to the linker
+    assert not hasattr(reminders, "channel_for")  # one definition: Run.channel_for
+
+
+# -- issue 22 item 2: the superseded threshold is recorded as dropped ------------------------------
+
+
+def test_a_threshold_superseded_after_downtime_is_dropped_in_the_ledger(bot):
+    """Through the store API only (it runs on every engine)."""
+    (link_id,) = seed(bot, 1, expires=START + 7 * DAY)
+    ledger = bot.store.reminders
+    (seven,) = ledger.claim_batch(now=START, thresholds=THRESHOLDS, lease=600, limit=10).claims
+    assert seven.threshold == 7
+    ledger.release(seven, error="HTTP 500")  # its post failed; then fblink was down for 5 days
+    later = START + 5 * DAY  # the 3-day threshold has passed too
+    batch = ledger.claim_batch(now=later, thresholds=THRESHOLDS, lease=600, limit=10)
+    assert [(c.link.id, c.threshold) for c in batch.claims] == [(link_id, 3)]
+    assert batch.superseded == 1
+    again = ledger.claim_batch(now=later + 60, thresholds=THRESHOLDS, lease=600, limit=10)
+    assert again.claims == [] and again.superseded == 0  # dropped, never handed out again
+    (row,) = [
+        r
+        for r in bot.store.select("SELECT threshold, status, last_error, finished_at FROM reminders")
+        if r["threshold"] == 7
+    ]
+    assert row == {"threshold": 7, "status": "dropped", "last_error": "superseded", "finished_at": later}
+
+
+# -- issue 22 item 3: when reminders become a digest ---------------------------------------------
+
+
+def test_more_than_five_due_in_one_channel_make_a_digest_five_do_not(bot):
+    seed(bot, 6, channel="CSIX", prefix="6")
+    seed(bot, 5, channel="CFIVE", prefix="5")
+    seed(bot, 1, channel="CONE", prefix="1")
+    report, _ = run_sweep(bot, START)
+    assert [r for r in report if "CSIX" in r] == ["posted digest of 6 to CSIX"]
+    (digest,) = posts(bot, "CSIX")
+    assert sum("accessory" in b for b in digest["blocks"]) == 6
+    five = posts(bot, "CFIVE")
+    assert len(five) == 5 and all(len(buttons(m)) == 1 and "need attention" not in m["text"] for m in five)
+    (one,) = posts(bot, "CONE")
+    assert "need attention" not in one["text"] and buttons(one)[0]["value"] == "100000"
+
+
+def test_links_with_no_channel_at_all_are_never_grouped(bot):
+    """Seven due links with nowhere to go: seven escalations, each naming its own Page, not one digest."""
+    seed(bot, 7, channel=None, linked_by=None)
+    report, metrics = run_sweep(bot, START, fblink_reminder_max_attempts=1, fblink_reminder_channel="")
+    assert report == [] and metrics["fblink_reminders_total{gave_up}"] == 7
+    alerts = posts(bot, "DADMIN")
+    assert len(alerts) == 7
+    named = sorted(next(f"Shop 7{i:05d}" for i in range(7) if f"Shop 7{i:05d}" in text_of(a)) for a in alerts)
+    assert named == [f"Shop 7{i:05d}" for i in range(7)]
+    assert all("1 reminder " in text_of(a) for a in alerts)
+
+
+# -- issue 22 item 4: a digest's size, at the boundary --------------------------------------------
+
+
+def test_the_largest_digest_that_fits_and_one_more(bot):
+    largest = MAX_MESSAGE_BLOCKS - 2  # a header and 48 Pages: one block of headroom under Slack's 50
+    seed(bot, largest, channel="CFIT", prefix="3")
+    seed(bot, largest + 1, channel="COVER", prefix="4")
+    report, _ = run_sweep(bot, START)
+    (fit,) = posts(bot, "CFIT")
+    assert len(fit["blocks"]) == largest + 1 < MAX_MESSAGE_BLOCKS
+    over = posts(bot, "COVER")
+    assert [len(m["blocks"]) for m in over] == [largest + 1, 2]
+    assert sorted(r for r in report if "COVER" in r) == [
+        "posted digest of 1 to COVER",
+        f"posted digest of {largest} to COVER",
+    ]
+
+
+# -- issue 22 items 5 and 6: escalations -------------------------------------------------------------
+
+
+def test_two_escalations_to_one_admin_are_a_channel_gap_apart(bot):
+    for i, channel in enumerate(("CBADA", "CBADB")):
+        seed(bot, 1, channel=channel, prefix=f"9{i}", linked_by=None)
+        bot.slack.channel_errors[channel] = "msg_too_long"  # not a refused channel: escalated, no fallback
+    bot.slack.reset_log()
+    run_sweep(bot, START, fblink_reminder_max_attempts=1, fblink_reminder_channel="", fblink_channel_gap=0.4)
+    dms = [c.at for c in bot.slack.calls("POST", "/api/chat.postMessage") if c.params.get("channel") == "UADMIN"]
+    assert len(dms) == 2 and len(posts(bot, "DADMIN")) == 2
+    assert all(b - a >= ON_THE_WIRE for a, b in itertools.pairwise(dms))
+
+
+def test_the_escalation_text_is_cut_to_fit_a_section(bot):
+    """The section limit fblink keeps to is 2,900 characters: a text of exactly 2,900 is sent whole, one of
+    2,901 loses its last character. The reason (Slack's error code) sets the length."""
+    bot.command("remind <#COPS|ops>", user="UADMIN")
+
+    def escalation(channel: str, prefix: str, reason: str) -> str:
+        seed(bot, 1, channel=channel, prefix=prefix, linked_by=None)
+        bot.slack.channel_errors[channel] = reason
+        run_sweep(bot, START, fblink_reminder_max_attempts=1)
+        (alert,) = [m for m in posts(bot, "COPS") if f"Shop {prefix}00000" in text_of(m)]
+        assert alert["text"] == alert["blocks"][0]["text"]["text"]
+        return str(alert["text"])
+
+    base = escalation("CA00001", "1", "x")
+    assert len(base) < 2900
+    whole = escalation("CB00001", "2", "x" * (2900 - len(base) + 1))
+    assert len(whole) == 2900 and whole.endswith("*.")  # the last line in full
+    cut = escalation("CC00001", "3", "x" * (2900 - len(base) + 2))
+    full = whole.replace("CB00001", "CC00001").replace("Shop 200000", "Shop 300000").replace("(`x", "(`xx", 1)
+    assert len(full) == 2901 and cut == full[:2900]  # the same text, its last character cut
+
+
+# -- issue 23 item 5: re-linking a Page that shares a two-entry digest ---------------------------------
+
+
+def test_relinking_one_page_of_a_two_entry_digest_keeps_the_other_pages_line_and_button(bot, graph, vonage):
+    page = "700048"  # the 49th of 50 due links: the second digest holds it and 700049
+    log_in(
+        bot,
+        graph,
+        pages=[{"id": page, "name": f"Shop {page}", "category": "Shop", "tasks": ["MANAGE"]}],
+        data_access_expires_at=START + 365 * DAY,
+    )
+    seed(bot, 50)
+    report, _ = run_sweep(bot, START)
+    assert sorted(report) == ["posted digest of 2 to CBULK", "posted digest of 48 to CBULK"]
+    (pair,) = [m for m in posts(bot, "CBULK") if len(m["blocks"]) == 3]
+    button = find(bot, "reminder_relink", value=page)
+    assert button.ts == pair["ts"]
+    bot.slack.messages.clear()
+    click(bot, button, response="relink")
+    upd = bot.slack.wait_for(lambda: next((m for m in bot.slack.messages if m["method"] == "chat.update"), None))
+    assert (upd["channel"], upd["ts"]) == ("CBULK", pair["ts"])
+    head, mine, other = upd["blocks"]
+    assert "2 Facebook Page links needed attention" in head["text"]["text"]
+    assert f"*Shop {page}* was re-linked by <@U1>" in mine["text"]["text"] and "accessory" not in mine
+    assert "*Shop 700049*: the link to Vonage expires in *5 days*" in other["text"]["text"]
+    assert other["accessory"]["action_id"] == "reminder_relink" and other["accessory"]["value"] == "700049"
+    assert bot.store.get_link(TEAM, page).period == 2 and bot.store.get_link(TEAM, "700049").period == 1
