@@ -12,7 +12,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.services import open_services
 from handlers.changes import perform_unlink
-from handlers.common import Req
+from handlers.common import Req, dm_responder
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import buttons, confirm_login, query, text_of
 from tests.linkstate_world import ACCOUNT, APP1, APP2, DAY, answer, audit_rows, run, setup, vonage_apps
@@ -187,18 +187,15 @@ def test_unlinking_a_page_another_change_just_unlinked_changes_nothing(world, vo
     vonage.add_account(VONAGE_KEY, "101", "EAAsomeone-elses", name="Acme Coffee")  # re-made meanwhile
     vonage.reset_log()
     audits = audit_rows(bot, "101")
-    said: list[dict] = []
+    bot.slack.messages.clear()
 
-    async def respond(**msg) -> None:
-        said.append(msg)
-
-    async def go() -> None:
+    async def go() -> None:  # the click's change, its lease taken only now (answered by DM: no response_url)
         async with open_services(bot.services.settings, FixedClock(bot.clock.now())) as services:
-            await perform_unlink(Req(services, TEAM, "U1", "C1", respond), stale, None)
+            await perform_unlink(Req(services, TEAM, "U1", "C1", dm_responder(services, "U1")), stale, None)
 
     asyncio.run(go())
-    (msg,) = said
-    assert "*Acme Coffee* is no longer linked; nothing to do" in text_of(msg)
+    (msg,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage"]
+    assert msg["channel"] == "D1" and "*Acme Coffee* is no longer linked; nothing to do" in text_of(msg)
     assert vonage.requests == [] and "101" in vonage.accounts[VONAGE_KEY]
     assert audit_rows(bot, "101") == audits and bot.store.get_link(TEAM, "101") is None
 
