@@ -231,7 +231,7 @@ def test_a_relink_login_finished_after_an_unlink_says_the_page_is_no_longer_link
 def test_the_relink_windows_edge(world, vonage, ends_in, expect):
     bot = world
     run(bot, "link 101", "Linked")
-    bot.store.db.execute("UPDATE fb_users SET data_access_expires_at = ?", [bot.clock.now() + ends_in])
+    bot.store.execute("UPDATE fb_users SET data_access_expires_at = ?", [bot.clock.now() + ends_in])
     run(bot, "relink 101", expect)
     assert bot.store.get_link(TEAM, "101").period == (1 if "login" in expect else 2)
 

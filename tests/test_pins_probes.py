@@ -65,7 +65,7 @@ def tokened(bot, n: int, *, prefix: str = "7") -> list[int]:
 def test_an_unreadable_token_is_looked_at_once_a_day(bot, graph):
     (good, bad) = tokened(bot, 2)
     graph.fail(DEBUG, status=200, body=VALID, times=10)
-    bot.store.db.execute("UPDATE links SET token_enc = 'not-a-fernet-token' WHERE id = ?", [bad])
+    bot.store.execute("UPDATE links SET token_enc = 'not-a-fernet-token' WHERE id = ?", [bad])
     when = START + DAY
     _, metrics = run_sweep(bot, when, probe=True)
     assert metrics["fblink_unreadable_rows_total{links}"] == 1
@@ -123,7 +123,7 @@ def test_probes_running_when_the_budget_ends_are_cancelled_counted_and_finished(
 
 def test_a_link_without_a_token_is_probed_with_the_linkers_page_token(linked, graph):
     bot = linked
-    bot.store.db.execute("UPDATE links SET token_enc = NULL")  # e.g. linked before links kept their token
+    bot.store.execute("UPDATE links SET token_enc = NULL")  # e.g. linked before links kept their token
     dead = graph.page_token("FB1", "101")  # the token fblink holds from the linker's login
     graph.kill_page_token("101")
     _report, metrics = run_sweep(bot, START + DAY, probe=True)
@@ -154,7 +154,7 @@ def test_a_spent_budget_stops_the_reading_and_the_rest_carry_over(bot, graph):
     ids = tokened(bot, 15)
     unread = [ids[5], ids[10]]
     for link_id in unread:
-        bot.store.db.execute("UPDATE links SET token_enc = 'not-a-fernet-token' WHERE id = ?", [link_id])
+        bot.store.execute("UPDATE links SET token_enc = 'not-a-fernet-token' WHERE id = ?", [link_id])
     graph.fail(DEBUG, delay=2, status=200, body=VALID, times=1)
     when = START + DAY
     _, metrics = run_sweep(bot, when, probe=True, fblink_probe_budget=0.5, fblink_probe_concurrency=1)
