@@ -1,6 +1,7 @@
-"""Issue 23 item 1: every button and select fblink sends works as sent. Each test takes the
-``action_id`` and ``value`` out of the blocks the fake Slack received (tests/posted.py), so renaming a
-button, or changing what its value carries, fails here as it would fail for a user."""
+"""Issue 23 item 1: every button and select fblink sends works as sent. Each test finds the button as
+a user does (its label, beside the Page it is about) in the blocks the fake Slack received, and sends
+the ``action_id`` and ``value`` fblink put in it (tests/posted.py): a button whose action_id no
+listener answers, or whose value its listener cannot use, fails here as it fails for a user."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_the_reminders_relink_now_button(world):
     linked(bot)
     run_sweep(bot, START + 76 * DAY + 1)
     (reminder,) = posts(bot, "CLINK")
-    button = find(bot, "reminder_relink", near="Re-link now")
+    button = find(bot, "Re-link now", near="Acme Coffee")
     assert button.ts == reminder["ts"]
     bot.clock.at = START + 77 * DAY
     assert click(bot, button, response="relink").status_code == 200
@@ -64,12 +65,12 @@ def test_the_status_messages_relink_and_paging_buttons(world):
     linked(bot)
     seed(bot, 12, expires=START + 200 * DAY)  # later than Acme Coffee: it is on the first page
     status = bot.command("status").json()
-    click(bot, find(bot, "status_next", acks=[status]), response="next")
+    click(bot, find(bot, "Next", acks=[status]), response="next")
     second = answered(bot, "Links in this workspace", "next")
     assert "Shop 700009" in second and "Acme Coffee" not in second
-    click(bot, find(bot, "status_next_prev"), response="prev")
+    click(bot, find(bot, "Previous"), response="prev")
     assert "Acme Coffee" in answered(bot, "Links in this workspace", "prev")
-    click(bot, find(bot, "status_relink", value="101", acks=[status]), response="relink")
+    click(bot, find(bot, "Re-link", near="Acme Coffee", acks=[status]), response="relink")
     answered(bot, "Re-linked *Acme Coffee*", "relink")
 
 
@@ -77,7 +78,7 @@ def test_the_app_homes_relink_button(world):
     bot = world
     linked(bot)
     bot.open_home("U1")
-    button = find(bot, "status_relink", near="Acme Coffee")
+    button = find(bot, "Re-link", near="Acme Coffee")
     assert button.surface == "view"
     bot.slack.messages.clear()
     click(bot, button)
@@ -89,26 +90,26 @@ def test_the_pages_buttons_link_open_the_modal_relink_unlink_and_page(world, von
     bot = world
     bot.command("pages", response="pages")
     answered(bot, "Your Facebook Pages", "pages")
-    click(bot, find(bot, "page_link", value="102"))
+    click(bot, find(bot, "Link to Vonage", near="Bolt Hardware"))
     opened = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.open"])
     assert opened[-1]["view"]["blocks"][0]["element"]["initial_option"]["value"] == "102"
     bot.slack.views.clear()
-    click(bot, find(bot, "page_link_app", value="101"))
+    click(bot, find(bot, "Link application", near="Acme Coffee"))
     opened = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.open"])
     assert opened[-1]["view"]["blocks"][0]["element"]["initial_option"]["value"] == "101"
 
-    click(bot, find(bot, "pages_next"), response="next")
+    click(bot, find(bot, "Next"), response="next")
     assert "Zed Shop 09" in answered(bot, "Your Facebook Pages", "next")
-    click(bot, find(bot, "pages_next_prev"), response="prev")
+    click(bot, find(bot, "Previous"), response="prev")
     assert "Acme Coffee" in answered(bot, "Your Facebook Pages", "prev")
 
     linked(bot)
     bot.slack.responses.clear()
     bot.command("pages", response="pages2")
     answered(bot, "Your Facebook Pages", "pages2")
-    click(bot, find(bot, "page_relink", near="page_101"), response="relink")
+    click(bot, find(bot, "Re-link", near="Acme Coffee"), response="relink")
     answered(bot, "Re-linked *Acme Coffee*", "relink")
-    click(bot, find(bot, "page_unlink", near="page_101"), response="unlink")
+    click(bot, find(bot, "Unlink", near="Acme Coffee"), response="unlink")
     answered(bot, "Removed *Acme Coffee*", "unlink")
     assert bot.store.get_link(TEAM, "101") is None and "101" not in vonage.accounts[VONAGE_KEY]
 
@@ -118,10 +119,10 @@ def test_the_replace_prompts_replace_and_keep_buttons(world, vonage):
     linked(bot, "link 101 app Support Bot")
     bot.command("link 101 app Sales Bot", response="ask")
     answered(bot, "already linked to application", "ask")
-    click(bot, find(bot, "link_keep"), response="keep")
+    click(bot, find(bot, "Keep current"), response="keep")
     answered(bot, "Kept the current application", "keep")
     assert vonage.accounts[VONAGE_KEY]["101"]["applications"] == [APP1]
-    click(bot, find(bot, "link_replace"), response="replace")
+    click(bot, find(bot, "Replace"), response="replace")
     answered(bot, "Replaced the application", "replace")
     assert vonage.accounts[VONAGE_KEY]["101"]["applications"] == [APP2]
     assert bot.store.get_link(TEAM, "101").application_id == APP2
@@ -129,19 +130,21 @@ def test_the_replace_prompts_replace_and_keep_buttons(world, vonage):
 
 def test_the_disconnect_button_of_whoami_and_of_the_connected_message(world, graph):
     bot = world
-    click(bot, find(bot, "login_disconnect", near="Not me"), response="dm")  # the "Connected" DM's button
+    click(
+        bot, find(bot, "Not me: disconnect", near="Connected to Facebook"), response="dm"
+    )  # the "Connected" DM's button
     answered(bot, "Disconnected", "dm")
     assert bot.store.get_login(TEAM, "U1") is None
     log_in(bot, graph, pages=PAGES, data_access_expires_at=START + 365 * DAY)
     whoami = bot.command("whoami").json()
-    click(bot, find(bot, "login_disconnect", acks=[whoami]), response="whoami")
+    click(bot, find(bot, "Not me: disconnect", acks=[whoami]), response="whoami")
     answered(bot, "Disconnected", "whoami")
     assert bot.store.get_login(TEAM, "U1") is None
 
 
 def test_the_login_buttons_click_is_acknowledged(bot):
     ack = bot.command("login").json()
-    button = find(bot, "login_open", acks=[ack])
+    button = find(bot, "Continue with Facebook", acks=[ack])
     assert button.element["url"].startswith("https://fblink.test/")
     assert click(bot, button).status_code == 200  # an unknown action_id gets Bolt's 404
 
@@ -155,14 +158,14 @@ def test_the_link_modals_key_select_and_submission(world, vonage):
     vonage.add_application("second99", other, "Other Key Bot")
     bot.command("pages", response="pages")
     answered(bot, "Your Facebook Pages", "pages")
-    click(bot, find(bot, "page_link", value="102"))
+    click(bot, find(bot, "Link to Vonage", near="Bolt Hardware"))
     bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.update"])
     shown = len(bot.slack.views)
-    click(bot, find(bot, "link_modal_key"), choose="second99")
+    click(bot, find(bot, "Vonage API key"), choose="second99")
     bot.slack.wait_for(lambda: len(bot.slack.views) > shown)
-    app_select = find(bot, "app")
+    app_select = find(bot, "Vonage application")
     assert [o["value"] for o in app_select.element["options"]] == [other]
-    r = submit_modal(bot, {"app": other})
+    r = submit_modal(bot, {"Vonage application": f"Other Key Bot ({other[:8]})"})
     assert r.status_code == 200 and not r.content.strip(b" {}")
     bot.slack.wait_message("Linked *Bolt Hardware*")
     link = bot.store.get_link(TEAM, "102")

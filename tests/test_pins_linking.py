@@ -47,14 +47,14 @@ def test_an_unnamed_application_is_named_by_its_id_in_every_answer(world, vonage
     assert NAMELESS in linked and "**" not in linked
     prompt = run(bot, "link 101 app Support Bot", "already linked to application")
     assert NAMELESS in prompt and "**" not in prompt  # the current one, unnamed: its id
-    replace = find(bot, "link_replace")
+    replace = find(bot, "Replace")
     bot.slack.responses.clear()
     click(bot, replace, response="rep")
     replaced = answer(bot, "Replaced the application", name="rep")
     assert "Support Bot" in replaced
     prompt = run(bot, f"link 101 app {NAMELESS}", "already linked to application")
     assert f"Replace it with *{NAMELESS}*?" in prompt  # the wanted one, unnamed: its id
-    replace = find(bot, "link_replace")
+    replace = find(bot, "Replace")
     bot.slack.responses.clear()
     click(bot, replace, response="rep2")
     assert NAMELESS in answer(bot, "Replaced the application", name="rep2")
