@@ -8,16 +8,9 @@ import sys
 import pytest
 
 from bot.logs import redact
-from bot.settings import SettingsError, load_settings
+from bot.settings import load_settings
+from tests.test_settings_validation import error_of
 from tests.test_store_settings_cli import BASE_ENV, clean_env, env  # noqa: F401  (fixture)
-
-
-def error_of(env, **values: str) -> str:  # type: ignore[no-untyped-def]
-    for k, v in values.items():
-        env.setenv(k, v)
-    with pytest.raises(SettingsError) as info:
-        load_settings()
-    return str(info.value)
 
 
 @pytest.mark.parametrize(
