@@ -87,6 +87,12 @@ def test_two_applications_with_the_same_name_are_refused_as_ambiguous(world, von
     assert writes(vonage) == [] and bot.store.get_link(TEAM, "101") is None
     run(bot, f"link 101 app {twin}", "Linked *Acme Coffee*")  # by id it is not ambiguous
     assert vonage_apps(vonage, "101") == [twin]
+    run(bot, f"link 101 app {APP1}", "already linked to application")  # its namesake, by id
+    replace = find(bot, "Replace")
+    bot.slack.responses.clear()
+    click(bot, replace, response="rep")
+    answer(bot, "Replaced the application", name="rep")  # the button names the application by id
+    assert vonage_apps(vonage, "101") == [APP1]
 
 
 # -- issue 22 item 11: re-linking when Vonage has the account, or lost it ----------------------------

@@ -189,3 +189,24 @@ def test_relinking_one_page_of_a_two_entry_digest_keeps_the_other_pages_line_and
     assert "*Shop 700049*: the link to Vonage expires in *5 days*" in other["text"]["text"]
     assert other["accessory"] == pair["blocks"][2]["accessory"]  # its Re-link button, as first posted
     assert bot.store.get_link(TEAM, page).period == 2 and bot.store.get_link(TEAM, "700049").period == 1
+
+    # The other Page's button, as the updated message shows it, still works for its own manager;
+    # each line then credits the person who re-linked that Page.
+    log_in(
+        bot,
+        graph,
+        user="U2",
+        fb_user="FB2",
+        name="Eve",
+        pages=[{"id": "700049", "name": "Shop 700049", "category": "Shop", "tasks": ["MANAGE"]}],
+        data_access_expires_at=START + 365 * DAY,
+    )
+    other_button = find(bot, "Re-link now", near="Shop 700049")
+    assert other_button.source["method"] == "chat.update"
+    bot.slack.messages.clear()
+    click(bot, other_button, user="U2", response="relink2")
+    upd = bot.slack.wait_for(lambda: next((m for m in bot.slack.messages if m["method"] == "chat.update"), None))
+    _, mine, other = upd["blocks"]
+    assert f"*Shop {page}* was re-linked. New expiry" in mine["text"]["text"]  # not credited to U2
+    assert "*Shop 700049* was re-linked by <@U2>" in other["text"]["text"] and "accessory" not in other
+    assert bot.store.get_link(TEAM, "700049").period == 2
