@@ -73,6 +73,9 @@ def test_links_upsert_read_list_and_count(store):
     assert [x.page_id for x in store.list_links("T1")] == ["103", "101", "102"]  # soonest expiry, unknown last
     assert [x.page_id for x in store.list_links("T1", limit=1, offset=1)] == ["101"]
     assert store.count_links("T1") == 3 and store.count_links("T2") == 0
+    page, total = store.links_page("T1", limit=2, offset=1)
+    assert [x.page_id for x in page] == ["101", "102"] and total == 3
+    assert store.links_page("T1", limit=2, offset=5) == ([], 3) and store.links_page("T2", limit=2) == ([], 0)
     again = link(store, "101", application_id="app-1")
     assert again.id == a.id and again.application_id == "app-1" and again.expires_at == a.expires_at
     store.delete_link("T1", "101")

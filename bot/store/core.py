@@ -236,6 +236,19 @@ class Store(StateRows):
         )
         return [Link.from_row(r) for r in rows]
 
+    async def links_page(self, team_id: str, *, limit: int, offset: int = 0) -> tuple[list[Link], int]:
+        """One page of :meth:`list_links` and the workspace's total, in one statement (a status page
+        is one round trip on PostgreSQL, not two)."""
+        rows = await self.select(
+            "SELECT *, COUNT(*) OVER () AS total_links FROM links WHERE team_id = ? ORDER BY expires_at IS NULL,"
+            " expires_at, " + self.dialect.nocase("page_name") + " LIMIT ? OFFSET ?",
+            [team_id, limit, max(0, offset)],
+        )
+        if not rows:  # past the end (or none): the total still counts
+            return [], await self.count_links(team_id)
+        total = int(rows[0]["total_links"])
+        return [Link.from_row(r) for r in rows], total  # from_row takes the fields it knows
+
     async def count_links(self, team_id: str) -> int:
         row = await self.one("SELECT COUNT(*) AS n FROM links WHERE team_id = ?", [team_id])
         return int(row["n"]) if row else 0
