@@ -14,8 +14,10 @@ from bot.linking import AppConflict, LinkRefused
 from bot.reminders import after_relink
 from bot.services import Services
 from bot.store import Link, OAuthState, StoredPage
+from bot.vonage import Credentials
+from handlers import names, permissions
 from handlers.common import Req, dm_responder, user_error_text
-from handlers.lookups import by_id, creds_or_refuse
+from handlers.lookups import by_id, creds_or_refuse, did_you_mean
 from handlers.session import fetch_pages, login_prompt
 
 LEASE_SECONDS = 120  # the least a Page lease lasts
@@ -118,14 +120,64 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
     await req.say(msg)
 
 
+def lacking_permissions(req: Req, page: StoredPage, *, verb: str = "link") -> dict[str, Any] | None:
+    """The refusal when the user's login lacks a permission Messenger traffic needs; None when it has them."""
+    login = req.store.get_login(req.team_id, req.user_id)
+    lacking = permissions.blocking(login.scopes) if login is not None else ()
+    if not lacking:
+        return None
+    return permissions.refusal(
+        req.services, req.team_id, req.user_id, req.channel_id, lacking, page_name=page.name, verb=verb
+    )
+
+
+async def application_or_choices(
+    req: Req, creds: Credentials, page: StoredPage, wanted: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The application id the person means, found the forgiving way; or the message offering candidates."""
+    every = await req.services.vonage.list_applications(creds)
+    exact = names.find(every, wanted, ident=lambda a: a.id, name=lambda a: a.name)
+    if exact.item is not None and exact.exact:
+        return exact.item.id, None  # linking says it in its words if it cannot do Messages
+    apps = [a for a in every if a.messages_capable]
+    found = names.find(apps, wanted, ident=lambda a: a.id, name=lambda a: a.name)
+    if found.item is not None:
+        return found.item.id, None
+    key = blocks.escape(creds.api_key)
+    offered = found.candidates or tuple(apps)
+    choices = [(a.name, f"link {page.page_id} {creds.api_key} app {a.id}") for a in offered[: names.MAX_SUGGESTIONS]]
+    several = bool(found.candidates) and any(
+        names.normalize(a.name).startswith(names.normalize(wanted)) for a in found.candidates
+    )
+    intro = (
+        f"More than one application of API key `{key}` matches “{blocks.escape(wanted)}”."
+        if several
+        else f"API key `{key}` has no application called “{blocks.escape(wanted)}” among its Messages applications."
+    )
+    if not choices:
+        return None, blocks.notice(
+            f":x: {intro} It has no application with the Messages capability: create one in the Vonage dashboard."
+        )
+    if not found.candidates and len(apps) > len(choices):
+        intro += f" It has {len(apps)} Messages applications; here are the first {len(choices)}."
+    return None, did_you_mean(intro, choices)
+
+
 async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name: str | None) -> None:
     services = req.services
+    refused = lacking_permissions(req, page)
+    if refused is not None:
+        await req.say(refused)
+        return
 
     async def work() -> dict[str, Any]:
         creds = creds_or_refuse(services, req.team_id, api_key, req.user_id)
         before = req.store.get_link(req.team_id, page.page_id)
         if app_name:
-            app = await linking.resolve_application(services, creds, app_name)
+            app_id, choices = await application_or_choices(req, creds, page, app_name)
+            if choices is not None or app_id is None:
+                return choices or blocks.notice(":x: No such application.")
+            app = await linking.resolve_application(services, creds, app_id)
             link = await linking.link_application(services, req.team_id, req.user_id, page, creds, app, req.channel_id)
         else:
             link = await linking.link_account(services, req.team_id, req.user_id, page, creds, req.channel_id)
@@ -175,6 +227,10 @@ async def start_relink(req: Req, link: Link) -> None:
                 "someone who manages the Page can re-link it."
             )
         )
+        return
+    refused = lacking_permissions(req, page, verb="re-link")
+    if refused is not None:
+        await req.say(refused)
         return
 
     async def work() -> dict[str, Any]:

@@ -27,7 +27,16 @@ from bot.vonage import VonageAuthError, VonageConflict, VonageError, VonageForbi
 
 log = logging.getLogger(__name__)
 MAX_ARG_TEXT = 500
-ADMIN_ONLY = ":lock: Only fblink admins (FBLINK_ADMINS) can do that."
+ADMIN_ONLY = ":lock: Only fblink admins can do that. Ask one of them, or whoever runs fblink for your team."
+
+
+def admin_only_text(services: Services) -> str:
+    """The refusal, naming the admins to ask (in words, never a setting's name)."""
+    admins = sorted(services.settings.admins)[:5]
+    if not admins:
+        return ":lock: Only fblink admins can do that, and none is set up yet: ask whoever runs fblink for your team."
+    return ":lock: Only fblink admins can do that. Ask " + " or ".join(f"<@{a}>" for a in admins) + "."
+
 
 Respond = Callable[..., Awaitable[Any]]
 Body = dict[str, Any]
@@ -126,7 +135,7 @@ def admin_only(listener: ViewListener) -> ViewListener:
             return
         values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
         if isinstance(values, dict) and values:
-            await ack(response_action="errors", errors={next(iter(values)): ADMIN_ONLY})
+            await ack(response_action="errors", errors={next(iter(values)): admin_only_text(services)})
         else:
             await ack()
 

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from bot.fakes.base import FakeServer, Request, Response
+from bot.fakes.slack_conversations import ConversationsList
 from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, error, view_error
 from bot.fakes.slack_payloads import HOSTILE
 from bot.fakes.slack_state import Conversations, Message
@@ -22,7 +23,7 @@ from bot.fakes.slack_state import Conversations, Message
 Answer = dict[str, Any] | Response
 
 
-class FakeSlack(FakeServer):
+class FakeSlack(ConversationsList, FakeServer):
     name = "fake-slack"
 
     def __init__(self, bot_token: str = "xoxb-test-token", team_id: str = "T0001", bot_user_id: str = "UBOT") -> None:
