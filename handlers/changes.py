@@ -144,22 +144,19 @@ async def application_or_choices(
     if found.item is not None:
         return found.item.id, None
     key = blocks.escape(creds.api_key)
-    offered = found.candidates or tuple(apps)
+    offered = list(found.candidates) + [a for a in apps if a not in found.candidates and not found.several]
     choices = [(a.name, f"link {page.page_id} {creds.api_key} app {a.id}") for a in offered[: names.MAX_SUGGESTIONS]]
-    several = bool(found.candidates) and any(
-        names.normalize(a.name).startswith(names.normalize(wanted)) for a in found.candidates
-    )
     intro = (
         f"More than one application of API key `{key}` matches “{blocks.escape(wanted)}”."
-        if several
+        if found.several
         else f"API key `{key}` has no application called “{blocks.escape(wanted)}” among its Messages applications."
     )
     if not choices:
         return None, blocks.notice(
             f":x: {intro} It has no application with the Messages capability: create one in the Vonage dashboard."
         )
-    if not found.candidates and len(apps) > len(choices):
-        intro += f" It has {len(apps)} Messages applications; here are the first {len(choices)}."
+    if len(offered) > len(choices):
+        intro += f" It has {len(offered)}; here are {len(choices)}, or give the application's id."
     return None, did_you_mean(intro, choices)
 
 

@@ -127,7 +127,8 @@ def read_target(
             return
         if key is None or keys is None or key in keys:
             for item in found.candidates:
-                near.setdefault((item.page_id, key, application), Reading(item, key, application))
+                reading = Reading(item, key, application)
+                (loose if found.several else near).setdefault((item.page_id, key, application), reading)
 
     consider(words, None, None)
     if with_key and len(words) > 1:

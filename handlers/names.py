@@ -36,6 +36,7 @@ class Found(Generic[T]):
     item: T | None
     candidates: tuple[T, ...] = ()
     exact: bool = False  # matched by id or by the whole name (not a prefix or a word)
+    several: bool = False  # the candidates all match; otherwise they are only the nearest names
 
 
 def _words_match(wanted: list[str], name: list[str]) -> bool:
@@ -63,7 +64,7 @@ def find(items: Sequence[T], wanted: str, *, ident: Callable[[T], str], name: Ca
     if len(whole) == 1:
         return Found(whole[0], exact=True)
     if whole:
-        return Found(None, tuple(whole[:MAX_SUGGESTIONS]))
+        return Found(None, tuple(whole[:MAX_SUGGESTIONS]), several=True)
     prefix = [i for i in items if normalize(name(i)).startswith(key)]
     if len(prefix) == 1:
         return Found(prefix[0])
@@ -73,7 +74,7 @@ def find(items: Sequence[T], wanted: str, *, ident: Callable[[T], str], name: Ca
         return Found(loose[0])
     several = prefix + loose
     if several:
-        return Found(None, tuple(several[:MAX_SUGGESTIONS]))
+        return Found(None, tuple(several[:MAX_SUGGESTIONS]), several=True)
     return Found(None, tuple(_near(items, key, name)))
 
 
