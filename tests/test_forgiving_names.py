@@ -147,3 +147,14 @@ def test_unknown_subcommand_says_which_word_before_the_help(bot):
     blob = text_of(bot.command("frobnicate now").json())
     assert "I don't know `frobnicate`" in blob and "/fblink login" in blob
     assert "I don't know" not in text_of(bot.command("help").json())
+
+
+def test_the_demo_escapes_command_text_as_slack_does():
+    from bot.demo.escape import escape_command_text
+
+    channels, people = {"marketing": "C0MKT00002"}, {"priya": "UPAGEADM"}
+    assert escape_command_text("remind Acme #marketing", channels, people) == "remind Acme <#C0MKT00002|marketing>"
+    assert escape_command_text("remind #nowhere", channels, people) == "remind #nowhere"  # unknown: stays plain
+    assert escape_command_text("ask @priya", channels, people) == "ask <@UPAGEADM|priya>"
+    assert escape_command_text("Coffee & Tea <b>", channels, people) == "Coffee &amp; Tea &lt;b&gt;"
+    assert escape_command_text("see https://x.test/a?b=1&c=2", channels, people) == "see <https://x.test/a?b=1&amp;c=2>"

@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from bot.demo import pages
+from bot.demo.escape import escape_command_text
 from bot.demo.world import CHANNELS, PEOPLE, SIGNING_SECRET, TEAM, TEAM_DOMAIN, World
 from bot.fakes import slack_payloads as sp
 from bot.fakes.slack_state import Message
@@ -102,7 +103,9 @@ class Demo:
             )
             return {"ok": True}
         fields = sp.slash_command(
-            text=rest.strip(),
+            text=escape_command_text(  # manifest.yml sets should_escape: true, so Slack does this
+                rest.strip(), {c["name"]: c["id"] for c in CHANNELS}, {p["name"]: p["id"] for p in PEOPLE}
+            ),
             channel_id=channel,
             channel_name=_channel_name(channel),
             response_url=self._hook(channel, user),

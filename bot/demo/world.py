@@ -39,10 +39,10 @@ VONAGE_KEY, VONAGE_SECRET = "a1b2c3d4", "DemoSecret1"
 EXTRA_KEY, EXTRA_SECRET = "e5f6a7b8", "OtherSecret2"
 CREDENTIAL_PREFIXES = ("SLACK_", "FACEBOOK_", "VONAGE_", "FBLINK_")
 
-PEOPLE = [  # Slack people: id, display name, role, their Facebook person
-    {"id": "UADMIN", "name": "avery", "title": "Avery (fblink admin)", "facebook": "10001"},
-    {"id": "UPAGEADM", "name": "priya", "title": "Priya (Page admin)", "facebook": "10002"},
-    {"id": "UNOPAGE", "name": "sam", "title": "Sam (manages no Page)", "facebook": "10003"},
+PEOPLE = [  # Slack people: id, display name, real name, role, their Facebook person
+    {"id": "UADMIN", "name": "avery", "real_name": "Avery Quinn", "title": "Avery (fblink admin)", "facebook": "10001"},
+    {"id": "UPAGEADM", "name": "priya", "real_name": "Priya Raman", "title": "Priya (Page admin)", "facebook": "10002"},
+    {"id": "UNOPAGE", "name": "sam", "real_name": "Sam Okafor", "title": "Sam (manages no Page)", "facebook": "10003"},
 ]
 CHANNELS = [{"id": "C0OPS00001", "name": "ops"}, {"id": "C0MKT00002", "name": "marketing"}]
 
@@ -218,6 +218,10 @@ class World:
         self.vonage = FakeVonage()
         self.vonage.start()
         seed(self.graph, self.vonage)
+        for person in PEOPLE:  # users.info names them as they are (fblink's login page shows the name)
+            self.slack.add_person(person["id"], person["real_name"], person["name"])
+        for channel in CHANNELS:  # what conversations.list answers (fblink reads a plain #name through it)
+            self.slack.add_channel(channel["id"], channel["name"])
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.fblink_url = f"http://127.0.0.1:{sock.getsockname()[1]}"

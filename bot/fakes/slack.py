@@ -191,11 +191,12 @@ class FakeSlack(ConversationsList, FakeServer):
         uid = str(p.get("user", ""))
         if uid[:1] not in ("U", "W"):
             return error("user_not_found")
+        real, display = self.person_names(uid, HOSTILE["real_name"], HOSTILE["display_name"])
         profile = {
-            "real_name": HOSTILE["real_name"],
-            "display_name": HOSTILE["display_name"],
-            "real_name_normalized": HOSTILE["real_name"],
-            "display_name_normalized": HOSTILE["display_name"],
+            "real_name": real,
+            "display_name": display,
+            "real_name_normalized": real,
+            "display_name_normalized": display,
             "image_48": "https://avatars.slack-edge.com/48.png",
             "team": self.team_id,
         }
@@ -207,7 +208,7 @@ class FakeSlack(ConversationsList, FakeServer):
                 "name": HOSTILE["user_name"],
                 "deleted": False,
                 "color": "9f69e7",
-                "real_name": HOSTILE["real_name"],
+                "real_name": real,
                 "tz": "Europe/London",
                 "tz_label": "Greenwich Mean Time",
                 "tz_offset": 0,

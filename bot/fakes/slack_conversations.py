@@ -1,4 +1,4 @@
-"""conversations.list as Slack answers it to a bot token: the workspace's channels, paged by cursor.
+"""The workspace's directory: people's names for users.info, and conversations.list as Slack answers it to a bot token: the workspace's channels, paged by cursor.
 
 With ``channels:read`` a bot sees every public channel (``is_member`` says whether it joined);
 with ``groups:read`` only the private channels it was invited to. Archived channels are left
@@ -14,6 +14,17 @@ class ConversationsList:
     """Mixed into the fake Slack: channels a test or the demo registers with :meth:`add_channel`."""
 
     channel_info: dict[str, dict[str, Any]]
+    people: dict[str, tuple[str, str]]
+
+    def add_person(self, user_id: str, real_name: str, display_name: str) -> None:
+        """users.info answers with these names for this user (others get the hostile default)."""
+        if not hasattr(self, "people"):
+            self.people = {}
+        self.people[user_id] = (real_name, display_name)
+
+    def person_names(self, user_id: str, real_name: str, display_name: str) -> tuple[str, str]:
+        known: dict[str, tuple[str, str]] = getattr(self, "people", {})
+        return known.get(user_id, (real_name, display_name))
 
     def add_channel(
         self, channel_id: str, name: str, *, private: bool = False, member: bool = True, archived: bool = False
