@@ -14,7 +14,7 @@ from bot.linking import AppConflict, LinkRefused
 from bot.reminders import after_relink
 from bot.services import Services
 from bot.store import Link, OAuthState, StoredPage
-from bot.vonage import Credentials
+from bot.vonage import Application, Credentials
 from handlers import names, permissions
 from handlers.common import Req, dm_responder, user_error_text
 from handlers.lookups import by_id, creds_or_refuse, did_you_mean
@@ -133,16 +133,21 @@ def lacking_permissions(req: Req, page: StoredPage, *, verb: str = "link") -> di
 
 async def application_or_choices(
     req: Req, creds: Credentials, page: StoredPage, wanted: str
-) -> tuple[str | None, dict[str, Any] | None]:
-    """The application id the person means, found the forgiving way; or the message offering candidates."""
+) -> tuple[Application | None, dict[str, Any] | None]:
+    """The application the person means, found the forgiving way; or the message offering candidates.
+
+    One list of the key's applications serves both (Vonage is asked once)."""
     every = await req.services.vonage.list_applications(creds)
     exact = names.find(every, wanted, ident=lambda a: a.id, name=lambda a: a.name)
-    if exact.item is not None and exact.exact:
-        return exact.item.id, None  # linking says it in its words if it cannot do Messages
+    if exact.item is not None and exact.exact and not exact.item.messages_capable:
+        raise LinkRefused(
+            f"Application *{blocks.escape(exact.item.name)}* has no Messages capability, so it cannot receive "
+            "Messenger traffic. Enable Messages on it in the Vonage dashboard, or pick another application."
+        )
     apps = [a for a in every if a.messages_capable]
     found = names.find(apps, wanted, ident=lambda a: a.id, name=lambda a: a.name)
     if found.item is not None:
-        return found.item.id, None
+        return found.item, None
     key = blocks.escape(creds.api_key)
     offered = list(found.candidates) + [a for a in apps if a not in found.candidates and not found.several]
     choices = [(a.name, f"link {page.page_id} {creds.api_key} app {a.id}") for a in offered[: names.MAX_SUGGESTIONS]]
@@ -171,10 +176,9 @@ async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name
         creds = creds_or_refuse(services, req.team_id, api_key, req.user_id)
         before = req.store.get_link(req.team_id, page.page_id)
         if app_name:
-            app_id, choices = await application_or_choices(req, creds, page, app_name)
-            if choices is not None or app_id is None:
+            app, choices = await application_or_choices(req, creds, page, app_name)
+            if app is None:
                 return choices or blocks.notice(":x: No such application.")
-            app = await linking.resolve_application(services, creds, app_id)
             link = await linking.link_application(services, req.team_id, req.user_id, page, creds, app, req.channel_id)
         else:
             link = await linking.link_account(services, req.team_id, req.user_id, page, creds, req.channel_id)

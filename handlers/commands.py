@@ -22,6 +22,7 @@ from handlers import keys, link_modal, links, login, pages, remind, status
 from handlers.common import Body, Req, admin_only_text, url_responder, user_error_text
 from handlers.lookups import RERUN
 from handlers.registry import Parsed, Subcommand, parse
+from handlers.session import login_prompt
 
 log = logging.getLogger(__name__)
 COMMAND = "/fblink"
@@ -48,6 +49,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             (("pages", "List the Facebook Pages you manage and their link status"),),
             run_after=pages.cmd_pages,
             working=":mag: Fetching your Facebook Pages…",
+            needs_login=True,
         ),
         Subcommand(
             "link",
@@ -57,6 +59,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             ),
             run_after=links.cmd_link,
             working=":link: Linking…",
+            needs_login=True,
             opens_modal=lambda args: not args,
             open_modal=link_modal.open_link_modal,
         ),
@@ -147,6 +150,8 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
     )
     if sub.admin and not req.is_admin:
         return blocks.notice(admin_only_text(services))
+    if sub.needs_login and services.store.get_login(req.team_id, user_id) is None:
+        return login_prompt(req, text="You are not logged in to Facebook yet. Log in first, then run it again.")
     if sub.open_modal is not None and sub.opens_modal(parsed.args):
         services.spawn(_after_ack(req, sub, sub.open_modal))
         return {}  # the modal is the answer
@@ -156,6 +161,7 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
         except Exception as exc:
             return blocks.notice(user_error_text(exc, what=f"{COMMAND} {sub.name}"))
     assert sub.run_after is not None
+    req.replaces = bool(fields.get("response_url"))  # the answer takes the "working" line's place
     services.spawn(_after_ack(req, sub, sub.run_after))
     return blocks.notice(sub.working)
 

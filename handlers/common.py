@@ -53,6 +53,7 @@ class Req:
     respond: Respond
     trigger_id: str | None = None
     args: tuple[str, ...] = ()
+    replaces: bool = False  # the next say() replaces the "working…" line the command's ack showed
 
     @property
     def store(self) -> Store:
@@ -67,8 +68,10 @@ class Req:
         return self.services.is_admin(self.user_id)
 
     async def say(self, msg: dict[str, Any]) -> None:
-        """Answer the user as a new ephemeral message (never replacing the one they clicked)."""
-        await self.respond(**msg, replace_original=False)
+        """Answer the user: the first answer to a command replaces its "working…" line (one message per
+        command); any other is a new ephemeral message, never replacing a message someone clicked."""
+        replace, self.replaces = self.replaces, False
+        await self.respond(**msg, replace_original=replace)
 
 
 def url_responder(services: Services, response_url: str | None, user_id: str) -> Respond:

@@ -108,7 +108,7 @@ class Demo:
             ),
             channel_id=channel,
             channel_name=_channel_name(channel),
-            response_url=self._hook(channel, user),
+            response_url=(hook := self._hook(channel, user)),
             trigger_id=self._trigger(user),
             **who,
         )
@@ -118,7 +118,10 @@ class Demo:
             self._slackbot(channel, user, f'/fblink failed with the error "{why}"')
         elif resp.content:
             ack = resp.json() if "json" in resp.headers.get("content-type", "") else {"text": resp.text}
-            self.slack.record_ack(channel, user, ack)
+            shown = self.slack.record_ack(channel, user, ack)
+            if shown is not None:  # Slack lets the command's response_url replace this first answer
+                with self.slack.changed:
+                    self.slack.state.hooks[hook.rsplit("/", 1)[-1]].last_ts = shown.ts
         return {"ok": True}
 
     async def action(self, user: str, data: dict[str, Any]) -> dict[str, Any]:

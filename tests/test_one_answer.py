@@ -1,0 +1,43 @@
+"""Issue 21 items 4, 7, 8 and 9 as a person meets them in the demo: one message per command (the
+"working" line replaced by the answer), the login page naming the person acting, and wrong words
+explained."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.test_demo import ADMIN, PAGE_ADMIN, command, demo, log_in, message_with, state, url_button, web  # noqa: F401
+
+
+def fblink_messages(web: httpx.Client, user: str) -> list[dict]:
+    """What fblink showed this person in #ops (Slack's own notes left out)."""
+    return [m for m in state(web, user)["messages"] if m.get("user") != "USLACKBOT"]
+
+
+def test_the_working_line_is_replaced_by_the_answer(demo, web):  # noqa: F811
+    log_in(demo, web, ADMIN, "10001")
+    before = len(fblink_messages(web, ADMIN))
+    command(web, ADMIN, "/fblink pages")
+    message_with(web, ADMIN, "Your Facebook Pages")
+    time.sleep(0.3)  # nothing else arrives after the answer
+    after = fblink_messages(web, ADMIN)
+    assert len(after) == before + 1, [m["text"] for m in after[before:]]
+    assert "Your Facebook Pages" in after[-1]["text"] and after[-1]["edited"]  # the working line, replaced
+    assert not [m for m in after if "Fetching" in str(m)]
+
+
+def test_a_refusal_shows_no_working_line(demo, web):  # noqa: F811
+    command(web, PAGE_ADMIN, "/fblink pages")  # Priya has not logged in yet
+    prompt = message_with(web, PAGE_ADMIN, "not logged in to Facebook")
+    assert url_button(prompt)
+    assert not [m for m in state(web, PAGE_ADMIN)["messages"] if "Fetching" in str(m)]
+
+
+def test_the_login_page_names_the_person_acting(demo, web):  # noqa: F811
+    command(web, PAGE_ADMIN, "/fblink login")
+    button = url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))
+    page = httpx.get(button["url"], timeout=10)
+    assert "Slack user Priya Raman (UPAGEADM)" in page.text
+    assert "Avery" not in page.text
