@@ -16,7 +16,7 @@ def fblink_messages(web: httpx.Client, user: str) -> list[dict]:
     return [m for m in state(web, user)["messages"] if m.get("user") != "USLACKBOT"]
 
 
-def test_the_working_line_is_replaced_by_the_answer(demo, web):  # noqa: F811
+def test_the_working_line_is_replaced_by_the_answer(demo, web):
     log_in(demo, web, ADMIN, "10001")
     before = len(fblink_messages(web, ADMIN))
     command(web, ADMIN, "/fblink pages")
@@ -28,14 +28,14 @@ def test_the_working_line_is_replaced_by_the_answer(demo, web):  # noqa: F811
     assert not [m for m in after if "Fetching" in str(m)]
 
 
-def test_a_refusal_shows_no_working_line(demo, web):  # noqa: F811
+def test_a_refusal_shows_no_working_line(demo, web):
     command(web, PAGE_ADMIN, "/fblink pages")  # Priya has not logged in yet
     prompt = message_with(web, PAGE_ADMIN, "not logged in to Facebook")
     assert url_button(prompt)
     assert not [m for m in state(web, PAGE_ADMIN)["messages"] if "Fetching" in str(m)]
 
 
-def test_the_login_page_names_the_person_acting(demo, web):  # noqa: F811
+def test_the_login_page_names_the_person_acting(demo, web):
     command(web, PAGE_ADMIN, "/fblink login")
     button = url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))
     page = httpx.get(button["url"], timeout=10)
