@@ -11,7 +11,7 @@ from typing import Any
 from bot import blocks, linking, page_fence
 from bot.clock import DAY
 from bot.linking import AppConflict, LinkRefused
-from bot.reminders import after_relink
+from bot.reminders import after_relink, channel_for
 from bot.services import Services
 from bot.store import Link, OAuthState, StoredPage
 from bot.vonage import Application, Credentials
@@ -40,13 +40,20 @@ def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
     when = ""
     if link.expires_at:
         left = link.days_left(services.now())
-        when = (
-            f" The link expires {blocks.slack_date(link.expires_at)} ({left} days); fblink will remind you before then."
-        )
+        when = f" The link expires {blocks.slack_date(link.expires_at)} ({left} days)."
     return (
         f":white_check_mark: {verb} *{blocks.escape(link.page_name)}* to Vonage API key "
-        f"`{blocks.escape(link.api_key)}`{app}.{when}"
+        f"`{blocks.escape(link.api_key)}`{app}.{when} {reminders_go(services, link)}"
     )
+
+
+def reminders_go(services: Services, link: Link) -> str:
+    """Where this link's reminders will be posted, and how to change it."""
+    if link.muted:
+        return "Its reminders are off; turn them on with `/fblink remind <page> on`."
+    where = channel_for(services, link)
+    place = "your DM with fblink" if where is None or where[:1] in ("U", "W", "D") else f"<#{where}>"
+    return f"Reminders go to {place}; change with `/fblink remind`."
 
 
 def lost_app_text(before: Link | None, after: Link) -> str:

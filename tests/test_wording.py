@@ -1,0 +1,47 @@
+"""Issue 21 items 6, 12 and 13: messages say what happens, where, and whom to ask, in words."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.clock import FixedClock
+from bot.reminders import run_sweep_once
+from tests.conftest import START
+from tests.flows import log_in, text_of
+
+DAY = 86400
+PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
+
+
+def test_a_link_confirmation_says_where_reminders_go(bot, graph):
+    log_in(bot, graph, pages=PAGES, data_access_expires_at=START + 365 * DAY)
+    bot.command("link 101", channel="COPS")
+    said = text_of(bot.slack.wait_response("Linked *Acme Coffee*"))
+    assert "Reminders go to <#COPS>; change with `/fblink remind`" in said
+
+
+def test_an_early_reminder_says_what_happens_at_expiry_and_what_a_relink_resets(bot, graph):
+    log_in(bot, graph, pages=PAGES, data_access_expires_at=START + 365 * DAY)
+    bot.command("link 101", channel="COPS")
+    bot.slack.wait_response("Linked *Acme Coffee*")
+    expires = START + 90 * DAY
+    asyncio.run(run_sweep_once(bot.services.settings, FixedClock(expires - 7 * DAY + 60)))
+    (post,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage" and "expires in" in text_of(m)]
+    blob = text_of(post)
+    assert post["channel"] == "COPS"
+    assert "expires in *7 days*" in blob  # the 7-day reminder says 7 days
+    assert "stop reaching Vonage until someone re-links it" in blob
+    assert "lasts 90 days from the last Facebook login" in blob and "fresh Page token" in blob
+
+
+def test_permission_refusals_name_the_admins_in_words(bot):
+    blob = text_of(bot.command("keys list", user="U2").json())
+    assert "Only fblink admins can do that. Ask <@UADMIN>" in blob
+    assert "FBLINK_" not in blob
+    blob = text_of(bot.command("remind #ops", user="U2").json())
+    assert "<@UADMIN>" in blob and "FBLINK_" not in blob
+
+
+def test_keys_with_a_wrong_word_says_which(bot):
+    blob = text_of(bot.command("keys frob", user="UADMIN").json())
+    assert "I don't know `keys frob`" in blob and "Usage:" in blob
