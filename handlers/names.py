@@ -89,3 +89,27 @@ def _near(items: Sequence[T], key: str, name: Callable[[T], str]) -> list[T]:
             scored.append((-shared, normalize(name(item)), item))
     scored.sort(key=lambda s: (s[0], s[1]))
     return [s[2] for s in scored[:MAX_SUGGESTIONS]]
+
+
+def suggest(
+    items: Sequence[T], typed: str, *, ident: Callable[[T], str], name: Callable[[T], str], limit: int = 100
+) -> list[T]:
+    """What a type-ahead list shows for the text typed so far: names that start with it first, then
+    names with a word that starts with it, then names containing it; ids that start with it too."""
+    key = normalize(typed)
+    if not key:
+        return list(items[:limit])
+    ranked: list[tuple[int, int, T]] = []
+    for n, item in enumerate(items):
+        label = normalize(name(item))
+        if label.startswith(key) or ident(item).startswith(typed.strip()):
+            rank = 0
+        elif _words_match(key.split(), label.split()):
+            rank = 1
+        elif key in label:
+            rank = 2
+        else:
+            continue
+        ranked.append((rank, n, item))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in ranked[:limit]]
