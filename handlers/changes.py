@@ -31,7 +31,7 @@ def lease_seconds(services: Services) -> int:
     return max(LEASE_SECONDS, int(VONAGE_CALLS * (s.fblink_retry_total + s.fblink_http_timeout)))
 
 
-def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
+async def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
     app = (
         f" and application *{blocks.escape(link.application_name or link.application_id or '')}*"
         if link.application_id
@@ -43,15 +43,15 @@ def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
         when = f" The link expires {blocks.slack_date(link.expires_at)} ({left} days)."
     return (
         f":white_check_mark: {verb} *{blocks.escape(link.page_name)}* to Vonage API key "
-        f"`{blocks.escape(link.api_key)}`{app}.{when} {reminders_go(services, link)}"
+        f"`{blocks.escape(link.api_key)}`{app}.{when} {await reminders_go(services, link)}"
     )
 
 
-def reminders_go(services: Services, link: Link) -> str:
+async def reminders_go(services: Services, link: Link) -> str:
     """Where this link's reminders will be posted, and how to change it."""
     if link.muted:
         return "Its reminders are off; turn them on with `/fblink remind <page> on`."
-    where = channel_for(services, link)
+    where = await channel_for(services, link)
     place = "your DM with fblink" if where is None or where[:1] in ("U", "W", "D") else f"<#{where}>"
     return f"Reminders go to {place}; change with `/fblink remind`."
 
@@ -106,7 +106,7 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
     """Run one Page operation under its database lease (honoured by every process) and tell the outcome."""
     services = req.services
     owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"  # this change, in this process
-    if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=lease_seconds(services)):
+    if not await req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=lease_seconds(services)):
         await req.say(
             blocks.notice(
                 ":hourglass: Another change to this Page is already in progress. Wait for its result, then try again."
@@ -123,17 +123,17 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
     except Exception as exc:
         msg = blocks.notice(user_error_text(exc, what="The change"))
     finally:
-        req.store.release_lease(req.team_id, page_id, owner)
+        await req.store.release_lease(req.team_id, page_id, owner)
     await req.say(msg)
 
 
-def lacking_permissions(req: Req, page: StoredPage, *, verb: str = "link") -> dict[str, Any] | None:
+async def lacking_permissions(req: Req, page: StoredPage, *, verb: str = "link") -> dict[str, Any] | None:
     """The refusal when the user's login lacks a permission Messenger traffic needs; None when it has them."""
-    login = req.store.get_login(req.team_id, req.user_id)
+    login = await req.store.get_login(req.team_id, req.user_id)
     lacking = permissions.blocking(login.scopes) if login is not None else ()
     if not lacking:
         return None
-    return permissions.refusal(
+    return await permissions.refusal(
         req.services, req.team_id, req.user_id, req.channel_id, lacking, page_name=page.name, verb=verb
     )
 
@@ -174,14 +174,14 @@ async def application_or_choices(
 
 async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name: str | None) -> None:
     services = req.services
-    refused = lacking_permissions(req, page)
+    refused = await lacking_permissions(req, page)
     if refused is not None:
         await req.say(refused)
         return
 
     async def work() -> dict[str, Any]:
-        creds = creds_or_refuse(services, req.team_id, api_key, req.user_id)
-        before = req.store.get_link(req.team_id, page.page_id)
+        creds = await creds_or_refuse(services, req.team_id, api_key, req.user_id)
+        before = await req.store.get_link(req.team_id, page.page_id)
         if app_name:
             app, choices = await application_or_choices(req, creds, page, app_name)
             if app is None:
@@ -191,7 +191,7 @@ async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name
             link = await linking.link_account(services, req.team_id, req.user_id, page, creds, req.channel_id)
         if before is not None and before.status == "active" and link.period > before.period:
             await after_relink(services, before, link, req.user_id)  # a fresh token ended the old period
-        return blocks.notice(success_text(services, link) + ("" if app_name else lost_app_text(before, link)))
+        return blocks.notice(await success_text(services, link) + ("" if app_name else lost_app_text(before, link)))
 
     await guarded(req, page.page_id, work)
 
@@ -212,7 +212,7 @@ def relink_window(services: Services) -> int:
 async def start_relink(req: Req, link: Link) -> None:
     """Relink now, or first send a login link when the user's Facebook access is (nearly) over."""
     services = req.services
-    login = req.store.get_login(req.team_id, req.user_id)
+    login = await req.store.get_login(req.team_id, req.user_id)
     stale = login is None or (
         login.data_access_expires_at is not None and login.data_access_expires_at - req.now < relink_window(services)
     )
@@ -222,7 +222,7 @@ async def start_relink(req: Req, link: Link) -> None:
             + (" (yours is missing)." if login is None else " (your Facebook data access ends soon).")
             + " Log in and the re-link completes by itself."
         )
-        await req.say(login_prompt(req, text=text, purpose="relink", payload={"page_id": link.page_id}))
+        await req.say(await login_prompt(req, text=text, purpose="relink", payload={"page_id": link.page_id}))
         return
     pages = await fetch_pages(req)
     if pages is None:
@@ -236,7 +236,7 @@ async def start_relink(req: Req, link: Link) -> None:
             )
         )
         return
-    refused = lacking_permissions(req, page, verb="re-link")
+    refused = await lacking_permissions(req, page, verb="re-link")
     if refused is not None:
         await req.say(refused)
         return
@@ -244,7 +244,7 @@ async def start_relink(req: Req, link: Link) -> None:
     async def work() -> dict[str, Any]:
         new = await linking.relink(services, req.team_id, req.user_id, link, page)
         await after_relink(services, link, new, req.user_id)
-        return blocks.notice(success_text(services, new, verb="Re-linked") + lost_app_text(link, new))
+        return blocks.notice(await success_text(services, new, verb="Re-linked") + lost_app_text(link, new))
 
     await guarded(req, link.page_id, work)
 
@@ -252,7 +252,7 @@ async def start_relink(req: Req, link: Link) -> None:
 async def relink_after_login(services: Services, state: OAuthState) -> None:
     """The login asked for by a relink came back: finish the relink, answering by DM."""
     req = Req(services, state.team_id, state.user_id, state.channel_id, dm_responder(services, state.user_id))
-    link = services.store.get_link(state.team_id, str(state.payload.get("page_id")))
+    link = await services.store.get_link(state.team_id, str(state.payload.get("page_id")))
     try:
         if link is None:
             await req.say(blocks.notice("That Page is no longer linked; nothing to re-link."))

@@ -150,8 +150,8 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
     )
     if sub.admin and not req.is_admin:
         return blocks.notice(admin_only_text(services))
-    if sub.needs_login and services.store.get_login(req.team_id, user_id) is None:
-        return login_prompt(req, text="You are not logged in to Facebook yet. Log in first, then run it again.")
+    if sub.needs_login and await services.store.get_login(req.team_id, user_id) is None:
+        return await login_prompt(req, text="You are not logged in to Facebook yet. Log in first, then run it again.")
     if sub.open_modal is not None and sub.opens_modal(parsed.args):
         services.spawn(_after_ack(req, sub, sub.open_modal))
         return {}  # the modal is the answer
@@ -168,7 +168,7 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
 
 async def _after_ack(req: Req, sub: Subcommand, run: Any) -> None:
     trigger = req.trigger_id or ""
-    if trigger and not req.store.first_time(f"cmd:{trigger}", now=req.now):
+    if trigger and not await req.store.first_time(f"cmd:{trigger}", now=req.now):
         log.info("duplicate delivery of %s %s ignored", COMMAND, sub.name)
         return
     try:

@@ -19,13 +19,13 @@ log = logging.getLogger(__name__)
 MAX_HOME_LINKS = 80  # the Home tab takes 100 blocks
 
 
-def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
+async def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     now = services.now()
-    links = services.store.list_links(team_id, limit=MAX_HOME_LINKS)
-    total = services.store.count_links(team_id)
+    links = await services.store.list_links(team_id, limit=MAX_HOME_LINKS)
+    total = await services.store.count_links(team_id)
     out: list[dict[str, Any]] = [
         blocks.header("fblink: Facebook Pages linked to Vonage"),
-        *you(services, team_id, user_id),
+        *await you(services, team_id, user_id),
     ]
     out.append(
         blocks.context(
@@ -35,8 +35,8 @@ def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     )
     if not links:
         out.append(blocks.section("No Pages are linked yet. Log in with Facebook, then link a Page."))
-    gaps = permissions.linker_gaps(services, team_id, links)
-    mine = managed_ids(services, team_id, user_id)
+    gaps = await permissions.linker_gaps(services, team_id, links)
+    mine = await managed_ids(services, team_id, user_id)
     for link in links:
         lost = gaps.get(link.linked_by or "", ())
         out.append(
@@ -48,7 +48,7 @@ def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     if total > len(links):
         out.append(blocks.context(f"…and {total - len(links)} more: `/fblink status` lists them all."))
     if services.is_admin(user_id):
-        default = services.store.team_reminder_channel(team_id) or services.settings.fblink_reminder_channel
+        default = await services.store.team_reminder_channel(team_id) or services.settings.fblink_reminder_channel
         out.append(blocks.divider())
         out.append(
             blocks.section(
@@ -62,9 +62,9 @@ def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     return blocks.home(out)
 
 
-def you(services: Services, team_id: str, user_id: str) -> list[dict[str, Any]]:
+async def you(services: Services, team_id: str, user_id: str) -> list[dict[str, Any]]:
     """Who this person is connected as, what their login lacks, and what they can do from here."""
-    login = services.store.get_login(team_id, user_id)
+    login = await services.store.get_login(team_id, user_id)
     if login is None:
         who = "You are not connected to Facebook yet: log in to see and link the Pages you manage."
         first = blocks.button("Log in with Facebook", "home_login", "login", style="primary")
@@ -74,7 +74,7 @@ def you(services: Services, team_id: str, user_id: str) -> list[dict[str, Any]]:
             who += f" Facebook's data access for this login ends {blocks.slack_date(login.data_access_expires_at)}."
         first = blocks.button("Log in again", "home_login", "login")
     out = [blocks.section(who)]
-    out += permissions.login_warning(services, team_id, user_id, None, login)
+    out += await permissions.login_warning(services, team_id, user_id, None, login)
     buttons = [first]
     if login is not None:
         buttons.append(blocks.button("Link a Page", "home_link", "link", style="primary"))
@@ -85,7 +85,7 @@ def you(services: Services, team_id: str, user_id: str) -> list[dict[str, Any]]:
 
 async def home_login(req: Req, body: Body) -> None:
     """The login link comes as a DM: a Home tab cannot show an ephemeral message."""
-    await req.say(login_prompt(req))
+    await req.say(await login_prompt(req))
 
 
 async def home_link(req: Req, body: Body) -> None:
@@ -93,7 +93,9 @@ async def home_link(req: Req, body: Body) -> None:
 
 
 async def home_refresh(req: Req, body: Body) -> None:
-    await req.services.slack.views_publish(user_id=req.user_id, view=home_view(req.services, req.team_id, req.user_id))
+    await req.services.slack.views_publish(
+        user_id=req.user_id, view=await home_view(req.services, req.team_id, req.user_id)
+    )
 
 
 async def home_opened(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
@@ -102,7 +104,7 @@ async def home_opened(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any]
         return
     user_id = str(event["user"])
     team_id = str(body.get("team_id") or "")
-    services.spawn(services.slack.views_publish(user_id=user_id, view=home_view(services, team_id, user_id)))
+    services.spawn(services.slack.views_publish(user_id=user_id, view=await home_view(services, team_id, user_id)))
 
 
 def register(app: AsyncApp) -> None:

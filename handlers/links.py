@@ -29,7 +29,7 @@ async def cmd_link(req: Req) -> None:
     if pages is None:
         return
     try:
-        reading = read_target(pages, req.args, with_key=True, keys=req.services.api_keys(req.team_id))
+        reading = read_target(pages, req.args, with_key=True, keys=await req.services.api_keys(req.team_id))
     except DidYouMean as exc:
         await req.say(exc.message)
         return
@@ -51,7 +51,7 @@ async def cmd_unlink(req: Req) -> None:
         await req.say(blocks.notice("Usage: `/fblink unlink <page> [app <application>]`."))
         return
     try:
-        reading = read_target(req.store.list_links(req.team_id), req.args, with_key=False, verb="unlink")
+        reading = read_target(await req.store.list_links(req.team_id), req.args, with_key=False, verb="unlink")
     except DidYouMean as exc:
         await req.say(exc.message)
         return
@@ -74,7 +74,7 @@ async def cmd_relink(req: Req) -> None:
         await req.say(blocks.notice("Usage: `/fblink relink <page>`."))
         return
     try:
-        reading = read_target(req.store.list_links(req.team_id), [wanted], with_key=False, verb="relink")
+        reading = read_target(await req.store.list_links(req.team_id), [wanted], with_key=False, verb="relink")
     except DidYouMean as exc:
         await req.say(exc.message)
         return
@@ -113,7 +113,7 @@ async def cmd_sync(req: Req) -> None:
 CLICK_WINDOW = 30  # seconds in which a second click on the same button is the same request
 
 
-def first_click(req: Req, body: Body) -> bool:
+async def first_click(req: Req, body: Body) -> bool:
     """A double click (or a re-delivered payload) performs the action once and answers once."""
     try:
         action = body["actions"][0]
@@ -121,7 +121,7 @@ def first_click(req: Req, body: Body) -> bool:
         key = f"act:{req.team_id}:{req.user_id}:{action.get('action_id')}:{action.get('value', '')}:{where}"
     except (KeyError, IndexError, AttributeError):
         return True
-    return req.store.first_time(key[:500], now=req.now, ttl=CLICK_WINDOW)
+    return await req.store.first_time(key[:500], now=req.now, ttl=CLICK_WINDOW)
 
 
 def action_value(body: Body) -> str:
@@ -133,7 +133,7 @@ def action_value(body: Body) -> str:
 
 async def page_link_button(req: Req, body: Body) -> None:
     page_id = action_value(body)
-    if by_id(req.store.get_pages(req.team_id, req.user_id), page_id) is None:
+    if by_id(await req.store.get_pages(req.team_id, req.user_id), page_id) is None:
         await req.say(blocks.notice(not_managed(page_id)))
         return
     await open_link_modal(req, page_id=page_id)
@@ -141,9 +141,9 @@ async def page_link_button(req: Req, body: Body) -> None:
 
 async def _clicked_link(req: Req, body: Body) -> Link | None:
     """The link the button names (by id), looked up afresh; None when done already."""
-    if not first_click(req, body):
+    if not await first_click(req, body):
         return None
-    link = req.store.get_link(req.team_id, action_value(body))
+    link = await req.store.get_link(req.team_id, action_value(body))
     if link is None:
         await req.say(blocks.notice("That Page is not linked any more."))
     return link
@@ -163,7 +163,7 @@ async def relink_button(req: Req, body: Body) -> None:
 
 async def replace_button(req: Req, body: Body) -> None:
     """The user chose Replace: check everything again, never trusting the button's ids."""
-    if not first_click(req, body):
+    if not await first_click(req, body):
         return
     try:
         data = json.loads(action_value(body))
@@ -177,12 +177,12 @@ async def replace_button(req: Req, body: Body) -> None:
     services = req.services
 
     async def work() -> dict[str, Any]:
-        creds = creds_or_refuse(services, req.team_id, api_key, req.user_id)
+        creds = await creds_or_refuse(services, req.team_id, api_key, req.user_id)
         app = await linking.resolve_application(services, creds, app_id)
         link = await linking.link_application(
             services, req.team_id, req.user_id, page, creds, app, req.channel_id, replace=shown
         )
-        return blocks.notice(success_text(services, link, verb="Replaced the application: linked"))
+        return blocks.notice(await success_text(services, link, verb="Replaced the application: linked"))
 
     await guarded(req, page.page_id, work)
 

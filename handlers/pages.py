@@ -14,7 +14,7 @@ from handlers.common import Body, Req, on_action, user_error_text
 from handlers.session import fetch_pages
 
 
-def page_rows(
+async def page_rows(
     services: Services,
     team_id: str,
     pages: list[StoredPage],
@@ -27,12 +27,12 @@ def page_rows(
     out: list[dict[str, Any]] = [
         blocks.section(f"*Your Facebook Pages* ({len(pages)}), showing {offset + 1}–{offset + len(chunk)}")
     ]
-    login = services.store.get_login(team_id, user_id) if user_id else None
-    out += permissions.login_warning(services, team_id, user_id, channel_id, login)
+    login = await services.store.get_login(team_id, user_id) if user_id else None
+    out += await permissions.login_warning(services, team_id, user_id, channel_id, login)
     stopped = bool(login and permissions.blocking(login.scopes))  # links would be refused: offer no Link button
     esc = blocks.escape
-    links = {p.page_id: services.store.get_link(team_id, p.page_id) for p in chunk}
-    gaps = permissions.linker_gaps(services, team_id, [lk for lk in links.values() if lk is not None])
+    links = {p.page_id: await services.store.get_link(team_id, p.page_id) for p in chunk}
+    gaps = await permissions.linker_gaps(services, team_id, [lk for lk in links.values() if lk is not None])
     for p in chunk:
         link = links[p.page_id]
         linked = link is not None and link.state(now) is not LinkState.GONE
@@ -94,7 +94,7 @@ async def cmd_pages(req: Req) -> None:
             )
         )
         return
-    await req.say(page_rows(req.services, req.team_id, pages, 0, req.user_id, req.channel_id))
+    await req.say(await page_rows(req.services, req.team_id, pages, 0, req.user_id, req.channel_id))
 
 
 async def pages_nav(req: Req, body: Body) -> None:
@@ -102,14 +102,15 @@ async def pages_nav(req: Req, body: Body) -> None:
         offset = int(body["actions"][0].get("value") or 0)
     except (ValueError, KeyError, IndexError, TypeError):
         offset = 0
-    pages = req.store.get_pages(req.team_id, req.user_id)  # the clicker's own Pages, never the value's
+    pages = await req.store.get_pages(req.team_id, req.user_id)  # the clicker's own Pages, never the value's
     if not pages:
         await req.respond(**blocks.notice("Run `/fblink pages` again to refresh your list."), replace_original=True)
         return
     offset = min(max(0, offset), max(0, len(pages) - 1))
     try:
         await req.respond(
-            **page_rows(req.services, req.team_id, pages, offset, req.user_id, req.channel_id), replace_original=True
+            **await page_rows(req.services, req.team_id, pages, offset, req.user_id, req.channel_id),
+            replace_original=True,
         )
     except Exception as exc:
         await req.say(blocks.notice(user_error_text(exc)))

@@ -44,11 +44,11 @@ def in_words(scopes: Sequence[str]) -> str:
     return ", ".join(f"`{s}` ({WHAT_FOR.get(s, 'needed by fblink')})" for s in scopes)
 
 
-def grant_button(
+async def grant_button(
     services: Services, team_id: str, user_id: str, channel_id: str | None, *, page_id: str | None = None
 ) -> dict[str, Any]:
     """Log in again, asking Facebook only for what was declined. With a Page, the re-link finishes by itself."""
-    url = login_url(
+    url = await login_url(
         services,
         team_id,
         user_id,
@@ -60,7 +60,7 @@ def grant_button(
     return blocks.button("Grant the missing permissions", "login_open", "login", style="primary", url=url)
 
 
-def refusal(
+async def refusal(
     services: Services,
     team_id: str,
     user_id: str,
@@ -77,11 +77,11 @@ def refusal(
         "Messenger traffic. Grant the missing permissions, then try again."
     )
     return blocks.message(
-        text, [blocks.section(text), blocks.actions(grant_button(services, team_id, user_id, channel_id))]
+        text, [blocks.section(text), blocks.actions(await grant_button(services, team_id, user_id, channel_id))]
     )
 
 
-def login_warning(
+async def login_warning(
     services: Services, team_id: str, user_id: str, channel_id: str | None, login: FacebookLogin | None
 ) -> list[dict[str, Any]]:
     """Blocks that warn about what this login lacks (none when it lacks nothing)."""
@@ -96,17 +96,17 @@ def login_warning(
         if stops
         else ""
     )
-    return [blocks.section(text), blocks.actions(grant_button(services, team_id, user_id, channel_id))]
+    return [blocks.section(text), blocks.actions(await grant_button(services, team_id, user_id, channel_id))]
 
 
-def linker_gaps(services: Services, team_id: str, links: Iterable[Link]) -> dict[str, tuple[str, ...]]:
+async def linker_gaps(services: Services, team_id: str, links: Iterable[Link]) -> dict[str, tuple[str, ...]]:
     """For each linker of these links: the Messenger permissions their current login no longer grants.
 
     A linker who has logged out is not judged (nothing to read); the daily token probe still is.
     """
     gaps: dict[str, tuple[str, ...]] = {}
     for user in {lk.linked_by for lk in links if lk.linked_by}:
-        login = services.store.get_login(team_id, user)
+        login = await services.store.get_login(team_id, user)
         if login is not None and (lacking := blocking(login.scopes)):
             gaps[user] = lacking
     return gaps

@@ -78,9 +78,9 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
     services, store = req.services, req.store
     args = list(req.args)
     if not args:
-        default = store.team_reminder_channel(req.team_id) or services.settings.fblink_reminder_channel
+        default = await store.team_reminder_channel(req.team_id) or services.settings.fblink_reminder_channel
         lines = [f"Workspace default: {_where(default) if default else 'none (each link reminds its own channel)'}"]
-        for link in store.list_links(req.team_id, include_gone=False):
+        for link in await store.list_links(req.team_id, include_gone=False):
             dest = "muted" if link.muted else _where(link.reminder_channel or link.channel_id)
             lines.append(f"*{blocks.escape(link.page_name)}* → {dest}")
         return blocks.notice("*Reminder settings*\n" + "\n".join(lines[:60]) + "\n" + USAGE)
@@ -90,8 +90,8 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
         channel, problem = await resolve_channel(req, args[0])
         if channel is None:
             return wrong(problem or "")
-        store.set_team_reminder_channel(req.team_id, channel, by=req.user_id, now=req.now)
-        store.audit(req.team_id, "remind_default", now=req.now, user_id=req.user_id, detail=f"channel {channel}")
+        await store.set_team_reminder_channel(req.team_id, channel, by=req.user_id, now=req.now)
+        await store.audit(req.team_id, "remind_default", now=req.now, user_id=req.user_id, detail=f"channel {channel}")
         return blocks.notice(f":bell: Reminders without a channel of their own now go to <#{channel}>.")
     if len(args) < 2:
         return wrong(
@@ -100,7 +100,7 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
     target, page_words = args[-1], " ".join(args[:-1])
     if not (looks_like_channel(target) or target.lower() in ("off", "mute", "on", "unmute")):
         return wrong(f"After the Page name comes `#channel`, `off` or `on`, not `{blocks.escape(target)}`.")
-    found = find(store.list_links(req.team_id), page_words)
+    found = find(await store.list_links(req.team_id), page_words)
     if found.item is None and found.candidates:
         choices = [(lk.page_name, f"remind {lk.page_id} {target}") for lk in found.candidates]
         return did_you_mean(f"No linked Page is called exactly “{blocks.escape(page_words)}”.", choices)
@@ -116,20 +116,20 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
         )
     name = blocks.escape(link.page_name)
     if target.lower() in ("off", "mute"):
-        store.upsert_link(req.team_id, link.page_id, now=req.now, muted=1)
-        store.audit(req.team_id, "remind_off", now=req.now, user_id=req.user_id, page_id=link.page_id)
+        await store.upsert_link(req.team_id, link.page_id, now=req.now, muted=1)
+        await store.audit(req.team_id, "remind_off", now=req.now, user_id=req.user_id, page_id=link.page_id)
         return blocks.notice(
             f":no_bell: Reminders for *{name}* are off. Turn them back on with `/fblink remind {name} on`."
         )
     if target.lower() in ("on", "unmute"):
-        store.upsert_link(req.team_id, link.page_id, now=req.now, muted=0)
-        store.audit(req.team_id, "remind_on", now=req.now, user_id=req.user_id, page_id=link.page_id)
+        await store.upsert_link(req.team_id, link.page_id, now=req.now, muted=0)
+        await store.audit(req.team_id, "remind_on", now=req.now, user_id=req.user_id, page_id=link.page_id)
         return blocks.notice(f":bell: Reminders for *{name}* are on.")
     channel, problem = await resolve_channel(req, target)
     if channel is None:
         return wrong(problem or "")
-    store.upsert_link(req.team_id, link.page_id, now=req.now, reminder_channel=channel)
-    store.audit(
+    await store.upsert_link(req.team_id, link.page_id, now=req.now, reminder_channel=channel)
+    await store.audit(
         req.team_id,
         "remind_channel",
         now=req.now,

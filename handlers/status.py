@@ -23,22 +23,22 @@ def relink_button(services: Services, link: Link, now: int, lost: tuple[str, ...
     return blocks.button("Re-link", "status_relink", link.page_id, style="danger" if urgent else None)
 
 
-def managed_ids(services: Services, team_id: str, user_id: str) -> set[str]:
+async def managed_ids(services: Services, team_id: str, user_id: str) -> set[str]:
     """Page ids this user's last Facebook login listed as linkable (the server checks again on click)."""
-    return {p.page_id for p in services.store.get_pages(team_id, user_id) if p.can_link}
+    return {p.page_id for p in await services.store.get_pages(team_id, user_id) if p.can_link}
 
 
-def status_message(services: Services, team_id: str, offset: int = 0, user_id: str = "") -> dict[str, Any]:
-    total = services.store.count_links(team_id)
+async def status_message(services: Services, team_id: str, offset: int = 0, user_id: str = "") -> dict[str, Any]:
+    total = await services.store.count_links(team_id)
     if not total:
         return blocks.notice("No Pages are linked in this workspace yet. Start with `/fblink pages`.")
     now = services.now()
     offset = min(max(0, offset), total - 1)
-    chunk = services.store.list_links(team_id, limit=blocks.PAGE_SIZE, offset=offset)
+    chunk = await services.store.list_links(team_id, limit=blocks.PAGE_SIZE, offset=offset)
     nxt = offset + blocks.PAGE_SIZE if offset + blocks.PAGE_SIZE < total else None
     out = [blocks.section(f"*Links in this workspace* ({total}), soonest expiry first")]
-    gaps = linker_gaps(services, team_id, chunk)
-    mine = managed_ids(services, team_id, user_id) if user_id else set()
+    gaps = await linker_gaps(services, team_id, chunk)
+    mine = await managed_ids(services, team_id, user_id) if user_id else set()
     for link in chunk:
         lost = gaps.get(link.linked_by or "", ())
         out.append(
@@ -54,7 +54,7 @@ def status_message(services: Services, team_id: str, offset: int = 0, user_id: s
 
 
 async def cmd_status(req: Req) -> dict[str, Any]:
-    return status_message(req.services, req.team_id, user_id=req.user_id)
+    return await status_message(req.services, req.team_id, user_id=req.user_id)
 
 
 VERBS = {
@@ -103,17 +103,17 @@ async def cmd_history(req: Req) -> dict[str, Any]:
     wanted = " ".join(req.args)
     if not wanted:
         return blocks.notice("Usage: `/fblink history <page>` (a Page name or id). `/fblink status` lists the Pages.")
-    links = req.store.list_links(req.team_id)
+    links = await req.store.list_links(req.team_id)
     found = find(links, wanted)
     target: Link | StoredPage | None = found.item
     if target is None and not found.candidates:  # removed since: the Pages the person manages still know it
-        target = find(req.store.get_pages(req.team_id, req.user_id), wanted).item
+        target = find(await req.store.get_pages(req.team_id, req.user_id), wanted).item
     if target is None and found.candidates:
         choices = [(lk.page_name, f"history {lk.page_id}") for lk in found.candidates]
         return did_you_mean(f"More than one linked Page matches “{blocks.escape(wanted)}”.", choices)
     page_id = target.page_id if target else wanted
     name = (target.page_name if isinstance(target, Link) else target.name) if target else wanted
-    rows = req.store.history(req.team_id, page_id)
+    rows = await req.store.history(req.team_id, page_id)
     if not rows:
         return blocks.notice(
             f"No changes recorded for “{blocks.escape(name)}”. `/fblink status` lists the linked Pages."
@@ -128,7 +128,7 @@ async def status_nav(req: Req, body: Body) -> None:
         offset = max(0, int(body["actions"][0].get("value") or 0))
     except (ValueError, KeyError, IndexError, TypeError):
         offset = 0
-    await req.respond(**status_message(req.services, req.team_id, offset, req.user_id), replace_original=True)
+    await req.respond(**await status_message(req.services, req.team_id, offset, req.user_id), replace_original=True)
 
 
 def register(app: AsyncApp) -> None:
