@@ -16,7 +16,7 @@ from bot.services import Services
 from bot.store import Link, OAuthState, StoredPage
 from bot.vonage import Application, Credentials
 from handlers import names, permissions
-from handlers.common import Req, dm_responder, user_error_text
+from handlers.common import Req, user_error_text, where_you_acted
 from handlers.lookups import by_id, creds_or_refuse, did_you_mean
 from handlers.session import fetch_pages, login_prompt
 
@@ -251,7 +251,13 @@ async def start_relink(req: Req, link: Link) -> None:
 
 async def relink_after_login(services: Services, state: OAuthState) -> None:
     """The login asked for by a relink came back: finish the relink, answering by DM."""
-    req = Req(services, state.team_id, state.user_id, state.channel_id, dm_responder(services, state.user_id))
+    req = Req(
+        services,
+        state.team_id,
+        state.user_id,
+        state.channel_id,
+        where_you_acted(services, state.user_id, state.channel_id),
+    )
     link = await services.store.get_link(state.team_id, str(state.payload.get("page_id")))
     try:
         if link is None:

@@ -171,6 +171,24 @@ def dm_responder(services: Services, user_id: str) -> Respond:
     return respond
 
 
+def where_you_acted(services: Services, user_id: str, channel_id: str | None) -> Respond:
+    """For work started in a modal or a browser: the answer goes to the DM, and the same answer
+    appears in the channel the person started from, visible only to them (a DM needs only one)."""
+    direct = dm_responder(services, user_id)
+    if not channel_id or channel_id[:1] not in ("C", "G"):
+        return direct
+
+    async def respond(**msg: Any) -> None:
+        await direct(**msg)
+        body = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original", "delete_original")}
+        try:
+            await services.slack.chat_postEphemeral(channel=channel_id, user=user_id, **body)
+        except Exception as exc:  # not in the channel any more, archived: the DM has it
+            log.info("no ephemeral answer in %s: %s", channel_id, type(exc).__name__)
+
+    return respond
+
+
 async def first_submission(services: Services, view: dict[str, Any]) -> bool:
     """A modal submission delivered twice (double click, Slack retry) is handled once."""
     return await services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now())

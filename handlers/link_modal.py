@@ -15,7 +15,7 @@ from bot.store import StoredPage
 from bot.vonage import Application
 from handlers import names
 from handlers.changes import perform_link
-from handlers.common import Body, Req, ack_errors, dm_responder, first_submission
+from handlers.common import Body, Req, ack_errors, first_submission, where_you_acted
 from handlers.lookups import by_id
 from handlers.session import fetch_pages, managed_page
 
@@ -192,7 +192,8 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
     if errors or not await first_submission(services, view):
         return
     meta = json.loads(view.get("private_metadata") or "{}")
-    req = Req(services, team_id, user_id, meta.get("channel"), dm_responder(services, user_id))
+    channel = meta.get("channel")
+    req = Req(services, team_id, user_id, channel, where_you_acted(services, user_id, channel))
 
     async def link() -> None:
         page = await managed_page(req, _selected(values, "page", "page") or "")

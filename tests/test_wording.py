@@ -45,3 +45,26 @@ def test_permission_refusals_name_the_admins_in_words(bot):
 def test_keys_with_a_wrong_word_says_which(bot):
     blob = text_of(bot.command("keys frob", user="UADMIN").json())
     assert "I don't know `keys frob`" in blob and "Usage:" in blob
+
+
+def test_the_link_modal_answers_in_the_channel_it_was_opened_from_too(bot, graph):
+    import json
+
+    log_in(bot, graph, pages=PAGES, data_access_expires_at=START + 365 * DAY)
+    bot.slack.wait_message("Connected to Facebook")
+    bot.command("pages")  # fblink reads the person's Pages from Facebook (the modal offers those)
+    bot.slack.wait_response("Your Facebook Pages")
+    bot.submit(
+        "link_modal",
+        {
+            "page": {"page": {"type": "static_select", "selected_option": {"value": "101"}}},
+            "key": {"link_modal_key": {"type": "static_select", "selected_option": {"value": "abcd1234"}}},
+        },
+        private_metadata=json.dumps({"channel": "COPS"}),
+    )
+    here = bot.slack.wait_for(
+        lambda: [m for m in bot.slack.messages if m["method"] == "chat.postEphemeral" and "Linked" in text_of(m)]
+    )
+    assert here[0]["channel"] == "COPS" and here[0]["user"] == "U1"  # "Only visible to you", where they acted
+    assert "Reminders go to <#COPS>" in text_of(here[0])
+    bot.slack.wait_message("Linked *Acme Coffee*")  # and in the DM, as before
