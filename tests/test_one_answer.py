@@ -41,3 +41,13 @@ def test_the_login_page_names_the_person_acting(demo, web):
     page = httpx.get(button["url"], timeout=10)
     assert "Slack user Priya Raman (UPAGEADM)" in page.text
     assert "Avery" not in page.text
+
+
+def test_the_clock_control_says_what_it_did_and_refuses_zero_and_negatives(demo, web):
+    for bad in (0, -3, "soon"):
+        r = web.post("/api/clock/advance", json={"days": bad}).json()
+        assert not r["ok"] and "from 1 to 3650" in r["error"]
+    assert demo.world.clock.offset == 0  # nothing moved
+    r = web.post("/api/clock/advance", json={"days": 84}).json()
+    assert r["ok"] and "84 days forward" in r["said"] and "expires in 6 days" in r["said"]
+    assert "open the channel" in r["said"]

@@ -294,12 +294,22 @@ def build_app(world: World) -> Starlette:
         return handler
 
     async def advance(data: dict[str, Any]) -> dict[str, Any]:
-        days = float(data.get("days", 1))
+        try:
+            days = float(data.get("days", 1))
+        except (TypeError, ValueError):
+            days = 0.0
         if not 0 < days <= 3650:
-            raise ValueError("days")
+            return {"ok": False, "error": "Enter a number of days from 1 to 3650: the clock only moves forward."}
         world.clock.advance(int(days * DAY))
         demo._changed()
-        return {"ok": True, "now": world.clock.now()}
+        total = world.clock.offset // DAY
+        return {
+            "ok": True,
+            "now": world.clock.now(),
+            "said": f"Moved the clock {days:g} days forward ({total} in all). A link made at the start now "
+            f"expires in {max(0, 90 - total)} days. Run the reminder sweep, then open the channel each Page "
+            "was linked from (or #ops) to see the reminders.",
+        }
 
     async def sweep(data: dict[str, Any]) -> dict[str, Any]:
         report = await asyncio.wrap_future(world.sweep())

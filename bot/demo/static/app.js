@@ -219,14 +219,17 @@ function wire() {
   $("#send").onclick = send;
   $("#person").onchange = (ev) => setUser(ev.target.value);
   $("#advance").onclick = async () => {
-    await api("/api/clock/advance", { days: Number($("#advance-days").value || 1) });
+    const r = await api("/api/clock/advance", { days: Number($("#advance-days").value) });
+    $("#sweep-report").textContent = r.ok ? r.said : r.error;
     refresh();
   };
   $("#sweep").onclick = async () => {
     $("#sweep").disabled = true;
     const r = await api("/api/clock/sweep", {});
     $("#sweep").disabled = false;
-    $("#sweep-report").textContent = r.report ? (r.report.length ? r.report.join("\n") : "nothing due") : r.error;
+    $("#sweep-report").textContent = r.report
+      ? (r.report.length ? `Posted:\n${r.report.join("\n")}\nOpen the channel each Page was linked from to see them.` : "Nothing was due.")
+      : r.error;
     refresh();
   };
 }
