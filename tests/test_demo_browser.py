@@ -101,7 +101,7 @@ def test_main_story_in_a_browser(demo: Running, page, tmp_path: Path) -> None:  
     # 2. list the Pages
     run(page, "/fblink pages")
     expect(messages).to_contain_text("Acme Coffee & Tea")
-    expect(messages).to_contain_text('Café "payload=1&x=%2B" <b>Ünïcödé</b>')  # shown as text, never as markup
+    expect(messages).to_contain_text("Acme Roastery Berlin")
     expect(messages.locator(".is-ephemeral").last).to_contain_text("Only visible to you")
     shot(page, "pages", tmp_path)
 
@@ -161,6 +161,12 @@ def test_main_story_in_a_browser(demo: Running, page, tmp_path: Path) -> None:  
     run(page, "/fblink keys add")
     expect(messages.locator(".is-ephemeral").last).to_contain_text("admin")
     expect(page.locator("#modal")).to_be_hidden()
+
+    # Priya manages a Page with a hostile name: shown as text, never as markup
+    run(page, "/fblink login")
+    facebook_allow(page, messages.get_by_role("button", name="Continue with Facebook").last)
+    run(page, "/fblink pages")
+    expect(messages).to_contain_text('Café "payload=1&x=%2B" <b>Ünïcödé</b>')
 
 
 def test_admin_adds_a_key_and_the_link_modal_follows_it(demo: Running, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -52,7 +52,13 @@ ACME = {
     "category": "Coffee Shop",
     "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
 }
-HOSTILE = {
+ROASTERY = {
+    "id": "104857600000006",
+    "name": "Acme Roastery Berlin",
+    "category": "Coffee Roaster",
+    "tasks": ["ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
+}
+HOSTILE = {  # one hostile name, to show names are shown as text (Priya manages it)
     "id": "104857600000002",
     "name": 'Café "payload=1&x=%2B" <b>Ünïcödé</b> 🍰',
     "category": "Bakery",
@@ -74,7 +80,7 @@ AGENCY = {
 LOCKED = {"id": "104857600000005", "name": "Northwind HQ", "category": "Company", "tasks": []}  # no task: no token
 BUSINESSES = [{"id": "880000000000001", "name": "Northwind Agency", "owned_pages": [LOCKED], "client_pages": [AGENCY]}]
 FACEBOOK_PEOPLE: list[dict[str, Any]] = [
-    {"id": "10001", "name": "Avery Quinn", "pages": [ACME, HOSTILE]},
+    {"id": "10001", "name": "Avery Quinn", "pages": [ACME, ROASTERY]},
     {"id": "10002", "name": "Priya Raman", "pages": [ACME, HOSTILE, CYRILLIC], "businesses": BUSINESSES},
     {"id": "10003", "name": "Sam Okafor", "pages": []},
 ]
