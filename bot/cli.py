@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "The demo needs no settings and ignores real ones in the environment or .env.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    demo.add_argument("--port", type=int, default=3000, help="port to listen on")
+    demo.add_argument("--port", type=int, default=8765, help="port to listen on")
     demo.add_argument("--database", help="keep the demo's state in this file (default: a fresh temporary file)")
     demo.set_defaults(func=cmd_demo)
     serve = add("serve", "run the bot (HTTP server, Slack listeners, scheduler)")

@@ -4,6 +4,7 @@ explained."""
 
 from __future__ import annotations
 
+import io
 import time
 
 import httpx
@@ -51,3 +52,31 @@ def test_the_clock_control_says_what_it_did_and_refuses_zero_and_negatives(demo,
     r = web.post("/api/clock/advance", json={"days": 84}).json()
     assert r["ok"] and "84 days forward" in r["said"] and "expires in 6 days" in r["said"]
     assert "open the channel" in r["said"]
+
+
+def test_the_demo_suggests_a_free_port_and_deletes_its_temporary_database(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from bot.demo.run import start_in_thread
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert out.returncode == 2 and f"port {port} is taken, try `fblink demo --port " in out.stderr
+
+    running = start_in_thread(out=io.StringIO())
+    db = running.world.db_path
+    assert os.path.exists(db)
+    running.stop()
+    assert not os.path.exists(db) and not os.path.exists(os.path.dirname(db))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -277,3 +278,5 @@ class World:
         for fake in (getattr(self, "slack", None), getattr(self, "graph", None), getattr(self, "vonage", None)):
             if fake is not None:
                 fake.stop()
+        if self.database is None and self.db_path:  # the demo's own temporary database goes with it
+            shutil.rmtree(os.path.dirname(self.db_path), ignore_errors=True)
