@@ -53,7 +53,7 @@ function renderSidebar() {
   $("#apps").innerHTML = item("home", `🏠 fblink Home`, ` id="home-tab"`);
   $("#person").value = ui.user;
   const me = c.people.find((p) => p.id === ui.user);
-  $("#whoami").textContent = `You are ${me.title}` + (c.admins.includes(me.id) ? " · in FBLINK_ADMINS" : "");
+  $("#whoami").textContent = `You are ${me.title}` + (c.admins.includes(me.id) ? " · may manage keys and workspace settings" : "");
 }
 
 function title() {
