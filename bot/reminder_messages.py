@@ -21,8 +21,9 @@ def headline(claim: Claim, now: int) -> str:
     if claim.threshold == 0 or (link.expires_at is not None and link.expires_at <= now):
         return f":rotating_light: *{name}*: the link to Vonage has *expired*. Messenger traffic through Vonage has stopped."
     left = link.days_left(now) or 0
+    late = f" (this is its {claim.threshold}-day reminder)" if 0 < left < claim.threshold else ""
     return (
-        f":alarm_clock: *{name}*: the link to Vonage expires in *{left} day{'s' if left != 1 else ''}*. "
+        f":alarm_clock: *{name}*: the link to Vonage expires in *{left} day{'s' if left != 1 else ''}*{late}. "
         "Then Messenger messages to this Page stop reaching Vonage until someone re-links it."
     )
 

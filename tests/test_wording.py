@@ -68,3 +68,13 @@ def test_the_link_modal_answers_in_the_channel_it_was_opened_from_too(bot, graph
     assert here[0]["channel"] == "COPS" and here[0]["user"] == "U1"  # "Only visible to you", where they acted
     assert "Reminders go to <#COPS>" in text_of(here[0])
     bot.slack.wait_message("Linked *Acme Coffee*")  # and in the DM, as before
+
+
+def test_a_reminder_posted_late_names_its_threshold(bot, graph):
+    log_in(bot, graph, pages=PAGES, data_access_expires_at=START + 365 * DAY)
+    bot.command("link 101", channel="COPS")
+    bot.slack.wait_response("Linked *Acme Coffee*")
+    expires = START + 90 * DAY
+    asyncio.run(run_sweep_once(bot.services.settings, FixedClock(expires - 6 * DAY)))  # the 7-day one, a day late
+    (post,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage" and "expires in" in text_of(m)]
+    assert "expires in *6 days* (this is its 7-day reminder)" in text_of(post)
