@@ -183,8 +183,13 @@ def not_linked(wanted: str) -> str:
 
 
 async def creds_or_refuse(services: Services, team_id: str, api_key: str | None, user_id: str) -> Credentials:
-    """The key's credentials. Only admins are told which keys exist."""
+    """The key's credentials. Only admins are told which keys exist, and only for them is a key
+    matched the forgiving way (case, a unique start): others could otherwise probe for keys."""
     creds = await services.credentials(team_id, api_key)
+    if creds is None and api_key and services.is_admin(user_id):
+        found = names.find(await services.api_keys(team_id), api_key, ident=lambda k: k, name=lambda k: k)
+        if found.item is not None:
+            creds = await services.credentials(team_id, found.item)
     if creds is None:
         text = f"Unknown Vonage API key `{blocks.escape(api_key or '')}`."
         if services.is_admin(user_id):

@@ -158,3 +158,19 @@ def test_the_demo_escapes_command_text_as_slack_does():
     assert escape_command_text("ask @priya", channels, people) == "ask <@UPAGEADM|priya>"
     assert escape_command_text("Coffee & Tea <b>", channels, people) == "Coffee &amp; Tea &lt;b&gt;"
     assert escape_command_text("see https://x.test/a?b=1&c=2", channels, people) == "see <https://x.test/a?b=1&amp;c=2>"
+
+
+def test_an_admin_may_type_a_key_in_another_case_others_may_not(world, vonage):
+    bot = world
+    bot.command("link 102 ABCD1234", user="U1")  # U1 is no admin: keys stay exact for them
+    bot.slack.wait_response("Unknown Vonage API key")
+    assert "102" not in vonage.accounts[VONAGE_KEY]
+
+
+def test_an_admin_key_typed_in_capitals_is_found(bot, graph, vonage):
+    log_in(
+        bot, graph, user="UADMIN", fb_user="FBA", name="Avery", pages=PAGES, data_access_expires_at=START + 200 * DAY
+    )
+    bot.command("link 102 ABCD1234", user="UADMIN")
+    said(bot, "Linked *Acme Bakery*")
+    assert "102" in vonage.accounts[VONAGE_KEY]
