@@ -231,3 +231,26 @@ def test_a_declined_permission_and_did_you_mean_in_a_browser(demo: Running, page
     run(page, "/fblink remind acme #marketing")  # escaped by "Slack" as <#C…|marketing>
     expect(messages.locator(".msg").last).to_contain_text("now go to")
     expect(messages.locator(".msg").last).to_contain_text("marketing")
+
+
+def test_the_sidebar_marks_a_channel_with_new_messages(demo: Running, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A reminder posted to #ops while you look at #marketing shows #ops as unread until you open it."""
+    page.goto(demo.url)
+    run(page, "/fblink login")
+    facebook_allow(page, page.locator("#messages").get_by_role("button", name="Continue with Facebook").last)
+    run(page, f"/fblink link {ACME['id']}")
+    expect(page.locator("#messages .msg", has_text="Linked").last).to_be_visible()
+    page.click("[data-channel=C0MKT00002]")
+    ops = page.locator("[data-channel=C0OPS00001]")
+    expect(ops).not_to_have_class(re.compile("unread"))
+    page.fill("#advance-days", "0")
+    page.click("#advance")
+    expect(page.locator("#sweep-report")).to_contain_text("from 1 to 3650")  # refused, and said why
+    page.fill("#advance-days", "84")
+    page.click("#advance")
+    expect(page.locator("#sweep-report")).to_contain_text("expires in 6 days")
+    page.click("#sweep")
+    expect(ops).to_have_class(re.compile("unread"))
+    ops.click()
+    expect(page.locator("#messages")).to_contain_text("expires in")
+    expect(ops).not_to_have_class(re.compile("unread"))

@@ -241,6 +241,9 @@ class Demo:
             "version": self.slack.version,
             "channel": channel,
             "messages": [self._message(m) for m in self.slack.history(channel, user)],
+            "counts": {  # what this person can see in each conversation: the sidebar marks new ones unread
+                c: len(self.slack.history(c, user)) for c in [*(ch["id"] for ch in CHANNELS), "D" + user[1:]]
+            },
             "modal": shown,
             "home": self.slack.home_of(user),
             "now": self.world.clock.now(),
