@@ -80,3 +80,22 @@ def test_the_demo_suggests_a_free_port_and_deletes_its_temporary_database(tmp_pa
     assert os.path.exists(db)
     running.stop()
     assert not os.path.exists(db) and not os.path.exists(os.path.dirname(db))
+
+
+def test_the_vonage_dashboard_can_change_and_delete_a_link_for_sync_to_find(demo, web):
+    from bot.demo.world import ACME, VONAGE_KEY
+
+    log_in(demo, web, ADMIN, "10001")
+    command(web, ADMIN, f"/fblink link {ACME['id']} app Acme Support Bot")
+    message_with(web, ADMIN, "Linked")
+    other = "cc33dd44-2222-4c2d-8e3f-0123456789ab"  # "Campaigns & Offers <EU>"
+    page = web.post(
+        "/vonage/application", data={"key": VONAGE_KEY, "page": ACME["id"], "app": other}, follow_redirects=True
+    )
+    assert page.status_code == 200 and "Campaigns &amp; Offers" in page.text  # back on the dashboard
+    command(web, ADMIN, "/fblink sync")
+    assert "Application changed in the Vonage dashboard" in str(message_with(web, ADMIN, "Synced with Vonage"))
+    web.post("/vonage/delete", data={"key": VONAGE_KEY, "page": ACME["id"]})
+    assert ACME["id"] not in demo.world.vonage.accounts[VONAGE_KEY]
+    command(web, ADMIN, "/fblink sync")
+    assert "Deleted at Vonage" in str(message_with(web, ADMIN, "marked gone"))
