@@ -171,6 +171,16 @@ def dm_responder(services: Services, user_id: str) -> Respond:
     return respond
 
 
+async def tell_in_channel(services: Services, channel_id: str | None, user_id: str, text: str) -> None:
+    """A short note, visible only to this person, in the channel they started from (none for a DM)."""
+    if not channel_id or channel_id[:1] not in ("C", "G"):
+        return
+    try:
+        await services.slack.chat_postEphemeral(channel=channel_id, user=user_id, **blocks.notice(text))
+    except Exception as exc:  # left the channel, archived: the DM has the answer
+        log.info("no ephemeral note in %s: %s", channel_id, type(exc).__name__)
+
+
 def where_you_acted(services: Services, user_id: str, channel_id: str | None) -> Respond:
     """For work started in a modal or a browser: the answer goes to the DM, and the same answer
     appears in the channel the person started from, visible only to them (a DM needs only one)."""

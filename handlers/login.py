@@ -28,7 +28,7 @@ from bot.services import Services
 from bot.store import FacebookLogin, OAuthState
 from handlers import permissions
 from handlers.changes import relink_after_login
-from handlers.common import Body, Req, dm, on_action
+from handlers.common import Body, Req, dm, on_action, tell_in_channel
 from handlers.session import login_message, login_prompt, login_url
 
 log = logging.getLogger(__name__)
@@ -266,6 +266,12 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     )
     await services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
     await dm(services, state.user_id, await connected_message(services, state, fb_name, info.scopes))
+    await tell_in_channel(
+        services,
+        state.channel_id,
+        state.user_id,
+        f":white_check_mark: Connected to Facebook as *{blocks.escape(fb_name)}*. Your DM with fblink has the details.",
+    )
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))
     _, slack_name = await _slack_names(services, state)

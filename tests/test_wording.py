@@ -78,3 +78,21 @@ def test_a_reminder_posted_late_names_its_threshold(bot, graph):
     asyncio.run(run_sweep_once(bot.services.settings, FixedClock(expires - 6 * DAY)))  # the 7-day one, a day late
     (post,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage" and "expires in" in text_of(m)]
     assert "expires in *6 days* (this is its 7-day reminder)" in text_of(post)
+
+
+def test_a_login_started_in_a_channel_is_confirmed_there_too(bot, graph):
+    from tests.flows import button_urls, confirm_login, query
+
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES)
+    (url,) = button_urls(bot.command("login", channel="COPS").json())
+    confirm_login(bot, url)
+    code = graph.issue_code("FB1")
+    assert (
+        bot.http.get(bot.url + "/facebook/callback", params={"code": code, "state": query(url)["state"]}).status_code
+        == 200
+    )
+    note = bot.slack.wait_for(
+        lambda: [m for m in bot.slack.messages if m["method"] == "chat.postEphemeral" and m["channel"] == "COPS"]
+    )
+    assert note[0]["user"] == "U1" and "Connected to Facebook as *Ada Lovelace*" in text_of(note[0])
+    bot.slack.wait_message("Connected to Facebook")  # the DM, with its Not me button, as before
