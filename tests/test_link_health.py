@@ -124,3 +124,18 @@ def test_pages_hides_unlink_from_someone_who_did_not_link(bot, graph):
     bot.slack.wait_response("Only <@U1> or an fblink admin can unlink")
     assert bot.store.get_link(TEAM, "101").status == "active"
     assert VONAGE_KEY
+
+
+def test_app_home_says_who_you_are_and_offers_log_in_link_and_refresh(bot, graph):
+    bot.open_home("U1")
+    (first,) = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.publish"])
+    assert "not connected to Facebook yet" in text_of(first["view"])
+    ids = [el.get("action_id") for b in first["view"]["blocks"] if b["type"] == "actions" for el in b["elements"]]
+    assert ids == ["home_login", "home_refresh"]  # no "Link a Page" before there is a login to link with
+    log_in(bot, graph, user="U1", pages=PAGES, data_access_expires_at=START + 200 * DAY)
+    bot.click("home_refresh", "refresh", view={"id": "VHOME", "type": "home"})
+    second = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.publish"][1:])
+    blob = text_of(second[0]["view"])
+    assert "connected to Facebook as *Ada Lovelace*" in blob
+    ids = [el.get("action_id") for b in second[0]["view"]["blocks"] if b["type"] == "actions" for el in b["elements"]]
+    assert ids == ["home_login", "home_link", "home_refresh"]
