@@ -270,7 +270,10 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         services,
         state.channel_id,
         state.user_id,
-        f":white_check_mark: Connected to Facebook as *{blocks.escape(fb_name)}*. Your DM with fblink has the details.",
+        f":white_check_mark: Connected to Facebook as *{blocks.escape(fb_name)}*. Your DM with fblink has the details."
+        if not permissions.missing(info.scopes)
+        else f":warning: Connected to Facebook as *{blocks.escape(fb_name)}*, but Facebook did not grant "
+        f"{permissions.in_words(permissions.missing(info.scopes))}. Your DM with fblink has a button to grant it.",
     )
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))

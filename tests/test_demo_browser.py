@@ -215,6 +215,7 @@ def test_a_declined_permission_and_did_you_mean_in_a_browser(demo: Running, page
     shot(page, "declined-callback", tmp_path, dialog)
     dialog.close()
 
+    expect(messages.locator(".msg", has_text="did not grant").last).to_contain_text("pages_messaging")
     run(page, "/fblink link acme coffee & tea")  # the Page's emoji left out
     refusal = messages.locator(".msg", has_text="did not link").last
     expect(refusal).to_contain_text("pages_messaging")
