@@ -26,8 +26,9 @@ from bot.graph import REQUIRED_SCOPES, GraphError
 from bot.http import UpstreamError, UpstreamUnavailable
 from bot.services import Services
 from bot.store import FacebookLogin, OAuthState
+from handlers import permissions
 from handlers.changes import relink_after_login
-from handlers.common import Body, Req, dm, on_action
+from handlers.common import Body, Req, dm, on_action, tell_in_channel
 from handlers.session import login_message, login_prompt, login_url
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ async def cmd_whoami(req: Req) -> dict[str, Any]:
         f"Connected to Facebook as *{blocks.escape(login.fb_name)}* (`{blocks.escape(login.fb_user_id)}`). "
         f"Facebook's data access for this login ends {ends}."
     )
-    return blocks.message(text, [blocks.section(text), blocks.actions(disconnect_button(login.fb_name))])
+    warning = await permissions.login_warning(req.services, req.team_id, req.user_id, req.channel_id, login)
+    return blocks.message(text, [blocks.section(text), *warning, blocks.actions(disconnect_button(login.fb_name))])
 
 
 def disconnect_button(fb_name: str) -> dict[str, Any]:
@@ -264,11 +266,30 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     )
     await services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
     await dm(services, state.user_id, await connected_message(services, state, fb_name, info.scopes))
+    await tell_in_channel(
+        services,
+        state.channel_id,
+        state.user_id,
+        f":white_check_mark: Connected to Facebook as *{blocks.escape(fb_name)}*. Your DM with fblink has the details."
+        if not permissions.missing(info.scopes)
+        else f":warning: Connected to Facebook as *{blocks.escape(fb_name)}*, but Facebook did not grant "
+        f"{permissions.in_words(permissions.missing(info.scopes))}. Your DM with fblink has a button to grant it.",
+    )
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))
+    _, slack_name = await _slack_names(services, state)
+    lacking = permissions.missing(info.scopes)
+    if lacking:
+        return page(
+            "Connected, but permissions are missing",
+            f"fblink is connected to Facebook as {fb_name}, for Slack user {slack_name}, but Facebook did not "
+            f"grant: {permissions.in_words(lacking).replace('`', '')}. "
+            + ("Pages cannot be linked until you grant them. " if permissions.blocking(info.scopes) else "")
+            + "Your DM from fblink in Slack has a button that asks Facebook for them again.",
+        )
     return page(
         "You're connected",
-        f"fblink is connected to Facebook as {fb_name}, for Slack user {state.user_id}. "
+        f"fblink is connected to Facebook as {fb_name}, for Slack user {slack_name}. "
         "You can close this tab and return to Slack.",
     )
 

@@ -366,12 +366,14 @@ def test_keys_admin_only_add_list_remove(world, vonage):
         user="UADMIN",
     )
     assert set(bad.json()["errors"]) == {"api_key", "api_secret"}
-    bot.submit(
+    wrong = bot.submit(
         "keys_add_modal",
         {"api_key": {"api_key": {"value": "second99"}}, "api_secret": {"api_secret": {"value": "wrong"}}},
         user="UADMIN",
     )
-    bot.slack.wait_message("The key was not added")
+    # the modal stays open with Vonage's refusal under "API secret"
+    assert wrong.json()["response_action"] == "errors"
+    assert "did not accept this key and secret" in wrong.json()["errors"]["api_secret"]
     assert bot.store.key_secret(TEAM, "second99") is None
     bot.submit(
         "keys_add_modal",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import sys
 import threading
@@ -82,7 +83,11 @@ def main(host: str, port: int, database: str | None) -> int:
         print(f"fblink demo: refusing the database: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"fblink demo: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            with _bind(host, 0) as free:
+                hint = f"; port {port} is taken, try `fblink demo --port {free.getsockname()[1]}`"
+        print(f"fblink demo: cannot listen on {host}:{port}: {exc.strerror}{hint}", file=sys.stderr)
         return 2
     print(
         f"fblink demo: open {world.login_url}  (database {world.db_path}; ready in {time.monotonic() - started:.1f} s)",

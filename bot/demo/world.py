@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -39,10 +40,10 @@ VONAGE_KEY, VONAGE_SECRET = "a1b2c3d4", "DemoSecret1"
 EXTRA_KEY, EXTRA_SECRET = "e5f6a7b8", "OtherSecret2"
 CREDENTIAL_PREFIXES = ("SLACK_", "FACEBOOK_", "VONAGE_", "FBLINK_")
 
-PEOPLE = [  # Slack people: id, display name, role, their Facebook person
-    {"id": "UADMIN", "name": "avery", "title": "Avery (fblink admin)", "facebook": "10001"},
-    {"id": "UPAGEADM", "name": "priya", "title": "Priya (Page admin)", "facebook": "10002"},
-    {"id": "UNOPAGE", "name": "sam", "title": "Sam (manages no Page)", "facebook": "10003"},
+PEOPLE = [  # Slack people: id, display name, real name, role, their Facebook person
+    {"id": "UADMIN", "name": "avery", "real_name": "Avery Quinn", "title": "Avery (fblink admin)", "facebook": "10001"},
+    {"id": "UPAGEADM", "name": "priya", "real_name": "Priya Raman", "title": "Priya (Page admin)", "facebook": "10002"},
+    {"id": "UNOPAGE", "name": "sam", "real_name": "Sam Okafor", "title": "Sam (manages no Page)", "facebook": "10003"},
 ]
 CHANNELS = [{"id": "C0OPS00001", "name": "ops"}, {"id": "C0MKT00002", "name": "marketing"}]
 
@@ -52,7 +53,13 @@ ACME = {
     "category": "Coffee Shop",
     "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
 }
-HOSTILE = {
+ROASTERY = {
+    "id": "104857600000006",
+    "name": "Acme Roastery Berlin",
+    "category": "Coffee Roaster",
+    "tasks": ["ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
+}
+HOSTILE = {  # one hostile name, to show names are shown as text (Priya manages it)
     "id": "104857600000002",
     "name": 'Café "payload=1&x=%2B" <b>Ünïcödé</b> 🍰',
     "category": "Bakery",
@@ -74,7 +81,7 @@ AGENCY = {
 LOCKED = {"id": "104857600000005", "name": "Northwind HQ", "category": "Company", "tasks": []}  # no task: no token
 BUSINESSES = [{"id": "880000000000001", "name": "Northwind Agency", "owned_pages": [LOCKED], "client_pages": [AGENCY]}]
 FACEBOOK_PEOPLE: list[dict[str, Any]] = [
-    {"id": "10001", "name": "Avery Quinn", "pages": [ACME, HOSTILE]},
+    {"id": "10001", "name": "Avery Quinn", "pages": [ACME, ROASTERY]},
     {"id": "10002", "name": "Priya Raman", "pages": [ACME, HOSTILE, CYRILLIC], "businesses": BUSINESSES},
     {"id": "10003", "name": "Sam Okafor", "pages": []},
 ]
@@ -221,6 +228,10 @@ class World:
         self.vonage = FakeVonage()
         self.vonage.start()
         seed(self.graph, self.vonage)
+        for person in PEOPLE:  # users.info names them as they are (fblink's login page shows the name)
+            self.slack.add_person(person["id"], person["real_name"], person["name"])
+        for channel in CHANNELS:  # what conversations.list answers (fblink reads a plain #name through it)
+            self.slack.add_channel(channel["id"], channel["name"])
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.fblink_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -267,3 +278,5 @@ class World:
         for fake in (getattr(self, "slack", None), getattr(self, "graph", None), getattr(self, "vonage", None)):
             if fake is not None:
                 fake.stop()
+        if self.database is None and self.db_path:  # the demo's own temporary database goes with it
+            shutil.rmtree(os.path.dirname(self.db_path), ignore_errors=True)
