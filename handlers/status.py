@@ -29,12 +29,14 @@ async def managed_ids(services: Services, team_id: str, user_id: str) -> set[str
 
 
 async def status_message(services: Services, team_id: str, offset: int = 0, user_id: str = "") -> dict[str, Any]:
-    total = await services.store.count_links(team_id)
+    offset = max(0, offset)
+    chunk, total = await services.store.links_page(team_id, limit=blocks.PAGE_SIZE, offset=offset)
     if not total:
         return blocks.notice("No Pages are linked in this workspace yet. Start with `/fblink pages`.")
     now = services.now()
-    offset = min(max(0, offset), total - 1)
-    chunk = await services.store.list_links(team_id, limit=blocks.PAGE_SIZE, offset=offset)
+    if not chunk:  # a stale "next" button past the end: show the last link, as before
+        offset = total - 1
+        chunk, total = await services.store.links_page(team_id, limit=blocks.PAGE_SIZE, offset=offset)
     nxt = offset + blocks.PAGE_SIZE if offset + blocks.PAGE_SIZE < total else None
     out = [blocks.section(f"*Links in this workspace* ({total}), soonest expiry first")]
     gaps = await linker_gaps(services, team_id, chunk)
