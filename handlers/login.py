@@ -9,8 +9,6 @@ confirmed. The DM that follows names the Facebook account and offers "Not me: di
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import logging
 from collections.abc import Sequence
@@ -26,6 +24,7 @@ from bot.graph import REQUIRED_SCOPES, GraphError
 from bot.http import UpstreamError, UpstreamUnavailable
 from bot.services import Services
 from bot.store import FacebookLogin, OAuthState
+from handlers import login_browser as browser
 from handlers.changes import relink_after_login
 from handlers.common import Body, Req, dm, on_action
 from handlers.session import login_message, login_prompt, login_url
@@ -96,8 +95,18 @@ async def disconnect(req: Req, body: Body) -> None:
 # -- the browser side ---------------------------------------------------------
 
 
-def page(title: str, body: str, status: int = 200, *, extra_html: str = "", form_to: str = "'none'") -> HTMLResponse:
-    """A small HTML page. ``form_to``: where its form may go, redirects included (CSP form-action)."""
+def page(
+    title: str,
+    body: str,
+    status: int = 200,
+    *,
+    extra_html: str = "",
+    form_to: str = "'none'",
+    referrer: str = "no-referrer",
+) -> HTMLResponse:
+    """A small HTML page. ``form_to``: where its form may go, redirects included (CSP form-action).
+    ``referrer``: the confirmation page needs ``same-origin``, or browsers send ``Origin: null``
+    with its POST and the Origin check cannot tell fblink's page from another site's."""
     doc = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>fblink: {html.escape(title)}</title>"
         "<meta name='viewport' content='width=device-width'>"
@@ -110,16 +119,11 @@ def page(title: str, body: str, status: int = 200, *, extra_html: str = "", form
         status_code=status,
         headers={
             "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
+            "Referrer-Policy": referrer,
             "X-Frame-Options": "DENY",
             "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; form-action {form_to}",
         },
     )
-
-
-def csrf_token(services: Services, state: str) -> str:
-    key = ("csrf:" + services.settings.fblink_secret_key).encode()
-    return hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
 
 
 INVALID = (
@@ -143,23 +147,38 @@ async def _slack_names(services: Services, state: OAuthState) -> tuple[str, str]
     return team, user
 
 
+NOT_CONFIRMED = (
+    "Login not confirmed",
+    "The confirmation did not come from fblink's page in this browser. Open the login link from Slack again, "
+    "in the browser you want to log in with.",
+)
+
+
 async def login_page(services: Services, request: Request) -> Response:
-    """GET: say whom the login binds to. POST: confirmed, continue to Facebook."""
+    """GET: say whom the login binds to, and give this browser its cookie. POST: confirmed in
+    this browser, from fblink's own page: bind the state to the browser, continue to Facebook."""
     now = services.now()
+    public_url = services.settings.fblink_public_url
+    cookie = browser.browser_cookie(request, public_url)
     if request.method == "POST":
-        raw = (await request.body())[:4096].decode("utf-8", "replace")
+        raw = (await request.body()).decode("utf-8", "replace")  # bounded by bot.web before this runs
         form = {k: v[-1] for k, v in parse_qs(raw).items()}
         state_text, token = form.get("state", ""), form.get("csrf", "")
+        if not browser.from_own_page(request, public_url):
+            log.info("login confirmation refused: it came from another origin")
+            return page(*NOT_CONFIRMED, 403)
         state = services.store.peek_state(state_text, now=now)
         if state is None:
             return page(*INVALID, 400)
-        if not hmac.compare_digest(token, csrf_token(services, state_text)):
+        if cookie is None or not browser.token_ok(cookie, state_text, token):
+            return page(*NOT_CONFIRMED, 403)
+        if not services.store.confirm_state(state_text, now=now, browser=browser.browser_hash(cookie)):
             return page(
-                "Login not confirmed",
-                "The confirmation did not come from fblink's page. Open the login link from Slack again.",
+                "Login already confirmed elsewhere",
+                "This login link was confirmed in another browser; it can be finished only there. "
+                "Run /fblink login in Slack to get a new one.",
                 403,
             )
-        services.store.confirm_state(state_text, now=now)
         dialog = services.graph.login_dialog_url(state_text, rerequest=bool(state.payload.get("rerequest")))
         return RedirectResponse(dialog, status_code=303, headers={"Cache-Control": "no-store"})
     state_text = request.query_params.get("state", "")
@@ -167,21 +186,26 @@ async def login_page(services: Services, request: Request) -> Response:
     if state is None:
         return page(*INVALID, 400)
     team, user = await _slack_names(services, state)
+    cookie = cookie or browser.new_cookie()
     confirm_form = (
         "<p><strong>Not you?</strong> Close this tab: a login link belongs to the person who asked for it.</p>"
         "<form method='post' action='login'>"
         f"<input type='hidden' name='state' value='{html.escape(state_text)}'>"
-        f"<input type='hidden' name='csrf' value='{csrf_token(services, state_text)}'>"
+        f"<input type='hidden' name='csrf' value='{browser.form_token(cookie, state_text)}'>"
         "<button type='submit'>Continue to Facebook</button></form>"
+        "<p><small>Finish the login in this browser: fblink accepts Facebook's answer only here.</small></p>"
     )
-    return page(
+    response = page(
         "Connect Facebook to fblink",
         f"The Facebook account you log in with will be connected to the Slack user {user} ({state.user_id}) "
         f"in the workspace {team} ({state.team_id}). Whoever holds that Slack account can then link and "
         "replace applications on the Pages this Facebook account manages.",
         extra_html=confirm_form,
         form_to=f"'self' {_origin(services.settings.facebook_login_url)}",  # the POST redirects to Facebook
+        referrer="same-origin",
     )
+    browser.set_browser_cookie(response, cookie, public_url)
+    return response
 
 
 def _origin(url: str) -> str:
@@ -197,6 +221,16 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     state = services.store.consume_state(state_text, now=now) if state_text else None
     if state is None:
         return page(*INVALID, 400)
+    # Used up either way: a dialog URL that reached another browser is burnt, not retried.
+    if not browser.same_browser(browser.browser_cookie(request, services.settings.fblink_public_url), state.browser):
+        log.info("facebook callback for %s refused: not the browser that confirmed the login", state.user_id)
+        return page(
+            "Login not finished: another browser",
+            "This Facebook login was started in a different browser from the one that confirmed it on fblink's "
+            "page, so fblink did not use it. If you are the person who asked for it, run /fblink login in Slack "
+            "and finish it in one browser.",
+            403,
+        )
     if params.get("error"):
         reason = params.get("error_reason") or params.get("error")
         log.info("facebook login declined by %s: %s", state.user_id, reason)

@@ -27,7 +27,12 @@ def _hash_state(state: str) -> str:
 
 def _state(row: dict[str, Any]) -> OAuthState:
     return OAuthState(
-        row["team_id"], row["user_id"], row["channel_id"], row["purpose"], json.loads(row["payload"] or "{}")
+        row["team_id"],
+        row["user_id"],
+        row["channel_id"],
+        row["purpose"],
+        json.loads(row["payload"] or "{}"),
+        row.get("browser_hash"),
     )
 
 
@@ -82,9 +87,14 @@ class Store:
         payload: dict[str, Any] | None = None,
         ttl: int = 600,
     ) -> str:
-        """A random single-use state bound to team+user; only its hash is stored."""
+        """A random single-use state bound to team+user; only its hash is stored. The user's
+        earlier unfinished states are cancelled: only the newest login link works."""
         state = secrets.token_urlsafe(32)
         self.db.execute("DELETE FROM oauth_states WHERE expires_at < ?", [now - DAY])
+        self.db.execute(
+            "UPDATE oauth_states SET used_at = ? WHERE team_id = ? AND user_id = ? AND used_at IS NULL",
+            [now, team_id, user_id],
+        )
         self.db.execute(
             "INSERT INTO oauth_states (state_hash, team_id, user_id, channel_id, purpose, payload, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -103,11 +113,13 @@ class Store:
         )
         return _state(row) if row else None
 
-    def confirm_state(self, state: str, *, now: int) -> bool:
-        """The Slack user saw whom the login binds to and chose to continue to Facebook."""
+    def confirm_state(self, state: str, *, now: int, browser: str) -> bool:
+        """The Slack user saw whom the login binds to and chose to continue to Facebook, in the
+        browser whose cookie hashes to ``browser``. Once confirmed, no other browser can confirm it."""
         cur = self.db.execute(
-            "UPDATE oauth_states SET confirmed_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?",
-            [now, _hash_state(state), now],
+            "UPDATE oauth_states SET confirmed_at = ?, browser_hash = ? WHERE state_hash = ? AND used_at IS NULL"
+            " AND expires_at >= ? AND (browser_hash IS NULL OR browser_hash = ?)",
+            [now, browser, _hash_state(state), now, browser],
         )
         return cur.rowcount == 1
 
@@ -118,7 +130,7 @@ class Store:
         rows = list(
             self.db.query(
                 "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?"
-                " AND confirmed_at IS NOT NULL RETURNING team_id, user_id, channel_id, purpose, payload",
+                " AND confirmed_at IS NOT NULL RETURNING team_id, user_id, channel_id, purpose, payload, browser_hash",
                 [now, _hash_state(state), now],
             )
         )

@@ -205,3 +205,9 @@ def m101_unreadable_rows_and_retention(db: Database) -> None:
     db.execute("UPDATE reminders SET finished_at = COALESCE(posted_at, claimed_at) WHERE status != 'claimed'")
     db.execute("CREATE INDEX reminders_finished ON reminders (finished_at) WHERE status != 'claimed'")
     db.execute("CREATE INDEX audit_at ON audit (at)")
+
+
+@migrations()
+def m102_state_browser(db: Database) -> None:
+    # The browser that confirmed a login state (hash of its cookie): the callback must come from it.
+    db.execute("ALTER TABLE oauth_states ADD COLUMN browser_hash TEXT")
