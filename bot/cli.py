@@ -12,6 +12,7 @@ import uvicorn
 from bot.app import create_app
 from bot.clock import Clock, FixedClock
 from bot.crypto import Vault, generate_key
+from bot.db_marks import WrongDatabase, claim_for_real
 from bot.demo.run import main as run_demo
 from bot.logs import setup_logging
 from bot.reminders import run_sweep_once
@@ -27,9 +28,19 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
+def _real_database(settings: Settings, command: str) -> None:
+    """A real command never uses the demo's database (bot.db_marks); exit 2 saying why."""
+    try:
+        claim_for_real(settings.fblink_database, command)
+    except WrongDatabase as exc:
+        print(f"fblink: refusing the database: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit()
+    _real_database(settings, "serve")
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     app = create_app(settings)
     uvicorn.run(
@@ -46,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit()
+    _real_database(settings, "sweep")
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     clock = FixedClock(args.now) if args.now else Clock()
     report = asyncio.run(run_sweep_once(settings, clock, probe=not args.no_probe))
@@ -87,6 +99,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     if settings.fblink_database != ":memory:" and not os.path.exists(settings.fblink_database):
         print(f"fblink: no database at FBLINK_DATABASE ({settings.fblink_database})", file=sys.stderr)
         return 2
+    _real_database(settings, "rotate-keys")
     vault = Vault(settings.fblink_secret_key)
     conn = open_connection(settings.fblink_database)
     try:

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -90,7 +90,7 @@ def bounded(endpoint: Endpoint, limit: int = BROWSER_MAX_BODY) -> Endpoint:
     return guarded
 
 
-def bounded_routes(routes: list[BaseRoute], limit: int = BROWSER_MAX_BODY) -> list[BaseRoute]:
+def bounded_routes(routes: Sequence[BaseRoute], limit: int = BROWSER_MAX_BODY) -> list[BaseRoute]:
     """Every plain route of the list behind :func:`bounded`."""
     out: list[BaseRoute] = []
     for route in routes:
