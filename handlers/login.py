@@ -58,14 +58,17 @@ async def cmd_whoami(req: Req) -> dict[str, Any]:
         f"Connected to Facebook as *{blocks.escape(login.fb_name)}* (`{blocks.escape(login.fb_user_id)}`). "
         f"Facebook's data access for this login ends {ends}."
     )
-    return blocks.message(text, [blocks.section(text), blocks.actions(disconnect_button(login.fb_name))])
+    return blocks.message(
+        text, [blocks.section(text), blocks.actions(disconnect_button(login.fb_user_id, login.fb_name))]
+    )
 
 
-def disconnect_button(fb_name: str) -> dict[str, Any]:
+def disconnect_button(fb_user_id: str, fb_name: str) -> dict[str, Any]:
+    """Bound to the Facebook account it names: clicked later, it never removes another login."""
     return blocks.button(
         "Not me: disconnect",
         "login_disconnect",
-        "disconnect",
+        fb_user_id,
         style="danger",
         confirm=blocks.confirm_dialog(
             "Disconnect this Facebook login?",
@@ -76,18 +79,31 @@ def disconnect_button(fb_name: str) -> dict[str, Any]:
 
 
 async def disconnect(req: Req, body: Body) -> None:
-    """ "Not me": the Facebook account connected is not this Slack user's. Remove everything it brought."""
-    had = req.store.forget_login(req.team_id, req.user_id)
+    """ "Not me": the Facebook account the button named is not this Slack user's. Remove everything it
+    brought, if it is still the one connected; a button shown for an earlier login changes nothing."""
+    actions = body.get("actions") or [{}]
+    named = str(actions[0].get("value") or "")[:64]
+    login = req.store.get_login(req.team_id, req.user_id)
+    if login is None or not named or named != login.fb_user_id:
+        text = (
+            f"The Facebook login this button was for (`{blocks.escape(named)}`) is already gone, so nothing was "
+            "disconnected. Run `/fblink whoami` to see which login, if any, is connected now."
+        )
+        await req.respond(**blocks.notice(text), replace_original=True)
+        return
+    had = req.store.forget_login(req.team_id, req.user_id, fb_user_id=named)
+    if not had:  # replaced between the read and the delete
+        await req.respond(**blocks.notice("That Facebook login was replaced meanwhile; nothing was disconnected."))
+        return
     dropped = req.store.forget_link_tokens(req.team_id, req.user_id)
     req.store.audit(
         req.team_id, "disconnect", now=req.now, user_id=req.user_id, detail=f"{dropped} link tokens dropped"
     )
     text = (
-        ":unlock: Disconnected: fblink deleted that Facebook login and every Page token it brought"
+        f":unlock: Disconnected: fblink deleted the Facebook login of {blocks.escape(login.fb_name)} and every "
+        "Page token it brought"
         + (f", including the tokens of {dropped} link(s) you made with it" if dropped else "")
         + ". Run `/fblink login` to connect your own account."
-        if had or dropped
-        else "There was no Facebook login to disconnect."
     )
     await req.respond(**blocks.notice(text), replace_original=True)
 
@@ -282,12 +298,13 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         )
 
     fb_name = str(me.get("name", ""))
+    fb_user_id = str(me.get("id", info.user_id or ""))
     token_expires_at = now + long.expires_in if long.expires_in else info.expires_at
     services.store.save_login(
         FacebookLogin(
             team_id=state.team_id,
             user_id=state.user_id,
-            fb_user_id=str(me.get("id", info.user_id or "")),
+            fb_user_id=fb_user_id,
             fb_name=fb_name,
             token=long.access_token,
             token_expires_at=token_expires_at,
@@ -297,7 +314,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         now=now,
     )
     services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
-    await dm(services, state.user_id, connected_message(services, state, fb_name, info.scopes))
+    await dm(services, state.user_id, connected_message(services, state, fb_user_id, fb_name, info.scopes))
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))
     return page(
@@ -307,13 +324,15 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     )
 
 
-def connected_message(services: Services, state: OAuthState, fb_name: str, scopes: Sequence[str]) -> dict[str, Any]:
+def connected_message(
+    services: Services, state: OAuthState, fb_user_id: str, fb_name: str, scopes: Sequence[str]
+) -> dict[str, Any]:
     name = blocks.escape(fb_name)
     head = (
         f":white_check_mark: Connected to Facebook as *{name}*. Not you? Someone else completed the login "
         "link you were sent: disconnect it now."
     )
-    out = [blocks.section(head), blocks.actions(disconnect_button(fb_name))]
+    out = [blocks.section(head), blocks.actions(disconnect_button(fb_user_id, fb_name))]
     missing = [s for s in REQUIRED_SCOPES if s not in scopes]
     if missing:
         url = login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)

@@ -243,3 +243,47 @@ def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path, path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_not_me_on_an_old_dm_never_removes_the_login_connected_since(bot, graph):
+    """Issue 17, item 8: the button is bound to the Facebook account its DM named."""
+    log_in(
+        bot,
+        graph,
+        user="U1",
+        fb_user="FB-X",
+        name="Xavier Old",
+        pages=[{"id": "601", "name": "P", "tasks": ["MANAGE"]}],
+    )
+    old_dm = bot.slack.wait_message("Connected to Facebook as *Xavier Old*")
+    (old_button,) = [b for b in buttons(old_dm) if b["action_id"] == "login_disconnect"]
+    assert old_button["value"] == "FB-X" and "Xavier Old" in text_of(old_button["confirm"])
+    log_in(
+        bot,
+        graph,
+        user="U1",
+        fb_user="FB-Y",
+        name="Yvonne New",
+        pages=[{"id": "602", "name": "Q", "tasks": ["MANAGE"]}],
+    )
+    new_dm = bot.slack.wait_message("Connected to Facebook as *Yvonne New*")
+    bot.command("pages")
+    bot.slack.wait_response("Your Facebook Pages")
+    bot.slack.responses.clear()
+    bot.click("login_disconnect", old_button["value"], user="U1", response="old-dm")
+    answer = bot.slack.wait_response("already gone")
+    assert "FB-X" in text_of(answer) and "nothing was disconnected" in text_of(answer)
+    login = bot.store.get_login(TEAM, "U1")
+    assert login is not None and login.fb_user_id == "FB-Y"  # Yvonne's login stays
+    assert [p.page_id for p in bot.store.get_pages(TEAM, "U1")] == ["602"]
+    assert bot.store.db.execute("SELECT COUNT(*) FROM audit WHERE action = 'disconnect'").fetchone()[0] == 0
+    # a crafted value (another account, or the old unbound "disconnect") does nothing either
+    bot.click("login_disconnect", "disconnect", user="U1", response="crafted", message_ts="1700000000.000200")
+    bot.slack.wait_for(lambda: len(bot.slack.responses) >= 2)
+    assert bot.store.get_login(TEAM, "U1") is not None
+    # the current DM's button removes the current login
+    (new_button,) = [b for b in buttons(new_dm) if b["action_id"] == "login_disconnect"]
+    bot.click("login_disconnect", new_button["value"], user="U1", response="new-dm", message_ts="1700000000.000300")
+    done = bot.slack.wait_response("Disconnected")
+    assert "Yvonne New" in text_of(done)
+    assert bot.store.get_login(TEAM, "U1") is None and bot.store.get_pages(TEAM, "U1") == []

@@ -172,10 +172,16 @@ class Store:
             scopes=tuple(json.loads(row["scopes"])),
         )
 
-    def forget_login(self, team_id: str, user_id: str) -> bool:
-        """Logout: drop the user's Facebook token and every Page token we hold for them."""
+    def forget_login(self, team_id: str, user_id: str, *, fb_user_id: str | None = None) -> bool:
+        """Logout: drop the user's Facebook token and every Page token we hold for them. With
+        ``fb_user_id``, only while that Facebook account is the one connected (else nothing)."""
         with self.transaction():
-            n = self.db.execute("DELETE FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id]).rowcount
+            n = self.db.execute(
+                "DELETE FROM fb_users WHERE team_id = ? AND user_id = ? AND (? IS NULL OR fb_user_id = ?)",
+                [team_id, user_id, fb_user_id, fb_user_id],
+            ).rowcount
+            if n == 0 and fb_user_id is not None:
+                return False
             self.db.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
         return n > 0
 
