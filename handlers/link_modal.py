@@ -13,6 +13,7 @@ from bot import blocks
 from bot.services import Services
 from bot.store import StoredPage
 from bot.vonage import Application
+from handlers import key_policy
 from handlers.changes import perform_link
 from handlers.common import Body, Req, ack_errors, dm_responder, first_submission
 from handlers.lookups import by_id
@@ -20,12 +21,6 @@ from handlers.session import fetch_pages, managed_page
 
 log = logging.getLogger(__name__)
 CALLBACK_ID = "link_modal"
-
-
-def visible_keys(services: Services, team_id: str, user_id: str) -> list[str]:
-    """Keys the modal offers: every key to admins; to others only the default, unless it is the only one."""
-    keys = services.api_keys(team_id)
-    return keys if services.is_admin(user_id) else keys[:1]
 
 
 def link_modal_view(
@@ -103,7 +98,7 @@ async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
             )
         )
         return
-    keys = visible_keys(services, req.team_id, req.user_id)
+    keys = key_policy.usable_keys(services, req.team_id, req.user_id)
     meta = {"channel": req.channel_id}
     opened = await services.slack.views_open(
         trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta)
@@ -127,6 +122,9 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
     view = body["view"]
     values = view.get("state", {}).get("values", {})
     api_key = _selected(values, "key", "link_modal_key")
+    keys = key_policy.usable_keys(services, team_id, user_id)
+    if api_key not in keys:  # a key this user may not use (a crafted payload): its applications stay hidden
+        api_key = keys[0]
 
     async def reload() -> None:
         pages = services.store.get_pages(team_id, user_id)
@@ -138,7 +136,7 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
                 hash=view.get("hash"),
                 view=link_modal_view(
                     pages,
-                    visible_keys(services, team_id, user_id),
+                    keys,
                     apps,
                     page_id=_selected(values, "page", "page"),
                     api_key=api_key,
@@ -163,7 +161,11 @@ def validate(services: Services, team_id: str, user_id: str, values: dict[str, A
     elif not page.can_link:
         errors["page"] = "You need the MESSAGING or MANAGE task on this Page."
     api_key = _selected(values, "key", "link_modal_key")
-    if api_key not in visible_keys(services, team_id, user_id) or services.credentials(team_id, api_key) is None:
+    if (
+        api_key is None
+        or not key_policy.may_use(services, team_id, user_id, api_key)
+        or services.credentials(team_id, api_key) is None
+    ):
         errors["key"] = "Choose a configured Vonage API key."
     return errors
 

@@ -17,6 +17,7 @@ from bot.linking import LinkRefused
 from bot.services import Services
 from bot.store import Link, StoredPage
 from bot.vonage import Credentials
+from handlers import key_policy
 
 T = TypeVar("T", StoredPage, Link)
 
@@ -99,13 +100,5 @@ def not_linked(wanted: str) -> str:
 
 
 def creds_or_refuse(services: Services, team_id: str, api_key: str | None, user_id: str) -> Credentials:
-    """The key's credentials. Only admins are told which keys exist."""
-    creds = services.credentials(team_id, api_key)
-    if creds is None:
-        text = f"Unknown Vonage API key `{blocks.escape(api_key or '')}`."
-        if services.is_admin(user_id):
-            text += " Configured keys: " + ", ".join(f"`{blocks.escape(k)}`" for k in services.api_keys(team_id)) + "."
-        else:
-            text += " Ask an fblink admin which keys are configured."
-        raise LinkRefused(text)
-    return creds
+    """The key's credentials, under the key policy (handlers.key_policy)."""
+    return key_policy.credentials_for(services, team_id, user_id, api_key)
