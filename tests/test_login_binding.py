@@ -6,6 +6,7 @@ and whether Facebook was asked for a token at all."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from cryptography.fernet import Fernet
@@ -31,8 +32,11 @@ def _token_exchanges(graph) -> int:  # type: ignore[no-untyped-def]
 
 
 def _confirmed(bot, state: str) -> bool:  # type: ignore[no-untyped-def]
-    rows = bot.store.db.execute("SELECT confirmed_at FROM oauth_states WHERE used_at IS NULL").fetchall()
-    return any(r[0] is not None for r in rows)
+    row = bot.store.db.execute(
+        "SELECT confirmed_at FROM oauth_states WHERE state_hash = ?", [hashlib.sha256(state.encode()).hexdigest()]
+    ).fetchone()
+    assert row is not None, "no such state"
+    return row[0] is not None
 
 
 def test_a_form_planted_on_another_site_cannot_confirm_the_attackers_login(bot, graph):
