@@ -34,16 +34,16 @@ class BrowserCookies:
                 self.values[name] = value
 
 
-def browser(**kw: Any) -> httpx.Client:
+def browser(*, timeout: float = 10, **kw: Any) -> httpx.Client:
     """An HTTP client that keeps cookies the way a browser does (see BrowserCookies)."""
     jar = BrowserCookies()
-    client = httpx.Client(timeout=10, event_hooks={"request": [jar.send], "response": [jar.keep]}, **kw)
+    client = httpx.Client(timeout=timeout, event_hooks={"request": [jar.send], "response": [jar.keep]}, **kw)
     client.jar = jar  # type: ignore[attr-defined]
     return client
 
 
 def public_origin(bot: Any) -> str:
-    url = urlsplit(bot.services.settings.fblink_public_url)
+    url = urlsplit(bot.app.services.settings.fblink_public_url)
     return f"{url.scheme}://{url.netloc}"
 
 

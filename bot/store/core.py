@@ -26,13 +26,9 @@ def _hash_state(state: str) -> str:
 
 
 def _state(row: dict[str, Any]) -> OAuthState:
+    payload = json.loads(row["payload"] or "{}")
     return OAuthState(
-        row["team_id"],
-        row["user_id"],
-        row["channel_id"],
-        row["purpose"],
-        json.loads(row["payload"] or "{}"),
-        row.get("browser_hash"),
+        row["team_id"], row["user_id"], row["channel_id"], row["purpose"], payload, row.get("browser_hash")
     )
 
 
