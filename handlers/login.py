@@ -1,10 +1,11 @@
 """`/fblink login`, `/fblink logout`, fblink's login confirmation page and the Facebook callback.
 
 A login link opens fblink's own page first. It names the Slack workspace and user the
-Facebook login will be bound to, and continues to Facebook only on a button (a POST with
-a CSRF token tied to the state). A forwarded link therefore shows its reader whose Slack
-user it binds to before Facebook is contacted, and the callback refuses a state nobody
-confirmed. The DM that follows names the Facebook account and offers "Not me: disconnect".
+Facebook login will be bound to, and continues to Facebook only on a button: a POST from
+fblink's own origin carrying the cookie that page gave this browser (handlers/login_browser.py).
+A forwarded link therefore shows its reader whose Slack user it binds to before Facebook is
+contacted; the callback refuses a state nobody confirmed, or one confirmed in another browser.
+The DM that follows names the Facebook account and offers "Not me: disconnect", bound to it.
 """
 
 from __future__ import annotations
