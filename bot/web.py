@@ -237,7 +237,7 @@ def build_routes(
 
     async def healthz(request: Request) -> Response:
         try:
-            ok = services.store.ping()
+            ok = await services.store.ping()
         except Exception as exc:  # the whole point is to report it
             log.error("health check failed: %s", type(exc).__name__)
             ok = False

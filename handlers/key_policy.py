@@ -16,25 +16,26 @@ from bot.services import Services
 from bot.vonage import Credentials
 
 
-def usable_keys(services: Services, team_id: str, user_id: str) -> list[str]:
+async def usable_keys(services: Services, team_id: str, user_id: str) -> list[str]:
     """The keys this user may link with, the default first."""
-    keys = services.api_keys(team_id)
+    keys = await services.api_keys(team_id)
     return keys if services.is_admin(user_id) else keys[:1]
 
 
-def may_use(services: Services, team_id: str, user_id: str, api_key: str | None) -> bool:
+async def may_use(services: Services, team_id: str, user_id: str, api_key: str | None) -> bool:
     """None means the default key, which everyone may use."""
-    return api_key is None or api_key in usable_keys(services, team_id, user_id)
+    return api_key is None or api_key in await usable_keys(services, team_id, user_id)
 
 
-def credentials_for(services: Services, team_id: str, user_id: str, api_key: str | None) -> Credentials:
+async def credentials_for(services: Services, team_id: str, user_id: str, api_key: str | None) -> Credentials:
     """The key's credentials when this user may link with it; LinkRefused otherwise. Only admins
     are told which keys exist: a non-admin gets the same answer for an unknown and an admin-only key."""
-    creds = services.credentials(team_id, api_key) if may_use(services, team_id, user_id, api_key) else None
+    allowed = await may_use(services, team_id, user_id, api_key)
+    creds = await services.credentials(team_id, api_key) if allowed else None
     if creds is not None:
         return creds
     if services.is_admin(user_id):
-        configured = ", ".join(f"`{blocks.escape(k)}`" for k in services.api_keys(team_id))
+        configured = ", ".join(f"`{blocks.escape(k)}`" for k in await services.api_keys(team_id))
         raise LinkRefused(f"Unknown Vonage API key `{blocks.escape(api_key or '')}`. Configured keys: {configured}.")
     raise LinkRefused(
         f"Unknown Vonage API key `{blocks.escape(api_key or '')}`, or one only fblink admins can use: you link "

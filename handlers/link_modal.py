@@ -69,7 +69,7 @@ def link_modal_view(
 
 
 async def _messages_apps(services: Services, team_id: str, api_key: str | None) -> list[Application]:
-    creds = services.credentials(team_id, api_key)
+    creds = await services.credentials(team_id, api_key)
     if creds is None:
         return []
     try:
@@ -82,10 +82,10 @@ async def _messages_apps(services: Services, team_id: str, api_key: str | None) 
 async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
     """Open the modal at once (the trigger_id lasts 3 s), then fill in the key's applications."""
     services = req.services
-    pages = req.store.get_pages(req.team_id, req.user_id)
+    pages = await req.store.get_pages(req.team_id, req.user_id)
     if not pages:
         pages = await fetch_pages(req) or []
-        if not pages and req.store.get_login(req.team_id, req.user_id) is None:
+        if not pages and await req.store.get_login(req.team_id, req.user_id) is None:
             return  # fetch_pages sent a login link
     if not any(p.can_link for p in pages):
         await req.say(
@@ -98,7 +98,7 @@ async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
             )
         )
         return
-    keys = key_policy.usable_keys(services, req.team_id, req.user_id)
+    keys = await key_policy.usable_keys(services, req.team_id, req.user_id)
     meta = {"channel": req.channel_id}
     opened = await services.slack.views_open(
         trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta)
@@ -122,12 +122,12 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
     view = body["view"]
     values = view.get("state", {}).get("values", {})
     api_key = _selected(values, "key", "link_modal_key")
-    keys = key_policy.usable_keys(services, team_id, user_id)
+    keys = await key_policy.usable_keys(services, team_id, user_id)
     if api_key not in keys:  # a key this user may not use (a crafted payload): its applications stay hidden
         api_key = keys[0]
 
     async def reload() -> None:
-        pages = services.store.get_pages(team_id, user_id)
+        pages = await services.store.get_pages(team_id, user_id)
         apps = await _messages_apps(services, team_id, api_key)
         meta = json.loads(view.get("private_metadata") or "{}")
         try:
@@ -152,10 +152,10 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
     services.spawn(reload())
 
 
-def validate(services: Services, team_id: str, user_id: str, values: dict[str, Any]) -> dict[str, str]:
+async def validate(services: Services, team_id: str, user_id: str, values: dict[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
     page_id = _selected(values, "page", "page")
-    page = by_id(services.store.get_pages(team_id, user_id), page_id) if page_id else None
+    page = by_id(await services.store.get_pages(team_id, user_id), page_id) if page_id else None
     if page is None:
         errors["page"] = "Choose one of the Pages your Facebook login lists."
     elif not page.can_link:
@@ -163,8 +163,8 @@ def validate(services: Services, team_id: str, user_id: str, values: dict[str, A
     api_key = _selected(values, "key", "link_modal_key")
     if (
         api_key is None
-        or not key_policy.may_use(services, team_id, user_id, api_key)
-        or services.credentials(team_id, api_key) is None
+        or not await key_policy.may_use(services, team_id, user_id, api_key)
+        or await services.credentials(team_id, api_key) is None
     ):
         errors["key"] = "Choose a configured Vonage API key."
     return errors
@@ -175,9 +175,9 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
     team_id, user_id = body["team"]["id"], body["user"]["id"]
     view = body["view"]
     values = view.get("state", {}).get("values", {})
-    errors = validate(services, team_id, user_id, values)
+    errors = await validate(services, team_id, user_id, values)
     await ack_errors(ack, errors)
-    if errors or not first_submission(services, view):
+    if errors or not await first_submission(services, view):
         return
     meta = json.loads(view.get("private_metadata") or "{}")
     req = Req(services, team_id, user_id, meta.get("channel"), dm_responder(services, user_id))

@@ -34,12 +34,12 @@ log = logging.getLogger(__name__)
 
 
 async def cmd_login(req: Req) -> dict[str, Any]:
-    return login_prompt(req)
+    return await login_prompt(req)
 
 
 async def cmd_logout(req: Req) -> dict[str, Any]:
-    had = req.store.forget_login(req.team_id, req.user_id)
-    req.store.audit(req.team_id, "logout", now=req.now, user_id=req.user_id)
+    had = await req.store.forget_login(req.team_id, req.user_id)
+    await req.store.audit(req.team_id, "logout", now=req.now, user_id=req.user_id)
     if had:
         return blocks.notice(
             ":wave: fblink deleted your Facebook login and the Page tokens it brought. It keeps only the Page "
@@ -51,7 +51,7 @@ async def cmd_logout(req: Req) -> dict[str, Any]:
 
 async def cmd_whoami(req: Req) -> dict[str, Any]:
     """Which Facebook account is connected to this Slack user, and until when fblink may use it."""
-    login = req.store.get_login(req.team_id, req.user_id)
+    login = await req.store.get_login(req.team_id, req.user_id)
     if login is None:
         return blocks.notice("No Facebook account is connected to you. Run `/fblink login` to connect yours.")
     ends = blocks.slack_date(login.data_access_expires_at) if login.data_access_expires_at else "unknown"
@@ -84,7 +84,7 @@ async def disconnect(req: Req, body: Body) -> None:
     brought, if it is still the one connected; a button shown for an earlier login changes nothing."""
     actions = body.get("actions") or [{}]
     named = str(actions[0].get("value") or "")[:64]
-    login = req.store.get_login(req.team_id, req.user_id)
+    login = await req.store.get_login(req.team_id, req.user_id)
     if login is None or not named or named != login.fb_user_id:
         text = (
             f"The Facebook login this button was for (`{blocks.escape(named)}`) is already gone, so nothing was "
@@ -92,12 +92,12 @@ async def disconnect(req: Req, body: Body) -> None:
         )
         await req.respond(**blocks.notice(text), replace_original=True)
         return
-    had = req.store.forget_login(req.team_id, req.user_id, fb_user_id=named)
+    had = await req.store.forget_login(req.team_id, req.user_id, fb_user_id=named)
     if not had:  # replaced between the read and the delete
         await req.respond(**blocks.notice("That Facebook login was replaced meanwhile; nothing was disconnected."))
         return
-    dropped = req.store.forget_link_tokens(req.team_id, req.user_id)
-    req.store.audit(
+    dropped = await req.store.forget_link_tokens(req.team_id, req.user_id)
+    await req.store.audit(
         req.team_id, "disconnect", now=req.now, user_id=req.user_id, detail=f"{dropped} link tokens dropped"
     )
     text = (
@@ -184,12 +184,12 @@ async def login_page(services: Services, request: Request) -> Response:
         if not browser.from_own_page(request, public_url):
             log.info("login confirmation refused: it came from another origin")
             return page(*NOT_CONFIRMED, 403)
-        state = services.store.peek_state(state_text, now=now)
+        state = await services.store.peek_state(state_text, now=now)
         if state is None:
             return page(*INVALID, 400)
         if cookie is None or not browser.token_ok(cookie, state_text, token):
             return page(*NOT_CONFIRMED, 403)
-        if not services.store.confirm_state(state_text, now=now, browser=browser.browser_hash(cookie)):
+        if not await services.store.confirm_state(state_text, now=now, browser=browser.browser_hash(cookie)):
             return page(
                 "Login already confirmed elsewhere",
                 "This login link was confirmed in another browser; it can be finished only there. "
@@ -199,7 +199,7 @@ async def login_page(services: Services, request: Request) -> Response:
         dialog = services.graph.login_dialog_url(state_text, rerequest=bool(state.payload.get("rerequest")))
         return RedirectResponse(dialog, status_code=303, headers={"Cache-Control": "no-store"})
     state_text = request.query_params.get("state", "")
-    state = services.store.peek_state(state_text, now=now)
+    state = await services.store.peek_state(state_text, now=now)
     if state is None:
         return page(*INVALID, 400)
     team, user = await _slack_names(services, state)
@@ -235,7 +235,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     params = request.query_params
     state_text = params.get("state", "")
     now = services.now()
-    state = services.store.consume_state(state_text, now=now) if state_text else None
+    state = await services.store.consume_state(state_text, now=now) if state_text else None
     if state is None:
         return page(*INVALID, 400)
     # Used up either way: a dialog URL that reached another browser is burnt, not retried.
@@ -301,7 +301,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     fb_name = str(me.get("name", ""))
     fb_user_id = str(me.get("id", info.user_id or ""))
     token_expires_at = now + long.expires_in if long.expires_in else info.expires_at
-    services.store.save_login(
+    await services.store.save_login(
         FacebookLogin(
             team_id=state.team_id,
             user_id=state.user_id,
@@ -314,8 +314,8 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         ),
         now=now,
     )
-    services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
-    await dm(services, state.user_id, connected_message(services, state, fb_user_id, fb_name, info.scopes))
+    await services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
+    await dm(services, state.user_id, await connected_message(services, state, fb_user_id, fb_name, info.scopes))
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))
     return page(
@@ -325,7 +325,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     )
 
 
-def connected_message(
+async def connected_message(
     services: Services, state: OAuthState, fb_user_id: str, fb_name: str, scopes: Sequence[str]
 ) -> dict[str, Any]:
     name = blocks.escape(fb_name)
@@ -336,7 +336,7 @@ def connected_message(
     out = [blocks.section(head), blocks.actions(disconnect_button(fb_user_id, fb_name))]
     missing = [s for s in REQUIRED_SCOPES if s not in scopes]
     if missing:
-        url = login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)
+        url = await login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)
         out += login_message(url, rerequest_scopes=missing)["blocks"]
     else:
         out.append(blocks.context("Run `/fblink pages` to see your Pages."))

@@ -99,6 +99,6 @@ def not_linked(wanted: str) -> str:
     return f"No Page called “{blocks.escape(wanted)}” is linked in this workspace. `/fblink status` lists the links."
 
 
-def creds_or_refuse(services: Services, team_id: str, api_key: str | None, user_id: str) -> Credentials:
+async def creds_or_refuse(services: Services, team_id: str, api_key: str | None, user_id: str) -> Credentials:
     """The key's credentials, under the key policy (handlers.key_policy)."""
-    return key_policy.credentials_for(services, team_id, user_id, api_key)
+    return await key_policy.credentials_for(services, team_id, user_id, api_key)

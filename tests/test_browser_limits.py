@@ -58,8 +58,8 @@ def test_the_confirmation_post_over_the_limit_confirms_nothing(bot):
     padded = {"state": query(url)["state"], "csrf": "0" * 64, "pad": "x" * 16384}  # the form is ~150 bytes
     r = bot.http.post(bot.url + "/facebook/login", data=padded, headers={"Origin": "https://fblink.test"})
     assert r.status_code == 413
-    confirmed = bot.store.db.execute("SELECT COUNT(*) FROM oauth_states WHERE confirmed_at IS NOT NULL").fetchone()
-    assert confirmed[0] == 0
+    confirmed = bot.store.one("SELECT COUNT(*) AS n FROM oauth_states WHERE confirmed_at IS NOT NULL")
+    assert confirmed["n"] == 0
     # a body within the limit is still read whole (the form is parsed, the token checked)
     r = bot.http.post(
         bot.url + "/facebook/login",

@@ -32,11 +32,11 @@ def _token_exchanges(graph) -> int:  # type: ignore[no-untyped-def]
 
 
 def _confirmed(bot, state: str) -> bool:  # type: ignore[no-untyped-def]
-    row = bot.store.db.execute(
+    row = bot.store.one(
         "SELECT confirmed_at FROM oauth_states WHERE state_hash = ?", [hashlib.sha256(state.encode()).hexdigest()]
-    ).fetchone()
+    )
     assert row is not None, "no such state"
-    return row[0] is not None
+    return row["confirmed_at"] is not None
 
 
 def test_a_form_planted_on_another_site_cannot_confirm_the_attackers_login(bot, graph):

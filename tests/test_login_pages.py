@@ -56,7 +56,7 @@ def test_garbage_and_non_utf8_bodies_never_5xx(bot):
         assert r.status_code in (400, 404), (junk, r.status_code, r.text)
     # nothing reached a listener: no answer, no message, no view, no row
     assert not bot.slack.responses and not bot.slack.messages and not bot.slack.views
-    assert bot.store.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
+    assert bot.store.one("SELECT COUNT(*) AS n FROM audit")["n"] == 0
 
 
 def test_long_argument_is_handled(bot):
