@@ -13,6 +13,7 @@ import uvicorn
 from bot.app import create_app
 from bot.clock import Clock, FixedClock
 from bot.crypto import Vault, generate_key
+from bot.db_marks import WrongDatabase, claim_for_real
 from bot.dbtools import CopyRefused, copy_db, engine_for, migrate, rotate, schema_problem
 from bot.demo.run import main as run_demo
 from bot.logs import setup_logging
@@ -29,9 +30,22 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
+def _real_database(settings: Settings, command: str) -> None:
+    """A real command never uses the demo's database (bot.db_marks); exit 2 saying why. The demo
+    runs on SQLite only, so a PostgreSQL install has nothing to check."""
+    if settings.fblink_database_url:
+        return
+    try:
+        claim_for_real(settings.fblink_database, command)
+    except WrongDatabase as exc:
+        print(f"fblink: refusing the database: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit()
+    _real_database(settings, "serve")
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     if problem := _database_problem(settings):
         print(f"fblink: {problem}", file=sys.stderr)
@@ -62,6 +76,7 @@ def _database_problem(settings: Settings) -> str | None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply pending schema migrations (safe to run from several replicas at once)."""
     settings = _settings_or_exit()
+    _real_database(settings, "migrate")
     engine = engine_for(settings)
     done = asyncio.run(migrate(engine))
     print(
@@ -93,6 +108,7 @@ def cmd_copy_db(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit()
+    _real_database(settings, "sweep")
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     clock = FixedClock(args.now) if args.now else Clock()
     report = asyncio.run(run_sweep_once(settings, clock, probe=not args.no_probe))
@@ -134,6 +150,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     if not settings.fblink_database_url and not os.path.exists(settings.fblink_database):
         print(f"fblink: no database at FBLINK_DATABASE ({settings.fblink_database})", file=sys.stderr)
         return 2
+    _real_database(settings, "rotate-keys")
     vault = Vault(settings.fblink_secret_key)
     try:
         reports = asyncio.run(

@@ -13,7 +13,7 @@ from bot import blocks
 from bot.services import Services
 from bot.store import StoredPage
 from bot.vonage import Application
-from handlers import names
+from handlers import key_policy, names
 from handlers.changes import perform_link
 from handlers.common import Body, Req, ack_errors, first_submission, where_you_acted
 from handlers.lookups import by_id
@@ -21,12 +21,6 @@ from handlers.session import fetch_pages, managed_page
 
 log = logging.getLogger(__name__)
 CALLBACK_ID = "link_modal"
-
-
-async def visible_keys(services: Services, team_id: str, user_id: str) -> list[str]:
-    """Keys the modal offers: every key to admins; to others only the default, unless it is the only one."""
-    keys = await services.api_keys(team_id)
-    return keys if services.is_admin(user_id) else keys[:1]
 
 
 def page_label(p: StoredPage) -> str:
@@ -114,7 +108,7 @@ async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
             )
         )
         return
-    keys = await visible_keys(services, req.team_id, req.user_id)
+    keys = await key_policy.usable_keys(services, req.team_id, req.user_id)
     meta = {"channel": req.channel_id}
     opened = await services.slack.views_open(
         trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta)
@@ -138,6 +132,9 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
     view = body["view"]
     values = view.get("state", {}).get("values", {})
     api_key = _selected(values, "key", "link_modal_key")
+    keys = await key_policy.usable_keys(services, team_id, user_id)
+    if api_key not in keys:  # a key this user may not use (a crafted payload): its applications stay hidden
+        api_key = keys[0]
 
     async def reload() -> None:
         pages = await services.store.get_pages(team_id, user_id)
@@ -149,7 +146,7 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
                 hash=view.get("hash"),
                 view=link_modal_view(
                     pages,
-                    await visible_keys(services, team_id, user_id),
+                    keys,
                     apps,
                     page_id=_selected(values, "page", "page"),
                     api_key=api_key,
@@ -175,7 +172,8 @@ async def validate(services: Services, team_id: str, user_id: str, values: dict[
         errors["page"] = "You need the MESSAGING or MANAGE task on this Page."
     api_key = _selected(values, "key", "link_modal_key")
     if (
-        api_key not in await visible_keys(services, team_id, user_id)
+        api_key is None
+        or not await key_policy.may_use(services, team_id, user_id, api_key)
         or await services.credentials(team_id, api_key) is None
     ):
         errors["key"] = "Choose a configured Vonage API key."
@@ -211,7 +209,7 @@ async def page_options(ack: AsyncAck, body: Body, services: Services) -> None:
 
 
 async def key_options(ack: AsyncAck, body: Body, services: Services) -> None:
-    keys = await visible_keys(services, body["team"]["id"], body["user"]["id"])
+    keys = await key_policy.usable_keys(services, body["team"]["id"], body["user"]["id"])
     found = names.suggest(keys, str(body.get("value") or ""), ident=lambda k: k, name=lambda k: k)
     await ack(options=[blocks.option(k, k) for k in found])
 
@@ -221,7 +219,7 @@ async def app_options(ack: AsyncAck, body: Body, services: Services) -> None:
     team_id, user_id = body["team"]["id"], body["user"]["id"]
     values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
     api_key = _selected(values, "key", "link_modal_key")
-    if api_key not in await visible_keys(services, team_id, user_id):
+    if not await key_policy.may_use(services, team_id, user_id, api_key):
         api_key = None
     apps = await _messages_apps(services, team_id, api_key)
     found = names.suggest(apps, str(body.get("value") or ""), ident=lambda a: a.id, name=lambda a: a.name)

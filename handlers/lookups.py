@@ -22,7 +22,7 @@ from bot.linking import LinkRefused
 from bot.services import Services
 from bot.store import Link, StoredPage
 from bot.vonage import Credentials
-from handlers import names
+from handlers import key_policy, names
 
 T = TypeVar("T", StoredPage, Link)
 RERUN = "rerun"  # action_id prefix of "Did you mean" buttons: rerun_0, rerun_1, ...
@@ -183,22 +183,5 @@ def not_linked(wanted: str) -> str:
 
 
 async def creds_or_refuse(services: Services, team_id: str, api_key: str | None, user_id: str) -> Credentials:
-    """The key's credentials. Only admins are told which keys exist, and only for them is a key
-    matched the forgiving way (case, a unique start): others could otherwise probe for keys."""
-    creds = await services.credentials(team_id, api_key)
-    if creds is None and api_key and services.is_admin(user_id):
-        found = names.find(await services.api_keys(team_id), api_key, ident=lambda k: k, name=lambda k: k)
-        if found.item is not None:
-            creds = await services.credentials(team_id, found.item)
-    if creds is None:
-        text = f"Unknown Vonage API key `{blocks.escape(api_key or '')}`."
-        if services.is_admin(user_id):
-            text += (
-                " Configured keys: "
-                + ", ".join(f"`{blocks.escape(k)}`" for k in await services.api_keys(team_id))
-                + "."
-            )
-        else:
-            text += " Ask an fblink admin which keys are configured."
-        raise LinkRefused(text)
-    return creds
+    """The key's credentials, under the key policy (handlers.key_policy)."""
+    return await key_policy.credentials_for(services, team_id, user_id, api_key)

@@ -22,7 +22,7 @@ from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.socket_mode import FakeSocketMode
 from tests.conftest import APP_ID, BOT_TOKEN, ENTERPRISE, TEAM, serve
-from tests.flows import button_urls, buttons, confirm_login, query, text_of
+from tests.flows import browser, button_urls, buttons, confirm_login, query, text_of
 from tests.store_sync import for_app
 
 APP_TOKEN = "xapp-1-A0001-test"
@@ -75,7 +75,7 @@ def socket_bot(make_settings, socket_slack, slack, clock) -> Iterator[SocketBot]
     )
     app = create_app(settings, clock=clock, scheduler=False)
     server, thread, url = serve(app)
-    client = httpx.Client(timeout=5)
+    client = browser(timeout=5)  # keeps fblink's login cookie, as a browser does
     try:
         yield SocketBot(app=app, url=url, http=client, socket=socket_slack, slack=slack)
     finally:

@@ -12,8 +12,9 @@ from typing import TextIO
 
 import uvicorn
 
+from bot.db_marks import WrongDatabase
 from bot.demo.server import build_app
-from bot.demo.world import ServeDatabaseError, World, real_credentials
+from bot.demo.world import World, real_credentials
 
 
 @dataclass
@@ -79,7 +80,7 @@ def main(host: str, port: int, database: str | None) -> int:
     started = time.monotonic()
     try:
         sock, world, server = prepare(host, port, database, sys.stdout)
-    except ServeDatabaseError as exc:
+    except WrongDatabase as exc:
         print(f"fblink demo: refusing the database: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

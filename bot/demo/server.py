@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -28,9 +29,27 @@ from bot.demo.escape import escape_command_text
 from bot.demo.world import CHANNELS, PEOPLE, SIGNING_SECRET, TEAM, TEAM_DOMAIN, World
 from bot.fakes import slack_payloads as sp
 from bot.fakes.slack_state import Message
+from bot.web import bounded_routes
 
 DAY = 86400
 ACK_TIMEOUT = 3.0  # Slack gives an app 3 s to answer
+API_MAX_BODY = 256 * 1024  # a modal's values are the largest body the web client sends
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def own_origin(request: Request, bound_host: str) -> bool:
+    """The request comes from the demo's own page: its Origin is exactly the origin the browser
+    reached the demo at (``Host``), and that host is loopback or the one the demo was started on,
+    so neither another web site nor a DNS-rebound name can drive the demo."""
+    host = request.headers.get("host", "").lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if name not in (*LOOPBACK, bound_host.lower()):
+        return False
+    return request.headers.get("origin", "").strip().lower() == f"http://{host}"
+
+
+def json_media(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def _person(user: str) -> dict[str, Any]:
@@ -286,8 +305,16 @@ def build_app(world: World) -> Starlette:
         q = request.query_params
         return JSONResponse(demo.state(q.get("user", ""), q.get("channel", "")))
 
+    bound_host = urlsplit(world.login_url).hostname or "127.0.0.1"
+
     def route(fn: Any) -> Any:
+        """A JSON API call that changes the demo: from the demo's own page only (issue 17, item 12)."""
+
         async def handler(request: Request) -> Response:
+            if not json_media(request):
+                return JSONResponse({"ok": False, "error": "send application/json"}, status_code=415)
+            if not own_origin(request, bound_host):
+                return JSONResponse({"ok": False, "error": "not from the demo's own page"}, status_code=403)
             data = await body(request)
             try:
                 return JSONResponse(await fn(data))
@@ -340,4 +367,4 @@ def build_app(world: World) -> Starlette:
         yield
         await demo.http.aclose()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=bounded_routes(routes, API_MAX_BODY), lifespan=lifespan)

@@ -25,6 +25,7 @@ from cryptography.fernet import Fernet
 
 from bot.app import FblinkApp, create_app
 from bot.clock import Clock
+from bot.db_marks import DEMO_MARK, check_for_demo, tables
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.slack_payloads import BOT_USER
@@ -113,28 +114,19 @@ class DemoClock(Clock):
         return int(real) + offset
 
 
-class ServeDatabaseError(Exception):
-    """The database belongs to a real `fblink serve`: the demo must not touch it."""
-
-
 def open_demo_database(path: str | None) -> tuple[str, str]:
-    """(path, Fernet key). A new file gets the demo marker before fblink creates its tables."""
+    """(path, Fernet key). A new file gets the demo marker before fblink creates its tables; a
+    file a real command used, or one the demo did not make, is refused (bot.db_marks)."""
     if path is None:
         path = os.path.join(tempfile.mkdtemp(prefix="fblink-demo-"), "demo.db")
-    exists = Path(path).exists() and Path(path).stat().st_size > 0
+    check_for_demo(path)
     conn = sqlite3.connect(path)
     try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if exists and "demo_marker" not in tables:
-            raise ServeDatabaseError(
-                f"{path} was not made by `fblink demo` (no demo_marker table); "
-                "the demo never opens a real fblink database"
-            )
-        if "demo_marker" not in tables:
-            conn.execute("CREATE TABLE demo_marker (secret_key TEXT NOT NULL, created_at INTEGER NOT NULL)")
-            conn.execute("INSERT INTO demo_marker VALUES (?, ?)", (Fernet.generate_key().decode(), int(time.time())))
+        if DEMO_MARK not in tables(conn):
+            conn.execute(f"CREATE TABLE {DEMO_MARK} (secret_key TEXT NOT NULL, created_at INTEGER NOT NULL)")
+            conn.execute(f"INSERT INTO {DEMO_MARK} VALUES (?, ?)", (Fernet.generate_key().decode(), int(time.time())))
             conn.commit()
-        (key,) = conn.execute("SELECT secret_key FROM demo_marker LIMIT 1").fetchone()
+        (key,) = conn.execute(f"SELECT secret_key FROM {DEMO_MARK} LIMIT 1").fetchone()
         return path, key
     finally:
         conn.close()

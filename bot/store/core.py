@@ -119,10 +119,17 @@ class Store(StateRows):
             scopes=tuple(json.loads(row["scopes"])),
         )
 
-    async def forget_login(self, team_id: str, user_id: str) -> bool:
-        """Logout: drop the user's Facebook token and every Page token we hold for them."""
+    async def forget_login(self, team_id: str, user_id: str, *, fb_user_id: str | None = None) -> bool:
+        """Logout: drop the user's Facebook token and every Page token we hold for them. With
+        ``fb_user_id``, only while that Facebook account is the one connected (else nothing)."""
+        only = " AND fb_user_id = ?" if fb_user_id is not None else ""
         async with self.transaction():
-            n = await self.execute("DELETE FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+            n = await self.execute(
+                "DELETE FROM fb_users WHERE team_id = ? AND user_id = ?" + only,
+                [team_id, user_id, *([fb_user_id] if fb_user_id is not None else [])],
+            )
+            if n == 0 and fb_user_id is not None:
+                return False
             await self.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
         return n > 0
 
