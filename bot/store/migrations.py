@@ -207,6 +207,12 @@ def m101_unreadable_rows_and_retention(db: Database) -> None:
     db.execute("CREATE INDEX audit_at ON audit (at)")
 
 
+@migrations()
+def m102_state_browser(db: Database) -> None:
+    # The browser that confirmed a login state (hash of its cookie): the callback must come from it.
+    db.execute("ALTER TABLE oauth_states ADD COLUMN browser_hash TEXT")
+
+
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]
