@@ -51,6 +51,19 @@ POST_CONCURRENCY = 8  # channels posted to at once (each channel stays sequentia
 CHANNEL_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
 
 
+async def channel_for(services: Services, link: Link, teams: dict[str, str | None] | None = None) -> str | None:
+    """Where a link's reminders go, the one definition (the sweep posts there, the link answer says
+    so): the Page's own reminder channel, else the channel it was linked in, else the workspace
+    default, else FBLINK_REMINDER_CHANNEL, else a DM to the linker. :func:`fallbacks` is the tail of
+    this order, tried when a channel refuses. ``teams`` caches the workspace defaults (a sweep reads
+    each once, not once per link)."""
+    teams = {} if teams is None else teams
+    if link.team_id not in teams:
+        teams[link.team_id] = await services.store.team_reminder_channel(link.team_id)
+    default = services.settings.fblink_reminder_channel
+    return link.reminder_channel or link.channel_id or teams[link.team_id] or default or link.linked_by
+
+
 async def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
     options = [
         await services.store.team_reminder_channel(link.team_id),
@@ -110,14 +123,7 @@ class Run:
         self.pacer = Pacer(self.services.settings.fblink_channel_gap)
 
     async def channel_for(self, link: Link) -> str | None:
-        """Where a link's reminders go, the one definition: the Page's own reminder channel, else the
-        channel it was linked in, else the workspace default, else FBLINK_REMINDER_CHANNEL, else a DM
-        to the linker (:func:`fallbacks` is the tail of this order, tried when a channel refuses)."""
-        if link.team_id not in self._team_channels:
-            self._team_channels[link.team_id] = await self.services.store.team_reminder_channel(link.team_id)
-        team = self._team_channels[link.team_id]
-        settings = self.services.settings
-        return link.reminder_channel or link.channel_id or team or settings.fblink_reminder_channel or link.linked_by
+        return await channel_for(self.services, link, self._team_channels)
 
 
 async def sweep(services: Services, *, probe: bool = True) -> list[str]:

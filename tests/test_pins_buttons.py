@@ -90,13 +90,9 @@ def test_the_pages_buttons_link_open_the_modal_relink_unlink_and_page(world, von
     bot = world
     bot.command("pages", response="pages")
     answered(bot, "Your Facebook Pages", "pages")
-    click(bot, find(bot, "Link to Vonage", near="Bolt Hardware"))
+    click(bot, find(bot, "Link", near="Bolt Hardware"))
     opened = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.open"])
     assert opened[-1]["view"]["blocks"][0]["element"]["initial_option"]["value"] == "102"
-    bot.slack.views.clear()
-    click(bot, find(bot, "Link application", near="Acme Coffee"))
-    opened = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.open"])
-    assert opened[-1]["view"]["blocks"][0]["element"]["initial_option"]["value"] == "101"
 
     click(bot, find(bot, "Next"), response="next")
     assert "Zed Shop 09" in answered(bot, "Your Facebook Pages", "next")
@@ -107,6 +103,10 @@ def test_the_pages_buttons_link_open_the_modal_relink_unlink_and_page(world, von
     bot.slack.responses.clear()
     bot.command("pages", response="pages2")
     answered(bot, "Your Facebook Pages", "pages2")
+    bot.slack.views.clear()
+    click(bot, find(bot, "Change application", near="Acme Coffee"))
+    opened = bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.open"])
+    assert opened[-1]["view"]["blocks"][0]["element"]["initial_option"]["value"] == "101"
     click(bot, find(bot, "Re-link", near="Acme Coffee"), response="relink")
     answered(bot, "Re-linked *Acme Coffee*", "relink")
     click(bot, find(bot, "Unlink", near="Acme Coffee"), response="unlink")
@@ -158,7 +158,7 @@ def test_the_link_modals_key_select_and_submission(world, vonage):
     vonage.add_application("second99", other, "Other Key Bot")
     bot.command("pages", response="pages")
     answered(bot, "Your Facebook Pages", "pages")
-    click(bot, find(bot, "Link to Vonage", near="Bolt Hardware"))
+    click(bot, find(bot, "Link", near="Bolt Hardware"))
     bot.slack.wait_for(lambda: [v for v in bot.slack.views if v["method"] == "views.update"])
     shown = len(bot.slack.views)
     click(bot, find(bot, "Vonage API key"), choose="second99")

@@ -4,10 +4,13 @@ what a re-link does to a digest it shares with another Page."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 from bot import reminders
 from bot.blocks import MAX_MESSAGE_BLOCKS
+from bot.clock import FixedClock
+from bot.services import open_services
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import buttons, log_in, text_of
 from tests.posted import click, find
@@ -52,7 +55,15 @@ def test_each_routing_level_wins_over_the_ones_below_it(bot):
     link(bot, "5", team="T0002", linked_by="U5")
     run_sweep(bot, START + 60, fblink_reminder_channel="")
     assert destination(bot, "5") == "D5"  # nothing else set: a DM to the linker
-    assert not hasattr(reminders, "channel_for")  # one definition: Run.channel_for
+
+    async def said() -> list[str | None]:  # what the link answer says ("Reminders go to ...") for each
+        async with open_services(
+            bot.services.settings.model_copy(update={"fblink_reminder_channel": ""}), FixedClock(START)
+        ) as services:
+            return [await reminders.channel_for(services, await services.store.get_link(t, p)) for t, p in pages]
+
+    pages = [(TEAM, "1"), (TEAM, "2"), (TEAM, "3"), ("T0002", "5")]
+    assert asyncio.run(said()) == ["CPAGE1", "CLINK2", "CTEAM", "U5"]  # one definition: the sweep's
 
 
 # -- issue 22 item 2: the superseded threshold is recorded as dropped ------------------------------
@@ -155,11 +166,14 @@ def test_the_escalation_text_is_cut_to_fit_a_section(bot):
 
     base = escalation("CA00001", "1", "x")
     assert len(base) < 2900
-    whole = escalation("CB00001", "2", "x" * (2900 - len(base) + 1))
-    assert len(whole) == 2900 and whole.endswith("*.")  # the last line in full
-    cut = escalation("CC00001", "3", "x" * (2900 - len(base) + 2))
-    full = whole.replace("CB00001", "CC00001").replace("Shop 200000", "Shop 300000").replace("(`x", "(`xx", 1)
-    assert len(full) == 2901 and cut == full[:2900]  # the same text, its last character cut
+
+    def uncut(channel: str, prefix: str, reason: str) -> str:  # the base text, for another Page and reason
+        return base.replace("CA00001", channel).replace("100000", f"{prefix}00000").replace("(`x`", f"(`{reason}`", 1)
+
+    reason = "x" * (2900 - len(base) + 1)
+    assert escalation("CB00001", "2", reason) == uncut("CB00001", "2", reason)  # 2,900 characters: whole
+    full = uncut("CC00001", "3", reason + "x")
+    assert len(full) == 2901 and escalation("CC00001", "3", reason + "x") == full[:2900]  # its last one cut
 
 
 # -- issue 23 item 5: re-linking a Page that shares a two-entry digest ---------------------------------
