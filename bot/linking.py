@@ -59,12 +59,6 @@ async def resolve_application(services: Services, creds: Credentials, wanted: st
             f"API key `{blocks.escape(creds.api_key)}` has no application called "
             f"“{blocks.escape(wanted)}”. Check the name or id in the Vonage dashboard."
         )
-    if len(match) > 1:  # two applications of one name: never guess which one the user meant
-        listed = ", ".join(f"`{blocks.escape(a.id)}`" for a in match)
-        raise LinkRefused(
-            f"API key `{blocks.escape(creds.api_key)}` has {len(match)} applications called "
-            f"“{blocks.escape(wanted)}” ({listed}). Name the one you mean by its id."
-        )
     app = match[0]
     if not app.messages_capable:
         raise LinkRefused(
