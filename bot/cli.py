@@ -1,4 +1,4 @@
-"""`fblink serve | sweep | demo | rotate-keys | gen-key | check-config`."""
+"""`fblink serve | worker | sweep | demo | rotate-keys | gen-key | check-config`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import asyncio
 import os
 import sys
 
-import uvicorn
-
 from bot.app import create_app
 from bot.clock import Clock, FixedClock
 from bot.crypto import Vault, generate_key
@@ -16,6 +14,7 @@ from bot.demo.run import main as run_demo
 from bot.logs import setup_logging
 from bot.reminders import run_sweep_once
 from bot.rotation import open_connection, rotate_keys
+from bot.serving import serve
 from bot.settings import Settings, SettingsError, load_settings
 
 
@@ -28,18 +27,11 @@ def _settings_or_exit() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
+    """`fblink serve [--role web]` and `fblink worker`: one process of a role, drained on SIGTERM."""
     settings = _settings_or_exit()
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
-    app = create_app(settings)
-    uvicorn.run(
-        app.asgi,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=args.grace,
-    )
+    app = create_app(settings, role=args.role)
+    serve(app, host=args.host, port=args.port, grace=args.grace, drain_delay=args.drain_delay)
     return 0
 
 
@@ -102,14 +94,49 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return 1 if bad or busy else 0
 
 
+def _seconds(value: str) -> float:
+    n = float(value)
+    if not 0 <= n <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0 and 3600 seconds")
+    return n
+
+
+def _drain_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=10.0,
+        help="seconds from SIGTERM to exit: requests in flight and tracked tasks finish within them (default 10)",
+    )
+    parser.add_argument(
+        "--drain-delay",
+        type=_seconds,
+        default=0.0,
+        help="seconds /readyz answers 503 before the listener closes, for a load balancer that polls it (default 0)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fblink", description="Link Facebook Pages to Vonage from Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the bot (HTTP server, Slack listeners, scheduler)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--grace", type=int, default=10, help="seconds in-flight requests get on SIGTERM")
+    serve.add_argument(
+        "--role",
+        choices=("all", "web"),
+        default="all",
+        help="all: HTTP and the scheduler in one process (default); web: HTTP only, run `fblink worker` beside it",
+    )
+    _drain_options(serve)
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser(
+        "worker", help="run the scheduler (sweeps, probes, pruning); serves only /healthz and /metrics"
+    )
+    worker.add_argument("--host", default="127.0.0.1")
+    worker.add_argument("--port", type=int, default=3001)
+    _drain_options(worker)
+    worker.set_defaults(func=cmd_serve, role="worker")
     sweep = sub.add_parser("sweep", help="post due expiry reminders once and exit")
     sweep.add_argument("--now", help="the time the sweep uses, e.g. 2027-02-20T09:00:00Z")
     sweep.add_argument(

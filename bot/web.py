@@ -40,6 +40,28 @@ class BodyTooLarge(Exception):
     pass
 
 
+@dataclass
+class Health:
+    """What /healthz and /readyz say about this process: its role (``all``, ``web`` or ``worker``),
+    and whether it is draining (a SIGTERM came: a load balancer should send it nothing new)."""
+
+    role: str
+    draining: bool = False
+    deadline: float | None = None  # time.monotonic() by which a draining process must be gone
+
+    def drain(self, grace: float) -> None:
+        """Readiness turns 503 now; whatever is left must finish within ``grace`` seconds."""
+        if not self.draining:
+            self.draining = True
+            self.deadline = time.monotonic() + grace
+
+    def left(self, default: float) -> float:
+        """Seconds left before the deadline (``default`` when not draining), never negative."""
+        if self.deadline is None:
+            return default
+        return max(0.0, self.deadline - time.monotonic())
+
+
 @dataclass(frozen=True)
 class SlackRouting:
     """What the app factory hands in: the `/fblink` dispatcher and its metric label."""
@@ -157,7 +179,7 @@ def request_kind(body: Mapping[str, Any]) -> str:
 
 
 def build_routes(
-    services: Services, bolt: AsyncApp, routing: SlackRouting, browser: list[BaseRoute]
+    services: Services, bolt: AsyncApp, routing: SlackRouting, browser: list[BaseRoute], health: Health
 ) -> list[BaseRoute]:
     handler = AsyncSlackRequestHandler(bolt)
     secret = services.settings.slack_signing_secret or ""
@@ -199,13 +221,35 @@ def build_routes(
         metrics.ack_latency.labels(kind).observe(time.perf_counter() - started)
         return response
 
+    routes: list[BaseRoute] = [*browser, *health_routes(services, health, readiness=True)]
+    if not services.settings.socket_mode:
+        routes.insert(0, Route("/slack/events", slack_events, methods=["POST"]))
+    return routes
+
+
+async def database_answers(services: Services) -> bool:
+    try:
+        return bool(services.store.ping())
+    except Exception as exc:  # the whole point is to report it
+        log.error("health check failed: %s", type(exc).__name__)
+        return False
+
+
+def health_routes(services: Services, health: Health, *, readiness: bool) -> list[BaseRoute]:
+    """/healthz (liveness: the role and whether the database answers), /readyz (for a load
+    balancer: 503 once draining, so it stops sending requests before the listener closes)
+    and /metrics. A worker serves /healthz and /metrics only (``readiness=False``)."""
+    metrics = services.metrics
+
     async def healthz(request: Request) -> Response:
-        try:
-            ok = services.store.ping()
-        except Exception as exc:  # the whole point is to report it
-            log.error("health check failed: %s", type(exc).__name__)
-            ok = False
-        return JSONResponse({"ok": ok, "database": "ok" if ok else "error"}, status_code=200 if ok else 503)
+        ok = await database_answers(services)
+        body = {"ok": ok, "role": health.role, "database": "ok" if ok else "error", "draining": health.draining}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def readyz(request: Request) -> Response:
+        ok = not health.draining and await database_answers(services)
+        body = {"ready": ok, "role": health.role, "draining": health.draining}
+        return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
     async def metrics_view(request: Request) -> Response:
         """Prometheus text; behind a bearer token when FBLINK_METRICS_TOKEN is set. The link
@@ -218,11 +262,8 @@ def build_routes(
         await metrics.refresh_link_states(services.store, services.now())
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    routes: list[BaseRoute] = [
-        *browser,
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_view, methods=["GET"]),
-    ]
-    if not services.settings.socket_mode:
-        routes.insert(0, Route("/slack/events", slack_events, methods=["POST"]))
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+    if readiness:
+        routes.append(Route("/readyz", readyz, methods=["GET"]))
+    routes.append(Route("/metrics", metrics_view, methods=["GET"]))
     return routes
