@@ -14,7 +14,9 @@ requests and after-ack tasks it has must finish. On the first SIGTERM (or SIGINT
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import time
 from types import FrameType
 
@@ -24,6 +26,7 @@ from bot.app import FblinkApp
 
 log = logging.getLogger(__name__)
 CLOSE_MARGIN = 0.5  # seconds of the grace kept for closing clients and the database after the tasks
+SETTLE = 0.25  # seconds between closing the listener and closing connections that have sent nothing yet
 
 
 def whole_seconds(seconds: float) -> int:
@@ -50,8 +53,21 @@ class DrainingServer(uvicorn.Server):
         self.stop_at = time.monotonic() + self.drain_delay
         # uvicorn waits this long for requests in flight, then cancels them and runs the lifespan's
         # shutdown, which gives tracked tasks what is left of the grace (bot.app.finish_tasks).
-        self.config.timeout_graceful_shutdown = whole_seconds(self.grace - self.drain_delay - CLOSE_MARGIN)
+        self.config.timeout_graceful_shutdown = whole_seconds(self.grace - self.drain_delay - SETTLE - CLOSE_MARGIN)
         # Not recorded in uvicorn's captured signals: a drained process exits 0, it is not re-killed.
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting first, and only then close the connections that carry no request yet.
+
+        uvicorn closes the listener and every connection without a request at once; one that a
+        proxy had just opened and written its request to was reset before its bytes were read,
+        and nginx cannot send a POST it has written to another replica: a 502 for Slack
+        (bench/replicas.py saw one in 3,819 requests). After SETTLE the bytes have been read, the
+        request is in flight, and it is answered before the connection closes."""
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(SETTLE)
+        await super().shutdown(sockets)
 
     async def on_tick(self, counter: int) -> bool:
         if self.stop_at is not None and time.monotonic() >= self.stop_at and not self.should_exit:
