@@ -471,7 +471,7 @@ class Bench:
     key: str
     workers_started: int = 0
 
-    def env(self, database: str) -> dict[str, str]:
+    def env(self, database: str, sweep_minutes: int = SWEEP_MINUTES) -> dict[str, str]:
         values = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -482,7 +482,7 @@ class Bench:
             "FBLINK_PUBLIC_URL": "https://fblink.bench",
             "FBLINK_DATABASE": database,
             "FBLINK_SECRET_KEY": self.key,
-            "FBLINK_SWEEP_MINUTES": str(SWEEP_MINUTES),
+            "FBLINK_SWEEP_MINUTES": str(sweep_minutes),
             "FBLINK_LOG_FORMAT": "plain",
             "FBLINK_LOG_LEVEL": "INFO",
         }
@@ -506,11 +506,11 @@ class Bench:
         port = free_port()
         return Proc(f"web-{i}", exec_start(DEPLOY / "fblink-web@.service", port), env, self.tmp, port)
 
-    def fresh(self, phase: str, channels: int) -> tuple[str, dict[str, str]]:
+    def fresh(self, phase: str, channels: int, sweep_minutes: int = SWEEP_MINUTES) -> tuple[str, dict[str, str]]:
         database = database_for(self.args.database_url, phase, self.tmp)
         fill(database, self.key, self.args.links, channels, int(time.time()))
         self.fakes.posts(clear=True)
-        return database, self.env(database)
+        return database, self.env(database, sweep_minutes)
 
     def wait_posted(self, database: str, timeout: float) -> float | None:
         """Until every reminder row is posted (none claimed, none missing); when it was, or None."""
@@ -525,22 +525,36 @@ class Bench:
     def claimed(self, database: str) -> int:
         return ledger(database, self.key).get("claimed", 0)
 
-    def timed(self, workers: int) -> tuple[float, list[tuple[float, str, list[str]]]]:
-        """Workers on a fresh database: seconds from their start to the last reminder posted."""
-        database, env = self.fresh(f"{workers}-workers", self.args.timing_channels or self.args.links)
+    def timed(self, workers: int) -> tuple[float, list[tuple[float, str, list[str]]], str]:
+        """Workers on a fresh database: seconds from their start to the last reminder posted, and
+        the CPU seconds each worker and the fakes used meanwhile (2 CPUs serve them all)."""
+        database, env = self.fresh(
+            f"{workers}-workers", self.args.timing_channels or self.args.links, self.args.timing_sweep_minutes
+        )
         procs = [self.worker(env) for _ in range(workers)]
+        fakes0 = cpu_seconds(self.fakes.proc.pid)
         t0 = time.monotonic()
         for p in procs:
-            p.start()
+            p.spawn()
+        for p in procs:
+            p.ready()
         done = self.wait_posted(database, timeout=600)
         posts = self.fakes.posts()
+        cpu = [f"{p.name} {cpu_seconds(p.proc.pid):.1f}" for p in procs if p.proc is not None]
+        cpu.append(f"fakes {cpu_seconds(self.fakes.proc.pid) - fakes0:.1f}")
         for p in procs:
             p.term()
         if done is None:
             raise RuntimeError(
                 f"{workers} worker(s) did not post every reminder in 600 s: {ledger(database, self.key)}"
             )
-        return max(t for (t, _, _) in posts) - t0 if posts else float("nan"), posts
+        return max(t for (t, _, _) in posts) - t0 if posts else float("nan"), posts, "CPU s: " + ", ".join(cpu)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (/proc/PID/stat), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tally(posts: list[tuple[float, str, list[str]]], n: int) -> dict[str, Any]:
@@ -579,15 +593,15 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"   units: {' '.join(exec_start(DEPLOY / 'fblink-web@.service', 8001)[3:])}")
             print(f"          {' '.join(exec_start(DEPLOY / 'fblink-worker@.service', 9101)[3:])}")
-            one, posts1 = bench.timed(1)
+            one, posts1, cpu1 = bench.timed(1)
             t1 = tally(posts1, n)
             print(
-                f"1 worker:  all {n} posted {one:6.1f} s after start ({t1['posts']} messages; {t1['duplicates']} duplicates, {t1['missed']} missed, min channel gap {t1['min_gap']:.3f} s)"
+                f"1 worker:  all {n} posted {one:6.1f} s after start ({t1['posts']} messages; {t1['duplicates']} duplicates, {t1['missed']} missed, min channel gap {t1['min_gap']:.3f} s; {cpu1})"
             )
-            two, posts2 = bench.timed(2)
+            two, posts2, cpu2 = bench.timed(2)
             t2 = tally(posts2, n)
             print(
-                f"2 workers: all {n} posted {two:6.1f} s after start ({t2['posts']} messages; {t2['duplicates']} duplicates, {t2['missed']} missed, min channel gap {t2['min_gap']:.3f} s)"
+                f"2 workers: all {n} posted {two:6.1f} s after start ({t2['posts']} messages; {t2['duplicates']} duplicates, {t2['missed']} missed, min channel gap {t2['min_gap']:.3f} s; {cpu2})"
             )
 
             database, env = bench.fresh("faults", args.channels)
@@ -731,6 +745,14 @@ def main() -> int:
         default=0,
         help="channels of the 1-worker and 2-worker timing runs (default: one per link, so Slack's per-channel "
         "pace is not the limit)",
+    )
+    parser.add_argument(
+        "--timing-sweep-minutes",
+        type=int,
+        default=5,
+        help="FBLINK_SWEEP_MINUTES of the timing runs (default 5: a claim's lease, 270 s, outlasts one worker's "
+        "delivery of 10,000; with 1, claims expire while the first sweep still posts, and another worker "
+        "posts them again)",
     )
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of help load before any sweep: the baseline")
     parser.add_argument(
