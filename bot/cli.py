@@ -1,4 +1,4 @@
-"""`fblink serve | worker | sweep | demo | rotate-keys | gen-key | check-config`."""
+"""`fblink serve | worker | sweep | demo | migrate | copy-db | rotate-keys | gen-key | check-config`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import sys
 from bot.app import create_app
 from bot.clock import Clock, FixedClock
 from bot.crypto import Vault, generate_key
+from bot.dbtools import CopyRefused, copy_db, engine_for, migrate, rotate, schema_problem
 from bot.demo.run import main as run_demo
 from bot.logs import setup_logging
 from bot.reminders import run_sweep_once
-from bot.rotation import open_connection, rotate_keys
 from bot.serving import serve
 from bot.settings import Settings, SettingsError, load_settings
+from bot.store import StoreError
 
 
 def _settings_or_exit() -> Settings:
@@ -30,8 +31,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """`fblink serve [--role web]` and `fblink worker`: one process of a role, drained on SIGTERM."""
     settings = _settings_or_exit()
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
+    if problem := _database_problem(settings):
+        print(f"fblink: {problem}", file=sys.stderr)
+        return 2
     app = create_app(settings, role=args.role)
     serve(app, host=args.host, port=args.port, grace=args.grace, drain_delay=args.drain_delay)
+    return 0
+
+
+def _database_problem(settings: Settings) -> str | None:
+    try:
+        return asyncio.run(schema_problem(engine_for(settings)))
+    except (StoreError, OSError) as exc:
+        return f"cannot open the database: {exc}"
+    except Exception as exc:  # the driver's own errors (refused connection, bad password) name no secret
+        return f"cannot open the database: {type(exc).__name__}: {exc}"
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending schema migrations (safe to run from several replicas at once)."""
+    settings = _settings_or_exit()
+    engine = engine_for(settings)
+    done = asyncio.run(migrate(engine))
+    print(
+        f"applied {len(done)} migration(s) to {engine.url}" + (f": {', '.join(done)}" if done else "; schema current")
+    )
+    return 0
+
+
+def cmd_copy_db(args: argparse.Namespace) -> int:
+    """Copy an install into another database (SQLite to PostgreSQL), then verify it."""
+    settings = _settings_or_exit()
+    source, target = engine_for(settings, args.source), engine_for(settings, args.target)
+    try:
+        report = asyncio.run(copy_db(source, target, Vault(settings.fblink_secret_key), progress=print))
+    except CopyRefused as exc:
+        print(f"fblink: {exc}", file=sys.stderr)
+        return 2
+    total = sum(report.rows.values())
+    print(f"copied {total} row(s) in {len(report.rows)} table(s) from {source.url} to {target.url}; row counts match")
+    if report.undecryptable:
+        print(f"{len(report.undecryptable)} encrypted value(s) do not decrypt with FBLINK_SECRET_KEY:", file=sys.stderr)
+        for ident in report.undecryptable[:50]:
+            print(f"  {ident}", file=sys.stderr)
+        return 1
+    print("every encrypted value decrypts with FBLINK_SECRET_KEY")
     return 0
 
 
@@ -56,7 +100,7 @@ def cmd_gen_key(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     mode = "Socket Mode" if settings.socket_mode else "HTTP"
-    print(f"configuration ok ({mode}; database {settings.fblink_database})")
+    print(f"configuration ok ({mode}; database {engine_for(settings).url})")
     return 0
 
 
@@ -76,15 +120,17 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     """Re-encrypt stored secrets with the newest key; exit 1 if any row could not be decrypted."""
 
     settings = _settings_or_exit()
-    if settings.fblink_database != ":memory:" and not os.path.exists(settings.fblink_database):
+    if not settings.fblink_database_url and not os.path.exists(settings.fblink_database):
         print(f"fblink: no database at FBLINK_DATABASE ({settings.fblink_database})", file=sys.stderr)
         return 2
     vault = Vault(settings.fblink_secret_key)
-    conn = open_connection(settings.fblink_database)
     try:
-        reports = rotate_keys(conn, vault, batch=args.batch, progress=lambda r: print(r.line(), flush=True))
-    finally:
-        conn.close()
+        reports = asyncio.run(
+            rotate(engine_for(settings), vault, batch=args.batch, progress=lambda r: print(r.line(), flush=True))
+        )
+    except StoreError as exc:
+        print(f"fblink: {exc}", file=sys.stderr)
+        return 2
     bad = sum(len(r.undecryptable) for r in reports)
     busy = sum(len(r.busy) for r in reports)
     print(
@@ -152,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=3000)
     demo.add_argument("--database", help="keep the demo's state in this file (default: a fresh temporary file)")
     demo.set_defaults(func=cmd_demo)
+    mig = sub.add_parser("migrate", help="bring the database's schema up to this version (run before an upgrade)")
+    mig.set_defaults(func=cmd_migrate)
+    copy = sub.add_parser(
+        "copy-db", help="copy an install into an empty database (e.g. SQLite to PostgreSQL) and verify it"
+    )
+    copy.add_argument("--from", dest="source", required=True, help="sqlite:PATH, a path, or postgresql://…")
+    copy.add_argument("--to", dest="target", required=True, help="postgresql://… (or another SQLite path)")
+    copy.set_defaults(func=cmd_copy_db)
     rotate = sub.add_parser("rotate-keys", help="re-encrypt stored secrets with the newest FBLINK_SECRET_KEY")
     rotate.add_argument("--batch", type=_batch_size, default=500, help="rows per write transaction (default 500)")
     rotate.set_defaults(func=cmd_rotate_keys)

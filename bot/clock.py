@@ -12,6 +12,11 @@ class Clock:
     def now(self) -> int:
         return int(time.time())
 
+    def shift(self) -> int:
+        """Seconds this clock is deliberately set apart from real time: 0 for the wall clock, whatever
+        the machine's time. PostgreSQL's leases and claims use the server's clock moved by this."""
+        return 0
+
 
 class FixedClock(Clock):
     """A clock that stays where it is told (tests, `fblink sweep --now`)."""
@@ -24,6 +29,9 @@ class FixedClock(Clock):
 
     def advance(self, seconds: int) -> None:
         self.at += int(seconds)
+
+    def shift(self) -> int:
+        return self.at - int(time.time())
 
 
 def parse_time(text: str) -> int:

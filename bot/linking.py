@@ -33,10 +33,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def expiry_for(services: Services, team_id: str, user_id: str, now: int) -> int:
+async def expiry_for(services: Services, team_id: str, user_id: str, now: int) -> int:
     """Link time + TTL, or the user's Facebook data-access expiry when that comes first."""
     expires = now + services.settings.fblink_link_ttl_days * DAY
-    login = services.store.get_login(team_id, user_id)
+    login = await services.store.get_login(team_id, user_id)
     if login and login.data_access_expires_at and login.data_access_expires_at > now:
         expires = min(expires, login.data_access_expires_at)
     return expires
@@ -68,10 +68,10 @@ async def resolve_application(services: Services, creds: Credentials, wanted: st
     return app
 
 
-def _audit(
+async def _audit(
     services: Services, team_id: str, action: str, user_id: str | None, page_id: str, detail: str, result: str
 ) -> None:
-    services.store.audit(
+    await services.store.audit(
         team_id, action, now=services.now(), user_id=user_id, page_id=page_id, detail=detail, result=result
     )
 
@@ -94,14 +94,14 @@ async def _put_account(
         await vonage.link_account(creds, page_id=page.page_id, access_token=page.token, name=page.name)
         return True
     except VonageConflict:  # it appeared meanwhile: refresh it instead, unless another process owns it now
-        if recorded_since(services, team_id, page.page_id, creds.api_key, before):
+        if await recorded_since(services, team_id, page.page_id, creds.api_key, before):
             raise busy(page.name) from None
         await vonage.update_account(creds, page.page_id, access_token=page.token, name=page.name)
         return False
     except VonageError:
         raise  # a definite refusal: nothing was created
     except Exception:
-        if recorded_since(services, team_id, page.page_id, creds.api_key, before):
+        if await recorded_since(services, team_id, page.page_id, creds.api_key, before):
             raise busy(page.name) from None
         if not await _undo(
             vonage.unlink_account(creds, page.page_id), "remove an account whose creation went unanswered"
@@ -126,15 +126,15 @@ async def _reattach(
         await services.vonage.link_application(creds, page.page_id, app.id)
     except Exception as exc:
         log.warning("could not re-attach application to a re-created account: %s", type(exc).__name__)
-        _audit(
+        await _audit(
             services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}", f"error: {type(exc).__name__}"
         )
         return None
-    _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}", "ok")
+    await _audit(services, team_id, "reattach_app", user_id, page.page_id, f"app {app.id}", "ok")
     return app
 
 
-def _record_link(
+async def _record_link(
     services: Services,
     team_id: str,
     user_id: str,
@@ -146,7 +146,7 @@ def _record_link(
 ) -> Link:
     """Record a link that starts a new period: the token Vonage holds was just renewed."""
     now = services.now()
-    expires = expiry_for(services, team_id, user_id, now)
+    expires = await expiry_for(services, team_id, user_id, now)
     fields: dict[str, Any] = dict(
         page_name=page.name,
         api_key=creds.api_key,
@@ -166,18 +166,18 @@ def _record_link(
         application_id=application.id if application else None,
         application_name=application.name if application else None,
     )
-    with fenced(services, team_id, page.page_id, page.name):
-        existing = services.store.get_link(team_id, page.page_id)
+    async with fenced(services, team_id, page.page_id, page.name):
+        existing = await services.store.get_link(team_id, page.page_id)
         if existing is not None:
             fields["period"] = existing.period + 1
-        return services.store.upsert_link(team_id, page.page_id, now=now, **fields)
+        return await services.store.upsert_link(team_id, page.page_id, now=now, **fields)
 
 
-def check_may_link(services: Services, team_id: str, page: StoredPage, creds: Credentials) -> Link | None:
+async def check_may_link(services: Services, team_id: str, page: StoredPage, creds: Credentials) -> Link | None:
     """The user manages the Page, and it is not linked under another key. Returns the current link."""
     if not page.can_link:
         raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to link it.")
-    existing = services.store.get_link(team_id, page.page_id)
+    existing = await services.store.get_link(team_id, page.page_id)
     if existing and existing.status == "active" and existing.api_key != creds.api_key:
         raise LinkRefused(
             f"*{blocks.escape(page.name)}* is already linked to API key `{blocks.escape(existing.api_key)}`. "
@@ -190,7 +190,7 @@ async def link_account(
     services: Services, team_id: str, user_id: str, page: StoredPage, creds: Credentials, channel_id: str | None
 ) -> Link:
     """Part 1: the Page joins the Vonage account (or gets a fresh token there)."""
-    existing = check_may_link(services, team_id, page, creds)
+    existing = await check_may_link(services, team_id, page, creds)
     reattached: Application | None = None
     try:
         account = await services.vonage.get_account(creds, page.page_id)
@@ -201,11 +201,13 @@ async def link_account(
             account = await services.vonage.get_account(creds, page.page_id)
         # record the application Vonage holds, whatever we thought before
         application = reattached if account is None else await _held_app(services, creds, account.application, existing)
-        link = _record_link(services, team_id, user_id, page, creds, channel_id, application=application)
+        link = await _record_link(services, team_id, user_id, page, creds, channel_id, application=application)
     except Exception as exc:
-        _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}")
+        await _audit(
+            services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}"
+        )
         raise
-    _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", "ok")
+    await _audit(services, team_id, "link", user_id, page.page_id, f"key {creds.api_key}", "ok")
     return link
 
 
@@ -222,7 +224,7 @@ async def link_application(
 ) -> Link:
     """Part 2 (running part 1 first when needed). Never replaces another application silently:
     ``replace`` names the application the user agreed to replace; any other one is asked about again."""
-    existing = check_may_link(services, team_id, page, creds)
+    existing = await check_may_link(services, team_id, page, creds)
     tracked = existing is not None and existing.status == "active"
     vonage = services.vonage
     created = refreshed = False
@@ -247,8 +249,8 @@ async def link_application(
                     vonage.link_application(creds, page.page_id, current), "restore previous application"
                 ):
                     if tracked:  # make our record match Vonage
-                        with fenced(services, team_id, page.page_id, page.name):
-                            services.store.upsert_link(
+                        async with fenced(services, team_id, page.page_id, page.name):
+                            await services.store.upsert_link(
                                 team_id, page.page_id, now=services.now(), application_id=None, application_name=None
                             )
                     raise PartialChange(
@@ -258,19 +260,19 @@ async def link_application(
                     ) from None
                 raise
         if refreshed:  # a new token went to Vonage: a new link period starts
-            link = _record_link(services, team_id, user_id, page, creds, channel_id, application=app)
+            link = await _record_link(services, team_id, user_id, page, creds, channel_id, application=app)
         else:  # only the application changed: the token, its expiry and the reminders stay as they are
-            with fenced(services, team_id, page.page_id, page.name):
-                link = services.store.upsert_link(
+            async with fenced(services, team_id, page.page_id, page.name):
+                link = await services.store.upsert_link(
                     team_id, page.page_id, now=services.now(), application_id=app.id, application_name=app.name
                 )
     except AppConflict:
-        _audit(services, team_id, "link_app", user_id, page.page_id, detail, "conflict")
+        await _audit(services, team_id, "link_app", user_id, page.page_id, detail, "conflict")
         raise
     except Exception as exc:
-        if created and not recorded_since(services, team_id, page.page_id, creds.api_key, existing):
+        if created and not await recorded_since(services, team_id, page.page_id, creds.api_key, existing):
             await _undo(vonage.unlink_account(creds, page.page_id), "remove half-made account")
-        _audit(
+        await _audit(
             services,
             team_id,
             "replace" if replace else "link_app",
@@ -280,7 +282,7 @@ async def link_application(
             f"error: {type(exc).__name__}",
         )
         raise
-    _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail, "ok")
+    await _audit(services, team_id, "replace" if replace else "link_app", user_id, page.page_id, detail, "ok")
     return link
 
 
@@ -321,7 +323,7 @@ def check_may_unlink(services: Services, link: Link, user_id: str) -> None:
 async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, application: str | None = None) -> str:
     """Unlink an application, or remove the Page from the Vonage account. Returns what was done."""
     check_may_unlink(services, link, user_id)
-    creds = services.credentials(team_id, link.api_key)
+    creds = await services.credentials(team_id, link.api_key)
     if creds is None:
         raise LinkRefused(f"API key `{blocks.escape(link.api_key)}` is no longer configured; an admin can add it back.")
     now = services.now()
@@ -334,26 +336,28 @@ async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, 
         try:
             with contextlib.suppress(VonageNotFound):  # already gone at Vonage: make our record agree
                 await services.vonage.unlink_application(creds, link.page_id, app_id)
-            with fenced(services, team_id, link.page_id, link.page_name):
-                services.store.upsert_link(team_id, link.page_id, now=now, application_id=None, application_name=None)
+            async with fenced(services, team_id, link.page_id, link.page_name):
+                await services.store.upsert_link(
+                    team_id, link.page_id, now=now, application_id=None, application_name=None
+                )
         except Exception as exc:
-            _audit(
+            await _audit(
                 services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", f"error: {type(exc).__name__}"
             )
             raise
-        _audit(services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", "ok")
+        await _audit(services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", "ok")
         return f"Unlinked application *{blocks.escape(link.application_name or app_id)}* from *{blocks.escape(link.page_name)}*."
     try:
         with contextlib.suppress(VonageNotFound):
             await services.vonage.unlink_account(creds, link.page_id)
-        with fenced(services, team_id, link.page_id, link.page_name):
-            services.store.delete_link(team_id, link.page_id)
+        async with fenced(services, team_id, link.page_id, link.page_name):
+            await services.store.delete_link(team_id, link.page_id)
     except Exception as exc:
-        _audit(
+        await _audit(
             services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", f"error: {type(exc).__name__}"
         )
         raise
-    _audit(services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", "ok")
+    await _audit(services, team_id, "unlink", user_id, link.page_id, f"key {link.api_key}", "ok")
     return f"Removed *{blocks.escape(link.page_name)}* from Vonage API key `{blocks.escape(link.api_key)}`."
 
 
@@ -361,7 +365,7 @@ async def relink(services: Services, team_id: str, user_id: str, link: Link, pag
     """Give Vonage a fresh Page token and start a new link period."""
     if not page.can_link:
         raise LinkRefused(f"You need the MESSAGING or MANAGE task on *{blocks.escape(page.name)}* to re-link it.")
-    creds = services.credentials(team_id, link.api_key)
+    creds = await services.credentials(team_id, link.api_key)
     if creds is None:
         raise LinkRefused(f"API key `{blocks.escape(link.api_key)}` is no longer configured; an admin can add it back.")
     application: Application | None = None
@@ -373,11 +377,13 @@ async def relink(services: Services, team_id: str, user_id: str, link: Link, pag
             application = await _reattach(services, team_id, user_id, creds, page, link)
         else:  # record the application Vonage holds (a gone link's old one is stale)
             application = await _held_app(services, creds, account.application, link)
-        new = _record_link(services, team_id, user_id, page, creds, link.channel_id or None, application=application)
+        new = await _record_link(
+            services, team_id, user_id, page, creds, link.channel_id or None, application=application
+        )
     except Exception as exc:
-        _audit(
+        await _audit(
             services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", f"error: {type(exc).__name__}"
         )
         raise
-    _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", "ok")
+    await _audit(services, team_id, "relink", user_id, page.page_id, f"key {creds.api_key}", "ok")
     return new

@@ -95,24 +95,27 @@ class Metrics:
         self.links_age.set(time.monotonic() - (self._links_at or time.monotonic()))
 
     async def _refresh(self, store: Store, now: int) -> None:
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fblink-metrics")
-        counts = await asyncio.get_running_loop().run_in_executor(self._worker, self._count, store, now)
+        if not store.engine.blocking:  # a network database: the count is awaited, the loop stays free
+            counts = await store.link_state_counts(now)
+        else:  # SQLite counts on the caller's thread: a million rows would stall the loop
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fblink-metrics")
+            counts = await asyncio.get_running_loop().run_in_executor(self._worker, self._count, store, now)
         self.set_link_states(counts)
         self._links_at = time.monotonic()
 
     def _count(self, store: Store, now: int) -> dict[str, int]:
         """In the worker thread: the count, on that thread's own connection to the same file."""
         if self.link_reader is None:
-            self.link_reader = Store(store.path, store.vault)
-        return self.link_reader.link_state_counts(now)
+            self.link_reader = Store(store.engine.twin(), store.vault)
+        return asyncio.run(self.link_reader.link_state_counts(now))
 
     def close(self) -> None:
         """Stop the worker thread and close its connection (at shutdown)."""
         if self._worker is not None:
             reader = self.link_reader
             if reader is not None:
-                self._worker.submit(reader.close).result(timeout=10)
+                self._worker.submit(asyncio.run, reader.close()).result(timeout=10)
             self._worker.shutdown(wait=True)
             self._worker, self.link_reader, self._links_at = None, None, None
 

@@ -5,8 +5,8 @@ Page over, and keep it from undoing or overwriting that change's work."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 
 from bot import blocks
@@ -29,30 +29,31 @@ def holding(owner: str) -> Iterator[None]:
         _held.reset(token)
 
 
-def taken_over(services: Services, team_id: str, page_id: str) -> bool:
+async def taken_over(services: Services, team_id: str, page_id: str, *, lock: bool = False) -> bool:
     """Another change, in this process or another, holds the Page's lease now (ours ran out
-    while Vonage was slow)."""
-    owner = services.store.lease_owner(team_id, page_id, now=services.now())
+    while Vonage was slow). ``lock``: inside a transaction, hold the lease row until it ends."""
+    owner = await services.store.lease_owner(team_id, page_id, now=services.now(), lock=lock)
     return owner is not None and owner != _held.get()
 
 
-def recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
+async def recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
     """Another change took the Page over, or something recorded the Page under this key after
     ``before`` was read. Its account at Vonage is then that change's, and must be neither
     deleted nor overwritten by us."""
-    if taken_over(services, team_id, page_id):
+    if await taken_over(services, team_id, page_id):
         return True
-    now = services.store.get_link(team_id, page_id)
+    now = await services.store.get_link(team_id, page_id)
     return now is not None and now.status == "active" and now.api_key == api_key and now != before
 
 
-@contextmanager
-def fenced(services: Services, team_id: str, page_id: str, name: str) -> Iterator[None]:
+@asynccontextmanager
+async def fenced(services: Services, team_id: str, page_id: str, name: str) -> AsyncIterator[None]:
     """Write our record only while no other change holds the Page's lease. The check and the
-    write are one transaction (BEGIN IMMEDIATE takes the write lock first), so no change can take
-    the lease over between them; one that took it earlier records its own outcome instead."""
-    with services.store.transaction():
-        if taken_over(services, team_id, page_id):
+    write are one transaction that holds the lease row (SQLite's BEGIN IMMEDIATE takes the write
+    lock first; PostgreSQL locks the row FOR UPDATE), so no change can take the lease over
+    between them; one that took it earlier records its own outcome instead."""
+    async with services.store.transaction():
+        if await taken_over(services, team_id, page_id, lock=True):
             raise busy(name)
         yield
 

@@ -32,14 +32,14 @@ async def probe_tokens(services: Services, now: int) -> list[Claim]:
     out_of_time = False
     while not out_of_time:
         await services.turns.take()
-        rows = ledger.probe_batch(now=now, after=after, limit=READ_BATCH)
+        rows = await ledger.probe_batch(now=now, after=after, limit=READ_BATCH)
         if not rows:
             break
         after = (rows[-1].checked_at, rows[-1].link_id)
         for row in rows:
             if row.unreadable:
-                ledger.mark_checked(row.link_id, now=now)  # looked at again tomorrow, not every sweep
-                if ledger.mark_unreadable(row.link_id, now=now):
+                await ledger.mark_checked(row.link_id, now=now)  # looked at again tomorrow, not every sweep
+                if await ledger.mark_unreadable(row.link_id, now=now):
                     log.error("link %s: stored token cannot be decrypted; skipped and shown as broken", row.link_id)
                     services.metrics.unreadable_rows.labels("links").inc()
                 continue
@@ -74,12 +74,12 @@ async def _probe_one(services: Services, row: ProbeRow, now: int, claims: list[C
     if token is None:
         await services.turns.take()  # a database read and a decrypt: one step of its own
         try:
-            token = ledger.page_token_of(link.team_id, link.linked_by, link.page_id)
+            token = await ledger.page_token_of(link.team_id, link.linked_by, link.page_id)
         except Exception:
             log.warning("token probe for page %s: the linker's stored Page token cannot be read", link.page_id)
             token = None
     if token is None:
-        ledger.mark_checked(link.id, now=now)
+        await ledger.mark_checked(link.id, now=now)
         services.metrics.probes.labels("no_token").inc()
         return
     await services.turns.send()  # 20 probes sent together are answered together: start them apart
@@ -91,10 +91,10 @@ async def _probe_one(services: Services, row: ProbeRow, now: int, claims: list[C
         return
     await services.turns.take()
     if info.is_valid:
-        ledger.mark_checked(link.id, now=now)
+        await ledger.mark_checked(link.id, now=now)
         services.metrics.probes.labels("valid").inc()
         return
     services.metrics.probes.labels("dead").inc()
-    claim = ledger.claim_breakage(link, now=now)
+    claim = await ledger.claim_breakage(link, now=now)
     if claim:
         claims.append(claim)

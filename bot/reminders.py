@@ -51,19 +51,19 @@ POST_CONCURRENCY = 8  # channels posted to at once (each channel stays sequentia
 CHANNEL_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
 
 
-def channel_for(services: Services, link: Link) -> str | None:
+async def channel_for(services: Services, link: Link) -> str | None:
     return (
         link.reminder_channel
         or link.channel_id
-        or services.store.team_reminder_channel(link.team_id)
+        or await services.store.team_reminder_channel(link.team_id)
         or services.settings.fblink_reminder_channel
         or link.linked_by
     )
 
 
-def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
+async def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
     options = [
-        services.store.team_reminder_channel(link.team_id),
+        await services.store.team_reminder_channel(link.team_id),
         services.settings.fblink_reminder_channel,
         link.linked_by,
     ]
@@ -80,7 +80,7 @@ async def slot(services: Services, pacer: Pacer, channel: str) -> None:
 
 async def post(services: Services, pacer: Pacer, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
     """Post, falling back to the default channel or a DM when the channel refuses."""
-    candidates = [channel, *fallbacks(services, link, channel)]
+    candidates = [channel, *await fallbacks(services, link, channel)]
     last: Exception | None = None
     for target in candidates:
         await slot(services, pacer, target)
@@ -119,9 +119,9 @@ class Run:
     def __post_init__(self) -> None:
         self.pacer = Pacer(self.services.settings.fblink_channel_gap)
 
-    def channel_for(self, link: Link) -> str | None:
+    async def channel_for(self, link: Link) -> str | None:
         if link.team_id not in self._team_channels:
-            self._team_channels[link.team_id] = self.services.store.team_reminder_channel(link.team_id)
+            self._team_channels[link.team_id] = await self.services.store.team_reminder_channel(link.team_id)
         team = self._team_channels[link.team_id]
         settings = self.services.settings
         return link.reminder_channel or link.channel_id or team or settings.fblink_reminder_channel or link.linked_by
@@ -146,7 +146,7 @@ async def claim_all(run: Run) -> list[Claim]:
     claims: list[Claim] = []
     for _ in range(MAX_BATCHES):
         await services.turns.take()
-        batch = ledger.claim_batch(
+        batch = await ledger.claim_batch(
             now=run.now, thresholds=services.settings.reminder_days, lease=lease, limit=CLAIM_BATCH
         )
         for link_id in batch.bad:
@@ -174,7 +174,7 @@ async def most_urgent(run: Run, claims: list[Claim]) -> list[Claim]:
         keep, drop = (c, best.get(key)) if key not in best or c.threshold < best[key].threshold else (best[key], c)
         best[key] = keep
         if drop is not None:
-            run.services.store.reminders.drop(drop, why="superseded", now=run.now)
+            await run.services.store.reminders.drop(drop, why="superseded", now=run.now)
             run.services.metrics.reminders.labels("superseded").inc()
     return out + list(best.values())
 
@@ -190,7 +190,7 @@ async def deliver(run: Run, claims: list[Claim]) -> None:
     and a queue, not a task per channel (10,000 tasks waking at once held the loop)."""
     by_channel: dict[str, list[Claim]] = defaultdict(list)
     for i, claim in enumerate(claims):
-        by_channel[run.channel_for(claim.link) or ""].append(claim)
+        by_channel[await run.channel_for(claim.link) or ""].append(claim)
         if i % YIELD_EVERY == YIELD_EVERY - 1:
             await run.services.turns.take()
     if not by_channel:
@@ -263,7 +263,7 @@ async def _post_one(run: Run, channel: str, claim: Claim) -> None:
         await _failed(run, channel, [claim], result)
         return
     where, ts = result
-    services.store.reminders.confirm(claim, channel_id=where, message_ts=ts, now=services.now())
+    await services.store.reminders.confirm(claim, channel_id=where, message_ts=ts, now=services.now())
     services.metrics.reminders.labels("posted").inc()
     run.report.append(
         f"posted {claim.kind} {claim.threshold} for {claim.link.page_name} ({claim.link.page_id}) to {where}"
@@ -280,7 +280,7 @@ async def _post_digest(run: Run, channel: str, chunk: list[Claim]) -> None:
         await _failed(run, channel, chunk, result)
         return
     where, ts = result
-    services.store.reminders.confirm_many(chunk, channel_id=where, message_ts=ts, now=services.now())
+    await services.store.reminders.confirm_many(chunk, channel_id=where, message_ts=ts, now=services.now())
     services.metrics.reminders.labels("posted").inc(len(chunk))
     run.report.append(f"posted digest of {len(chunk)} to {where}")
 
@@ -288,7 +288,7 @@ async def _post_digest(run: Run, channel: str, chunk: list[Claim]) -> None:
 async def _failed(run: Run, channel: str, claims: list[Claim], reason: str) -> None:
     """Count the attempt; after FBLINK_REMINDER_MAX_ATTEMPTS escalate once and never retry."""
     services = run.services
-    attempts = max(services.store.reminders.release(c, error=reason) for c in claims)
+    attempts = max([await services.store.reminders.release(c, error=reason) for c in claims])
     services.metrics.reminders.labels("failed").inc(len(claims))
     if attempts < services.settings.fblink_reminder_max_attempts:
         log.warning("reminder for page %s not posted (%s); retried next sweep", claims[0].link.page_id, reason)
@@ -301,7 +301,7 @@ async def _give_up(run: Run, channel: str, claims: list[Claim], reason: str, att
     services = run.services
     await escalate(run, channel, claims, reason, attempts)
     for c in claims:
-        services.store.reminders.give_up(c, error=reason, now=run.now)
+        await services.store.reminders.give_up(c, error=reason, now=run.now)
     services.metrics.reminders.labels("gave_up").inc(len(claims))
     log.error("reminder for page %s given up after %d attempts (%s)", claims[0].link.page_id, attempts, reason)
 
@@ -316,7 +316,7 @@ async def escalate(run: Run, channel: str, claims: list[Claim], reason: str, att
         f" after {attempts} attempts (`{blocks.escape(reason)}`) and will not retry:\n{lines}"
     )
     msg = blocks.message(text[:2900], [blocks.section(text[:2900])], ephemeral=False)
-    rooms = [c for c in fallbacks(services, link, channel) if not c.startswith(("U", "W"))]
+    rooms = [c for c in await fallbacks(services, link, channel) if not c.startswith(("U", "W"))]
     people = [u for u in dict.fromkeys([*(c.link.linked_by for c in claims), *sorted(services.settings.admins)]) if u]
     for room in rooms:
         await slot(services, run.pacer, room)
@@ -339,7 +339,7 @@ async def prune(services: Services, now: int) -> None:
     before = now - services.settings.fblink_retention_days * DAY
     for _ in range(MAX_BATCHES):
         await services.turns.take()
-        audit, reminders = services.store.reminders.prune(before=before)
+        audit, reminders = await services.store.reminders.prune(before=before)
         services.metrics.pruned.labels("audit").inc(audit)
         services.metrics.pruned.labels("reminders").inc(reminders)
         if not audit and not reminders:
@@ -353,22 +353,22 @@ async def after_relink(services: Services, old: Link, new: Link, user_id: str) -
     Pages keep their Re-link buttons.
     """
     text = render.relinked_text(new, user_id)
-    for row in services.store.reminders.posted_for_period(old.id, old.period):
+    for row in await services.store.reminders.posted_for_period(old.id, old.period):
         channel, ts = row["channel_id"], row["message_ts"]
         msg: dict[str, Any] = {"text": text, "blocks": [blocks.section(text)]}
         if row["shared"] > 1:
-            msg = digest_update(services, channel, ts, new, user_id)
+            msg = await digest_update(services, channel, ts, new, user_id)
         try:
             await services.slack.chat_update(channel=channel, ts=ts, **msg)
         except Exception as exc:
             log.warning("could not update reminder message for page %s: %s", new.page_id, type(exc).__name__)
 
 
-def digest_update(services: Services, channel: str, ts: str, relinked: Link, user_id: str) -> dict[str, Any]:
+async def digest_update(services: Services, channel: str, ts: str, relinked: Link, user_id: str) -> dict[str, Any]:
     now = services.now()
     sections = []
-    for r in services.store.reminders.reminders_in_message(channel, ts):
-        link = services.store.get_link_by_id(r["link_id"])
+    for r in await services.store.reminders.reminders_in_message(channel, ts):
+        link = await services.store.get_link_by_id(r["link_id"])
         if link is None:
             continue
         if link.period > r["period"]:  # this Page was re-linked since the digest went out

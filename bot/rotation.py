@@ -1,22 +1,24 @@
 """`fblink rotate-keys`: re-encrypt every stored secret with the newest FBLINK_SECRET_KEY.
 
-Safe while the bot runs: rows are read outside any transaction, re-encrypted off the
-write lock, and written back in short batches (one BEGIN IMMEDIATE each) with a
-compare-and-swap on the old ciphertext, so a row another process changed meanwhile is
-never overwritten; it is read again and rotated on its own. Encrypted columns are found
-by name (``*_enc``: fb_users.token_enc, fb_pages.token_enc, vonage_keys.secret_enc,
-links.token_enc, and any added later), so a new migration needs no change here.
-A row no listed key can decrypt is reported by its ids, never its contents, and skipped.
+Safe while the bot runs, on either engine: rows are read outside any transaction (paged
+by primary key), re-encrypted off the write lock, and written back in short batches (one
+write transaction each) with a compare-and-swap on the old ciphertext, so a row another
+process changed meanwhile is never overwritten; it is read again and rotated on its own.
+Encrypted columns are found by name (``*_enc``: fb_users.token_enc, fb_pages.token_enc,
+vonage_keys.secret_enc, links.token_enc, and any added later), so a new migration needs
+no change here. A row no listed key can decrypt is reported by its ids, never its
+contents, and skipped.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.crypto import CryptoError, Vault
+from bot.store import Engine
+from bot.store.engine import EncryptedColumn
 
 RETRIES = 5  # re-reads of a row that keeps changing under us before giving up on it
 
@@ -52,45 +54,29 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def encrypted_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    """(table, column) for every ``*_enc`` column, in a stable order."""
-    tables = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-        )
-    ]
-    found = []
-    for table in tables:
-        for col in conn.execute(f"PRAGMA table_info({_quote(table)})"):
-            if str(col[1]).endswith("_enc"):
-                found.append((table, str(col[1])))
-    return found
-
-
-def _pk_columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    cols = sorted((r[5], r[1]) for r in conn.execute(f"PRAGMA table_info({_quote(table)})") if r[5])
-    return [name for _, name in cols]
-
-
 class _Column:
-    """One encrypted column: batched reads, CAS writes, ids for the report."""
+    """One encrypted column: batched reads by primary key, CAS writes, ids for the report."""
 
-    def __init__(self, conn: sqlite3.Connection, vault: Vault, table: str, column: str) -> None:
-        self.conn, self.vault = conn, vault
-        self.report = ColumnReport(table, column)
-        t, c = _quote(table), _quote(column)
-        pks = _pk_columns(conn, table)
-        ids = ", ".join(_quote(p) for p in pks) if pks else "rowid"
-        self.id_names = pks or ["rowid"]
-        self.sql_batch = f"SELECT rowid, {c}, {ids} FROM {t} WHERE rowid > ? AND {c} IS NOT NULL ORDER BY rowid LIMIT ?"
-        self.sql_one = f"SELECT {c} FROM {t} WHERE rowid = ?"
-        self.sql_cas = f"UPDATE {t} SET {c} = ? WHERE rowid = ? AND {c} = ?"
-
-    def ident(self, row: tuple[Any, ...]) -> str:
-        return (
-            f"{self.report.table}(" + ", ".join(f"{n}={v}" for n, v in zip(self.id_names, row[2:], strict=False)) + ")"
+    def __init__(self, engine: Engine, vault: Vault, col: EncryptedColumn) -> None:
+        if not col.key:
+            raise ValueError(f"{col.table} has no primary key: its rows cannot be rotated safely")
+        self.engine, self.vault = engine, vault
+        self.report = ColumnReport(col.table, col.column)
+        self.key = list(col.key)
+        t, c = _quote(col.table), _quote(col.column)
+        keys = ", ".join(_quote(k) for k in self.key)
+        where_key = " AND ".join(f"{_quote(k)} = ?" for k in self.key)
+        marks = ", ".join("?" for _ in self.key)
+        self.sql_first = f"SELECT {keys}, {c} AS value FROM {t} WHERE {c} IS NOT NULL ORDER BY {keys} LIMIT ?"
+        self.sql_batch = (
+            f"SELECT {keys}, {c} AS value FROM {t} WHERE ({keys}) > ({marks}) AND {c} IS NOT NULL"
+            f" ORDER BY {keys} LIMIT ?"
         )
+        self.sql_one = f"SELECT {c} AS value FROM {t} WHERE {where_key}"
+        self.sql_cas = f"UPDATE {t} SET {c} = ? WHERE {where_key} AND {c} = ?"
+
+    def ident(self, key: list[Any]) -> str:
+        return f"{self.report.table}(" + ", ".join(f"{n}={v}" for n, v in zip(self.key, key, strict=True)) + ")"
 
     def _new_value(self, ciphertext: str, ident: str) -> str | None:
         """The rotated ciphertext, or None when the row needs no write (current or undecryptable)."""
@@ -103,67 +89,60 @@ class _Column:
             self.report.undecryptable.append(ident)
             return None
 
-    def _write(self, updates: list[tuple[str, int, str]]) -> list[int]:
-        """One short write transaction; the rowids whose ciphertext changed since we read it."""
+    async def _write(self, updates: list[tuple[str, list[Any], str]]) -> list[int]:
+        """One short write transaction; the positions (in ``updates``) whose ciphertext changed since read."""
         lost = []
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            for new, rowid, old in updates:
-                if self.conn.execute(self.sql_cas, (new, rowid, old)).rowcount != 1:
-                    lost.append(rowid)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+        async with self.engine.transaction():
+            for i, (new, key, old) in enumerate(updates):
+                if await self.engine.execute(self.sql_cas, [new, *key, old]) != 1:
+                    lost.append(i)
         self.report.rewritten += len(updates) - len(lost)
         return lost
 
-    def _retry(self, rowid: int, ident: str) -> None:
+    async def _retry(self, key: list[Any], ident: str) -> None:
         """A concurrent writer won the race: take its value and rotate that (if it needs it)."""
         for _ in range(RETRIES):
-            row = self.conn.execute(self.sql_one, (rowid,)).fetchone()
-            if row is None or row[0] is None:
+            row = await self.engine.one(self.sql_one, key)
+            if row is None or row["value"] is None:
                 return  # deleted or cleared meanwhile: nothing to rotate
-            new = self._new_value(row[0], ident)
-            if new is None or not self._write([(new, rowid, row[0])]):
+            new = self._new_value(row["value"], ident)
+            if new is None or not await self._write([(new, key, row["value"])]):
                 return
         self.report.busy.append(ident)
 
-    def run(self, batch: int) -> ColumnReport:
-        last = 0
+    async def run(self, batch: int) -> ColumnReport:
+        last: list[Any] | None = None
         while True:
-            rows = self.conn.execute(self.sql_batch, (last, batch)).fetchall()
+            if last is None:
+                rows = await self.engine.fetch(self.sql_first, [batch])
+            else:
+                rows = await self.engine.fetch(self.sql_batch, [*last, batch])
             if not rows:
                 return self.report
-            last = rows[-1][0]
-            updates, idents = [], {}
+            last = [rows[-1][k] for k in self.key]
+            updates: list[tuple[str, list[Any], str]] = []
+            idents: list[str] = []
             for row in rows:
-                ident = self.ident(row)
-                new = self._new_value(row[1], ident)
+                key = [row[k] for k in self.key]
+                ident = self.ident(key)
+                new = self._new_value(row["value"], ident)
                 if new is not None:
-                    updates.append((new, row[0], row[1]))
-                    idents[row[0]] = ident
+                    updates.append((new, key, row["value"]))
+                    idents.append(ident)
             if updates:
-                for rowid in self._write(updates):
-                    self._retry(rowid, idents[rowid])
+                for i in await self._write(updates):
+                    await self._retry(updates[i][1], idents[i])
 
 
-def open_connection(path: str) -> sqlite3.Connection:
-    """A connection of its own (autocommit; waits for the bot's short write locks)."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
-def rotate_keys(
-    conn: sqlite3.Connection, vault: Vault, *, batch: int = 500, progress: Callable[[ColumnReport], None] | None = None
+async def rotate_keys(
+    engine: Engine, vault: Vault, *, batch: int = 500, progress: Callable[[ColumnReport], None] | None = None
 ) -> list[ColumnReport]:
     """Re-encrypt every encrypted column with the newest key; one report per column."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
     reports = []
-    for table, column in encrypted_columns(conn):
-        report = _Column(conn, vault, table, column).run(batch)
+    for col in await engine.encrypted_columns():
+        report = await _Column(engine, vault, col).run(batch)
         reports.append(report)
         if progress is not None:
             progress(report)

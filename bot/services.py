@@ -32,7 +32,7 @@ from bot.http import RetryPolicy
 from bot.logs import install_redaction
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.store import Store, wal
+from bot.store import Store, open_engine
 from bot.turns import Turns
 from bot.vonage import Credentials, VonageClient
 
@@ -55,7 +55,8 @@ class Services:
     policy: RetryPolicy
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)  # this process, for Page leases
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    checkpoints: asyncio.Task[None] | None = None  # the WAL checkpointer, once started
+    opened: bool = False  # the store is connected (start() ran)
+    loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on (tests reach the store through it)
     turns: Turns = field(default_factory=Turns)  # background work takes one step per loop iteration
 
     def now(self) -> int:
@@ -64,17 +65,17 @@ class Services:
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.settings.admins
 
-    def credentials(self, team_id: str, api_key: str | None = None) -> Credentials | None:
+    async def credentials(self, team_id: str, api_key: str | None = None) -> Credentials | None:
         """The default Vonage key, or another one an admin added (None when unknown)."""
         api_key = api_key or self.settings.vonage_api_key
         if api_key == self.settings.vonage_api_key:
             return Credentials(api_key, self.settings.vonage_api_secret)
-        secret = self.store.key_secret(team_id, api_key)
+        secret = await self.store.key_secret(team_id, api_key)
         return Credentials(api_key, secret) if secret else None
 
-    def api_keys(self, team_id: str) -> list[str]:
+    async def api_keys(self, team_id: str) -> list[str]:
         default = self.settings.vonage_api_key
-        return [default, *(k["api_key"] for k in self.store.list_keys(team_id) if k["api_key"] != default)]
+        return [default, *(k["api_key"] for k in await self.store.list_keys(team_id) if k["api_key"] != default)]
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run work after the ack as a tracked task: kept alive, and awaited at shutdown."""
@@ -90,22 +91,16 @@ class Services:
 
     async def start(self) -> None:
         """Inside the running loop: one pooled HTTP session for every Slack Web API call
-        (without it slack_sdk opens and closes a session per call, on the event loop), and
-        SQLite's WAL checkpoints moved to a worker thread (see :mod:`bot.store.wal`)."""
+        (without it slack_sdk opens and closes a session per call, on the event loop), the
+        database opened (a schema behind this version's is refused) with its upkeep started."""
         if self.slack.session is None:
             self.slack.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.slack.timeout))
         anyio.Event()  # httpx's first request imports anyio's asyncio backend: ~50 ms on the loop, paid here
-        if self.checkpoints is None and self.store.path != ":memory:":
-            wal.hand_over(self.store.db)
-            self.checkpoints = asyncio.ensure_future(self._checkpoint_forever())
-
-    async def _checkpoint_forever(self) -> None:
-        while True:
-            await asyncio.sleep(wal.EVERY)
-            try:
-                await asyncio.to_thread(wal.checkpoint, self.store.path)
-            except Exception as exc:  # a locked or missing file: the next one tries again
-                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
+        if not self.opened:
+            self.loop = asyncio.get_running_loop()
+            await self.store.open()
+            await self.store.engine.serve()
+            self.opened = True
 
     async def aclose(self) -> None:
         """Wait for after-ack work, then close the clients and the database."""
@@ -116,13 +111,9 @@ class Services:
             self.slack.session = None
         await self.http.aclose()
         self.metrics.close()
-        if self.checkpoints is not None:
-            self.checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.checkpoints
-            self.checkpoints = None
-            await asyncio.to_thread(wal.checkpoint, self.store.path)
-        self.store.close()
+        if self.opened:
+            await self.store.close()
+            self.opened = False
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -138,12 +129,24 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def open_store(settings: Settings, clock: Clock | None = None) -> Store:
+    """The Store on the configured engine (not yet connected: :meth:`Services.start` does that)."""
+    engine = open_engine(
+        settings.database,
+        pool_size=settings.fblink_db_pool_size,
+        connect_timeout=settings.fblink_db_connect_timeout,
+        statement_timeout=settings.fblink_db_statement_timeout,
+        prepared_statements=settings.fblink_db_prepared_statements,
+    )
+    return Store(engine, Vault(settings.fblink_secret_key), clock=clock)
+
+
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     install_redaction()
     policy = retry_policy(settings)
     metrics = Metrics()
     http = httpx.AsyncClient(timeout=policy.timeout(), headers={"User-Agent": "fblink/0.1"})
-    store = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
+    store = open_store(settings, clock)
     graph = GraphClient(
         http,
         graph_url=settings.facebook_graph_url,

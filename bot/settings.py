@@ -55,7 +55,14 @@ class Settings(BaseSettings):
     vonage_api_url: str = "https://api.nexmo.com"
 
     fblink_public_url: str = Field(description="the URL where browsers reach the bot")
-    fblink_database: str = "fblink.db"
+    fblink_database: str = "fblink.db"  # SQLite, the embedded default
+    fblink_database_url: str | None = Field(
+        default=None, description="postgresql://user:password@host:5432/dbname (PostgreSQL instead of SQLite)"
+    )
+    fblink_db_pool_size: int = Field(default=10, ge=1, le=200)  # PostgreSQL connections per process, at most
+    fblink_db_connect_timeout: float = Field(default=5.0, gt=0, le=120)  # seconds to connect, or to wait for the pool
+    fblink_db_statement_timeout: float = Field(default=30.0, ge=0, le=3600)  # seconds; 0 leaves the server's
+    fblink_db_prepared_statements: bool = True  # false behind transaction-mode PgBouncer older than 1.21
     fblink_secret_key: str = Field(
         description="a Fernet key (run `fblink gen-key`); during a rotation several, comma-separated, newest first"
     )
@@ -154,6 +161,15 @@ class Settings(BaseSettings):
             raise ValueError("must be comma-separated days between 1 and 365, e.g. 14,7,3,1")
         return v
 
+    @field_validator("fblink_database_url")
+    @classmethod
+    def _database_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not re.match(r"postgres(ql)?://", v):
+            raise ValueError("must be a PostgreSQL URL: postgresql://user:password@host:5432/dbname")
+        return v
+
     @field_validator("fblink_admins")
     @classmethod
     def _admins(cls, v: str) -> str:
@@ -189,6 +205,7 @@ class Settings(BaseSettings):
                 self.facebook_app_secret,
                 self.vonage_api_secret,
                 self.fblink_metrics_token,
+                _password(self.fblink_database_url),
                 *split_keys(self.fblink_secret_key),
             ]
         )
@@ -208,8 +225,19 @@ class Settings(BaseSettings):
         return self.fblink_public_url.rstrip("/") + "/facebook/callback"
 
     @property
+    def database(self) -> str:
+        """Where the store lives: the PostgreSQL URL when one is set, else the SQLite file."""
+        return self.fblink_database_url or self.fblink_database
+
+    @property
     def socket_mode(self) -> bool:
         return bool(self.slack_app_token)
+
+
+def _password(url: str | None) -> str | None:
+    """The password inside a database URL (redacted from logs like the other secrets)."""
+    m = re.match(r"[a-z]+://[^:/@]*:([^@]*)@", url or "")
+    return m.group(1) if m and m.group(1) else None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -26,7 +26,7 @@ class SyncReport:
     busy: list[str]
 
 
-def _sync_page(
+async def _sync_page(
     services: Services,
     team_id: str,
     api_key: str,
@@ -37,12 +37,12 @@ def _sync_page(
 ) -> None:
     """Make one Page's record match Vonage (``acct`` None: the key has no account for it)."""
     store, now = services.store, services.now()
-    link = store.get_link(team_id, page_id)
+    link = await store.get_link(team_id, page_id)
     if acct is None:
         if link is not None and link.api_key == api_key and link.status == "active":
-            store.upsert_link(team_id, page_id, now=now, status="gone", next_due_at=None)
+            await store.upsert_link(team_id, page_id, now=now, status="gone", next_due_at=None)
             report.gone.append(link.page_name)
-            store.audit(team_id, "sync_gone", now=now, user_id=None, page_id=page_id, detail=f"key {api_key}")
+            await store.audit(team_id, "sync_gone", now=now, user_id=None, page_id=page_id, detail=f"key {api_key}")
         return
     app_id = acct.application
     app_name = names.get(app_id) if app_id else None
@@ -68,9 +68,9 @@ def _sync_page(
         )
         if link is not None:
             fresh.update(linked_at=now, period=link.period + 1)
-        store.upsert_link(team_id, page_id, now=now, **fresh)
+        await store.upsert_link(team_id, page_id, now=now, **fresh)
         report.imported.append(acct.name or page_id)
-        store.audit(
+        await store.audit(
             team_id,
             "sync_import",
             now=now,
@@ -79,9 +79,9 @@ def _sync_page(
             detail=f"key {api_key}" + (f" app {app_id}" if app_id else ""),
         )
     elif link.api_key == api_key and link.application_id != app_id:
-        store.upsert_link(team_id, page_id, now=now, application_id=app_id, application_name=app_name)
+        await store.upsert_link(team_id, page_id, now=now, application_id=app_id, application_name=app_name)
         report.apps_changed.append(link.page_name)
-        store.audit(
+        await store.audit(
             team_id, "sync_app", now=now, user_id=None, page_id=page_id, detail=f"app {link.application_id} -> {app_id}"
         )
 
@@ -92,8 +92,8 @@ async def sync(services: Services, team_id: str) -> SyncReport:
     another change holds is skipped (and reported) rather than overwritten mid-change."""
     report = SyncReport([], [], [], [])
     owner = f"{services.owner}:sync"
-    for api_key in services.api_keys(team_id):
-        creds = services.credentials(team_id, api_key)
+    for api_key in await services.api_keys(team_id):
+        creds = await services.credentials(team_id, api_key)
         if creds is None:
             continue
         accounts, apps = await asyncio.gather(
@@ -103,17 +103,17 @@ async def sync(services: Services, team_id: str) -> SyncReport:
         at_vonage: dict[str, ExternalAccount | None] = {a.external_id: a for a in accounts}
         tracked = {
             lk.page_id: lk.page_name
-            for lk in services.store.list_links(team_id)
+            for lk in await services.store.list_links(team_id)
             if lk.api_key == api_key and lk.status == "active"
         }
         for page_id in tracked:
             at_vonage.setdefault(page_id, None)
         for page_id, acct in at_vonage.items():
-            if not services.store.acquire_lease(team_id, page_id, owner, now=services.now(), ttl=60):
+            if not await services.store.acquire_lease(team_id, page_id, owner, now=services.now(), ttl=60):
                 report.busy.append(tracked.get(page_id) or (acct.name if acct else None) or page_id)
                 continue
             try:
-                _sync_page(services, team_id, api_key, page_id, acct, names, report)
+                await _sync_page(services, team_id, api_key, page_id, acct, names, report)
             finally:
-                services.store.release_lease(team_id, page_id, owner)
+                await services.store.release_lease(team_id, page_id, owner)
     return report

@@ -9,6 +9,7 @@ when it has a ``payload`` field; nothing depends on a substring of the body.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000
 MAX_HEADER = 200  # a Slack signature is 67 characters, a timestamp 10
 SKEW = 300  # seconds a request's timestamp may be off
+PING_TIMEOUT = 2.0  # seconds /healthz and /readyz wait for the database
 
 
 class BodyTooLarge(Exception):
@@ -228,8 +230,10 @@ def build_routes(
 
 
 async def database_answers(services: Services) -> bool:
+    """Whether the database answers a trivial query within PING_TIMEOUT (a pool with no free
+    connection, or an unreachable server, must not hang a health check)."""
     try:
-        return bool(services.store.ping())
+        return bool(await asyncio.wait_for(services.store.ping(), PING_TIMEOUT))
     except Exception as exc:  # the whole point is to report it
         log.error("health check failed: %s", type(exc).__name__)
         return False

@@ -97,7 +97,7 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
     """Run one Page operation under its database lease (honoured by every process) and tell the outcome."""
     services = req.services
     owner = f"{services.owner}:{uuid.uuid4().hex[:8]}"  # this change, in this process
-    if not req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=lease_seconds(services)):
+    if not await req.store.acquire_lease(req.team_id, page_id, owner, now=req.now, ttl=lease_seconds(services)):
         await req.say(
             blocks.notice(
                 ":hourglass: Another change to this Page is already in progress. Wait for its result, then try again."
@@ -114,7 +114,7 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
     except Exception as exc:
         msg = blocks.notice(user_error_text(exc, what="The change"))
     finally:
-        req.store.release_lease(req.team_id, page_id, owner)
+        await req.store.release_lease(req.team_id, page_id, owner)
     await req.say(msg)
 
 
@@ -122,8 +122,8 @@ async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name
     services = req.services
 
     async def work() -> dict[str, Any]:
-        creds = creds_or_refuse(services, req.team_id, api_key, req.user_id)
-        before = req.store.get_link(req.team_id, page.page_id)
+        creds = await creds_or_refuse(services, req.team_id, api_key, req.user_id)
+        before = await req.store.get_link(req.team_id, page.page_id)
         if app_name:
             app = await linking.resolve_application(services, creds, app_name)
             link = await linking.link_application(services, req.team_id, req.user_id, page, creds, app, req.channel_id)
@@ -152,7 +152,7 @@ def relink_window(services: Services) -> int:
 async def start_relink(req: Req, link: Link) -> None:
     """Relink now, or first send a login link when the user's Facebook access is (nearly) over."""
     services = req.services
-    login = req.store.get_login(req.team_id, req.user_id)
+    login = await req.store.get_login(req.team_id, req.user_id)
     stale = login is None or (
         login.data_access_expires_at is not None and login.data_access_expires_at - req.now < relink_window(services)
     )
@@ -162,7 +162,7 @@ async def start_relink(req: Req, link: Link) -> None:
             + (" (yours is missing)." if login is None else " (your Facebook data access ends soon).")
             + " Log in and the re-link completes by itself."
         )
-        await req.say(login_prompt(req, text=text, purpose="relink", payload={"page_id": link.page_id}))
+        await req.say(await login_prompt(req, text=text, purpose="relink", payload={"page_id": link.page_id}))
         return
     pages = await fetch_pages(req)
     if pages is None:
@@ -188,7 +188,7 @@ async def start_relink(req: Req, link: Link) -> None:
 async def relink_after_login(services: Services, state: OAuthState) -> None:
     """The login asked for by a relink came back: finish the relink, answering by DM."""
     req = Req(services, state.team_id, state.user_id, state.channel_id, dm_responder(services, state.user_id))
-    link = services.store.get_link(state.team_id, str(state.payload.get("page_id")))
+    link = await services.store.get_link(state.team_id, str(state.payload.get("page_id")))
     try:
         if link is None:
             await req.say(blocks.notice("That Page is no longer linked; nothing to re-link."))

@@ -151,7 +151,7 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
 
 async def _after_ack(req: Req, sub: Subcommand, run: Any) -> None:
     trigger = req.trigger_id or ""
-    if trigger and not req.store.first_time(f"cmd:{trigger}", now=req.now):
+    if trigger and not await req.store.first_time(f"cmd:{trigger}", now=req.now):
         log.info("duplicate delivery of %s %s ignored", COMMAND, sub.name)
         return
     try:

@@ -159,9 +159,9 @@ def dm_responder(services: Services, user_id: str) -> Respond:
     return respond
 
 
-def first_submission(services: Services, view: dict[str, Any]) -> bool:
+async def first_submission(services: Services, view: dict[str, Any]) -> bool:
     """A modal submission delivered twice (double click, Slack retry) is handled once."""
-    return services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now())
+    return await services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now())
 
 
 def split_args(text: str) -> list[str]:

@@ -14,10 +14,10 @@ log = logging.getLogger(__name__)
 MAX_HOME_LINKS = 80  # the Home tab takes 100 blocks
 
 
-def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
+async def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     now = services.now()
-    links = services.store.list_links(team_id, limit=MAX_HOME_LINKS)
-    total = services.store.count_links(team_id)
+    links = await services.store.list_links(team_id, limit=MAX_HOME_LINKS)
+    total = await services.store.count_links(team_id)
     out: list[dict[str, Any]] = [
         blocks.header("fblink: Facebook Pages linked to Vonage"),
         blocks.context(
@@ -36,7 +36,7 @@ def home_view(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     if total > len(links):
         out.append(blocks.context(f"…and {total - len(links)} more: `/fblink status` lists them all."))
     if services.is_admin(user_id):
-        default = services.store.team_reminder_channel(team_id) or services.settings.fblink_reminder_channel
+        default = await services.store.team_reminder_channel(team_id) or services.settings.fblink_reminder_channel
         out.append(blocks.divider())
         out.append(
             blocks.section(
@@ -56,7 +56,7 @@ async def home_opened(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any]
         return
     user_id = str(event["user"])
     team_id = str(body.get("team_id") or "")
-    services.spawn(services.slack.views_publish(user_id=user_id, view=home_view(services, team_id, user_id)))
+    services.spawn(services.slack.views_publish(user_id=user_id, view=await home_view(services, team_id, user_id)))
 
 
 def register(app: AsyncApp) -> None:

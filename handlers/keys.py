@@ -35,15 +35,17 @@ async def cmd_keys(req: Req) -> dict[str, Any]:
         if key == services.settings.vonage_api_key:
             return blocks.notice("That is the default key from VONAGE_API_KEY; change it in the configuration instead.")
         in_use = [
-            lk.page_name for lk in req.store.list_links(req.team_id) if lk.api_key == key and lk.status == "active"
+            lk.page_name
+            for lk in await req.store.list_links(req.team_id)
+            if lk.api_key == key and lk.status == "active"
         ]
         if in_use:
             return blocks.notice(
                 f"Key `{blocks.escape(key)}` still has linked Pages "
                 f"({', '.join(blocks.escape(n) for n in in_use[:10])}). Unlink them first."
             )
-        removed = req.store.remove_key(req.team_id, key)
-        req.store.audit(
+        removed = await req.store.remove_key(req.team_id, key)
+        await req.store.audit(
             req.team_id,
             "key_remove",
             now=req.now,
@@ -58,7 +60,7 @@ async def cmd_keys(req: Req) -> dict[str, Any]:
         rows = [f"`{blocks.escape(services.settings.vonage_api_key)}` (default, from the environment)"]
         rows += [
             f"`{blocks.escape(k['api_key'])}` added by <@{k['added_by']}> {blocks.slack_date(k['added_at'])}"
-            for k in req.store.list_keys(req.team_id)
+            for k in await req.store.list_keys(req.team_id)
             if k["api_key"] != services.settings.vonage_api_key
         ]
         return blocks.notice("*Vonage API keys*\n" + "\n".join(rows))
@@ -95,7 +97,7 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
     if not secret:
         errors["api_secret"] = "Enter the key's secret."
     await ack_errors(ack, errors)
-    if errors or not first_submission(services, body["view"]):
+    if errors or not await first_submission(services, body["view"]):
         return
     services.spawn(add_key(services, body["team"]["id"], body["user"]["id"], Credentials(api_key, secret)))
 
@@ -104,7 +106,7 @@ async def add_key(services: Services, team_id: str, user_id: str, creds: Credent
     try:
         await services.vonage.list_applications(creds)
     except Exception as exc:
-        services.store.audit(
+        await services.store.audit(
             team_id,
             "key_add",
             now=services.now(),
@@ -114,8 +116,8 @@ async def add_key(services: Services, team_id: str, user_id: str, creds: Credent
         )
         await dm(services, user_id, blocks.notice(user_error_text(exc) + " The key was not added."))
         return
-    services.store.add_key(team_id, creds.api_key, creds.api_secret, by=user_id, now=services.now())
-    services.store.audit(team_id, "key_add", now=services.now(), user_id=user_id, detail=f"key {creds.api_key}")
+    await services.store.add_key(team_id, creds.api_key, creds.api_secret, by=user_id, now=services.now())
+    await services.store.audit(team_id, "key_add", now=services.now(), user_id=user_id, detail=f"key {creds.api_key}")
     key = blocks.escape(creds.api_key)
     await dm(
         services,

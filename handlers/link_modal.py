@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 CALLBACK_ID = "link_modal"
 
 
-def visible_keys(services: Services, team_id: str, user_id: str) -> list[str]:
+async def visible_keys(services: Services, team_id: str, user_id: str) -> list[str]:
     """Keys the modal offers: every key to admins; to others only the default, unless it is the only one."""
-    keys = services.api_keys(team_id)
+    keys = await services.api_keys(team_id)
     return keys if services.is_admin(user_id) else keys[:1]
 
 
@@ -74,7 +74,7 @@ def link_modal_view(
 
 
 async def _messages_apps(services: Services, team_id: str, api_key: str | None) -> list[Application]:
-    creds = services.credentials(team_id, api_key)
+    creds = await services.credentials(team_id, api_key)
     if creds is None:
         return []
     try:
@@ -87,10 +87,10 @@ async def _messages_apps(services: Services, team_id: str, api_key: str | None) 
 async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
     """Open the modal at once (the trigger_id lasts 3 s), then fill in the key's applications."""
     services = req.services
-    pages = req.store.get_pages(req.team_id, req.user_id)
+    pages = await req.store.get_pages(req.team_id, req.user_id)
     if not pages:
         pages = await fetch_pages(req) or []
-        if not pages and req.store.get_login(req.team_id, req.user_id) is None:
+        if not pages and await req.store.get_login(req.team_id, req.user_id) is None:
             return  # fetch_pages sent a login link
     if not any(p.can_link for p in pages):
         await req.say(
@@ -103,7 +103,7 @@ async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
             )
         )
         return
-    keys = visible_keys(services, req.team_id, req.user_id)
+    keys = await visible_keys(services, req.team_id, req.user_id)
     meta = {"channel": req.channel_id}
     opened = await services.slack.views_open(
         trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta)
@@ -129,7 +129,7 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
     api_key = _selected(values, "key", "link_modal_key")
 
     async def reload() -> None:
-        pages = services.store.get_pages(team_id, user_id)
+        pages = await services.store.get_pages(team_id, user_id)
         apps = await _messages_apps(services, team_id, api_key)
         meta = json.loads(view.get("private_metadata") or "{}")
         try:
@@ -138,7 +138,7 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
                 hash=view.get("hash"),
                 view=link_modal_view(
                     pages,
-                    visible_keys(services, team_id, user_id),
+                    await visible_keys(services, team_id, user_id),
                     apps,
                     page_id=_selected(values, "page", "page"),
                     api_key=api_key,
@@ -154,16 +154,19 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
     services.spawn(reload())
 
 
-def validate(services: Services, team_id: str, user_id: str, values: dict[str, Any]) -> dict[str, str]:
+async def validate(services: Services, team_id: str, user_id: str, values: dict[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
     page_id = _selected(values, "page", "page")
-    page = by_id(services.store.get_pages(team_id, user_id), page_id) if page_id else None
+    page = by_id(await services.store.get_pages(team_id, user_id), page_id) if page_id else None
     if page is None:
         errors["page"] = "Choose one of the Pages your Facebook login lists."
     elif not page.can_link:
         errors["page"] = "You need the MESSAGING or MANAGE task on this Page."
     api_key = _selected(values, "key", "link_modal_key")
-    if api_key not in visible_keys(services, team_id, user_id) or services.credentials(team_id, api_key) is None:
+    if (
+        api_key not in await visible_keys(services, team_id, user_id)
+        or await services.credentials(team_id, api_key) is None
+    ):
         errors["key"] = "Choose a configured Vonage API key."
     return errors
 
@@ -173,9 +176,9 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
     team_id, user_id = body["team"]["id"], body["user"]["id"]
     view = body["view"]
     values = view.get("state", {}).get("values", {})
-    errors = validate(services, team_id, user_id, values)
+    errors = await validate(services, team_id, user_id, values)
     await ack_errors(ack, errors)
-    if errors or not first_submission(services, view):
+    if errors or not await first_submission(services, view):
         return
     meta = json.loads(view.get("private_metadata") or "{}")
     req = Req(services, team_id, user_id, meta.get("channel"), dm_responder(services, user_id))

@@ -48,7 +48,7 @@ async def cmd_unlink(req: Req) -> None:
         await req.say(blocks.notice("Usage: `/fblink unlink <page> [app <application>]`."))
         return
     try:
-        reading = read_target(req.store.list_links(req.team_id), req.args, with_key=False)
+        reading = read_target(await req.store.list_links(req.team_id), req.args, with_key=False)
     except LinkRefused as exc:
         await req.say(blocks.notice(f":thinking_face: {exc}"))
         return
@@ -67,7 +67,7 @@ async def cmd_relink(req: Req) -> None:
     if not wanted:
         await req.say(blocks.notice("Usage: `/fblink relink <page>`."))
         return
-    links = req.store.list_links(req.team_id)
+    links = await req.store.list_links(req.team_id)
     link = by_id(links, wanted) or next((lk for lk in links if lk.page_name.lower() == wanted.lower()), None)
     if link is None:
         await req.say(blocks.notice(not_linked(wanted)))
@@ -103,7 +103,7 @@ async def cmd_sync(req: Req) -> None:
 CLICK_WINDOW = 30  # seconds in which a second click on the same button is the same request
 
 
-def first_click(req: Req, body: Body) -> bool:
+async def first_click(req: Req, body: Body) -> bool:
     """A double click (or a re-delivered payload) performs the action once and answers once."""
     try:
         action = body["actions"][0]
@@ -111,7 +111,7 @@ def first_click(req: Req, body: Body) -> bool:
         key = f"act:{req.team_id}:{req.user_id}:{action.get('action_id')}:{action.get('value', '')}:{where}"
     except (KeyError, IndexError, AttributeError):
         return True
-    return req.store.first_time(key[:500], now=req.now, ttl=CLICK_WINDOW)
+    return await req.store.first_time(key[:500], now=req.now, ttl=CLICK_WINDOW)
 
 
 def action_value(body: Body) -> str:
@@ -123,7 +123,7 @@ def action_value(body: Body) -> str:
 
 async def page_link_button(req: Req, body: Body) -> None:
     page_id = action_value(body)
-    if by_id(req.store.get_pages(req.team_id, req.user_id), page_id) is None:
+    if by_id(await req.store.get_pages(req.team_id, req.user_id), page_id) is None:
         await req.say(blocks.notice(not_managed(page_id)))
         return
     await open_link_modal(req, page_id=page_id)
@@ -131,9 +131,9 @@ async def page_link_button(req: Req, body: Body) -> None:
 
 async def _clicked_link(req: Req, body: Body) -> Link | None:
     """The link the button names (by id), looked up afresh; None when done already."""
-    if not first_click(req, body):
+    if not await first_click(req, body):
         return None
-    link = req.store.get_link(req.team_id, action_value(body))
+    link = await req.store.get_link(req.team_id, action_value(body))
     if link is None:
         await req.say(blocks.notice("That Page is not linked any more."))
     return link
@@ -153,7 +153,7 @@ async def relink_button(req: Req, body: Body) -> None:
 
 async def replace_button(req: Req, body: Body) -> None:
     """The user chose Replace: check everything again, never trusting the button's ids."""
-    if not first_click(req, body):
+    if not await first_click(req, body):
         return
     try:
         data = json.loads(action_value(body))
@@ -167,7 +167,7 @@ async def replace_button(req: Req, body: Body) -> None:
     services = req.services
 
     async def work() -> dict[str, Any]:
-        creds = creds_or_refuse(services, req.team_id, api_key, req.user_id)
+        creds = await creds_or_refuse(services, req.team_id, api_key, req.user_id)
         app = await linking.resolve_application(services, creds, app_id)
         link = await linking.link_application(
             services, req.team_id, req.user_id, page, creds, app, req.channel_id, replace=shown

@@ -34,12 +34,12 @@ log = logging.getLogger(__name__)
 
 
 async def cmd_login(req: Req) -> dict[str, Any]:
-    return login_prompt(req)
+    return await login_prompt(req)
 
 
 async def cmd_logout(req: Req) -> dict[str, Any]:
-    had = req.store.forget_login(req.team_id, req.user_id)
-    req.store.audit(req.team_id, "logout", now=req.now, user_id=req.user_id)
+    had = await req.store.forget_login(req.team_id, req.user_id)
+    await req.store.audit(req.team_id, "logout", now=req.now, user_id=req.user_id)
     if had:
         return blocks.notice(
             ":wave: fblink deleted your Facebook login and the Page tokens it brought. It keeps only the Page "
@@ -51,7 +51,7 @@ async def cmd_logout(req: Req) -> dict[str, Any]:
 
 async def cmd_whoami(req: Req) -> dict[str, Any]:
     """Which Facebook account is connected to this Slack user, and until when fblink may use it."""
-    login = req.store.get_login(req.team_id, req.user_id)
+    login = await req.store.get_login(req.team_id, req.user_id)
     if login is None:
         return blocks.notice("No Facebook account is connected to you. Run `/fblink login` to connect yours.")
     ends = blocks.slack_date(login.data_access_expires_at) if login.data_access_expires_at else "unknown"
@@ -78,9 +78,9 @@ def disconnect_button(fb_name: str) -> dict[str, Any]:
 
 async def disconnect(req: Req, body: Body) -> None:
     """ "Not me": the Facebook account connected is not this Slack user's. Remove everything it brought."""
-    had = req.store.forget_login(req.team_id, req.user_id)
-    dropped = req.store.forget_link_tokens(req.team_id, req.user_id)
-    req.store.audit(
+    had = await req.store.forget_login(req.team_id, req.user_id)
+    dropped = await req.store.forget_link_tokens(req.team_id, req.user_id)
+    await req.store.audit(
         req.team_id, "disconnect", now=req.now, user_id=req.user_id, detail=f"{dropped} link tokens dropped"
     )
     text = (
@@ -150,7 +150,7 @@ async def login_page(services: Services, request: Request) -> Response:
         raw = (await request.body())[:4096].decode("utf-8", "replace")
         form = {k: v[-1] for k, v in parse_qs(raw).items()}
         state_text, token = form.get("state", ""), form.get("csrf", "")
-        state = services.store.peek_state(state_text, now=now)
+        state = await services.store.peek_state(state_text, now=now)
         if state is None:
             return page(*INVALID, 400)
         if not hmac.compare_digest(token, csrf_token(services, state_text)):
@@ -159,11 +159,11 @@ async def login_page(services: Services, request: Request) -> Response:
                 "The confirmation did not come from fblink's page. Open the login link from Slack again.",
                 403,
             )
-        services.store.confirm_state(state_text, now=now)
+        await services.store.confirm_state(state_text, now=now)
         dialog = services.graph.login_dialog_url(state_text, rerequest=bool(state.payload.get("rerequest")))
         return RedirectResponse(dialog, status_code=303, headers={"Cache-Control": "no-store"})
     state_text = request.query_params.get("state", "")
-    state = services.store.peek_state(state_text, now=now)
+    state = await services.store.peek_state(state_text, now=now)
     if state is None:
         return page(*INVALID, 400)
     team, user = await _slack_names(services, state)
@@ -194,7 +194,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     params = request.query_params
     state_text = params.get("state", "")
     now = services.now()
-    state = services.store.consume_state(state_text, now=now) if state_text else None
+    state = await services.store.consume_state(state_text, now=now) if state_text else None
     if state is None:
         return page(*INVALID, 400)
     if params.get("error"):
@@ -249,7 +249,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
 
     fb_name = str(me.get("name", ""))
     token_expires_at = now + long.expires_in if long.expires_in else info.expires_at
-    services.store.save_login(
+    await services.store.save_login(
         FacebookLogin(
             team_id=state.team_id,
             user_id=state.user_id,
@@ -262,8 +262,8 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         ),
         now=now,
     )
-    services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
-    await dm(services, state.user_id, connected_message(services, state, fb_name, info.scopes))
+    await services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
+    await dm(services, state.user_id, await connected_message(services, state, fb_name, info.scopes))
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))
     return page(
@@ -273,7 +273,9 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     )
 
 
-def connected_message(services: Services, state: OAuthState, fb_name: str, scopes: Sequence[str]) -> dict[str, Any]:
+async def connected_message(
+    services: Services, state: OAuthState, fb_name: str, scopes: Sequence[str]
+) -> dict[str, Any]:
     name = blocks.escape(fb_name)
     head = (
         f":white_check_mark: Connected to Facebook as *{name}*. Not you? Someone else completed the login "
@@ -282,7 +284,7 @@ def connected_message(services: Services, state: OAuthState, fb_name: str, scope
     out = [blocks.section(head), blocks.actions(disconnect_button(fb_name))]
     missing = [s for s in REQUIRED_SCOPES if s not in scopes]
     if missing:
-        url = login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)
+        url = await login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)
         out += login_message(url, rerequest_scopes=missing)["blocks"]
     else:
         out.append(blocks.context("Run `/fblink pages` to see your Pages."))

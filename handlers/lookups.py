@@ -98,13 +98,17 @@ def not_linked(wanted: str) -> str:
     return f"No Page called “{blocks.escape(wanted)}” is linked in this workspace. `/fblink status` lists the links."
 
 
-def creds_or_refuse(services: Services, team_id: str, api_key: str | None, user_id: str) -> Credentials:
+async def creds_or_refuse(services: Services, team_id: str, api_key: str | None, user_id: str) -> Credentials:
     """The key's credentials. Only admins are told which keys exist."""
-    creds = services.credentials(team_id, api_key)
+    creds = await services.credentials(team_id, api_key)
     if creds is None:
         text = f"Unknown Vonage API key `{blocks.escape(api_key or '')}`."
         if services.is_admin(user_id):
-            text += " Configured keys: " + ", ".join(f"`{blocks.escape(k)}`" for k in services.api_keys(team_id)) + "."
+            text += (
+                " Configured keys: "
+                + ", ".join(f"`{blocks.escape(k)}`" for k in await services.api_keys(team_id))
+                + "."
+            )
         else:
             text += " Ask an fblink admin which keys are configured."
         raise LinkRefused(text)

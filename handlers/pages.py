@@ -13,7 +13,7 @@ from handlers.common import Body, Req, on_action, user_error_text
 from handlers.session import fetch_pages
 
 
-def page_rows(services: Services, team_id: str, pages: list[StoredPage], offset: int) -> dict[str, Any]:
+async def page_rows(services: Services, team_id: str, pages: list[StoredPage], offset: int) -> dict[str, Any]:
     now = services.now()
     chunk, nxt = blocks.paginate(pages, offset)
     out: list[dict[str, Any]] = [
@@ -21,7 +21,7 @@ def page_rows(services: Services, team_id: str, pages: list[StoredPage], offset:
     ]
     esc = blocks.escape
     for p in chunk:
-        link = services.store.get_link(team_id, p.page_id)
+        link = await services.store.get_link(team_id, p.page_id)
         linked = link is not None and link.state(now) is not LinkState.GONE
         via = f"\nvia business portfolio *{esc(p.business_name)}*" if p.business_name else ""
         out.append(
@@ -77,7 +77,7 @@ async def cmd_pages(req: Req) -> None:
             )
         )
         return
-    await req.say(page_rows(req.services, req.team_id, pages, 0))
+    await req.say(await page_rows(req.services, req.team_id, pages, 0))
 
 
 async def pages_nav(req: Req, body: Body) -> None:
@@ -85,13 +85,13 @@ async def pages_nav(req: Req, body: Body) -> None:
         offset = int(body["actions"][0].get("value") or 0)
     except (ValueError, KeyError, IndexError, TypeError):
         offset = 0
-    pages = req.store.get_pages(req.team_id, req.user_id)  # the clicker's own Pages, never the value's
+    pages = await req.store.get_pages(req.team_id, req.user_id)  # the clicker's own Pages, never the value's
     if not pages:
         await req.respond(**blocks.notice("Run `/fblink pages` again to refresh your list."), replace_original=True)
         return
     offset = min(max(0, offset), max(0, len(pages) - 1))
     try:
-        await req.respond(**page_rows(req.services, req.team_id, pages, offset), replace_original=True)
+        await req.respond(**await page_rows(req.services, req.team_id, pages, offset), replace_original=True)
     except Exception as exc:
         await req.say(blocks.notice(user_error_text(exc)))
 

@@ -22,9 +22,9 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
     services, store = req.services, req.store
     args = list(req.args)
     if not args:
-        default = store.team_reminder_channel(req.team_id) or services.settings.fblink_reminder_channel
+        default = await store.team_reminder_channel(req.team_id) or services.settings.fblink_reminder_channel
         lines = [f"Workspace default: {_where(default) if default else 'none (each link reminds its own channel)'}"]
-        for link in store.list_links(req.team_id, include_gone=False):
+        for link in await store.list_links(req.team_id, include_gone=False):
             dest = "muted" if link.muted else _where(link.reminder_channel or link.channel_id)
             lines.append(f"*{blocks.escape(link.page_name)}* → {dest}")
         return blocks.notice("*Reminder settings*\n" + "\n".join(lines[:60]) + "\n" + USAGE)
@@ -32,13 +32,13 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
         channel = parse_channel(args[0])
         if not req.is_admin or channel is None:
             return blocks.notice(ADMIN_ONLY)
-        store.set_team_reminder_channel(req.team_id, channel, by=req.user_id, now=req.now)
-        store.audit(req.team_id, "remind_default", now=req.now, user_id=req.user_id, detail=f"channel {channel}")
+        await store.set_team_reminder_channel(req.team_id, channel, by=req.user_id, now=req.now)
+        await store.audit(req.team_id, "remind_default", now=req.now, user_id=req.user_id, detail=f"channel {channel}")
         return blocks.notice(f":bell: Reminders without a channel of their own now go to <#{channel}>.")
     if len(args) < 2:
         return blocks.notice(USAGE)
     target, page_words = args[-1], " ".join(args[:-1])
-    found = by_text(store.list_links(req.team_id), page_words)
+    found = by_text(await store.list_links(req.team_id), page_words)
     if found is None:
         return blocks.notice(f"No Page called “{blocks.escape(page_words)}” is linked in this workspace.")
     link = found
@@ -49,20 +49,20 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
         )
     name = blocks.escape(link.page_name)
     if target.lower() in ("off", "mute"):
-        store.upsert_link(req.team_id, link.page_id, now=req.now, muted=1)
-        store.audit(req.team_id, "remind_off", now=req.now, user_id=req.user_id, page_id=link.page_id)
+        await store.upsert_link(req.team_id, link.page_id, now=req.now, muted=1)
+        await store.audit(req.team_id, "remind_off", now=req.now, user_id=req.user_id, page_id=link.page_id)
         return blocks.notice(
             f":no_bell: Reminders for *{name}* are off. Turn them back on with `/fblink remind {name} on`."
         )
     if target.lower() in ("on", "unmute"):
-        store.upsert_link(req.team_id, link.page_id, now=req.now, muted=0)
-        store.audit(req.team_id, "remind_on", now=req.now, user_id=req.user_id, page_id=link.page_id)
+        await store.upsert_link(req.team_id, link.page_id, now=req.now, muted=0)
+        await store.audit(req.team_id, "remind_on", now=req.now, user_id=req.user_id, page_id=link.page_id)
         return blocks.notice(f":bell: Reminders for *{name}* are on.")
     channel = parse_channel(target)
     if channel is None:
         return blocks.notice(USAGE)
-    store.upsert_link(req.team_id, link.page_id, now=req.now, reminder_channel=channel)
-    store.audit(
+    await store.upsert_link(req.team_id, link.page_id, now=req.now, reminder_channel=channel)
+    await store.audit(
         req.team_id,
         "remind_channel",
         now=req.now,

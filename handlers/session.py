@@ -13,7 +13,7 @@ from handlers.common import Req
 from handlers.lookups import by_id, not_managed
 
 
-def login_url(
+async def login_url(
     services: Services,
     team_id: str,
     user_id: str,
@@ -28,7 +28,7 @@ def login_url(
     It opens fblink's own confirmation page first (which names the Slack user the login
     will bind to); that page continues to Facebook.
     """
-    state = services.store.create_state(
+    state = await services.store.create_state(
         team_id,
         user_id,
         now=services.now(),
@@ -60,10 +60,12 @@ def login_message(url: str, *, rerequest_scopes: Sequence[str] = ()) -> dict[str
     )
 
 
-def login_prompt(
+async def login_prompt(
     req: Req, *, text: str | None = None, purpose: str = "login", payload: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    url = login_url(req.services, req.team_id, req.user_id, channel_id=req.channel_id, purpose=purpose, payload=payload)
+    url = await login_url(
+        req.services, req.team_id, req.user_id, channel_id=req.channel_id, purpose=purpose, payload=payload
+    )
     msg = login_message(url)
     if text:
         msg["blocks"].insert(0, blocks.section(text))
@@ -73,10 +75,12 @@ def login_prompt(
 
 async def fetch_pages(req: Req) -> list[StoredPage] | None:
     """Refresh the user's Pages from Graph; None (after telling the user) when that is impossible."""
-    login = req.store.get_login(req.team_id, req.user_id)
+    login = await req.store.get_login(req.team_id, req.user_id)
     if login is None:
         await req.say(
-            login_prompt(req, text="You are not logged in to Facebook yet. Run `/fblink login`, or use this button.")
+            await login_prompt(
+                req, text="You are not logged in to Facebook yet. Run `/fblink login`, or use this button."
+            )
         )
         return None
     try:
@@ -84,14 +88,14 @@ async def fetch_pages(req: Req) -> list[StoredPage] | None:
     except GraphError as exc:
         if exc.token_dead:
             await req.say(
-                login_prompt(
+                await login_prompt(
                     req, text=":warning: Your Facebook login has expired or was revoked. Log in again to continue."
                 )
             )
             return None
         raise
-    req.store.save_pages(req.team_id, req.user_id, pages, now=req.now)
-    return req.store.get_pages(req.team_id, req.user_id)
+    await req.store.save_pages(req.team_id, req.user_id, pages, now=req.now)
+    return await req.store.get_pages(req.team_id, req.user_id)
 
 
 async def managed_page(req: Req, page_id: str) -> StoredPage | None:

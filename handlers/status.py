@@ -12,13 +12,13 @@ from handlers.common import Body, Req, on_action
 from handlers.lookups import by_text
 
 
-def status_message(services: Services, team_id: str, offset: int = 0) -> dict[str, Any]:
-    total = services.store.count_links(team_id)
+async def status_message(services: Services, team_id: str, offset: int = 0) -> dict[str, Any]:
+    total = await services.store.count_links(team_id)
     if not total:
         return blocks.notice("No Pages are linked in this workspace yet. Start with `/fblink pages`.")
     now = services.now()
     offset = min(max(0, offset), total - 1)
-    chunk = services.store.list_links(team_id, limit=blocks.PAGE_SIZE, offset=offset)
+    chunk = await services.store.list_links(team_id, limit=blocks.PAGE_SIZE, offset=offset)
     nxt = offset + blocks.PAGE_SIZE if offset + blocks.PAGE_SIZE < total else None
     out = [blocks.section(f"*Links in this workspace* ({total}), soonest expiry first")]
     for link in chunk:
@@ -34,16 +34,16 @@ def status_message(services: Services, team_id: str, offset: int = 0) -> dict[st
 
 
 async def cmd_status(req: Req) -> dict[str, Any]:
-    return status_message(req.services, req.team_id)
+    return await status_message(req.services, req.team_id)
 
 
 async def cmd_history(req: Req) -> dict[str, Any]:
     wanted = " ".join(req.args)
     if not wanted:
         return blocks.notice("Usage: `/fblink history <page>`.")
-    link = by_text(req.store.list_links(req.team_id), wanted)
+    link = by_text(await req.store.list_links(req.team_id), wanted)
     page_id = link.page_id if link else wanted
-    rows = req.store.history(req.team_id, page_id)
+    rows = await req.store.history(req.team_id, page_id)
     if not rows:
         return blocks.notice(f"No history for “{blocks.escape(wanted)}”.")
     lines = [
@@ -60,7 +60,7 @@ async def status_nav(req: Req, body: Body) -> None:
         offset = max(0, int(body["actions"][0].get("value") or 0))
     except (ValueError, KeyError, IndexError, TypeError):
         offset = 0
-    await req.respond(**status_message(req.services, req.team_id, offset), replace_original=True)
+    await req.respond(**await status_message(req.services, req.team_id, offset), replace_original=True)
 
 
 def register(app: AsyncApp) -> None:

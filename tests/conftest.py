@@ -29,6 +29,8 @@ from bot.fakes.slack import FakeSlack
 from bot.fakes.slack_limits import MESSAGE_BLOCKS, check_blocks
 from bot.fakes.vonage import FakeVonage
 from bot.settings import Settings
+from tests import pg
+from tests.store_sync import SyncStore, for_app
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-test-token"
@@ -80,10 +82,44 @@ def clock() -> FixedClock:
     return FixedClock(START)
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    engine = pg.engine_under_test()
+    where = f" at {pg.base_url()}" if engine == "postgresql" else ""
+    return f"fblink store engine: {engine}{where} (FBLINK_TEST_ENGINE)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: tests of SQLite's own behaviour (WAL, the file), not run on PostgreSQL"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if pg.engine_under_test() != "postgresql":
+        return
+    skip = pytest.mark.skip(reason="SQLite's own behaviour: runs in the SQLite suite")
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def database(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Where this test's store lives: a SQLite file, or (FBLINK_TEST_ENGINE=postgresql) a fresh,
+    migrated PostgreSQL schema."""
+    if pg.engine_under_test() == "sqlite":
+        yield str(tmp_path / "fblink.db")
+        return
+    with pg.fresh_schema() as url:
+        pg.migrate(url)
+        yield url
+
+
 def settings_for(
     db_path: str, slack: FakeSlack, graph: FakeGraph, vonage: FakeVonage, *, secret_key: str, **overrides: Any
 ) -> Settings:
-    """Settings whose upstreams are the fakes; quick retries so fault tests stay fast."""
+    """Settings whose upstreams are the fakes; quick retries so fault tests stay fast. ``db_path``
+    is a SQLite path or a PostgreSQL URL (the ``database`` fixture gives the one under test)."""
     values: dict[str, Any] = dict(
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
@@ -97,7 +133,8 @@ def settings_for(
         vonage_api_secret=VONAGE_SECRET,
         vonage_api_url=vonage.url,
         fblink_public_url="https://fblink.test",
-        fblink_database=db_path,
+        fblink_database=db_path if not db_path.startswith("postgresql://") else "unused.db",
+        fblink_database_url=db_path if db_path.startswith("postgresql://") else None,
         fblink_secret_key=secret_key,
         fblink_admins="UADMIN",
         fblink_retry_attempts=3,
@@ -111,11 +148,11 @@ def settings_for(
 
 
 @pytest.fixture
-def make_settings(tmp_path, slack, graph, vonage):  # type: ignore[no-untyped-def]
+def make_settings(database, slack, graph, vonage):  # type: ignore[no-untyped-def]
     key = Fernet.generate_key().decode()
 
     def build(**overrides: Any) -> Settings:
-        return settings_for(str(tmp_path / "fblink.db"), slack, graph, vonage, secret_key=key, **overrides)
+        return settings_for(database, slack, graph, vonage, secret_key=key, **overrides)
 
     return build
 
@@ -151,8 +188,9 @@ class Running:
         return self.app.services
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
-        return self.app.services.store
+    def store(self) -> SyncStore:
+        """The app's store, called from the test's thread (each call runs on the app's loop)."""
+        return for_app(self.app)
 
     def post_signed(
         self,

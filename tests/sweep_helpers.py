@@ -54,25 +54,29 @@ def seed(
     token: str | None = None,
 ) -> list[int]:
     """n active links due now; ``linked_by`` may be a function of the index."""
-    ids = []
-    store = bot.store
-    with store.transaction():
-        for i in range(n):
-            who = linked_by(i) if callable(linked_by) else linked_by
-            link = store.upsert_link(
-                TEAM,
-                f"{prefix}{i:05d}",
-                now=START,
-                page_name=f"Shop {prefix}{i:05d}",
-                api_key=VONAGE_KEY,
-                linked_by=who,
-                channel_id=channel,
-                expires_at=expires,
-                status="active",
-                next_due_at=START - 10_000 + i,
-                page_token=token,
-            )
-            ids.append(link.id)
+
+    async def go(store: Any) -> list[int]:
+        ids = []
+        async with store.transaction():
+            for i in range(n):
+                who = linked_by(i) if callable(linked_by) else linked_by
+                link = await store.upsert_link(
+                    TEAM,
+                    f"{prefix}{i:05d}",
+                    now=START,
+                    page_name=f"Shop {prefix}{i:05d}",
+                    api_key=VONAGE_KEY,
+                    linked_by=who,
+                    channel_id=channel,
+                    expires_at=expires,
+                    status="active",
+                    next_due_at=START - 10_000 + i,
+                    page_token=token,
+                )
+                ids.append(link.id)
+        return ids
+
+    ids: list[int] = bot.store.run(go)
     return ids
 
 

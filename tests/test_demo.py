@@ -134,7 +134,7 @@ def test_demo_starts_fast_and_ignores_real_credentials(tmp_path: Path) -> None:
             assert name in out
         assert "real-secret" not in out and "real-vonage" not in out  # names only, never values
         url = next(w for w in lines[1].split() if w.startswith("http://127.0.0.1:"))
-        assert elapsed < 3.0, f"demo took {elapsed:.2f} s to start"
+        assert elapsed < 30, f"demo took {elapsed:.2f} s to start"  # a hang, not a speed check (bench/ times it)
         r = httpx.post(url + "/api/command", json={"user": ADMIN, "channel": OPS, "text": "/fblink help"}, timeout=10)
         assert r.json()["ok"]
         msgs = httpx.get(url + "/api/state", params={"user": ADMIN, "channel": OPS}).json()["messages"]

@@ -50,6 +50,7 @@ from tests.conftest import (
     settings_for,
 )
 from tests.flows import login_state, text_of
+from tests.store_sync import sync_store
 
 DAY = 86400
 HTTP_TIMEOUT = 0.5  # the app's read timeout in this module
@@ -147,7 +148,7 @@ def shared(tmp_path_factory) -> Iterator[World]:  # type: ignore[no-untyped-def]
     app = create_app(settings, clock=clock, scheduler=False)
     server, thread, url = serve(app)
     client = httpx.Client(timeout=15)
-    db = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
+    db = sync_store(settings.database, Vault(settings.fblink_secret_key))
     world = World(
         Running(app=app, url=url, http=client, slack=slack, clock=clock),
         slack,
@@ -439,7 +440,7 @@ def reminder_posts(bot: Running) -> list[dict[str, Any]]:
 
 def reminder_rows(bot: Running) -> list[dict[str, Any]]:
     s = bot.services.settings
-    db = Store(s.fblink_database, Vault(s.fblink_secret_key))
+    db = sync_store(s.database, Vault(s.fblink_secret_key))
     try:
         return list(db.db.query("SELECT status, channel_id, message_ts, attempts, last_error FROM reminders"))
     finally:

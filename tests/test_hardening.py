@@ -12,9 +12,9 @@ import time
 from bot.clock import iso
 from bot.crypto import Vault
 from bot.fakes import slack_payloads as sp
-from bot.store import Store
 from tests.conftest import START, TEAM, VONAGE_KEY, free_port
 from tests.flows import log_in, text_of
+from tests.store_sync import sync_store
 from tests.test_reminders import cli_env, run_cli
 
 DAY = 86400
@@ -103,7 +103,7 @@ def test_healthz_reports_a_broken_database(bot):
 def test_sigterm_during_sweep_loses_and_doubles_nothing(tmp_path, make_settings, slack):
     settings = make_settings(fblink_database=str(tmp_path / "grace.db"))
     now = int(time.time())
-    store = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
+    store = sync_store(settings.database, Vault(settings.fblink_secret_key))
     store.upsert_link(
         TEAM,
         "101",
@@ -154,7 +154,7 @@ def test_sigterm_during_sweep_loses_and_doubles_nothing(tmp_path, make_settings,
 
 def test_scheduler_runs_a_sweep_at_start(start_app, make_settings, slack, clock):
     settings = make_settings()
-    store = Store(settings.fblink_database, Vault(settings.fblink_secret_key))
+    store = sync_store(settings.database, Vault(settings.fblink_secret_key))
     store.upsert_link(
         TEAM,
         "101",

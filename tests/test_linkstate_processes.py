@@ -14,10 +14,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.crypto import Vault
-from bot.store import Store
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import log_in
 from tests.linkstate_world import ACCOUNT, APP1, DAY, PAGES, PERSISTENT, answer, audit_rows, setup, vonage_apps
+from tests.store_sync import SyncStore, sync_store
 
 FAST = dict(fblink_http_timeout=2.0, fblink_retry_total=3, fblink_retry_attempts=2)
 
@@ -156,12 +156,12 @@ def test_a_lease_held_by_another_process_is_honoured(two, vonage):
 def test_first_insert_from_two_stores_never_raises(tmp_path):
     path = str(tmp_path / "race.db")
     vault = Vault(Fernet.generate_key().decode())
-    stores = [Store(path, vault), Store(path, vault)]
+    stores = [sync_store(path, vault), sync_store(path, vault)]
     errors: list[BaseException] = []
     pages = [f"p{i}" for i in range(150)]
     barrier = threading.Barrier(2)
 
-    def work(store: Store, who: str) -> None:
+    def work(store: SyncStore, who: str) -> None:
         for page_id in pages:
             barrier.wait()
             try:

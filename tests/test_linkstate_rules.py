@@ -63,7 +63,7 @@ def test_relinking_a_gone_page_starts_a_new_period_without_its_stale_application
 @pytest.mark.parametrize("data_access", [None, START - DAY])
 def test_link_with_missing_or_past_data_access_uses_the_ttl(bot, graph, vonage, data_access):
     setup(bot, graph, vonage, data_access_expires_at=data_access)
-    bot.store.db.execute("UPDATE fb_users SET data_access_expires_at = ?", [data_access])
+    bot.store.execute("UPDATE fb_users SET data_access_expires_at = ?", [data_access])
     run(bot, "link 101", "Linked")
     assert bot.store.get_link(TEAM, "101").expires_at == START + 90 * DAY
 
@@ -71,9 +71,9 @@ def test_link_with_missing_or_past_data_access_uses_the_ttl(bot, graph, vonage, 
 def test_relink_with_missing_data_access_goes_ahead_and_past_asks_for_login(bot, graph, vonage):
     setup(bot, graph, vonage)
     run(bot, "link 101", "Linked")
-    bot.store.db.execute("UPDATE fb_users SET data_access_expires_at = NULL")
+    bot.store.execute("UPDATE fb_users SET data_access_expires_at = NULL")
     run(bot, "relink 101", "Re-linked")
-    bot.store.db.execute("UPDATE fb_users SET data_access_expires_at = ?", [bot.clock.now() - 1])
+    bot.store.execute("UPDATE fb_users SET data_access_expires_at = ?", [bot.clock.now() - 1])
     prompt = run(bot, "relink 101", "needs a fresh Facebook login")
     assert "data access ends soon" in prompt
     assert bot.store.get_link(TEAM, "101").period == 2  # the prompt changed nothing

@@ -12,8 +12,10 @@ import pytest
 from bot.metrics import bearer_ok
 from tests.conftest import START, TEAM, VONAGE_KEY
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own connection and file
+
 TOKEN = "scrape-token-0123456789abcdef"
-COUNT_SQL = "SUM(status = 'active' AND broken_at IS NULL"  # the link-state count's signature
+COUNT_SQL = "SUM(CASE WHEN status = 'active' AND broken_at IS NULL"  # the link-state count's signature
 
 
 def add_link(bot, page_id: str, **fields) -> None:  # type: ignore[no-untyped-def]
@@ -50,9 +52,9 @@ def test_link_counts_are_cached_and_counted_off_the_loop_on_their_own_connection
     assert "fblink_links_age_seconds" in text
     metrics = bot.services.metrics
     reader = metrics.link_reader
-    assert reader is not None and reader.db.conn is not bot.store.db.conn
+    assert reader is not None and reader.engine.db.conn is not bot.store.db.conn
     assert not [sql for sql, _ in loop_conn if COUNT_SQL in sql], "counted on the event loop's connection"
-    counted = trace(reader.db.conn)
+    counted = trace(reader.engine.db.conn)
 
     add_link(bot, "3", status="gone")
     for _ in range(20):  # scrapes within the cache age: no query at all
@@ -71,7 +73,7 @@ def test_link_counts_are_cached_and_counted_off_the_loop_on_their_own_connection
 def test_concurrent_scrapes_share_one_count(bot):
     add_link(bot, "1")
     bot.http.get(bot.url + "/metrics")
-    counted = trace(bot.services.metrics.link_reader.db.conn)
+    counted = trace(bot.services.metrics.link_reader.engine.db.conn)
     bot.services.metrics.link_state_max_age = 0.3
     time.sleep(0.35)
     add_link(bot, "2", broken_at=START)
@@ -129,6 +131,6 @@ def test_close_stops_the_worker_and_its_connection(bot):
     metrics.close()
     assert metrics.link_reader is None
     with pytest.raises(sqlite3.ProgrammingError):  # closed
-        reader.db.conn.execute("SELECT 1")
+        reader.engine.db.conn.execute("SELECT 1")
     bot.http.get(bot.url + "/metrics")  # reopens on demand
     assert metrics.link_reader is not None

@@ -30,7 +30,6 @@ from hypothesis import strategies as st
 from bot.crypto import Vault
 from bot.fakes import slack_payloads as sp
 from bot.graph import Page
-from bot.store import Store
 from handlers.common import MAX_ARG_TEXT, split_args
 from handlers.registry import parse
 from tests.conftest import START, TEAM, VONAGE_KEY
@@ -49,6 +48,7 @@ from tests.slack_strategies import (
     slack_names,
     view_submissions,
 )
+from tests.store_sync import sync_store
 from tests.test_links import APP1, APP2, PAGES  # the same world as the link tests
 
 DAY = 86400
@@ -129,7 +129,7 @@ def world(bot, graph, vonage, caplog):
     )
     # The app's Store connection belongs to the app's thread; the test thread gets its own on the same file.
     settings_ = bot.services.settings
-    db = Store(settings_.fblink_database, Vault(settings_.fblink_secret_key))
+    db = sync_store(settings_.database, Vault(settings_.fblink_secret_key))
     saved = {u: (db.get_login(TEAM, u), db.get_pages(TEAM, u)) for u in USERS}
 
     def restore() -> None:

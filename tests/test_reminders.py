@@ -174,7 +174,7 @@ def test_broken_token_alert_once_per_breakage(linked, graph):
     assert len(report) == 1 and "broken" in report[0]
     assert "link is broken" in text_of(posts(bot)[-1])
     assert sweep_at(bot, START + 4 * DAY, probe=True) == []  # still broken: no second alert
-    home = bot.services.store.get_link(TEAM, "101")
+    home = bot.store.get_link(TEAM, "101")
     assert home.broken_at is not None
 
 

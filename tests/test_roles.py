@@ -4,13 +4,12 @@ database, configured as an operator would, against the fake Slack/Graph/Vonage."
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from bot.crypto import Vault
-from bot.store import Store
 from tests.conftest import TEAM, VONAGE_KEY
 from tests.processes import metric, start
+from tests.store_sync import sync_store
 
 DAY = 86400
 POSTED = 'fblink_reminders_total{outcome="posted"}'
@@ -19,7 +18,7 @@ POSTED = 'fblink_reminders_total{outcome="posted"}'
 def due_link(db: str, key: str, page: str, channel: str) -> None:
     """One active link whose 7-day reminder is due now (the processes run on the real clock)."""
     now = int(time.time())
-    store = Store(db, Vault(key))
+    store = sync_store(db, Vault(key))
     store.upsert_link(
         TEAM,
         page,
@@ -35,14 +34,19 @@ def due_link(db: str, key: str, page: str, channel: str) -> None:
     store.close()
 
 
-def reminder_rows(db: str) -> list[tuple[str, str | None]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT status, channel_id FROM reminders ORDER BY id").fetchall()
+def reminder_rows(db: str, key: str) -> list[tuple[str, str | None]]:
+    store = sync_store(db, Vault(key))
+    try:
+        return [
+            (r["status"], r["channel_id"]) for r in store.select("SELECT status, channel_id FROM reminders ORDER BY id")
+        ]
+    finally:
+        store.close()
 
 
 def test_a_web_process_answers_slack_and_never_sweeps_a_worker_posts_the_reminder(make_settings, slack):
     settings = make_settings()
-    db, key = settings.fblink_database, settings.fblink_secret_key
+    db, key = settings.database, settings.fblink_secret_key
     due_link(db, key, "101", "CREMIND")
     web = start(settings, "serve", "--role", "web")
     worker = None
@@ -56,14 +60,14 @@ def test_a_web_process_answers_slack_and_never_sweeps_a_worker_posts_the_reminde
         # A scheduler would have swept at start (its first run is due at once): the web process
         # is up and has answered, and nothing was posted nor claimed.
         assert slack.calls("POST", "/api/chat.postMessage") == []
-        assert reminder_rows(db) == []
+        assert reminder_rows(db, key) == []
 
         worker = start(settings, "worker")
         assert worker.get("/healthz").json() == {"ok": True, "role": "worker", "database": "ok", "draining": False}
         slack.wait_for(lambda: slack.messages, timeout=20)
         msg = slack.wait_message("Acme Coffee 101")
         assert msg["channel"] == "CREMIND"
-        slack.wait_for(lambda: reminder_rows(db) == [("posted", "CREMIND")], timeout=10)
+        slack.wait_for(lambda: reminder_rows(db, key) == [("posted", "CREMIND")], timeout=10)
         assert metric(worker.get("/metrics").text, POSTED) == 1
         assert metric(web.get("/metrics").text, POSTED) == 0
         assert [m["channel"] for m in slack.messages if m["method"] == "chat.postMessage"] == ["CREMIND"]
@@ -82,7 +86,8 @@ def test_a_web_process_answers_slack_and_never_sweeps_a_worker_posts_the_reminde
 
 def test_plain_serve_still_answers_and_sweeps_in_one_process(make_settings, slack):
     settings = make_settings()
-    due_link(settings.fblink_database, settings.fblink_secret_key, "202", "CBOTH")
+    db, key = settings.database, settings.fblink_secret_key
+    due_link(db, key, "202", "CBOTH")
     both = start(settings, "serve")
     try:
         assert both.get("/healthz").json()["role"] == "all"
@@ -93,4 +98,4 @@ def test_plain_serve_still_answers_and_sweeps_in_one_process(make_settings, slac
     finally:
         code = both.stop()
     assert code == 0, both.err
-    assert reminder_rows(settings.fblink_database) == [("posted", "CBOTH")]
+    assert reminder_rows(db, key) == [("posted", "CBOTH")]

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from cryptography.fernet import Fernet
 
 from bot.crypto import CryptoError, Vault
 from bot.graph import Page
-from bot.rotation import encrypted_columns, open_connection, rotate_keys
-from bot.store import FacebookLogin, Store
+from bot.rotation import rotate_keys
+from bot.store import FacebookLogin, open_engine
+from tests import pg
 from tests.conftest import START, TEAM, VONAGE_KEY
 from tests.flows import log_in
+from tests.store_sync import SyncStore, sync_store
 from tests.test_store_settings_cli import BASE_ENV, clean_env
 
 OLD = Fernet.generate_key().decode()
@@ -24,8 +27,8 @@ NEW = Fernet.generate_key().decode()
 SECRETS = {"user": "EAAuser-token-1", "page": "EAApage-token-2", "key": "vonage-secret-3", "link": "EAAlink-token-4"}
 
 
-def seed(path: str, key: str, *, pages: int = 1) -> Store:
-    store = Store(path, Vault(key))
+def seed(path: str, key: str, *, pages: int = 1) -> SyncStore:
+    store = sync_store(path, Vault(key))
     store.save_login(FacebookLogin("T1", "U1", "FB1", "Ada", SECRETS["user"], None, None, ()), now=1)
     store.save_pages(
         "T1", "U1", [Page(str(100 + i), f"P{i}", "c", ("MANAGE",), SECRETS["page"]) for i in range(pages)], now=1
@@ -35,14 +38,37 @@ def seed(path: str, key: str, *, pages: int = 1) -> Store:
     return store
 
 
+def rotate(path: str, vault: Vault, **kw: object):  # type: ignore[no-untyped-def]
+    """`fblink rotate-keys`' work on its own engine (as the command runs it)."""
+
+    async def go():  # type: ignore[no-untyped-def]
+        engine = open_engine(path)
+        await engine.connect()
+        try:
+            return await rotate_keys(engine, vault, **kw)  # type: ignore[arg-type]
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
+
+
+def columns(path: str) -> list[tuple[str, str]]:
+    store = sync_store(path, Vault(OLD))
+    try:
+        return [(c.table, c.column) for c in store.run(lambda s: s.engine.encrypted_columns())]
+    finally:
+        store.close()
+
+
 def stored(path: str) -> dict[str, list[str]]:
-    conn = sqlite3.connect(path)
-    out = {
-        f"{t}.{c}": [r[0] for r in conn.execute(f"SELECT {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY rowid")]
-        for t, c in encrypted_columns(conn)
-    }
-    conn.close()
-    return out
+    store = sync_store(path, Vault(OLD))
+    try:
+        return {
+            f"{t}.{c}": [r["v"] for r in store.select(f"SELECT {c} AS v FROM {t} WHERE {c} IS NOT NULL")]
+            for t, c in columns(path)
+        }
+    finally:
+        store.close()
 
 
 def test_vault_encrypts_with_newest_and_decrypts_with_any():
@@ -56,9 +82,9 @@ def test_vault_encrypts_with_newest_and_decrypts_with_any():
     assert OLD not in repr(both) and NEW not in repr(both)
 
 
-def test_every_encrypted_column_is_found(tmp_path):
-    store = seed(str(tmp_path / "c.db"), OLD)
-    found = set(encrypted_columns(store.db.conn))
+def test_every_encrypted_column_is_found(database):
+    seed(database, OLD).close()
+    found = set(columns(database))
     assert {
         ("fb_users", "token_enc"),
         ("fb_pages", "token_enc"),
@@ -67,11 +93,10 @@ def test_every_encrypted_column_is_found(tmp_path):
     } <= found
 
 
-def test_rotate_then_old_key_alone_no_longer_decrypts(tmp_path):
-    path = str(tmp_path / "r.db")
+def test_rotate_then_old_key_alone_no_longer_decrypts(database):
+    path = database
     seed(path, OLD, pages=7).close()
-    conn = open_connection(path)
-    reports = rotate_keys(conn, Vault(f"{NEW},{OLD}"), batch=3)  # several batches per column
+    reports = rotate(path, Vault(f"{NEW},{OLD}"), batch=3)  # several batches per column
     by_name = {r.name: r for r in reports}
     assert by_name["fb_pages.token_enc"].rewritten == 7
     assert by_name["fb_users.token_enc"].rewritten == 1 and by_name["vonage_keys.secret_enc"].rewritten == 1
@@ -84,56 +109,82 @@ def test_rotate_then_old_key_alone_no_longer_decrypts(tmp_path):
             Vault(OLD).decrypt(ct)
         assert Vault(NEW).decrypt(ct) in SECRETS.values()
     # The app with only the new key reads everything back through the store.
-    store = Store(path, Vault(NEW))
+    store = sync_store(path, Vault(NEW))
     assert store.get_login("T1", "U1").token == SECRETS["user"]
     assert store.key_secret("T1", "k1") == SECRETS["key"]
     assert {p.token for p in store.get_pages("T1", "U1")} == {SECRETS["page"]}
+    store.close()
     # A second run has nothing left to do.
-    again = rotate_keys(conn, Vault(f"{NEW},{OLD}"))
+    again = rotate(path, Vault(f"{NEW},{OLD}"))
     assert sum(r.rewritten for r in again) == 0 and sum(r.current for r in again) == 10
 
 
-def test_a_concurrent_update_during_rotation_is_not_lost(tmp_path):
-    path = str(tmp_path / "race.db")
+def test_a_concurrent_update_during_rotation_is_not_lost(database):
+    """Another process (still on the old key alone) changed a row and has not committed:
+    rotation reads the old value, then waits for that row; the writer's value survives."""
+    path = database
     seed(path, OLD, pages=3).close()
-    table, column = encrypted_columns(sqlite3.connect(path))[0]  # the first column rotation reads and writes
-    # Another process (still on the old key alone) has changed a row, not yet committed:
-    # rotation reads the old value, then waits for the write lock.
-    writer = sqlite3.connect(path, isolation_level=None, timeout=30)
-    writer.execute("BEGIN IMMEDIATE")
-    target = writer.execute(f"SELECT rowid FROM {table} ORDER BY rowid LIMIT 1").fetchone()[0]
-    writer.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", [Vault(OLD).encrypt("fresh-value"), target])
-    waiting = threading.Event()
+    table, column = columns(path)[0]  # the first column rotation reads and writes
+    fresh = Vault(OLD).encrypt("fresh-value")
     result: list = []
+    if path.startswith("postgresql://"):
+        import psycopg
 
-    def rotate() -> None:
-        rot = open_connection(path)
-        rot.set_trace_callback(lambda sql: waiting.set() if sql.startswith("BEGIN IMMEDIATE") else None)
-        result.append(rotate_keys(rot, Vault(f"{NEW},{OLD}")))
+        writer = psycopg.connect(path)  # a transaction: the row stays locked until COMMIT
+        target = writer.execute(f"SELECT user_id FROM {table} ORDER BY team_id, user_id LIMIT 1").fetchone()[0]
+        writer.execute(f"UPDATE {table} SET {column} = %s WHERE user_id = %s", [fresh, target])
 
-    thread = threading.Thread(target=rotate)
+        def waiting() -> bool:
+            with psycopg.connect(pg.base_url()) as probe:
+                return bool(
+                    probe.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%%'"
+                    ).fetchone()[0]
+                )
+    else:
+        import sqlite3
+
+        writer = sqlite3.connect(path, isolation_level=None, timeout=30)
+        writer.execute("BEGIN IMMEDIATE")
+        target = writer.execute(f"SELECT user_id FROM {table} ORDER BY team_id, user_id LIMIT 1").fetchone()[0]
+        writer.execute(f"UPDATE {table} SET {column} = ? WHERE user_id = ?", [fresh, target])
+        started = time.monotonic()
+
+        def waiting() -> bool:  # rotation's BEGIN IMMEDIATE waits on the writer's lock; give it time to get there
+            return time.monotonic() - started > 0.5
+
+    thread = threading.Thread(target=lambda: result.append(rotate(path, Vault(f"{NEW},{OLD}"))))
     thread.start()
-    assert waiting.wait(10), "rotation never tried to write"
-    writer.execute("COMMIT")
+    deadline = time.monotonic() + 10
+    while not waiting():
+        assert time.monotonic() < deadline, "rotation never tried to write"
+        time.sleep(0.02)
+    writer.commit()
     thread.join(30)
+    writer.close()
     assert result, "rotation did not finish"
-    conn = sqlite3.connect(path)
-    value = conn.execute(f"SELECT {column} FROM {table} WHERE rowid = ?", [target]).fetchone()[0]
+    store = sync_store(path, Vault(NEW))
+    value = store.one(f"SELECT {column} AS v FROM {table} WHERE user_id = ?", [target])["v"]
+    store.close()
     assert Vault(NEW).decrypt(value) == "fresh-value"  # the writer's value survived, and is rotated too
     assert all(Vault(NEW).is_current(ct) for vs in stored(path).values() for ct in vs)
     first = result[0][0]
     assert first.rewritten + first.current == 3 and not first.busy
 
 
-def test_an_undecryptable_row_is_reported_by_id_and_skipped(tmp_path):
-    path = str(tmp_path / "bad.db")
+def _db_env(path: str) -> dict[str, str]:
+    return {"FBLINK_DATABASE_URL": path} if path.startswith("postgresql://") else {"FBLINK_DATABASE": path}
+
+
+def test_an_undecryptable_row_is_reported_by_id_and_skipped(database, tmp_path):
+    path = database
     store = seed(path, OLD)
     foreign = Vault(Fernet.generate_key().decode()).encrypt("contents-nobody-may-see")
     store.upsert_link("T1", "666", now=1, page_name="Bad", api_key="k1")
-    store.db.execute("UPDATE links SET token_enc = ? WHERE page_id = '666'", [foreign])
+    store.execute("UPDATE links SET token_enc = ? WHERE page_id = '666'", [foreign])
     bad_id = store.get_link("T1", "666").id
     store.close()
-    env = clean_env(**{**BASE_ENV, "FBLINK_DATABASE": path, "FBLINK_SECRET_KEY": f"{NEW},{OLD}"})
+    env = clean_env(**{**BASE_ENV, **_db_env(path), "FBLINK_SECRET_KEY": f"{NEW},{OLD}"})
     out = subprocess.run(
         [sys.executable, "-m", "bot.cli", "rotate-keys", "--batch", "1"],
         env=env,
@@ -147,16 +198,17 @@ def test_an_undecryptable_row_is_reported_by_id_and_skipped(tmp_path):
     assert "vonage_keys.secret_enc: 1 rewritten" in out.stdout
     assert "rotated 4 secret(s)" in out.stdout
     assert "contents-nobody-may-see" not in out.stdout + out.stderr and foreign not in out.stdout + out.stderr
-    conn = sqlite3.connect(path)
-    assert conn.execute("SELECT token_enc FROM links WHERE id = ?", [bad_id]).fetchone()[0] == foreign  # untouched
-    good = conn.execute("SELECT token_enc FROM links WHERE page_id = '100'").fetchone()[0]
+    store = sync_store(path, Vault(NEW))
+    assert store.one("SELECT token_enc FROM links WHERE id = ?", [bad_id])["token_enc"] == foreign  # untouched
+    good = store.one("SELECT token_enc FROM links WHERE page_id = '100'")["token_enc"]
+    store.close()
     assert Vault(NEW).decrypt(good) == SECRETS["link"]
 
 
-def test_rotate_keys_cli_succeeds_and_refuses_bad_input(tmp_path):
-    path = str(tmp_path / "ok.db")
+def test_rotate_keys_cli_succeeds_and_refuses_bad_input(database, tmp_path):
+    path = database
     seed(path, OLD).close()
-    env = clean_env(**{**BASE_ENV, "FBLINK_DATABASE": path, "FBLINK_SECRET_KEY": f"{NEW},{OLD}"})
+    env = clean_env(**{**BASE_ENV, **_db_env(path), "FBLINK_SECRET_KEY": f"{NEW},{OLD}"})
     run = lambda *a, **e: subprocess.run(
         [sys.executable, "-m", "bot.cli", "rotate-keys", *a],
         env={**env, **e},
@@ -168,9 +220,10 @@ def test_rotate_keys_cli_succeeds_and_refuses_bad_input(tmp_path):
     ok = run()
     assert ok.returncode == 0 and "rotated 4 secret(s) to the newest of 2 key(s); 0 undecryptable" in ok.stdout
     assert run("--batch", "0").returncode == 2
-    missing = run(FBLINK_DATABASE=str(tmp_path / "nope.db"))
-    assert missing.returncode == 2 and "FBLINK_DATABASE" in missing.stderr
-    assert not os.path.exists(tmp_path / "nope.db")
+    if not path.startswith("postgresql://"):
+        missing = run(FBLINK_DATABASE=str(tmp_path / "nope.db"))
+        assert missing.returncode == 2 and "FBLINK_DATABASE" in missing.stderr
+        assert not os.path.exists(tmp_path / "nope.db")
     bad = run(FBLINK_SECRET_KEY=f"{NEW},not-a-key")
     assert bad.returncode == 2 and "FBLINK_SECRET_KEY: key 2 of 2 is not a Fernet key" in bad.stderr
     assert NEW not in bad.stderr and "not-a-key" not in bad.stderr
@@ -188,8 +241,8 @@ def test_rotation_procedure_beside_the_running_bot(start_app, graph, vonage):
     old_bot.command("link 101")
     old_bot.slack.wait_response("Linked *Acme Coffee*")
     serving = start_app(fblink_secret_key=f"{NEW},{OLD}")  # step 1: every process gets "new,old"
-    path = serving.services.settings.fblink_database
-    reports = rotate_keys(open_connection(path), Vault(f"{NEW},{OLD}"), batch=1)  # step 2, while it serves
+    path = serving.services.settings.database
+    reports = rotate(path, Vault(f"{NEW},{OLD}"), batch=1)  # step 2, while it serves
     assert sum(r.rewritten for r in reports) >= 4 and not any(r.undecryptable or r.busy for r in reports)
     assert serving.command("status").status_code == 200
     new_bot = start_app(fblink_secret_key=NEW)  # step 3: the old key is gone

@@ -23,6 +23,7 @@ from bot.fakes.slack import FakeSlack
 from bot.fakes.socket_mode import FakeSocketMode
 from tests.conftest import APP_ID, BOT_TOKEN, ENTERPRISE, TEAM, serve
 from tests.flows import button_urls, buttons, confirm_login, query, text_of
+from tests.store_sync import for_app
 
 APP_TOKEN = "xapp-1-A0001-test"
 
@@ -135,7 +136,7 @@ def test_login_button_comes_back_over_the_socket_and_callback_is_served(socket_b
     assert r.status_code == 200, r.text
     dm = socket_bot.slack.wait_message("Connected to Facebook as", timeout=5)
     assert "Ada Lovelace" in text_of(dm)
-    login = socket_bot.app.services.store.get_login(TEAM, "U1")
+    login = for_app(socket_bot.app).get_login(TEAM, "U1")
     assert login is not None and login.fb_name == "Ada Lovelace"
 
 

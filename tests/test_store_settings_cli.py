@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from bot.crypto import CryptoError, Vault
 from bot.logs import redact
 from bot.settings import SettingsError, load_settings
-from bot.store import Store
+from tests.store_sync import sync_store
 
 KEY = Fernet.generate_key().decode()
 BASE_ENV = {
@@ -124,8 +124,9 @@ def test_vault_round_trip_and_wrong_key():
     assert KEY not in repr(v)
 
 
+@pytest.mark.sqlite_only
 def test_store_uses_wal_and_partial_index(tmp_path):
-    store = Store(str(tmp_path / "s.db"), Vault(KEY))
+    store = sync_store(str(tmp_path / "s.db"), Vault(KEY))
     assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     plan = " ".join(
         r[-1]
@@ -140,8 +141,9 @@ def test_store_uses_wal_and_partial_index(tmp_path):
     assert cols["expires_at"] == "INTEGER" and cols["next_due_at"] == "INTEGER"
 
 
+@pytest.mark.sqlite_only
 def test_state_is_single_use_and_expires(tmp_path):
-    store = Store(str(tmp_path / "s.db"), Vault(KEY))
+    store = sync_store(str(tmp_path / "s.db"), Vault(KEY))
     s = store.create_state("T1", "U1", now=1000)
     assert store.consume_state(s, now=1001) is None  # never confirmed on fblink's page
     assert store.confirm_state(s, now=1001)
@@ -250,7 +252,7 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path, slack):
 
 def test_dedupe_holds_across_two_connections(tmp_path):
     path = str(tmp_path / "dedupe.db")
-    a, b = Store(path, Vault(KEY)), Store(path, Vault(KEY))  # two processes' worth of connections
+    a, b = sync_store(path, Vault(KEY)), sync_store(path, Vault(KEY))  # two processes' worth of connections
     assert a.first_time("act:x", now=100, ttl=30) is True
     assert b.first_time("act:x", now=101, ttl=30) is False
     assert a.first_time("act:x", now=110, ttl=30) is False

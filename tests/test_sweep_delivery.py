@@ -208,7 +208,7 @@ def test_failed_rows_never_sort_first_among_stale_claims(bot):
     first = next(c for c in claims if c.link.id == a)
     for _ in range(3):
         ledger.release(first, error="boom")  # a row that keeps failing, claimed_at reset to 0
-    bot.store.db.execute("UPDATE reminders SET claimed_at = ? WHERE link_id = ?", [START - 700, b])
+    bot.store.execute("UPDATE reminders SET claimed_at = ? WHERE link_id = ?", [START - 700, b])
     (again,) = ledger.claim_due(now=START + 60, thresholds=(14, 7, 3, 1), lease=600, limit=1)
     assert again.link.id == b
     ledger.give_up(first, error="boom", now=START + 60)

@@ -50,7 +50,7 @@ def test_a_slow_graph_delays_no_reminder_and_the_probe_carries_over(linked, grap
 
 def test_probes_run_concurrently_within_the_bound(bot, graph):
     seed(bot, 12, channel="CX", token="EAAtoken")
-    bot.store.db.execute("UPDATE links SET next_due_at = NULL")
+    bot.store.execute("UPDATE links SET next_due_at = NULL")
     graph.fail(DEBUG, delay=0.4, status=200, body=VALID, times=12)
     t0 = time.monotonic()
     run_sweep(bot, START + DAY, probe=True, fblink_probe_concurrency=4)
@@ -61,7 +61,7 @@ def test_probes_run_concurrently_within_the_bound(bot, graph):
 
 def test_probe_budget_carries_the_rest_to_the_next_sweep(bot, graph):
     seed(bot, 10, channel="CX", token="EAAtoken")
-    bot.store.db.execute("UPDATE links SET next_due_at = NULL")
+    bot.store.execute("UPDATE links SET next_due_at = NULL")
     graph.fail(DEBUG, delay=0.5, status=200, body=VALID, times=100)
     run_sweep(bot, START + DAY, probe=True, fblink_probe_concurrency=2, fblink_probe_budget=1.2)
     done = rows(bot, "SELECT COUNT(*) AS n FROM links WHERE checked_at = ?", [START + DAY])[0]["n"]
@@ -100,7 +100,7 @@ def test_facebook_down_during_a_probe_is_no_alarm_and_is_retried(linked, graph):
 def test_link_with_no_stored_page_token_is_marked_checked_without_asking_facebook(linked, graph):
     bot = linked
     bot.command("logout")
-    bot.store.db.execute("UPDATE links SET token_enc = NULL")
+    bot.store.execute("UPDATE links SET token_enc = NULL")
     _, metrics = run_sweep(bot, START + DAY + 5, probe=True)
     assert graph.calls("GET", "/v25.0/debug_token") == []
     assert checked_at(bot) == START + DAY + 5 and metrics["fblink_token_probes_total{no_token}"] == 1

@@ -11,7 +11,7 @@ from tests.sweep_helpers import DAY, posts, rows, run_sweep, seed
 def test_an_undecryptable_token_is_skipped_logged_once_counted_and_shown_broken(bot, caplog):
     good, bad = seed(bot, 2, channel="CX", token="EAAgood-token")
     garbage = "gAAAAAB-not-a-real-fernet-token-secretish"
-    bot.store.db.execute("UPDATE links SET token_enc = ?, next_due_at = NULL WHERE id = ?", [garbage, bad])
+    bot.store.execute("UPDATE links SET token_enc = ?, next_due_at = NULL WHERE id = ?", [garbage, bad])
     seed(bot, 1, channel="CY", prefix="9")  # a reminder due in another workspace's channel
     caplog.set_level(logging.INFO)
     report, metrics = run_sweep(bot, START + DAY, probe=True)
@@ -30,7 +30,7 @@ def test_an_undecryptable_token_is_skipped_logged_once_counted_and_shown_broken(
 
 def test_an_unparseable_due_row_is_skipped_and_the_rest_go_out(bot):
     ids = seed(bot, 3, channel="CX")
-    bot.store.db.execute("UPDATE links SET expires_at = NULL WHERE id = ?", [ids[1]])  # due, but no expiry
+    bot.store.execute("UPDATE links SET expires_at = NULL WHERE id = ?", [ids[1]])  # due, but no expiry
     report, metrics = run_sweep(bot, START)
     assert len(report) == 2 and len(posts(bot)) == 2
     assert metrics["fblink_unreadable_rows_total{links}"] == 1
@@ -40,10 +40,10 @@ def test_an_unparseable_due_row_is_skipped_and_the_rest_go_out(bot):
 
 def test_a_fixed_row_is_readable_again(bot):
     (bad,) = seed(bot, 1, channel="CX", token="EAAx")
-    bot.store.db.execute("UPDATE links SET token_enc = 'junk', next_due_at = NULL WHERE id = ?", [bad])
+    bot.store.execute("UPDATE links SET token_enc = 'junk', next_due_at = NULL WHERE id = ?", [bad])
     run_sweep(bot, START + DAY, probe=True)
     assert bot.store.get_link_by_id(bad).unreadable_at is not None
-    bot.store.db.execute(
+    bot.store.execute(
         "UPDATE links SET token_enc = ?, checked_at = 0 WHERE id = ?", [bot.store.vault.encrypt("EAAnew"), bad]
     )
     run_sweep(bot, START + DAY + 900, probe=True)
@@ -52,44 +52,57 @@ def test_a_fixed_row_is_readable_again(bot):
 
 def test_retention_prunes_old_rows_in_batches_and_history_keeps_the_latest(bot):
     old, recent = START - 500 * DAY, START - DAY
-    db = bot.store.db
-    with bot.store.transaction():
-        for i in range(1_200):
-            db.execute(
+    writes: list = []
+    for i in range(1_200):
+        writes.append(
+            (
                 "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
                 " VALUES (?, ?, 'U1', 'link', 'P1', ?, 'ok')",
                 [TEAM, old + i, f"old {i}"],
             )
-        for i in range(3):
-            db.execute(
+        )
+    for i in range(3):
+        writes.append(
+            (
                 "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
                 " VALUES (?, ?, 'U1', 'unlink', 'P2', ?, 'ok')",
                 [TEAM, old + i, f"lone {i}"],
             )
-        db.execute(
+        )
+    writes.append(
+        (
             "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result)"
             " VALUES (?, ?, 'U1', 'relink', 'P1', 'recent', 'ok')",
             [TEAM, recent],
         )
+    )
+    bot.store.batch(writes)
+    writes = []
     (link_id,) = seed(bot, 1, channel="CX")
-    db.execute("UPDATE links SET next_due_at = NULL")
-    with bot.store.transaction():
-        for i in range(700):
-            db.execute(
+    bot.store.execute("UPDATE links SET next_due_at = NULL")
+    for i in range(700):
+        writes.append(
+            (
                 "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at,"
                 " posted_at, finished_at) VALUES (?, ?, 'expiry', ?, 14, 'posted', ?, ?, ?)",
                 [link_id, TEAM, 100 + i, old, old, old],
             )
-        db.execute(
+        )
+    writes.append(
+        (
             "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, posted_at,"
             " finished_at) VALUES (?, ?, 'expiry', 99, 7, 'posted', ?, ?, ?)",
             [link_id, TEAM, recent, recent, recent],
         )
-        db.execute(
+    )
+    writes.append(
+        (
             "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at)"
             " VALUES (?, ?, 'expiry', 98, 7, 'claimed', ?)",
             [link_id, TEAM, old],
         )
+    )
+    bot.store.batch(writes)
     _, metrics = run_sweep(bot, START)
     history = bot.store.history(TEAM, "P1")
     assert len(history) == 10 and history[0]["detail"] == "recent" and history[1]["detail"] == "old 1199"

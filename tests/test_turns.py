@@ -116,7 +116,7 @@ def test_a_sweep_under_load_commits_once_per_loop_iteration_at_most(bot, graph):
                     if what in sql:
                         commits.append((what, iteration()))
 
-            services.store.db.conn.set_trace_callback(trace)
+            services.store.engine.db.conn.set_trace_callback(trace)
             stop = asyncio.Event()
 
             async def neighbour() -> None:

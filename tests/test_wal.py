@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import pytest
+
 from bot.services import open_services
+
+pytestmark = pytest.mark.sqlite_only  # SQLite's own connection and file
 
 
 def rows_in_the_file(path: str) -> int:
@@ -26,15 +30,15 @@ def test_checkpoints_run_in_a_worker_thread_while_serving_and_at_close(bot, tmp_
     async def go() -> tuple[dict[str, int] | None, int, int]:
         async with open_services(settings) as services:
             store = services.store
-            pragma = store.one("PRAGMA wal_autocheckpoint")
-            store.db.execute("CREATE TABLE t (x TEXT)")
-            store.db.execute("INSERT INTO t VALUES ('one')")
+            pragma = await store.one("PRAGMA wal_autocheckpoint")
+            await store.execute("CREATE TABLE t (x TEXT)")
+            await store.execute("INSERT INTO t VALUES ('one')")
             right_after = rows_in_the_file(path)
             for _ in range(50):  # the checkpointer runs every second
                 await asyncio.sleep(0.1)
                 if rows_in_the_file(path) == 1:
                     break
-            store.db.execute("INSERT INTO t VALUES ('two')")
+            await store.execute("INSERT INTO t VALUES ('two')")
             return pragma, right_after, rows_in_the_file(path)
 
     pragma, right_after, while_serving = asyncio.run(go())

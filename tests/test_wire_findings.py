@@ -73,14 +73,14 @@ def test_connected_dm_names_the_account_and_not_me_removes_everything_it_brought
     bot.command("link 201")
     bot.slack.wait_response("Linked")
     assert bot.store.get_pages(TEAM, "U1") and bot.store.reminders.page_token_of(TEAM, "U1", "201")
-    row = bot.store.db.execute("SELECT token_enc FROM links WHERE page_id = '201'").fetchone()
-    assert row[0] is not None
+    row = bot.store.one("SELECT token_enc FROM links WHERE page_id = '201'")
+    assert row is not None and row["token_enc"] is not None
     bot.click("login_disconnect", button["value"], user="U1")
     bot.slack.wait_response("Disconnected")
     assert bot.store.get_login(TEAM, "U1") is None
     assert bot.store.get_pages(TEAM, "U1") == []
-    assert bot.store.db.execute("SELECT token_enc FROM links WHERE page_id = '201'").fetchone()[0] is None
-    assert bot.store.db.execute("SELECT COUNT(*) FROM audit WHERE action = 'disconnect'").fetchone()[0] == 1
+    assert bot.store.one("SELECT token_enc FROM links WHERE page_id = '201'")["token_enc"] is None
+    assert bot.store.one("SELECT COUNT(*) AS n FROM audit WHERE action = 'disconnect'")["n"] == 1
 
 
 # -- keys are disclosed to admins only ---------------------------------------------------------

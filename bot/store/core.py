@@ -1,132 +1,91 @@
-"""The Store: typed reads and writes over SQLite, the only place (with the ledger) that writes SQL.
+"""The Store: typed, awaitable reads and writes; the only place (with the ledger) that writes SQL.
 
-Every row is scoped by Slack team id. Tokens and secrets are stored encrypted through
-the Vault it is given, so plaintext never reaches the database file. Times are UTC
+The SQL is written once, in what SQLite and PostgreSQL share; the engine it runs on
+(:mod:`bot.store.sqlite` or :mod:`bot.store.postgres`) supplies the few fragments that
+differ. Every row is scoped by Slack team id. Tokens and secrets are stored encrypted
+through the Vault it is given, so plaintext never reaches the database. Times are UTC
 epoch integers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from bot.clock import DAY
+from bot.clock import Clock
 from bot.crypto import Vault
+from bot.store.engine import Dialect, Engine, Params, Row, SchemaError
 from bot.store.ledger import ReminderLedger
-from bot.store.migrations import migrate, open_database
-from bot.store.models import FacebookLogin, Link, OAuthState, StoredPage
+from bot.store.models import FacebookLogin, Link, StoredPage
+from bot.store.states import StateRows
+
+NO_LIMIT = 2**62  # LIMIT for "all rows", the same on both engines
 
 
-def _hash_state(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
+def open_engine(target: str, **pg_options: Any) -> Engine:
+    """The engine for a SQLite path (``sqlite:`` prefix optional) or a ``postgresql://`` URL;
+    ``pg_options`` (pool size, timeouts) apply to PostgreSQL only."""
+    if target.startswith(("postgresql://", "postgres://")):
+        from bot.store.postgres import PostgresEngine  # noqa: PLC0415  # psycopg only when asked for
+
+        return PostgresEngine(target, **pg_options)
+    from bot.store.sqlite import SqliteEngine  # noqa: PLC0415
+
+    return SqliteEngine(target.removeprefix("sqlite:"))
 
 
-def _state(row: dict[str, Any]) -> OAuthState:
-    return OAuthState(
-        row["team_id"], row["user_id"], row["channel_id"], row["purpose"], json.loads(row["payload"] or "{}")
-    )
-
-
-class Store:
+class Store(StateRows):
     """Typed reads and writes; one instance per process, shared by all handlers."""
 
-    def __init__(self, path: str, vault: Vault) -> None:
-        self.path = path
-        self.db = open_database(path)
+    def __init__(self, target: str | Engine, vault: Vault, *, clock: Clock | None = None) -> None:
+        self.engine = open_engine(target) if isinstance(target, str) else target
         self.vault = vault
-        migrate(self.db, path)
+        self.clock = clock or Clock()  # only its shift() is read here: leases use the database's clock
         self.reminders = ReminderLedger(self)
 
-    def close(self) -> None:
-        self.db.close()
+    @property
+    def dialect(self) -> Dialect:
+        return self.engine.dialect
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT: a write lock taken up front, so no upgrade deadlocks."""
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def select(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        """Rows of a read-only SELECT as dicts. Unlike ``db.query`` it takes no savepoint:
-        the ack path reads on every request, and a plain SELECT needs no write guard."""
-        cursor = self.db.execute(sql, params)
-        keys = [d[0] for d in cursor.description]
-        return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
-
-    def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
-        rows = self.select(sql, params)
-        return rows[0] if rows else None
-
-    def ping(self) -> bool:
-        return self.one("SELECT 1 AS ok") == {"ok": 1}
-
-    # -- OAuth state ---------------------------------------------------------
-    def create_state(
-        self,
-        team_id: str,
-        user_id: str,
-        *,
-        now: int,
-        channel_id: str | None = None,
-        purpose: str = "login",
-        payload: dict[str, Any] | None = None,
-        ttl: int = 600,
-    ) -> str:
-        """A random single-use state bound to team+user; only its hash is stored."""
-        state = secrets.token_urlsafe(32)
-        self.db.execute("DELETE FROM oauth_states WHERE expires_at < ?", [now - DAY])
-        self.db.execute(
-            "INSERT INTO oauth_states (state_hash, team_id, user_id, channel_id, purpose, payload, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [_hash_state(state), team_id, user_id, channel_id, purpose, json.dumps(payload or {}), now, now + ttl],
-        )
-        return state
-
-    def peek_state(self, state: str, *, now: int) -> OAuthState | None:
-        """The state's binding (team, user, purpose) while it is unused and unexpired; nothing changes."""
-        if not state or len(state) > 200:
-            return None
-        row = self.one(
-            "SELECT team_id, user_id, channel_id, purpose, payload FROM oauth_states"
-            " WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?",
-            [_hash_state(state), now],
-        )
-        return _state(row) if row else None
-
-    def confirm_state(self, state: str, *, now: int) -> bool:
-        """The Slack user saw whom the login binds to and chose to continue to Facebook."""
-        cur = self.db.execute(
-            "UPDATE oauth_states SET confirmed_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?",
-            [now, _hash_state(state), now],
-        )
-        return cur.rowcount == 1
-
-    def consume_state(self, state: str, *, now: int) -> OAuthState | None:
-        """Mark a confirmed state used and return it; None when unknown, unconfirmed, expired or used."""
-        if not state or len(state) > 200:
-            return None
-        rows = list(
-            self.db.query(
-                "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?"
-                " AND confirmed_at IS NOT NULL RETURNING team_id, user_id, channel_id, purpose, payload",
-                [now, _hash_state(state), now],
+    async def open(self) -> None:
+        """Connect, and refuse a schema behind this version's (``fblink migrate`` brings it up)."""
+        await self.engine.connect()
+        pending = await self.engine.pending()
+        if pending:
+            await self.engine.close()
+            raise SchemaError(
+                f"the database at {self.engine.url} needs {len(pending)} migration(s) ({', '.join(pending)}):"
+                " run `fblink migrate` first"
             )
-        )
-        return _state(rows[0]) if rows else None
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """One write transaction; store calls of this task inside it join it."""
+        return self.engine.transaction()
+
+    async def select(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self.engine.fetch(sql, params)
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        return await self.engine.one(sql, params)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self.engine.execute(sql, params)
+
+    def db_now(self, now: int) -> tuple[str, int]:
+        """The SQL and parameter of the lease/claim clock (see :mod:`bot.store.engine`)."""
+        return self.engine.dialect.now, self.engine.now_param(now, self.clock.shift())
+
+    async def ping(self) -> bool:
+        row = await self.one("SELECT 1 AS ok")
+        return row is not None and int(row["ok"]) == 1
 
     # -- Facebook logins and Pages -------------------------------------------
-    def save_login(self, login: FacebookLogin, *, now: int) -> None:
-        self.db.execute(
+    async def save_login(self, login: FacebookLogin, *, now: int) -> None:
+        await self.execute(
             "INSERT INTO fb_users (team_id, user_id, fb_user_id, fb_name, token_enc, token_expires_at,"
             " data_access_expires_at, scopes, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (team_id, user_id) DO UPDATE SET fb_user_id=excluded.fb_user_id, fb_name=excluded.fb_name,"
@@ -145,8 +104,8 @@ class Store:
             ],
         )
 
-    def get_login(self, team_id: str, user_id: str) -> FacebookLogin | None:
-        row = self.one("SELECT * FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+    async def get_login(self, team_id: str, user_id: str) -> FacebookLogin | None:
+        row = await self.one("SELECT * FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id])
         if row is None:
             return None
         return FacebookLogin(
@@ -160,46 +119,52 @@ class Store:
             scopes=tuple(json.loads(row["scopes"])),
         )
 
-    def forget_login(self, team_id: str, user_id: str) -> bool:
+    async def forget_login(self, team_id: str, user_id: str) -> bool:
         """Logout: drop the user's Facebook token and every Page token we hold for them."""
-        with self.transaction():
-            n = self.db.execute("DELETE FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id]).rowcount
-            self.db.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+        async with self.transaction():
+            n = await self.execute("DELETE FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+            await self.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
         return n > 0
 
-    def forget_link_tokens(self, team_id: str, user_id: str) -> int:
+    async def forget_link_tokens(self, team_id: str, user_id: str) -> int:
         """Drop the Page tokens of the user's links (a disconnected login's tokens). Returns how many."""
-        return self.db.execute(
+        return await self.execute(
             "UPDATE links SET token_enc = NULL WHERE team_id = ? AND linked_by = ? AND token_enc IS NOT NULL",
             [team_id, user_id],
-        ).rowcount
+        )
 
-    def save_pages(self, team_id: str, user_id: str, pages: list[Any], *, now: int) -> None:
+    async def save_pages(self, team_id: str, user_id: str, pages: list[Any], *, now: int) -> None:
         """Replace the user's cached Page list (with encrypted Page tokens)."""
-        with self.transaction():
-            self.db.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
-            for p in pages:
-                self.db.execute(
+        rows = [
+            [
+                team_id,
+                user_id,
+                p.id,
+                p.name,
+                p.category,
+                json.dumps(list(p.tasks)),
+                self.vault.encrypt(p.access_token),
+                now,
+                p.business_id,
+                p.business_name,
+                p.no_token_reason,
+            ]
+            for p in pages
+        ]  # encrypted before the transaction: the write lock is held for the writes alone
+        async with self.transaction():
+            await self.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+            for row in rows:
+                await self.execute(
                     "INSERT INTO fb_pages (team_id, user_id, page_id, name, category, tasks, token_enc, fetched_at,"
                     " business_id, business_name, no_token_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        team_id,
-                        user_id,
-                        p.id,
-                        p.name,
-                        p.category,
-                        json.dumps(list(p.tasks)),
-                        self.vault.encrypt(p.access_token),
-                        now,
-                        p.business_id,
-                        p.business_name,
-                        p.no_token_reason,
-                    ],
+                    row,
                 )
 
-    def get_pages(self, team_id: str, user_id: str) -> list[StoredPage]:
-        rows = self.db.query(
-            "SELECT * FROM fb_pages WHERE team_id = ? AND user_id = ? ORDER BY name COLLATE NOCASE, page_id",
+    async def get_pages(self, team_id: str, user_id: str) -> list[StoredPage]:
+        rows = await self.select(
+            "SELECT * FROM fb_pages WHERE team_id = ? AND user_id = ? ORDER BY "
+            + self.dialect.nocase("name")
+            + ", page_id",
             [team_id, user_id],
         )
         return [
@@ -216,129 +181,139 @@ class Store:
         ]
 
     # -- Vonage keys -----------------------------------------------------------
-    def add_key(self, team_id: str, api_key: str, secret: str, *, by: str, now: int) -> None:
-        self.db.execute(
+    async def add_key(self, team_id: str, api_key: str, secret: str, *, by: str, now: int) -> None:
+        await self.execute(
             "INSERT INTO vonage_keys (team_id, api_key, secret_enc, added_by, added_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (team_id, api_key) DO UPDATE SET secret_enc=excluded.secret_enc, added_by=excluded.added_by,"
             " added_at=excluded.added_at",
             [team_id, api_key, self.vault.encrypt(secret), by, now],
         )
 
-    def remove_key(self, team_id: str, api_key: str) -> bool:
-        return (
-            self.db.execute("DELETE FROM vonage_keys WHERE team_id = ? AND api_key = ?", [team_id, api_key]).rowcount
-            > 0
+    async def remove_key(self, team_id: str, api_key: str) -> bool:
+        return await self.execute("DELETE FROM vonage_keys WHERE team_id = ? AND api_key = ?", [team_id, api_key]) > 0
+
+    async def list_keys(self, team_id: str) -> list[dict[str, Any]]:
+        return await self.select(
+            "SELECT api_key, added_by, added_at FROM vonage_keys WHERE team_id = ? ORDER BY api_key", [team_id]
         )
 
-    def list_keys(self, team_id: str) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                "SELECT api_key, added_by, added_at FROM vonage_keys WHERE team_id = ? ORDER BY api_key", [team_id]
-            )
-        )
-
-    def key_secret(self, team_id: str, api_key: str) -> str | None:
-        row = self.one("SELECT secret_enc FROM vonage_keys WHERE team_id = ? AND api_key = ?", [team_id, api_key])
+    async def key_secret(self, team_id: str, api_key: str) -> str | None:
+        row = await self.one("SELECT secret_enc FROM vonage_keys WHERE team_id = ? AND api_key = ?", [team_id, api_key])
         return self.vault.decrypt(row["secret_enc"]) if row else None
 
     # -- links ---------------------------------------------------------------
-    def get_link(self, team_id: str, page_id: str) -> Link | None:
-        row = self.one("SELECT * FROM links WHERE team_id = ? AND page_id = ?", [team_id, page_id])
+    async def get_link(self, team_id: str, page_id: str) -> Link | None:
+        row = await self.one("SELECT * FROM links WHERE team_id = ? AND page_id = ?", [team_id, page_id])
         return Link.from_row(row) if row else None
 
-    def get_link_by_id(self, link_id: int) -> Link | None:
-        row = self.one("SELECT * FROM links WHERE id = ?", [link_id])
+    async def get_link_by_id(self, link_id: int) -> Link | None:
+        row = await self.one("SELECT * FROM links WHERE id = ?", [link_id])
         return Link.from_row(row) if row else None
 
-    def list_links(self, team_id: str, *, include_gone: bool = True, limit: int = -1, offset: int = 0) -> list[Link]:
+    async def list_links(
+        self, team_id: str, *, include_gone: bool = True, limit: int = -1, offset: int = 0
+    ) -> list[Link]:
         """Links of a workspace, soonest expiry first (unknown expiry last); paged in SQL."""
         where = "" if include_gone else " AND status != 'gone'"
-        rows = self.select(
+        rows = await self.select(
             "SELECT * FROM links WHERE team_id = ?"
             + where
-            + " ORDER BY expires_at IS NULL, expires_at, page_name COLLATE NOCASE LIMIT ? OFFSET ?",
-            [team_id, limit, max(0, offset)],
+            + " ORDER BY expires_at IS NULL, expires_at, "
+            + self.dialect.nocase("page_name")
+            + " LIMIT ? OFFSET ?",
+            [team_id, limit if limit >= 0 else NO_LIMIT, max(0, offset)],
         )
         return [Link.from_row(r) for r in rows]
 
-    def count_links(self, team_id: str) -> int:
-        row = self.one("SELECT COUNT(*) AS n FROM links WHERE team_id = ?", [team_id])
+    async def count_links(self, team_id: str) -> int:
+        row = await self.one("SELECT COUNT(*) AS n FROM links WHERE team_id = ?", [team_id])
         return int(row["n"]) if row else 0
 
-    def upsert_link(
+    async def upsert_link(
         self, team_id: str, page_id: str, *, now: int, page_token: str | None = None, **fields: Any
     ) -> Link:
         """Create or update the link row of a Page (one per Page per workspace).
 
-        ``page_token`` is the token given to Vonage; it is stored encrypted.
+        ``page_token`` is the token given to Vonage; it is stored encrypted. One statement
+        either way, so a row another process inserted meanwhile is updated, never an
+        IntegrityError.
         """
         fields["updated_at"] = now
         if page_token is not None:
             fields["token_enc"] = self.vault.encrypt(page_token)
-        existing = self.get_link(team_id, page_id)
+        existing = await self.get_link(team_id, page_id)
         if existing is None:
-            # One statement: a row another process inserted meanwhile is updated, never an IntegrityError.
             values = {"linked_at": now, "checked_at": 0, **fields}
             cols = ["team_id", "page_id", *values]
             sets = ", ".join(f"{k} = excluded.{k}" for k in fields)
-            self.db.execute(
+            rows = await self.select(
                 f"INSERT INTO links ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-                f" ON CONFLICT (team_id, page_id) DO UPDATE SET {sets}",
+                f" ON CONFLICT (team_id, page_id) DO UPDATE SET {sets} RETURNING *",
                 [team_id, page_id, *values.values()],
             )
         else:
             sets = ", ".join(f"{k} = ?" for k in fields)
-            self.db.execute(f"UPDATE links SET {sets} WHERE id = ?", [*fields.values(), existing.id])
-        link = self.get_link(team_id, page_id)
-        assert link is not None
-        return link
+            rows = await self.select(
+                f"UPDATE links SET {sets} WHERE id = ? RETURNING *", [*fields.values(), existing.id]
+            )
+        if not rows:  # deleted between the read and the update: write it afresh
+            return await self.upsert_link(team_id, page_id, now=now, **{**fields, "updated_at": now})
+        return Link.from_row(rows[0])
 
-    def link_state_counts(self, now: int) -> dict[str, int]:
+    async def link_state_counts(self, now: int) -> dict[str, int]:
         """Links by state across all workspaces, for /metrics."""
-        row = self.one(
-            "SELECT SUM(status = 'active' AND broken_at IS NULL AND (expires_at IS NULL OR expires_at > ?)) AS active,"
-            " SUM(status = 'active' AND broken_at IS NULL AND expires_at <= ?) AS expired,"
-            " SUM(status = 'active' AND broken_at IS NOT NULL) AS broken, SUM(status = 'gone') AS gone,"
-            " SUM(status = 'active' AND expires_at IS NULL) AS unknown_expiry FROM links",
+        row = await self.one(
+            "SELECT SUM(CASE WHEN status = 'active' AND broken_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+            " THEN 1 ELSE 0 END) AS active,"
+            " SUM(CASE WHEN status = 'active' AND broken_at IS NULL AND expires_at <= ? THEN 1 ELSE 0 END) AS expired,"
+            " SUM(CASE WHEN status = 'active' AND broken_at IS NOT NULL THEN 1 ELSE 0 END) AS broken,"
+            " SUM(CASE WHEN status = 'gone' THEN 1 ELSE 0 END) AS gone,"
+            " SUM(CASE WHEN status = 'active' AND expires_at IS NULL THEN 1 ELSE 0 END) AS unknown_expiry FROM links",
             [now, now],
         )
         return {k: int(v or 0) for k, v in (row or {}).items()}
 
-    def delete_link(self, team_id: str, page_id: str) -> None:
-        self.db.execute("DELETE FROM links WHERE team_id = ? AND page_id = ?", [team_id, page_id])
+    async def delete_link(self, team_id: str, page_id: str) -> None:
+        await self.execute("DELETE FROM links WHERE team_id = ? AND page_id = ?", [team_id, page_id])
 
     # -- Page leases ------------------------------------------------------------
-    def acquire_lease(self, team_id: str, page_id: str, owner: str, *, now: int, ttl: int) -> bool:
+    async def acquire_lease(self, team_id: str, page_id: str, owner: str, *, now: int, ttl: int) -> bool:
         """Take the (team, Page) lease unless another owner holds an unexpired one. One statement,
-        so two processes cannot both win."""
-        cur = self.db.execute(
-            "INSERT INTO page_leases (team_id, page_id, owner, expires_at) VALUES (?, ?, ?, ?)"
+        so two processes cannot both win; written and compared with the database's clock."""
+        clock, t = self.db_now(now)
+        n = await self.execute(
+            f"INSERT INTO page_leases (team_id, page_id, owner, expires_at) VALUES (?, ?, ?, {clock} + ?)"
             " ON CONFLICT (team_id, page_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
-            " WHERE page_leases.expires_at <= ?",
-            [team_id, page_id, owner, now + ttl, now],
+            f" WHERE page_leases.expires_at <= {clock}",
+            [team_id, page_id, owner, t, ttl, t],
         )
-        return cur.rowcount == 1
+        return n == 1
 
-    def lease_owner(self, team_id: str, page_id: str, *, now: int) -> str | None:
-        """Who holds the Page's unexpired lease, if anyone."""
-        row = self.one(
-            "SELECT owner FROM page_leases WHERE team_id = ? AND page_id = ? AND expires_at > ?",
-            [team_id, page_id, now],
+    async def lease_owner(self, team_id: str, page_id: str, *, now: int, lock: bool = False) -> str | None:
+        """Who holds the Page's unexpired lease, if anyone. ``lock`` (inside a transaction): no
+        one can take the lease over until the transaction ends."""
+        clock, t = self.db_now(now)
+        row = await self.one(
+            "SELECT owner, expires_at > "
+            + clock
+            + " AS live FROM page_leases WHERE team_id = ? AND page_id = ?"
+            + (self.dialect.row_lock if lock else ""),
+            [t, team_id, page_id],
         )
-        return row["owner"] if row else None
+        return row["owner"] if row and row["live"] else None
 
-    def release_lease(self, team_id: str, page_id: str, owner: str) -> None:
-        self.db.execute(
+    async def release_lease(self, team_id: str, page_id: str, owner: str) -> None:
+        await self.execute(
             "DELETE FROM page_leases WHERE team_id = ? AND page_id = ? AND owner = ?", [team_id, page_id, owner]
         )
 
     # -- team settings ---------------------------------------------------------
-    def team_reminder_channel(self, team_id: str) -> str | None:
-        row = self.one("SELECT reminder_channel FROM team_settings WHERE team_id = ?", [team_id])
+    async def team_reminder_channel(self, team_id: str) -> str | None:
+        row = await self.one("SELECT reminder_channel FROM team_settings WHERE team_id = ?", [team_id])
         return row["reminder_channel"] if row else None
 
-    def set_team_reminder_channel(self, team_id: str, channel_id: str | None, *, by: str, now: int) -> None:
-        self.db.execute(
+    async def set_team_reminder_channel(self, team_id: str, channel_id: str | None, *, by: str, now: int) -> None:
+        await self.execute(
             "INSERT INTO team_settings (team_id, reminder_channel, updated_by, updated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (team_id) DO UPDATE SET reminder_channel=excluded.reminder_channel,"
             " updated_by=excluded.updated_by, updated_at=excluded.updated_at",
@@ -346,7 +321,7 @@ class Store:
         )
 
     # -- audit and idempotency -------------------------------------------------
-    def audit(
+    async def audit(
         self,
         team_id: str,
         action: str,
@@ -357,29 +332,14 @@ class Store:
         detail: str = "",
         result: str = "ok",
     ) -> None:
-        self.db.execute(
+        await self.execute(
             "INSERT INTO audit (team_id, at, user_id, action, page_id, detail, result) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [team_id, now, user_id, action, page_id, detail, result],
         )
 
-    def history(self, team_id: str, page_id: str, limit: int = 10) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                "SELECT at, user_id, action, detail, result FROM audit WHERE team_id = ? AND page_id = ?"
-                " ORDER BY id DESC LIMIT ?",
-                [team_id, page_id, limit],
-            )
+    async def history(self, team_id: str, page_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        return await self.select(
+            "SELECT at, user_id, action, detail, result FROM audit WHERE team_id = ? AND page_id = ?"
+            " ORDER BY id DESC LIMIT ?",
+            [team_id, page_id, limit],
         )
-
-    def first_time(self, key: str, *, now: int, ttl: int = 3600) -> bool:
-        """True unless ``key`` was seen in the last ``ttl`` seconds: dedupes retried or double-sent requests.
-
-        One statement, so two processes on the same database cannot both get True.
-        """
-        self.db.execute("DELETE FROM idempotency WHERE created_at < ?", [now - DAY])
-        cur = self.db.execute(
-            "INSERT INTO idempotency (key, created_at) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at WHERE idempotency.created_at < ?",
-            [key, now, now - ttl],
-        )
-        return cur.rowcount == 1

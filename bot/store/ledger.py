@@ -1,41 +1,50 @@
 """The reminder ledger: claim before posting, confirm after (exactly once across processes).
 
 The right to post a threshold is a row with a unique (link, kind, period, threshold)
-key, inserted inside a ``BEGIN IMMEDIATE`` transaction; the post is confirmed with
-its message ts. An unconfirmed claim is handed out again once its lease runs out.
+key, inserted inside one write transaction; the post is confirmed with its message ts.
+An unconfirmed claim is handed out again once its lease runs out, by the database's
+clock. On SQLite the transaction is ``BEGIN IMMEDIATE`` (writers take turns); on
+PostgreSQL (READ COMMITTED) each batch locks the rows it reads ``FOR UPDATE SKIP
+LOCKED``, so two workers take different rows, and the unique key still refuses a second
+claim should a row be read twice.
 """
 
 from __future__ import annotations
 
 import secrets
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlite_utils import Database
-
 from bot.clock import DAY
 from bot.crypto import Vault
+from bot.store.engine import Dialect, Params, Row
 from bot.store.models import Claim, Link
 
 
 class LedgerStore(Protocol):
-    """What the ledger needs of the Store: its connection, transactions, reads and vault.
+    """What the ledger needs of the Store: statements, transactions, the clock and the vault.
 
     Stated here (rather than importing the Store, which owns a ledger) so the two modules do
     not depend on each other, even for type checking.
     """
 
-    db: Database
     vault: Vault
 
-    def transaction(self) -> AbstractContextManager[None]: ...
+    @property
+    def dialect(self) -> Dialect: ...
 
-    def select(self, sql: str, params: Any = ()) -> list[dict[str, Any]]: ...
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
 
-    def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None: ...
+    async def select(self, sql: str, params: Params = ()) -> list[Row]: ...
 
-    def get_link_by_id(self, link_id: int) -> Link | None: ...
+    async def one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+
+    def db_now(self, now: int) -> tuple[str, int]: ...
+
+    async def get_link_by_id(self, link_id: int) -> Link | None: ...
 
 
 def next_threshold_due(
@@ -58,43 +67,45 @@ class ReminderLedger:
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
 
-    def claim_due(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> list[Claim]:
+    async def claim_due(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> list[Claim]:
         """One batch of :meth:`claim_batch` (kept for callers that want a single capped batch)."""
-        return self.claim_batch(now=now, thresholds=thresholds, lease=lease, limit=limit).claims
+        return (await self.claim_batch(now=now, thresholds=thresholds, lease=lease, limit=limit)).claims
 
-    def claim_batch(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> ClaimBatch:
+    async def claim_batch(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> ClaimBatch:
         """Find due links through the partial index, claim the most urgent threshold of each.
 
-        One short IMMEDIATE transaction per batch: two processes sweeping the same file
-        serialize here, and the unique (link, kind, period, threshold) key makes a second
-        claim impossible. Every row it reads is moved on (next threshold, new claim time,
-        dropped or marked unreadable), so calling it until ``touched`` is 0 ends. Claims
-        older than ``lease`` that were never confirmed are handed out again, fewest failed
-        attempts first; one superseded by a more urgent threshold that is now due is dropped.
+        One short write transaction per batch (see the module's docstring for how two
+        processes split the work). Every row it reads is moved on (next threshold, new claim
+        time, dropped or marked unreadable), so calling it until ``touched`` is 0 ends. Claims
+        older than ``lease`` by the database's clock that were never confirmed are handed out
+        again, fewest failed attempts first; one superseded by a more urgent threshold that is
+        now due is dropped.
         """
         steps = sorted(set(thresholds) | {0}, reverse=True)
         out = ClaimBatch()
-        with self.store.transaction():
-            rows = self.store.select(
+        clock, t = self.store.db_now(now)
+        lock = self.store.dialect.skip_locked
+        async with self.store.transaction():
+            rows = await self.store.select(
                 "SELECT * FROM links WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?"
-                " ORDER BY next_due_at LIMIT ?",
+                " ORDER BY next_due_at LIMIT ?" + lock,
                 [now, limit],
             )
             out.touched += len(rows)
             for row in rows:
                 try:
-                    claim = self._claim_row(row, steps, thresholds, now)
+                    claim = await self._claim_row(row, steps, thresholds, now)
                 except Exception:  # one bad row never stops the others
-                    self.store.db.execute("UPDATE links SET next_due_at = NULL WHERE id = ?", [row["id"]])
-                    if self.mark_unreadable(row["id"], now=now):
+                    await self.store.execute("UPDATE links SET next_due_at = NULL WHERE id = ?", [row["id"]])
+                    if await self.mark_unreadable(row["id"], now=now):
                         out.bad.append(row["id"])
                     continue
                 if claim is not None:
                     out.claims.append(claim)
-            stale = self.store.select(
+            stale = await self.store.select(
                 "SELECT id, link_id, kind, period, threshold, attempts, claimed_at FROM reminders"
-                " WHERE status = 'claimed' AND claimed_at <= ? ORDER BY attempts, claimed_at LIMIT ?",
-                [now - lease, limit],
+                f" WHERE status = 'claimed' AND claimed_at <= {clock} - ? ORDER BY attempts, claimed_at LIMIT ?" + lock,
+                [t, lease, limit],
             )
             out.touched += len(stale)
             for r in stale:
@@ -102,26 +113,26 @@ class ReminderLedger:
                 # A released claim has claimed_at 0 and its attempt counted; any other stale claim was
                 # abandoned (its process stopped between claim and post), which counts as an attempt too.
                 abandoned = r["claimed_at"] > 0
-                r["attempts"] += abandoned
-                self.store.db.execute(
-                    "UPDATE reminders SET claimed_at = ?, claim_id = ?, attempts = ?,"
+                r["attempts"] += int(abandoned)
+                await self.store.execute(
+                    f"UPDATE reminders SET claimed_at = {clock}, claim_id = ?, attempts = ?,"
                     " last_error = CASE WHEN ? THEN ? ELSE last_error END WHERE id = ?",
-                    [now, claim_id, r["attempts"], abandoned, ABANDONED, r["id"]],
+                    [t, claim_id, r["attempts"], abandoned, ABANDONED, r["id"]],
                 )
                 try:
-                    link = self.store.get_link_by_id(r["link_id"])
+                    link = await self.store.get_link_by_id(r["link_id"])
                 except Exception:
-                    self.store.db.execute(
+                    await self.store.execute(
                         "UPDATE reminders SET status = 'failed', last_error = 'unreadable link',"
                         " finished_at = ? WHERE id = ?",
                         [now, r["id"]],
                     )
-                    if self.mark_unreadable(r["link_id"], now=now):
+                    if await self.mark_unreadable(r["link_id"], now=now):
                         out.bad.append(r["link_id"])
                     continue
                 why = _outdated(r, link, steps, now)
                 if why:
-                    self.store.db.execute(
+                    await self.store.execute(
                         "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ?",
                         [why, now, r["id"]],
                     )
@@ -131,66 +142,74 @@ class ReminderLedger:
                 out.claims.append(Claim(r["id"], claim_id, r["kind"], r["threshold"], link, r["attempts"]))
         return out
 
-    def _claim_row(self, row: dict[str, Any], steps: list[int], thresholds: tuple[int, ...], now: int) -> Claim | None:
+    async def _claim_row(
+        self, row: dict[str, Any], steps: list[int], thresholds: tuple[int, ...], now: int
+    ) -> Claim | None:
         link = Link.from_row(row)
         if link.expires_at is None:
             raise ValueError("a due link without an expiry")
         due = [t for t in steps if link.expires_at - t * DAY <= now]
         if not due:  # next_due_at came from other thresholds (FBLINK_REMINDER_DAYS changed): reschedule
-            self.store.db.execute(
+            await self.store.execute(
                 "UPDATE links SET next_due_at = ? WHERE id = ?", [link.expires_at - steps[0] * DAY, link.id]
             )
             return None
         urgent = min(due)
         _, nxt = next_threshold_due(link.expires_at, thresholds, urgent)
-        self.store.db.execute("UPDATE links SET next_due_at = ? WHERE id = ?", [nxt, link.id])
+        await self.store.execute("UPDATE links SET next_due_at = ? WHERE id = ?", [nxt, link.id])
         if link.muted:
             return None
         claim_id = secrets.token_hex(8)
-        cur = self.store.db.execute(
+        clock, t = self.store.db_now(now)
+        rows = await self.store.select(
             "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
-            " VALUES (?, ?, 'expiry', ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING",
-            [link.id, link.team_id, link.period, urgent, now, claim_id],
+            f" VALUES (?, ?, 'expiry', ?, ?, 'claimed', {clock}, ?) ON CONFLICT DO NOTHING RETURNING id",
+            [link.id, link.team_id, link.period, urgent, t, claim_id],
         )
-        return Claim(int(cur.lastrowid or 0), claim_id, "expiry", urgent, link) if cur.rowcount == 1 else None
+        return Claim(int(rows[0]["id"]), claim_id, "expiry", urgent, link) if rows else None
 
-    def mark_unreadable(self, link_id: int, *, now: int) -> bool:
+    async def mark_unreadable(self, link_id: int, *, now: int) -> bool:
         """Flag a link whose row could not be read; True only the first time (log and count once)."""
-        cur = self.store.db.execute(
+        n = await self.store.execute(
             "UPDATE links SET unreadable_at = ? WHERE id = ? AND unreadable_at IS NULL", [now, link_id]
         )
-        return cur.rowcount == 1
+        return n == 1
 
-    def claim_breakage(self, link: Link, *, now: int) -> Claim | None:
+    async def claim_breakage(self, link: Link, *, now: int) -> Claim | None:
         """Record a newly broken token and claim its alert (once per breakage)."""
-        with self.store.transaction():
-            row = self.store.one("SELECT broken_at, breakages FROM links WHERE id = ?", [link.id])
+        clock, t = self.store.db_now(now)
+        async with self.store.transaction():
+            row = await self.store.one(
+                "SELECT broken_at, breakages FROM links WHERE id = ?" + self.store.dialect.row_lock, [link.id]
+            )
             if row is None or row["broken_at"] is not None:
-                self.store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link.id])
+                await self.store.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link.id])
                 return None
             seq = row["breakages"] + 1
-            self.store.db.execute(
+            await self.store.execute(
                 "UPDATE links SET broken_at = ?, breakages = ?, checked_at = ? WHERE id = ?", [now, seq, now, link.id]
             )
             claim_id = secrets.token_hex(8)
-            cur = self.store.db.execute(
+            rows = await self.store.select(
                 "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
-                " VALUES (?, ?, 'broken', ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING",
-                [link.id, link.team_id, link.period, seq, now, claim_id],
+                f" VALUES (?, ?, 'broken', ?, ?, 'claimed', {clock}, ?) ON CONFLICT DO NOTHING RETURNING id",
+                [link.id, link.team_id, link.period, seq, t, claim_id],
             )
-            if cur.rowcount != 1:
+            if not rows:
                 return None
-            fresh = self.store.get_link_by_id(link.id)
+            fresh = await self.store.get_link_by_id(link.id)
             assert fresh is not None
-            return Claim(int(cur.lastrowid or 0), claim_id, "broken", seq, fresh)
+            return Claim(int(rows[0]["id"]), claim_id, "broken", seq, fresh)
 
-    def mark_checked(self, link_id: int, *, now: int) -> None:
-        self.store.db.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link_id])
+    async def mark_checked(self, link_id: int, *, now: int) -> None:
+        await self.store.execute("UPDATE links SET checked_at = ? WHERE id = ?", [now, link_id])
 
-    def probe_batch(self, *, now: int, after: tuple[int, int], every: int = DAY, limit: int = 100) -> list[ProbeRow]:
+    async def probe_batch(
+        self, *, now: int, after: tuple[int, int], every: int = DAY, limit: int = 100
+    ) -> list[ProbeRow]:
         """Active links not checked for ``every`` seconds, after ``after`` = (checked_at, id), with the
         token Vonage holds. Decrypted row by row: a row that fails is returned with ``unreadable`` set."""
-        rows = self.store.select(
+        rows = await self.store.select(
             "SELECT * FROM links WHERE status = 'active' AND checked_at <= ? AND (checked_at, id) > (?, ?)"
             " ORDER BY checked_at, id LIMIT ?",
             [now - every, after[0], after[1], limit],
@@ -204,96 +223,96 @@ class ReminderLedger:
                 out.append(ProbeRow(r["id"], r["checked_at"] or 0, None, None, True))
                 continue
             if link.unreadable_at is not None:  # readable again (re-linked, or the key was restored)
-                self.store.db.execute("UPDATE links SET unreadable_at = NULL WHERE id = ?", [link.id])
+                await self.store.execute("UPDATE links SET unreadable_at = NULL WHERE id = ?", [link.id])
             out.append(ProbeRow(link.id, r["checked_at"] or 0, link, token, False))
         return out
 
-    def links_to_probe(self, *, now: int, every: int = DAY, limit: int = 1000) -> list[tuple[Link, str | None]]:
+    async def links_to_probe(self, *, now: int, every: int = DAY, limit: int = 1000) -> list[tuple[Link, str | None]]:
         """The readable rows of one :meth:`probe_batch` (for scripts)."""
         return [
             (p.link, p.token)
-            for p in self.probe_batch(now=now, after=(-1, 0), every=every, limit=limit)
+            for p in await self.probe_batch(now=now, after=(-1, 0), every=every, limit=limit)
             if p.link is not None
         ]
 
-    def confirm(self, claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:
+    async def confirm(self, claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:
         """The post went out: record where, so a relink can update it. False if the claim was lost."""
-        cur = self.store.db.execute(
+        n = await self.store.execute(
             "UPDATE reminders SET status = 'posted', posted_at = ?, finished_at = ?, channel_id = ?, message_ts = ?"
             " WHERE id = ? AND claim_id = ?",
             [now, now, channel_id, message_ts, claim.reminder_id, claim.claim_id],
         )
-        return cur.rowcount == 1
+        return n == 1
 
-    def confirm_many(self, claims: list[Claim], *, channel_id: str, message_ts: str, now: int) -> int:
+    async def confirm_many(self, claims: list[Claim], *, channel_id: str, message_ts: str, now: int) -> int:
         """A digest went out: confirm all its claims in one transaction."""
-        with self.store.transaction():
-            return sum(self.confirm(c, channel_id=channel_id, message_ts=message_ts, now=now) for c in claims)
+        async with self.store.transaction():
+            done = 0
+            for c in claims:
+                done += await self.confirm(c, channel_id=channel_id, message_ts=message_ts, now=now)
+            return done
 
-    def release(self, claim: Claim, *, error: str) -> int:
+    async def release(self, claim: Claim, *, error: str) -> int:
         """The post failed: count the attempt and make the claim stale at once so the next sweep
         retries it. Returns the attempts so far."""
-        rows = self.store.db.execute(
+        rows = await self.store.select(
             "UPDATE reminders SET claimed_at = 0, last_error = ?, attempts = attempts + 1"
             " WHERE id = ? AND claim_id = ? AND status = 'claimed' RETURNING attempts",
             [error[:200], claim.reminder_id, claim.claim_id],
-        ).fetchall()
-        return int(rows[0][0]) if rows else claim.attempts + 1
+        )
+        return int(rows[0]["attempts"]) if rows else claim.attempts + 1
 
-    def give_up(self, claim: Claim, *, error: str, now: int) -> None:
+    async def give_up(self, claim: Claim, *, error: str, now: int) -> None:
         """Too many failed posts: never retried (a failed row is not 'claimed', so no sweep sees it)."""
-        self.store.db.execute(
+        await self.store.execute(
             "UPDATE reminders SET status = 'failed', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
             [error[:200], now, claim.reminder_id, claim.claim_id],
         )
 
-    def drop(self, claim: Claim, *, why: str, now: int) -> None:
-        self.store.db.execute(
+    async def drop(self, claim: Claim, *, why: str, now: int) -> None:
+        await self.store.execute(
             "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
             [why, now, claim.reminder_id, claim.claim_id],
         )
 
-    def prune(self, *, before: int, keep_audit: int = 10, limit: int = 500) -> tuple[int, int]:
+    async def prune(self, *, before: int, keep_audit: int = 10, limit: int = 500) -> tuple[int, int]:
         """Retention, one small batch: audit rows older than ``before`` (each Page keeps its
         ``keep_audit`` latest, so `history` still shows them) and finished reminder rows."""
-        audit = self.store.db.execute(
+        same_page = self.store.dialect.same("b.page_id", "a.page_id")
+        audit = await self.store.execute(
             "DELETE FROM audit WHERE id IN (SELECT id FROM audit a WHERE a.at < ? AND a.id < COALESCE(("
-            " SELECT b.id FROM audit b WHERE b.team_id = a.team_id AND b.page_id IS a.page_id"
+            f" SELECT b.id FROM audit b WHERE b.team_id = a.team_id AND {same_page}"
             " ORDER BY b.id DESC LIMIT 1 OFFSET ?), -1) LIMIT ?)",
             [before, keep_audit - 1, limit],
-        ).rowcount
-        reminders = self.store.db.execute(
+        )
+        reminders = await self.store.execute(
             "DELETE FROM reminders WHERE id IN (SELECT id FROM reminders WHERE status != 'claimed'"
             " AND finished_at < ? LIMIT ?)",
             [before, limit],
-        ).rowcount
+        )
         return audit, reminders
 
-    def posted_for_period(self, link_id: int, period: int) -> list[dict[str, Any]]:
+    async def posted_for_period(self, link_id: int, period: int) -> list[dict[str, Any]]:
         """Messages posted for a link period; ``shared`` > 1 marks a digest covering other Pages too."""
-        return list(
-            self.store.db.query(
-                "SELECT id, kind, threshold, channel_id, message_ts,"
-                " (SELECT COUNT(*) FROM reminders r2 WHERE r2.message_ts = reminders.message_ts"
-                "  AND r2.channel_id = reminders.channel_id) AS shared"
-                " FROM reminders WHERE link_id = ? AND period = ? AND status = 'posted' AND message_ts IS NOT NULL",
-                [link_id, period],
-            )
+        return await self.store.select(
+            "SELECT id, kind, threshold, channel_id, message_ts,"
+            " (SELECT COUNT(*) FROM reminders r2 WHERE r2.message_ts = reminders.message_ts"
+            "  AND r2.channel_id = reminders.channel_id) AS shared"
+            " FROM reminders WHERE link_id = ? AND period = ? AND status = 'posted' AND message_ts IS NOT NULL",
+            [link_id, period],
         )
 
-    def reminders_in_message(self, channel_id: str, message_ts: str) -> list[dict[str, Any]]:
-        return list(
-            self.store.db.query(
-                "SELECT link_id, kind, period, threshold FROM reminders WHERE channel_id = ? AND message_ts = ? ORDER BY id",
-                [channel_id, message_ts],
-            )
+    async def reminders_in_message(self, channel_id: str, message_ts: str) -> list[dict[str, Any]]:
+        return await self.store.select(
+            "SELECT link_id, kind, period, threshold FROM reminders WHERE channel_id = ? AND message_ts = ? ORDER BY id",
+            [channel_id, message_ts],
         )
 
-    def page_token_of(self, team_id: str, user_id: str | None, page_id: str) -> str | None:
+    async def page_token_of(self, team_id: str, user_id: str | None, page_id: str) -> str | None:
         """The Page token we hold from the linker's login (None after they logged out)."""
         if not user_id:
             return None
-        row = self.store.one(
+        row = await self.store.one(
             "SELECT token_enc FROM fb_pages WHERE team_id = ? AND user_id = ? AND page_id = ?",
             [team_id, user_id, page_id],
         )

@@ -205,3 +205,8 @@ def m101_unreadable_rows_and_retention(db: Database) -> None:
     db.execute("UPDATE reminders SET finished_at = COALESCE(posted_at, claimed_at) WHERE status != 'claimed'")
     db.execute("CREATE INDEX reminders_finished ON reminders (finished_at) WHERE status != 'claimed'")
     db.execute("CREATE INDEX audit_at ON audit (at)")
+
+
+def names() -> list[str]:
+    """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
+    return [m.name for m in migrations._migrations]
