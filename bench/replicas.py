@@ -27,6 +27,7 @@ Prints each figure and a verdict per budget; exits 1 if any budget is missed. A 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -218,6 +219,21 @@ http {{
     path = tmp / "nginx.conf"
     path.write_text(main)
     return path
+
+
+def upstream(tmp: Path, port: int, *, down: bool, nginx: subprocess.Popen[bytes]) -> None:
+    """Take a replica out of nginx's upstream (``down``) or put it back, and reload nginx: what
+    deploy/README.md's rolling restart does with sed and `nginx -s reload`. nginx cannot poll
+    /readyz, and a replica that simply stops listening resets the connections still waiting in
+    its accept queue, which nginx, having written a POST to them, cannot retry elsewhere."""
+    site = tmp / "fblink.conf"
+    line = f"server 127.0.0.1:{port} max_fails=0"
+    text = site.read_text()
+    assert line in text, f"{line} not in the upstream"
+    text = text.replace(f"{line} down;", f"{line};")
+    site.write_text(text.replace(f"{line};", f"{line} down;") if down else text)
+    nginx.send_signal(signal.SIGHUP)  # `nginx -s reload`: new workers take the new upstream, old ones finish
+    time.sleep(0.5)
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -417,47 +433,71 @@ def database_for(url: str, phase: str, tmp: Path) -> str:
     return url
 
 
-def fill(url: str, key: str, n: int, channels: int, now: int) -> None:
-    """n active links, their 7-day reminder due now, their daily probe not (checked now),
-    spread over ``channels`` channels; whatever the database held before is gone."""
+LINK_COLUMNS = (
+    "team_id, page_id, page_name, api_key, linked_by, linked_at, channel_id, expires_at, status, period,"
+    " next_due_at, checked_at, updated_at"
+)
+
+
+async def _fill(url: str, key: str, n: int, channels: int, now: int) -> None:
     from bot.crypto import Vault
     from bot.store import Store
 
     store = Store(url, Vault(key))
+    await store.open()
     try:
-        with store.transaction():
+        async with store.transaction():
             for table in ("reminders", "links", "audit"):
-                store.db.conn.execute(f"DELETE FROM {table}")
-            for i in range(n):
-                store.upsert_link(
-                    TEAM,
-                    str(100000000000000 + i),
-                    now=now - 80 * DAY,
-                    page_name=page_name(i),
-                    api_key=VONAGE_KEY,
-                    linked_by=f"U{10000 + i % 97}",
-                    channel_id=f"CBENCH{i % channels:03d}",
-                    expires_at=now + 5 * DAY,
-                    status="active",
-                    next_due_at=now - 60 - i % 600,
-                    checked_at=now,
+                await store.execute(f"DELETE FROM {table}")
+            for start in range(0, n, 500):
+                rows = [
+                    (
+                        TEAM,
+                        str(100000000000000 + i),
+                        page_name(i),
+                        VONAGE_KEY,
+                        f"U{10000 + i % 97}",
+                        now - 80 * DAY,
+                        f"CBENCH{i % channels:05d}",
+                        now + 5 * DAY,
+                        "active",
+                        1,
+                        now - 60 - i % 600,
+                        now,  # probed today: this run is about reminders
+                        now,
+                    )
+                    for i in range(start, min(n, start + 500))
+                ]
+                values = ", ".join("(" + ", ".join("?" * len(rows[0])) + ")" for _ in rows)
+                await store.execute(
+                    f"INSERT INTO links ({LINK_COLUMNS}) VALUES {values}", [v for row in rows for v in row]
                 )
     finally:
-        store.close()
+        await store.close()
+
+
+def fill(url: str, key: str, n: int, channels: int, now: int) -> None:
+    """n active links, their 7-day reminder due now, their daily probe not (checked now),
+    spread over ``channels`` channels; whatever the database held before is gone."""
+    asyncio.run(_fill(url, key, n, channels, now))
+
+
+async def _ledger(url: str, key: str) -> dict[str, int]:
+    from bot.crypto import Vault
+    from bot.store import Store
+
+    store = Store(url, Vault(key))
+    await store.open()
+    try:
+        rows = await store.select("SELECT status, COUNT(*) AS n FROM reminders GROUP BY status")
+        return {r["status"]: int(r["n"]) for r in rows}
+    finally:
+        await store.close()
 
 
 def ledger(url: str, key: str) -> dict[str, int]:
     """Reminder rows by status."""
-    from bot.crypto import Vault
-    from bot.store import Store
-
-    store = Store(url, Vault(key))
-    try:
-        return {
-            r["status"]: r["n"] for r in store.select("SELECT status, COUNT(*) AS n FROM reminders GROUP BY status")
-        }
-    finally:
-        store.close()
+    return asyncio.run(_ledger(url, key))
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -480,7 +520,8 @@ class Bench:
             "VONAGE_API_KEY": VONAGE_KEY,
             "VONAGE_API_SECRET": VONAGE_SECRET,
             "FBLINK_PUBLIC_URL": "https://fblink.bench",
-            "FBLINK_DATABASE": database,
+            "FBLINK_DATABASE": database if is_file(database) else "unused.db",
+            "FBLINK_DATABASE_URL": "" if is_file(database) else database,
             "FBLINK_SECRET_KEY": self.key,
             "FBLINK_SWEEP_MINUTES": str(sweep_minutes),
             "FBLINK_LOG_FORMAT": "plain",
@@ -494,7 +535,8 @@ class Bench:
             "FBLINK_PROBE_BUDGET": "30",  # shorter than the 1-minute sweep interval
             "FBLINK_CHANNEL_GAP": str(CHANNEL_GAP),
         }
-        return env_file(values, extra, self.tmp / f"fblink-{Path(database).stem}.env")
+        name = Path(database).stem if is_file(database) else "postgresql"
+        return env_file(values, extra, self.tmp / f"fblink-{name}.env")
 
     def worker(self, env: dict[str, str]) -> Proc:
         self.workers_started += 1
@@ -507,10 +549,17 @@ class Bench:
         return Proc(f"web-{i}", exec_start(DEPLOY / "fblink-web@.service", port), env, self.tmp, port)
 
     def fresh(self, phase: str, channels: int, sweep_minutes: int = SWEEP_MINUTES) -> tuple[str, dict[str, str]]:
+        """A database for a phase, brought up to date by `fblink migrate` (as an operator does), filled."""
         database = database_for(self.args.database_url, phase, self.tmp)
+        env = self.env(database, sweep_minutes)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "migrate"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"fblink migrate failed: {done.stdout}{done.stderr}")
         fill(database, self.key, self.args.links, channels, int(time.time()))
         self.fakes.posts(clear=True)
-        return database, self.env(database, sweep_minutes)
+        return database, env
 
     def wait_posted(self, database: str, timeout: float) -> float | None:
         """Until every reminder row is posted (none claimed, none missing); when it was, or None."""
@@ -663,9 +712,11 @@ def run(args: argparse.Namespace) -> int:
             restarts = wrk_start(listen, args.restart_window)
             time.sleep(2)
             r0 = time.monotonic()
-            for w in webs:  # one at a time: drain, stop, start, ready
+            for w in webs:  # one at a time, as deploy/README.md says: out of nginx, drain, stop, start, ready, back in
+                upstream(tmp, w.port, down=True, nginx=nginx)
                 w.term()
                 w.start(ready="/readyz")
+                upstream(tmp, w.port, down=False, nginx=nginx)
             rolled = time.monotonic() - r0
             time.sleep(args.restart_delay)
             workers[0].start()  # the killed worker comes back
