@@ -207,6 +207,13 @@ def m101_unreadable_rows_and_retention(db: Database) -> None:
     db.execute("CREATE INDEX audit_at ON audit (at)")
 
 
+@migrations()
+def m102_slack_pace(db: Database) -> None:
+    # Slack's pace shared by every process: when a channel's next post, or any call of a Web API
+    # method after a 429's Retry-After, may start (epoch seconds).
+    db.execute("CREATE TABLE slack_pace (key TEXT PRIMARY KEY, not_before REAL NOT NULL)")
+
+
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]

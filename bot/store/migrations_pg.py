@@ -159,6 +159,7 @@ STEPS: list[tuple[str, str]] = [
         CREATE INDEX audit_at ON audit (at);
         """,
     ),
+    ("m102_slack_pace", "CREATE TABLE slack_pace (key TEXT PRIMARY KEY, not_before DOUBLE PRECISION NOT NULL)"),
 ]
 
 
