@@ -447,7 +447,7 @@ async def _fill(url: str, key: str, n: int, channels: int, now: int) -> None:
     await store.open()
     try:
         async with store.transaction():
-            for table in ("reminders", "links", "audit"):
+            for table in ("reminders", "links", "audit", "slack_pace"):
                 await store.execute(f"DELETE FROM {table}")
             for start in range(0, n, 500):
                 rows = [

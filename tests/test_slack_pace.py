@@ -106,7 +106,10 @@ def test_a_long_retry_after_met_by_one_process_hands_the_claim_back_in_every_pro
 def test_a_short_retry_after_is_waited_for_in_the_call(bot, slack: FakeSlack):
     seed(bot, 1, channel="CSHORT")
     slack.fail(
-        "POST /api/chat.postMessage", status=429, headers={"Retry-After": "1"}, body={"ok": False, "error": "ratelimited"}
+        "POST /api/chat.postMessage",
+        status=429,
+        headers={"Retry-After": "1"},
+        body={"ok": False, "error": "ratelimited"},
     )
     report, _ = run_sweep(bot, START)
     first, second = slack.calls("POST", "/api/chat.postMessage")
