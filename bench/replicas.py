@@ -221,21 +221,6 @@ http {{
     return path
 
 
-def upstream(tmp: Path, port: int, *, down: bool, nginx: subprocess.Popen[bytes]) -> None:
-    """Take a replica out of nginx's upstream (``down``) or put it back, and reload nginx: what
-    deploy/README.md's rolling restart does with sed and `nginx -s reload`. nginx cannot poll
-    /readyz, and a replica that simply stops listening resets the connections still waiting in
-    its accept queue, which nginx, having written a POST to them, cannot retry elsewhere."""
-    site = tmp / "fblink.conf"
-    line = f"server 127.0.0.1:{port} max_fails=0"
-    text = site.read_text()
-    assert line in text, f"{line} not in the upstream"
-    text = text.replace(f"{line} down;", f"{line};")
-    site.write_text(text.replace(f"{line};", f"{line} down;") if down else text)
-    nginx.send_signal(signal.SIGHUP)  # `nginx -s reload`: new workers take the new upstream, old ones finish
-    time.sleep(0.5)
-
-
 # -- processes ------------------------------------------------------------------------------------
 
 
@@ -712,11 +697,9 @@ def run(args: argparse.Namespace) -> int:
             restarts = wrk_start(listen, args.restart_window)
             time.sleep(2)
             r0 = time.monotonic()
-            for w in webs:  # one at a time, as deploy/README.md says: out of nginx, drain, stop, start, ready, back in
-                upstream(tmp, w.port, down=True, nginx=nginx)
+            for w in webs:  # one at a time, as deploy/README.md says: drain, stop, start, ready
                 w.term()
                 w.start(ready="/readyz")
-                upstream(tmp, w.port, down=False, nginx=nginx)
             rolled = time.monotonic() - r0
             time.sleep(args.restart_delay)
             workers[0].start()  # the killed worker comes back
