@@ -10,10 +10,13 @@ fakes' URLs), nginx (not a daemon, its own prefix in a temporary folder) with
 deploy/nginx/fblink.conf, changing only the ports. Upstreams are fblink's fakes (bot/fakes) in a
 child process: Slack answers after ~50 ms and records every post it accepts.
 
-N links due for a reminder (not for a token probe) across the channels, one database per phase:
-1. one worker posts them all: how long, from its start to the last post;
+N links due for a reminder (not for a token probe), one database per phase:
+1. one worker posts them all (one channel per link, so Slack's per-channel pace is not the
+   limit; a 5-minute sweep interval, so no claim expires while it posts): how long, from its
+   start to the last post, and the CPU seconds of each process;
 2. two workers: the same (budget: at most 0.6x one worker's time);
-3. two web replicas behind nginx, idle help load from wrk (10 connections, ~200 requests a
+3. the links across --channels channels (100), a 1-minute sweep interval; two web replicas
+   behind nginx, idle help load from wrk (10 connections, ~200 requests a
    second in all; bench/slack_post.lua) for the baseline; then two workers sweep while the
    load goes on (budget: help p99 within 1.2x idle); one worker is SIGKILLed mid-sweep and
    restarted later; meanwhile each web replica is restarted in turn (SIGTERM: drain, exit;
@@ -99,7 +102,8 @@ def run_fakes() -> None:
             if request.path.endswith("/chat.postMessage") and getattr(resp, "status", 200) == 200:
                 p = request.params
                 with lock:
-                    posts.append((time.monotonic(), str(p.get("channel")), sorted(set(PAGE_RE.findall(str(p))))))
+                    # when the post arrived (before the fake's ~50 ms answer time, whose thread jitter is not Slack's)
+                    posts.append((request.at, str(p.get("channel")), sorted(set(PAGE_RE.findall(str(p))))))
                     self.messages.clear()  # memory stays flat
             return resp
 
