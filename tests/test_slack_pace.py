@@ -9,16 +9,43 @@ services of its own, as `fblink sweep` and every worker build them: nothing is m
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+
+import pytest
+from cryptography.fernet import Fernet
 
 from bot.crypto import Vault
 from bot.fakes.slack import FakeSlack
 from bot.slack_retry import LONG_WAIT
+from tests import pg
 from tests.conftest import START
-from tests.store_sync import sync_store
+from tests.store_sync import SyncStore, sync_store
 from tests.sweep_helpers import run_sweep, seed
 
 GAP = 0.5
 ON_THE_WIRE = GAP - 0.02  # the trip through client and fake (as tests/test_sweep_delivery.py allows)
+
+
+KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_processes(request, tmp_path) -> Iterator[tuple[SyncStore, SyncStore]]:  # type: ignore[no-untyped-def]
+    """Two Stores, each on its own connection and loop, on one database of each engine (as the
+    store's contract suite does: both engines in every run)."""
+    if request.param == "sqlite":
+        where = str(tmp_path / "pace.db")
+        a, b = sync_store(where, Vault(KEY)), sync_store(where, Vault(KEY))
+        yield a, b
+        a.close()
+        b.close()
+        return
+    with pg.fresh_schema("p") as url:
+        pg.migrate(url)
+        a, b = sync_store(url, Vault(KEY)), sync_store(url, Vault(KEY))
+        yield a, b
+        a.close()
+        b.close()
 
 
 def other_process(bot):  # type: ignore[no-untyped-def]
@@ -31,33 +58,27 @@ def reminder(bot) -> dict:  # type: ignore[no-untyped-def,type-arg]
     return row
 
 
-def test_two_processes_booking_one_channel_get_starts_a_gap_apart(bot):
-    a, b = bot.store, other_process(bot)
-    try:
-        now = time.time()
-        starts = [
-            a.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=now),
-            b.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=now),
-            a.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=now + 0.1),
-            b.book_slack_slot("CQUIET", "chat.postMessage", gap=GAP, now=now),
-        ]
-        assert starts == [now, now + GAP, now + 2 * GAP, now]  # another channel waits for nobody
-        later = now + 10  # long after: a booking never starts in the past
-        assert a.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=later) == later
-    finally:
-        b.close()
+def test_two_processes_booking_one_channel_get_starts_a_gap_apart(two_processes):
+    a, b = two_processes
+    now = time.time()
+    starts = [
+        a.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=now),
+        b.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=now),
+        a.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=now + 0.1),
+        b.book_slack_slot("CQUIET", "chat.postMessage", gap=GAP, now=now),
+    ]
+    assert starts == pytest.approx([now, now + GAP, now + 2 * GAP, now], abs=1e-3)  # another channel waits for nobody
+    later = now + 10  # long after: a booking never starts in the past
+    assert a.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=later) == pytest.approx(later, abs=1e-3)
 
 
-def test_a_retry_after_recorded_by_one_process_holds_every_channel_for_all(bot):
-    a, b = bot.store, other_process(bot)
-    try:
-        now = time.time()
-        b.slack_backoff("chat.postMessage", now + 30)
-        b.slack_backoff("chat.postMessage", now + 5)  # an earlier end never shortens a wait
-        assert a.book_slack_slot("CANY", "chat.postMessage", gap=GAP, now=now) == now + 30
-        assert a.book_slack_slot("CANY", "chat.postMessage", gap=GAP, now=now) == now + 30 + GAP
-    finally:
-        b.close()
+def test_a_retry_after_recorded_by_one_process_holds_every_channel_for_all(two_processes):
+    a, b = two_processes
+    now = time.time()
+    b.slack_backoff("chat.postMessage", now + 30)
+    b.slack_backoff("chat.postMessage", now + 5)  # an earlier end never shortens a wait
+    assert a.book_slack_slot("CANY", "chat.postMessage", gap=GAP, now=now) == pytest.approx(now + 30, abs=1e-3)
+    assert a.book_slack_slot("CANY", "chat.postMessage", gap=GAP, now=now) == pytest.approx(now + 30 + GAP, abs=1e-3)
 
 
 def test_a_sweep_waits_for_the_channels_slot_another_process_booked(bot, slack: FakeSlack):
