@@ -42,7 +42,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _database_problem(settings: Settings) -> str | None:
     try:
         return asyncio.run(schema_problem(engine_for(settings)))
-    except (StoreError, OSError) as exc:
+    except StoreError as exc:
+        return str(exc)
+    except OSError as exc:
         return f"cannot open the database: {exc}"
     except Exception as exc:  # the driver's own errors (refused connection, bad password) name no secret
         return f"cannot open the database: {type(exc).__name__}: {exc}"

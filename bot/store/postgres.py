@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.engine import Dialect, EncryptedColumn, Engine, Params, Row
+from bot.store.engine import Dialect, EncryptedColumn, Engine, Params, Row, StoreError
 from bot.store.migrations_pg import STEPS
 
 DIALECT = Dialect(
@@ -80,8 +80,9 @@ class PostgresEngine(Engine):
         self.url = redact_url(url)
         self.connect_timeout = connect_timeout
         self._sql_cache: dict[str, str] = {}
+        self._conninfo = conninfo(url, connect_timeout=connect_timeout, statement_timeout=statement_timeout)
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            conninfo(url, connect_timeout=connect_timeout, statement_timeout=statement_timeout),
+            self._conninfo,
             min_size=1,
             max_size=pool_size,
             kwargs={
@@ -94,6 +95,14 @@ class PostgresEngine(Engine):
             name="fblink",
         )
 
+    @staticmethod
+    def _params(params: Params) -> Params:
+        """PostgreSQL's text cannot hold NUL, which SQLite stores: a NUL that arrives in a Slack payload
+        is kept as U+FFFD instead of failing the write (the one difference a user could see)."""
+        if any(isinstance(p, str) and "\x00" in p for p in params):
+            return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+        return params
+
     def _sql(self, sql: str) -> str:
         """``?`` placeholders (the Store's) to psycopg's ``%s``; a literal ``%`` is escaped."""
         out = self._sql_cache.get(sql)
@@ -102,6 +111,14 @@ class PostgresEngine(Engine):
         return out
 
     async def connect(self) -> None:
+        """One connection first, so a wrong host or password is reported as the server said it
+        (libpq's messages carry no password), rather than as a pool that never filled."""
+        try:
+            conn = await AsyncConnection.connect(self._conninfo)
+        except Exception as exc:
+            said = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise StoreError(f"cannot open the database at {self.url}: {said}") from None
+        await conn.close()
         await self.pool.open(wait=True, timeout=self.connect_timeout)
 
     async def close(self) -> None:
@@ -114,18 +131,18 @@ class PostgresEngine(Engine):
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         conn = self._joined()
         if conn is not None:
-            cur = await conn.execute(self._sql(sql), params)
+            cur = await conn.execute(self._sql(sql), self._params(params))
             return list(await cur.fetchall()) if cur.description else []
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self._sql(sql), params)
+            cur = await conn.execute(self._sql(sql), self._params(params))
             return list(await cur.fetchall()) if cur.description else []
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         conn = self._joined()
         if conn is not None:
-            return (await conn.execute(self._sql(sql), params)).rowcount
+            return (await conn.execute(self._sql(sql), self._params(params))).rowcount
         async with self.pool.connection() as conn:
-            return (await conn.execute(self._sql(sql), params)).rowcount
+            return (await conn.execute(self._sql(sql), self._params(params))).rowcount
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
