@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -33,6 +33,7 @@ from bot.services import Services
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000
+BROWSER_MAX_BODY = 8192  # a browser route's form is a state and a token: well under 1 KB
 MAX_HEADER = 200  # a Slack signature is 67 characters, a timestamp 10
 SKEW = 300  # seconds a request's timestamp may be off
 PING_TIMEOUT = 2.0  # seconds /healthz and /readyz wait for the database
@@ -87,6 +88,41 @@ async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def too_large() -> Response:
+    return PlainTextResponse("request too large", status_code=413, headers={"Connection": "close"})
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def bounded(endpoint: Endpoint, limit: int = BROWSER_MAX_BODY) -> Endpoint:
+    """The endpoint, behind the same bounded read as the Slack route: an over-long declared body
+    is refused (413) before a byte of it is read, a chunked one as soon as it passes the limit.
+    The body read is cached on the request, so ``await request.body()`` returns it."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            request._body = await read_limited(request, limit)
+        except BodyTooLarge:
+            return too_large()
+        except ClientDisconnect:
+            return PlainTextResponse("incomplete request", status_code=400)
+        return await endpoint(request)
+
+    return guarded
+
+
+def bounded_routes(routes: Sequence[BaseRoute], limit: int = BROWSER_MAX_BODY) -> list[BaseRoute]:
+    """Every plain route of the list behind :func:`bounded`."""
+    out: list[BaseRoute] = []
+    for route in routes:
+        if isinstance(route, Route):
+            methods = sorted(route.methods or ()) or None
+            route = Route(route.path, bounded(route.endpoint, limit), methods=methods, name=route.name)
+        out.append(route)
+    return out
 
 
 def signature_ok(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
@@ -192,7 +228,7 @@ def build_routes(
         try:
             raw = await read_limited(request)
         except BodyTooLarge:
-            return PlainTextResponse("request too large", status_code=413, headers={"Connection": "close"})
+            return too_large()
         except ClientDisconnect:
             return PlainTextResponse("incomplete request", status_code=400)
         ts = request.headers.get("x-slack-request-timestamp", "")
@@ -223,7 +259,8 @@ def build_routes(
         metrics.ack_latency.labels(kind).observe(time.perf_counter() - started)
         return response
 
-    routes: list[BaseRoute] = [*browser, *health_routes(services, health, readiness=True)]
+    # Browser routes get the bounded read too: no anonymous body costs more than the limit.
+    routes: list[BaseRoute] = [*bounded_routes(browser), *health_routes(services, health, readiness=True)]
     if not services.settings.socket_mode:
         routes.insert(0, Route("/slack/events", slack_events, methods=["POST"]))
     return routes
@@ -270,4 +307,4 @@ def health_routes(services: Services, health: Health, *, readiness: bool) -> lis
     if readiness:
         routes.append(Route("/readyz", readyz, methods=["GET"]))
     routes.append(Route("/metrics", metrics_view, methods=["GET"]))
-    return routes
+    return bounded_routes(routes)  # monitoring routes get the bounded read too

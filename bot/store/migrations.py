@@ -208,7 +208,13 @@ def m101_unreadable_rows_and_retention(db: Database) -> None:
 
 
 @migrations()
-def m102_slack_pace(db: Database) -> None:
+def m102_state_browser(db: Database) -> None:
+    # The browser that confirmed a login state (hash of its cookie): the callback must come from it.
+    db.execute("ALTER TABLE oauth_states ADD COLUMN browser_hash TEXT")
+
+
+@migrations()
+def m103_slack_pace(db: Database) -> None:
     # Slack's pace shared by every process: when a channel's next post, or any call of a Web API
     # method after a 429's Retry-After, may start (epoch seconds).
     db.execute("CREATE TABLE slack_pace (key TEXT PRIMARY KEY, not_before REAL NOT NULL)")

@@ -159,7 +159,8 @@ STEPS: list[tuple[str, str]] = [
         CREATE INDEX audit_at ON audit (at);
         """,
     ),
-    ("m102_slack_pace", "CREATE TABLE slack_pace (key TEXT PRIMARY KEY, not_before DOUBLE PRECISION NOT NULL)"),
+    ("m102_state_browser", "ALTER TABLE oauth_states ADD COLUMN browser_hash TEXT"),
+    ("m103_slack_pace", "CREATE TABLE slack_pace (key TEXT PRIMARY KEY, not_before DOUBLE PRECISION NOT NULL)"),
 ]
 
 
