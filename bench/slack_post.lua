@@ -3,6 +3,8 @@
 -- The body and its signature are computed by the Python script just before each run
 -- (a fresh X-Slack-Request-Timestamp, well inside Slack's 5-minute window) and passed
 -- in the environment: BENCH_BODY, BENCH_TS, BENCH_SIG.
+-- BENCH_DELAY_MS, when set, paces each connection: it waits that long before each request
+-- (bench/replicas.py: 10 connections x 50 ms = about 200 requests a second in all).
 -- Every response whose status is not exactly 200 is counted, and done() prints one
 -- machine-readable line (latencies in microseconds) that the Python script parses.
 
@@ -18,6 +20,13 @@ wrk.body = body
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["X-Slack-Request-Timestamp"] = ts
 wrk.headers["X-Slack-Signature"] = sig
+
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if delay_ms then
+  function delay()
+    return delay_ms
+  end
+end
 
 local threads = {}
 

@@ -1,5 +1,11 @@
 """The app factory: settings -> services -> Bolt listeners -> HTTP routes -> scheduler.
 
+A process has a role: ``web`` answers HTTP (Slack's acks, buttons, modals, the login pages,
+health and metrics) and runs no scheduler; ``worker`` runs the scheduler (sweeps, probes,
+pruning) and serves only /healthz and /metrics; ``all`` (plain `fblink serve`) does both, as
+one process always did. Any number of each may share one database: claims in the database
+keep each reminder to one post.
+
 Listeners take the services by name (``services``): a global middleware puts them in
 Bolt's context, and Bolt injects context keys as listener arguments. Tests swap the
 upstream URLs through Settings and the clock through ``create_app(clock=...)``.
@@ -7,13 +13,14 @@ upstream URLs through Settings and the clock through ``create_app(clock=...)``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -25,12 +32,14 @@ from starlette.routing import Route
 from bot.clock import Clock
 from bot.logs import request_id
 from bot.scheduler import start_scheduler, stop_scheduler
-from bot.services import Services, build_services
+from bot.services import SHUTDOWN_WAIT, Services, build_services
 from bot.settings import Settings
-from bot.web import SlackRouting, build_routes, request_kind
+from bot.web import Health, SlackRouting, build_routes, health_routes, request_kind
 from handlers import commands, home, keys, link_modal, links, login, pages, status
 
 log = logging.getLogger(__name__)
+Role = Literal["all", "web", "worker"]
+ROLES: tuple[Role, ...] = ("all", "web", "worker")
 LISTENERS = (commands, login, pages, links, link_modal, status, keys, home)
 
 
@@ -82,8 +91,9 @@ def create_bolt(services: Services) -> AsyncApp:
 @dataclass
 class FblinkApp:
     services: Services
-    bolt: AsyncApp
+    bolt: AsyncApp | None  # None in a worker: it answers no Slack request
     asgi: Starlette
+    health: Health  # the role, and whether the process is draining (set by the server on SIGTERM)
 
 
 def browser_routes(services: Services) -> list[Route]:
@@ -99,10 +109,16 @@ def browser_routes(services: Services) -> list[Route]:
     ]
 
 
-def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: bool = True) -> FblinkApp:
-    """Build the whole bot: services, Bolt listeners, HTTP routes and (optionally) the scheduler."""
+def create_app(
+    settings: Settings, clock: Clock | None = None, *, scheduler: bool = True, role: Role = "all"
+) -> FblinkApp:
+    """Build the bot for one role: services, Bolt listeners and HTTP routes (not in a worker),
+    and the scheduler (not in a web process; ``scheduler=False`` leaves it out anywhere)."""
     services = build_services(settings, clock)
-    bolt = create_bolt(services)
+    health = Health(role)
+    serves_slack = role != "worker"
+    runs_scheduler = scheduler and role != "web"
+    bolt = create_bolt(services) if serves_slack else None
     routing = SlackRouting(
         command=commands.COMMAND, on_command=commands.handle_command, command_label=commands.metric_label
     )
@@ -110,14 +126,15 @@ def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: boo
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.start()
-        sched = start_scheduler(services) if scheduler else None
+        sched = start_scheduler(services) if runs_scheduler else None
         socket_handler = None
-        if settings.socket_mode and settings.slack_app_token:
+        if bolt is not None and settings.socket_mode and settings.slack_app_token:
             # Fail start-up clearly on a bad app token: the socket client would retry it forever.
             await services.slack.apps_connections_open(app_token=settings.slack_app_token)
             socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
             await socket_handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
             log.info("Slack traffic over Socket Mode")
+        log.info("fblink started as %s", role)
         try:
             yield
         finally:
@@ -125,7 +142,26 @@ def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: boo
                 await socket_handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
             if sched is not None:
                 await stop_scheduler(sched)
+            await finish_tasks(services, health)
             await services.aclose()
 
-    asgi = Starlette(routes=build_routes(services, bolt, routing, list(browser_routes(services))), lifespan=lifespan)
-    return FblinkApp(services=services, bolt=bolt, asgi=asgi)
+    if bolt is not None:
+        routes = build_routes(services, bolt, routing, list(browser_routes(services)), health)
+    else:
+        routes = health_routes(services, health, readiness=False)
+    asgi = Starlette(routes=routes, lifespan=lifespan)
+    return FblinkApp(services=services, bolt=bolt, asgi=asgi, health=health)
+
+
+async def finish_tasks(services: Services, health: Health) -> None:
+    """Tracked work (after-ack tasks, a running sweep) gets what is left of the drain's grace;
+    what is still running then is cancelled, so the process exits on time. A sweep cut short
+    leaves claims that another worker takes over once their lease runs out."""
+    if not services.tasks:
+        return
+    _, pending = await asyncio.wait(set(services.tasks), timeout=health.left(SHUTDOWN_WAIT))
+    if pending:
+        log.warning("shutdown: %d task(s) still running at the end of the grace period; cancelled", len(pending))
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=1.0)

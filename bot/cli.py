@@ -1,4 +1,4 @@
-"""`fblink serve | sweep | demo | migrate | copy-db | rotate-keys | gen-key | check-config`."""
+"""`fblink serve | worker | sweep | demo | migrate | copy-db | rotate-keys | gen-key | check-config`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import os
 import sys
 from importlib import metadata
 
-import uvicorn
-
 from bot.app import create_app
 from bot.clock import Clock, FixedClock
 from bot.crypto import Vault, generate_key
@@ -18,6 +16,7 @@ from bot.dbtools import CopyRefused, copy_db, engine_for, migrate, rotate, schem
 from bot.demo.run import main as run_demo
 from bot.logs import setup_logging
 from bot.reminders import run_sweep_once
+from bot.serving import serve as serve_role
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import StoreError
 
@@ -43,22 +42,15 @@ def _real_database(settings: Settings, command: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
+    """`fblink serve [--role web]` and `fblink worker`: one process of a role, drained on SIGTERM."""
     settings = _settings_or_exit()
-    _real_database(settings, "serve")
+    _real_database(settings, args.command)
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     if problem := _database_problem(settings):
         print(f"fblink: {problem}", file=sys.stderr)
         return 2
-    app = create_app(settings)
-    uvicorn.run(
-        app.asgi,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=args.grace,
-    )
+    app = create_app(settings, role=args.role)
+    serve_role(app, host=args.host, port=args.port, grace=args.grace, drain_delay=args.drain_delay)
     return 0
 
 
@@ -198,6 +190,28 @@ def _version() -> str:
         return "unknown"
 
 
+def _seconds(value: str) -> float:
+    n = float(value)
+    if not 0 <= n <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0 and 3600 seconds")
+    return n
+
+
+def _drain_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=10.0,
+        help="seconds from SIGTERM to exit: requests in flight and tracked tasks finish within them (default 10)",
+    )
+    parser.add_argument(
+        "--drain-delay",
+        type=_seconds,
+        default=0.0,
+        help="seconds /readyz answers 503 before the listener closes, for a load balancer that polls it (default 0)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fblink",
@@ -223,8 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add("serve", "run the bot (HTTP server, Slack listeners, scheduler)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
     serve.add_argument("--port", type=int, default=3000, help="port to listen on")
-    serve.add_argument("--grace", type=int, default=10, help="seconds in-flight requests get on SIGTERM")
+    serve.add_argument(
+        "--role",
+        choices=("all", "web"),
+        default="all",
+        help="all: HTTP and the scheduler in one process; web: HTTP only, run `fblink worker` beside it",
+    )
+    _drain_options(serve)
     serve.set_defaults(func=cmd_serve)
+    worker = add("worker", "run the scheduler (sweeps, probes, pruning); serves only /healthz and /metrics")
+    worker.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    worker.add_argument("--port", type=int, default=3001, help="port to listen on")
+    _drain_options(worker)
+    worker.set_defaults(func=cmd_serve, role="worker")
     check = add("check-config", "check the settings and exit")
     check.set_defaults(func=cmd_check_config)
     gen = add("gen-key", "print a new key for FBLINK_SECRET_KEY")

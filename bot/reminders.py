@@ -32,6 +32,7 @@ from bot.pacing import Pacer
 from bot.reminder_messages import digest_messages, digest_section, headline, reminder_message
 from bot.services import Services, open_services
 from bot.settings import Settings
+from bot.shared_pace import RateLimited, rate_limited, shared_slot
 from bot.store import Claim, Link
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,11 @@ async def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
 async def slot(services: Services, pacer: Pacer, channel: str) -> None:
     """Before every post of a sweep: a start apart from the sweep's other requests (answers that
     arrive together are parsed together), then the channel's own slot, last, so one channel's
-    posts are a full gap apart (a wait there is rare: a busy channel is requeued after its gap)."""
+    posts are a full gap apart (a wait there is rare: a busy channel is requeued after its gap);
+    then the same slot across processes (:func:`shared_slot`)."""
     await services.turns.send()
     await pacer.slot(channel)
+    await shared_slot(services, channel)
 
 
 async def post(services: Services, pacer: Pacer, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
@@ -91,6 +94,9 @@ async def post(services: Services, pacer: Pacer, link: Link, channel: str, msg: 
             resp = await services.slack.chat_postMessage(channel=target, **msg)
             return str(resp["channel"]), str(resp["ts"])
         except SlackApiError as exc:
+            if exc.response.status_code == 429:
+                await rate_limited(services, exc)
+                raise
             error = exc.response.get("error", "")
             if error in CHANNEL_REFUSED:
                 log.warning("reminder for page %s: channel %s refused (%s); falling back", link.page_id, target, error)
@@ -105,6 +111,8 @@ def reason_of(exc: BaseException) -> str:
     """A short, secret-free reason for a failed post (Slack's error code, or the exception's type)."""
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+    if isinstance(exc, RateLimited):
+        return str(exc)  # how long Slack asked every process to wait
     return type(exc).__name__
 
 

@@ -20,7 +20,6 @@ import anyio
 import httpx
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
@@ -32,6 +31,7 @@ from bot.http import RetryPolicy
 from bot.logs import install_redaction
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.slack_retry import ShortRateLimitRetry
 from bot.store import Store, open_engine
 from bot.turns import Turns
 from bot.vonage import Credentials, VonageClient
@@ -166,7 +166,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         timeout=int(max(1, settings.fblink_http_timeout)),
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            ShortRateLimitRetry(max_retry_count=2),  # a long Retry-After is not slept through (bot.slack_retry)
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )

@@ -9,6 +9,7 @@ when it has a ``payload`` field; nothing depends on a substring of the body.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -35,10 +36,33 @@ MAX_BODY = 1_000_000
 BROWSER_MAX_BODY = 8192  # a browser route's form is a state and a token: well under 1 KB
 MAX_HEADER = 200  # a Slack signature is 67 characters, a timestamp 10
 SKEW = 300  # seconds a request's timestamp may be off
+PING_TIMEOUT = 2.0  # seconds /healthz and /readyz wait for the database
 
 
 class BodyTooLarge(Exception):
     pass
+
+
+@dataclass
+class Health:
+    """What /healthz and /readyz say about this process: its role (``all``, ``web`` or ``worker``),
+    and whether it is draining (a SIGTERM came: a load balancer should send it nothing new)."""
+
+    role: str
+    draining: bool = False
+    deadline: float | None = None  # time.monotonic() by which a draining process must be gone
+
+    def drain(self, grace: float) -> None:
+        """Readiness turns 503 now; whatever is left must finish within ``grace`` seconds."""
+        if not self.draining:
+            self.draining = True
+            self.deadline = time.monotonic() + grace
+
+    def left(self, default: float) -> float:
+        """Seconds left before the deadline (``default`` when not draining), never negative."""
+        if self.deadline is None:
+            return default
+        return max(0.0, self.deadline - time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -193,7 +217,7 @@ def request_kind(body: Mapping[str, Any]) -> str:
 
 
 def build_routes(
-    services: Services, bolt: AsyncApp, routing: SlackRouting, browser: list[BaseRoute]
+    services: Services, bolt: AsyncApp, routing: SlackRouting, browser: list[BaseRoute], health: Health
 ) -> list[BaseRoute]:
     handler = AsyncSlackRequestHandler(bolt)
     secret = services.settings.slack_signing_secret or ""
@@ -235,13 +259,38 @@ def build_routes(
         metrics.ack_latency.labels(kind).observe(time.perf_counter() - started)
         return response
 
+    # Browser routes get the bounded read too: no anonymous body costs more than the limit.
+    routes: list[BaseRoute] = [*bounded_routes(browser), *health_routes(services, health, readiness=True)]
+    if not services.settings.socket_mode:
+        routes.insert(0, Route("/slack/events", slack_events, methods=["POST"]))
+    return routes
+
+
+async def database_answers(services: Services) -> bool:
+    """Whether the database answers a trivial query within PING_TIMEOUT (a pool with no free
+    connection, or an unreachable server, must not hang a health check)."""
+    try:
+        return bool(await asyncio.wait_for(services.store.ping(), PING_TIMEOUT))
+    except Exception as exc:  # the whole point is to report it
+        log.error("health check failed: %s", type(exc).__name__)
+        return False
+
+
+def health_routes(services: Services, health: Health, *, readiness: bool) -> list[BaseRoute]:
+    """/healthz (liveness: the role and whether the database answers), /readyz (for a load
+    balancer: 503 once draining, so it stops sending requests before the listener closes)
+    and /metrics. A worker serves /healthz and /metrics only (``readiness=False``)."""
+    metrics = services.metrics
+
     async def healthz(request: Request) -> Response:
-        try:
-            ok = await services.store.ping()
-        except Exception as exc:  # the whole point is to report it
-            log.error("health check failed: %s", type(exc).__name__)
-            ok = False
-        return JSONResponse({"ok": ok, "database": "ok" if ok else "error"}, status_code=200 if ok else 503)
+        ok = await database_answers(services)
+        body = {"ok": ok, "role": health.role, "database": "ok" if ok else "error", "draining": health.draining}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def readyz(request: Request) -> Response:
+        ok = not health.draining and await database_answers(services)
+        body = {"ready": ok, "role": health.role, "draining": health.draining}
+        return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
     async def metrics_view(request: Request) -> Response:
         """Prometheus text; behind a bearer token when FBLINK_METRICS_TOKEN is set. The link
@@ -254,14 +303,8 @@ def build_routes(
         await metrics.refresh_link_states(services.store, services.now())
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    # Browser and monitoring routes get the bounded read too: no anonymous body costs more than the limit.
-    routes: list[BaseRoute] = bounded_routes(
-        [
-            *browser,
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics_view, methods=["GET"]),
-        ]
-    )
-    if not services.settings.socket_mode:
-        routes.insert(0, Route("/slack/events", slack_events, methods=["POST"]))
-    return routes
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+    if readiness:
+        routes.append(Route("/readyz", readyz, methods=["GET"]))
+    routes.append(Route("/metrics", metrics_view, methods=["GET"]))
+    return bounded_routes(routes)  # monitoring routes get the bounded read too

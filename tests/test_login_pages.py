@@ -69,7 +69,7 @@ def test_long_argument_is_handled(bot):
 
 def test_healthz_and_metrics(bot):
     r = bot.http.get(bot.url + "/healthz")
-    assert r.status_code == 200 and r.json() == {"ok": True, "database": "ok"}
+    assert r.status_code == 200 and r.json() == {"ok": True, "role": "all", "database": "ok", "draining": False}
     bot.command("help")
     m = bot.http.get(bot.url + "/metrics")
     assert m.status_code == 200

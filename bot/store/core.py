@@ -18,6 +18,7 @@ from bot.crypto import Vault
 from bot.store.engine import Dialect, Engine, Params, Row, SchemaError
 from bot.store.ledger import ReminderLedger
 from bot.store.models import FacebookLogin, Link, StoredPage
+from bot.store.pace import SlackPace
 from bot.store.states import StateRows
 
 NO_LIMIT = 2**62  # LIMIT for "all rows", the same on both engines
@@ -35,7 +36,7 @@ def open_engine(target: str, **pg_options: Any) -> Engine:
     return SqliteEngine(target.removeprefix("sqlite:"))
 
 
-class Store(StateRows):
+class Store(StateRows, SlackPace):
     """Typed reads and writes; one instance per process, shared by all handlers."""
 
     def __init__(self, target: str | Engine, vault: Vault, *, clock: Clock | None = None) -> None:

@@ -11,7 +11,8 @@ branches in the queries:
 - ``skip_locked`` and ``row_lock``: how a claim batch avoids rows another process is
   claiming, and how a read-then-write holds its row (SQLite's ``BEGIN IMMEDIATE`` already
   serializes writers; PostgreSQL uses ``FOR UPDATE [SKIP LOCKED]``);
-- ``nocase(col)`` and ``same(a, b)``: case-insensitive order and null-safe equality.
+- ``nocase(col)`` and ``same(a, b)``: case-insensitive order and null-safe equality;
+- ``greatest(a, b)``: the larger of two values (SQLite's two-argument ``max``).
 """
 
 from __future__ import annotations
@@ -43,12 +44,16 @@ class Dialect:
     row_lock: str  # appended to a SELECT whose row the transaction then changes
     nocase_fmt: str  # ``{}`` is the column
     same_fmt: str  # ``{a}``, ``{b}``: null-safe equality
+    greatest_fmt: str  # ``{a}``, ``{b}``: the larger of two values
 
     def nocase(self, column: str) -> str:
         return self.nocase_fmt.format(column)
 
     def same(self, a: str, b: str) -> str:
         return self.same_fmt.format(a=a, b=b)
+
+    def greatest(self, a: str, b: str) -> str:
+        return self.greatest_fmt.format(a=a, b=b)
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,13 @@ def m102_state_browser(db: Database) -> None:
     db.execute("ALTER TABLE oauth_states ADD COLUMN browser_hash TEXT")
 
 
+@migrations()
+def m103_slack_pace(db: Database) -> None:
+    # Slack's pace shared by every process: when a channel's next post, or any call of a Web API
+    # method after a 429's Retry-After, may start (epoch seconds).
+    db.execute("CREATE TABLE slack_pace (key TEXT PRIMARY KEY, not_before REAL NOT NULL)")
+
+
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]

@@ -160,6 +160,7 @@ STEPS: list[tuple[str, str]] = [
         """,
     ),
     ("m102_state_browser", "ALTER TABLE oauth_states ADD COLUMN browser_hash TEXT"),
+    ("m103_slack_pace", "CREATE TABLE slack_pace (key TEXT PRIMARY KEY, not_before DOUBLE PRECISION NOT NULL)"),
 ]
 
 

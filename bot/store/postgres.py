@@ -32,6 +32,7 @@ DIALECT = Dialect(
     row_lock=" FOR UPDATE",
     nocase_fmt="lower({})",
     same_fmt="{a} IS NOT DISTINCT FROM {b}",
+    greatest_fmt="GREATEST({a}, {b})",
 )
 MIGRATIONS_TABLE = "fblink_migrations"
 

@@ -27,7 +27,14 @@ from bot.store.migrations import migrate, migrations, names, open_database
 
 log = logging.getLogger(__name__)
 
-DIALECT = Dialect(now="?", skip_locked="", row_lock="", nocase_fmt="{} COLLATE NOCASE", same_fmt="{a} IS {b}")
+DIALECT = Dialect(
+    now="?",
+    skip_locked="",
+    row_lock="",
+    nocase_fmt="{} COLLATE NOCASE",
+    same_fmt="{a} IS {b}",
+    greatest_fmt="max({a}, {b})",
+)
 
 _in_tx: contextvars.ContextVar[object | None] = contextvars.ContextVar("fblink_sqlite_tx", default=None)
 
