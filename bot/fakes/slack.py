@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.fakes.base import FakeServer, Request, Response
 from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, error, view_error
+from bot.fakes.slack_oauth import SlackOAuth
 from bot.fakes.slack_payloads import HOSTILE
 from bot.fakes.slack_state import Conversations, Message
 
@@ -25,8 +26,15 @@ Answer = dict[str, Any] | Response
 class FakeSlack(FakeServer):
     name = "fake-slack"
 
-    def __init__(self, bot_token: str = "xoxb-test-token", team_id: str = "T0001", bot_user_id: str = "UBOT") -> None:
+    def __init__(
+        self,
+        bot_token: str = "xoxb-test-token",
+        team_id: str = "T0001",
+        bot_user_id: str = "UBOT",
+        oauth: SlackOAuth | None = None,
+    ) -> None:
         super().__init__()
+        self.oauth = oauth or SlackOAuth()  # installs, token rotation and the tokens they issue
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -135,13 +143,25 @@ class FakeSlack(FakeServer):
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/response/"):
             return self._response_url(request)
+        if request.path == "/oauth/v2/authorize":
+            return self.oauth.authorize_page(request)
         method = request.path.strip("/").rsplit("/", 1)[-1]
+        if method == "oauth.v2.access":  # client credentials, no token
+            with self.changed:
+                answer = self.oauth.access(request)
+                self.changed.notify_all()
+            return Response(200, answer)
         auth = request.headers.get("authorization", "")
         params = request.params
         if not auth and "token" not in params:
             return Response(200, error("not_authed"))
-        if auth != f"Bearer {self.bot_token}" and params.get("token") != self.bot_token:
-            return Response(200, error("invalid_auth"))
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else str(params.get("token") or "")
+        if token != self.bot_token:
+            problem = self.oauth.problem(token)
+            if problem:
+                return Response(200, error(problem))
+            if method == "auth.test":
+                return Response(200, self.oauth.auth_test(token))
         for key in ("blocks", "view", "attachments"):
             if isinstance(params.get(key), str):
                 try:
