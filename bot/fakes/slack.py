@@ -146,9 +146,9 @@ class FakeSlack(FakeServer):
         if request.path == "/oauth/v2/authorize":
             return self.oauth.authorize_page(request)
         method = request.path.strip("/").rsplit("/", 1)[-1]
-        if method == "oauth.v2.access":  # client credentials, no token
+        if method == "oauth.v2.access":  # client credentials, no token; a held refresh waits outside our lock
+            answer = self.oauth.access(request)
             with self.changed:
-                answer = self.oauth.access(request)
                 self.changed.notify_all()
             return Response(200, answer)
         auth = request.headers.get("authorization", "")

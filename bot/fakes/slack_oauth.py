@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.fakes.base import Request, Response
+from bot.fakes.base import HOLD_MAX, Request, Response
 from bot.fakes.slack_limits import error
 
 CODE_TTL = 600  # seconds an authorization code can be exchanged
@@ -105,6 +105,7 @@ class SlackOAuth:
     grants: dict[str, Grant] = field(default_factory=dict)
     refreshes: dict[str, Refresh] = field(default_factory=dict)
     exchanges: list[dict[str, str]] = field(default_factory=list)  # every oauth.v2.access call, secrets removed
+    hold_refresh: threading.Event | None = None  # set: refreshes are answered only once it is set
     lock: threading.RLock = field(default_factory=threading.RLock)
     _serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -224,6 +225,10 @@ class SlackOAuth:
                 {k: str(v) for k, v in p.items() if k in ("client_id", "grant_type", "redirect_uri")}
                 | {"kind": "refresh" if p.get("grant_type") == "refresh_token" else "code"}
             )
+        hold = self.hold_refresh
+        if hold is not None and p.get("grant_type") == "refresh_token":
+            hold.wait(HOLD_MAX)  # a test holds the answer (outside every lock) while it looks at the callers
+        with self.lock:
             if p.get("client_id") != self.client_id:
                 return error("invalid_client_id")
             if p.get("client_secret") != self.client_secret:
