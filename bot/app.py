@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from bot.clock import Clock
 from bot.logs import request_id
+from bot.oauth import Distributed
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import Services, build_services
 from bot.settings import Settings
@@ -44,7 +45,7 @@ class _DropTokenUnused(logging.Filter):
 _TOKEN_UNUSED = _DropTokenUnused()
 
 
-def create_bolt(services: Services) -> AsyncApp:
+def create_bolt(services: Services, distributed: Distributed | None = None) -> AsyncApp:
     settings = services.settings
     bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
     if _TOKEN_UNUSED not in bolt_logger.filters:
@@ -56,6 +57,7 @@ def create_bolt(services: Services) -> AsyncApp:
         # bot/web.py checks the signature on the raw bytes before Bolt sees a request; once is enough.
         request_verification_enabled=False,
         raise_error_for_unhandled_request=False,
+        **(distributed.bolt_options() if distributed else {}),  # SLACK_CLIENT_ID: installs, cached authorize
     )
 
     async def inject_services(
@@ -102,10 +104,10 @@ def browser_routes(services: Services) -> list[Route]:
 def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: bool = True) -> FblinkApp:
     """Build the whole bot: services, Bolt listeners, HTTP routes and (optionally) the scheduler."""
     services = build_services(settings, clock)
-    bolt = create_bolt(services)
-    routing = SlackRouting(
-        command=commands.COMMAND, on_command=commands.handle_command, command_label=commands.metric_label
-    )
+    distributed = Distributed(services) if settings.distributed else None
+    bolt = create_bolt(services, distributed)
+    on_command = distributed.guard(commands.handle_command) if distributed else commands.handle_command
+    routing = SlackRouting(command=commands.COMMAND, on_command=on_command, command_label=commands.metric_label)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -127,5 +129,10 @@ def create_app(settings: Settings, clock: Clock | None = None, *, scheduler: boo
                 await stop_scheduler(sched)
             await services.aclose()
 
-    asgi = Starlette(routes=build_routes(services, bolt, routing, list(browser_routes(services))), lifespan=lifespan)
+    asgi = Starlette(
+        routes=build_routes(
+            services, bolt, routing, [*browser_routes(services), *(distributed.routes(bolt) if distributed else [])]
+        ),
+        lifespan=lifespan,
+    )
     return FblinkApp(services=services, bolt=bolt, asgi=asgi)
