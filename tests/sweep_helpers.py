@@ -99,6 +99,14 @@ def shops_due(bot: Any, n: int, *, days_left: Any = 5) -> None:
         )
 
 
+def at(bot: Any, when: int) -> int:
+    """Move the app's clock to ``when`` and return it. Claims and leases on PostgreSQL are timed by
+    the server's clock shifted by the app clock's, so a test moves time through the clock, as the
+    sweep does (it passes the clock's now)."""
+    bot.clock.at = when
+    return int(when)
+
+
 def posts(bot: Any, channel: str | None = None) -> list[dict[str, Any]]:
     return [
         m
@@ -111,4 +119,4 @@ def rows(bot: Any, sql: str, params: Any = ()) -> list[dict[str, Any]]:
     return bot.store.select(sql, params)
 
 
-__all__ = ["DAY", "posts", "rows", "run_sweep", "seed", "text_of"]
+__all__ = ["DAY", "at", "posts", "rows", "run_sweep", "seed", "text_of"]

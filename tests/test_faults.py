@@ -442,7 +442,7 @@ def reminder_rows(bot: Running) -> list[dict[str, Any]]:
     s = bot.services.settings
     db = sync_store(s.database, Vault(s.fblink_secret_key))
     try:
-        return list(db.db.query("SELECT status, channel_id, message_ts, attempts, last_error FROM reminders"))
+        return db.select("SELECT status, channel_id, message_ts, attempts, last_error FROM reminders ORDER BY id")
     finally:
         db.close()
 

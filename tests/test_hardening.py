@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -95,7 +94,7 @@ def test_request_id_and_metrics(bot, graph, vonage):
 
 
 def test_healthz_reports_a_broken_database(bot):
-    bot.store.db.conn.close()
+    bot.store.run(lambda store: store.engine.close())  # the connection (SQLite) or the pool (PostgreSQL) is gone
     r = bot.http.get(bot.url + "/healthz")
     assert r.status_code == 503 and r.json()["database"] == "error"
 
@@ -144,9 +143,10 @@ def test_sigterm_during_sweep_loses_and_doubles_nothing(tmp_path, make_settings,
     assert proc.returncode in (0, -signal.SIGTERM), err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert lines and all("request_id" in line and "level" in line for line in lines)
-    db = sqlite3.connect(settings.fblink_database)
-    rows = db.execute("SELECT status, message_ts FROM reminders").fetchall()
-    assert rows == [("posted", "1700000099.000100")]  # the running sweep finished and confirmed
+    db = sync_store(settings.database, Vault(settings.fblink_secret_key))
+    rows = db.select("SELECT status, message_ts FROM reminders")
+    db.close()
+    assert rows == [{"status": "posted", "message_ts": "1700000099.000100"}]  # the running sweep finished and confirmed
     out = run_cli(settings, "sweep", "--now", iso(now + 60))
     assert out.stdout.strip() == "nothing due", out.stderr
     assert len(slack.calls("POST", "/api/chat.postMessage")) == 1

@@ -6,7 +6,6 @@ import asyncio
 import collections
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -286,10 +285,9 @@ def test_process_killed_between_claim_and_post_still_posts_once(bot):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    db = sqlite3.connect(settings.fblink_database)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if db.execute("SELECT count(*) FROM reminders WHERE status = 'claimed'").fetchone()[0]:
+        if bot.store.one("SELECT count(*) AS n FROM reminders WHERE status = 'claimed'")["n"]:
             break
         time.sleep(0.05)
     bot.slack.wait_for(lambda: bot.slack.calls("POST", "/api/chat.postMessage"), timeout=30)

@@ -13,7 +13,7 @@ from bot.reminders import POST_CONCURRENCY
 from bot.store import Claim
 from tests.conftest import START, TEAM
 from tests.flows import buttons, log_in, text_of
-from tests.sweep_helpers import DAY, posts, rows, run_sweep, seed
+from tests.sweep_helpers import DAY, at, posts, rows, run_sweep, seed
 
 PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
 EXP = START + 90 * DAY
@@ -176,7 +176,7 @@ def test_escalation_without_a_fallback_channel_dms_the_linker_and_admins(linked)
 
 def test_an_abandoned_claim_counts_as_an_attempt_and_goes_out_once_its_lease_ends(bot):
     seed(bot, 1)
-    bot.store.reminders.claim_due(now=START, thresholds=(14, 7, 3, 1), lease=600)  # then its process stopped
+    bot.store.reminders.claim_due(now=at(bot, START), thresholds=(14, 7, 3, 1), lease=600)  # then its process stopped
     assert run_sweep(bot, START + 60)[0] == []  # the lease still holds
     report, metrics = run_sweep(bot, START + 900)
     assert len(report) == 1 and report[0].startswith("posted expiry 7 ") and report[0].endswith(" to CBULK")
@@ -190,7 +190,7 @@ def test_a_claim_abandoned_max_attempts_times_is_escalated_instead_of_posted(bot
     bot.command("remind <#COPS|ops>", user="UADMIN")
     ledger = bot.store.reminders
     for i in range(3):  # claimed, then the process stopped, three times (e.g. a post that kills it)
-        assert len(ledger.claim_due(now=START + i * 900, thresholds=(14, 7, 3, 1), lease=600)) == 1
+        assert len(ledger.claim_due(now=at(bot, START + i * 900), thresholds=(14, 7, 3, 1), lease=600)) == 1
     report, metrics = run_sweep(bot, START + 3 * 900, fblink_reminder_max_attempts=3)
     assert report == [] and "CPAGE" not in post_calls(bot)
     (alert,) = posts(bot)
@@ -204,15 +204,15 @@ def test_a_claim_abandoned_max_attempts_times_is_escalated_instead_of_posted(bot
 def test_failed_rows_never_sort_first_among_stale_claims(bot):
     a, b = seed(bot, 2)
     ledger = bot.store.reminders
-    claims = ledger.claim_due(now=START, thresholds=(14, 7, 3, 1), lease=600)
+    claims = ledger.claim_due(now=at(bot, START), thresholds=(14, 7, 3, 1), lease=600)
     first = next(c for c in claims if c.link.id == a)
     for _ in range(3):
         ledger.release(first, error="boom")  # a row that keeps failing, claimed_at reset to 0
     bot.store.execute("UPDATE reminders SET claimed_at = ? WHERE link_id = ?", [START - 700, b])
-    (again,) = ledger.claim_due(now=START + 60, thresholds=(14, 7, 3, 1), lease=600, limit=1)
+    (again,) = ledger.claim_due(now=at(bot, START + 60), thresholds=(14, 7, 3, 1), lease=600, limit=1)
     assert again.link.id == b
-    ledger.give_up(first, error="boom", now=START + 60)
-    assert [c.link.id for c in ledger.claim_due(now=START + 9999, thresholds=(14, 7, 3, 1), lease=600)] == [b]
+    ledger.give_up(first, error="boom", now=at(bot, START + 60))
+    assert [c.link.id for c in ledger.claim_due(now=at(bot, START + 9999), thresholds=(14, 7, 3, 1), lease=600)] == [b]
 
 
 def test_failed_post_then_downtime_posts_only_the_most_urgent_threshold(linked):
@@ -238,6 +238,7 @@ def test_posted_and_failed_metrics_count_each_reminder(bot):
     assert TEAM
 
 
+@pytest.mark.sqlite_only  # counts live Claim objects: tuned to SQLite's commits, which never yield to the loop
 def test_a_posted_reminders_claim_is_freed_while_the_sweep_goes_on(bot):
     """Freeing 10,000 claims at once, when delivery ended, held the event loop ~10 ms
     (bench/sweep_acks.py). Each claim now lives only as long as its message: when the last

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import pytest
 
 from bot.clock import FixedClock
 from bot.pacing import Pacer
@@ -98,6 +99,7 @@ def test_turns_work_again_in_a_new_event_loop():
     assert asyncio.run(two()) == 4  # a loop that has gone leaves nothing behind
 
 
+@pytest.mark.sqlite_only  # traces the statements on SQLite's connection
 def test_a_sweep_under_load_commits_once_per_loop_iteration_at_most(bot, graph):
     """30 reminders to 30 channels (8 posted at once) and 30 probes (10 at once), while a
     neighbour holds the loop 10 ms per iteration, as a burst of acks would: answers pile up

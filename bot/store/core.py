@@ -151,14 +151,25 @@ class Store(StateRows):
             ]
             for p in pages
         ]  # encrypted before the transaction: the write lock is held for the writes alone
+        keep = [p.id for p in pages]
         async with self.transaction():
-            await self.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+            # Upsert, then drop what is gone: two refreshes at once (PostgreSQL lets both run) end
+            # with the later list, never a duplicate-key error.
             for row in rows:
                 await self.execute(
                     "INSERT INTO fb_pages (team_id, user_id, page_id, name, category, tasks, token_enc, fetched_at,"
-                    " business_id, business_name, no_token_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " business_id, business_name, no_token_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (team_id, user_id, page_id) DO UPDATE SET name = excluded.name,"
+                    " category = excluded.category, tasks = excluded.tasks, token_enc = excluded.token_enc,"
+                    " fetched_at = excluded.fetched_at, business_id = excluded.business_id,"
+                    " business_name = excluded.business_name, no_token_reason = excluded.no_token_reason",
                     row,
                 )
+            await self.execute(
+                "DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?"
+                + (f" AND page_id NOT IN ({', '.join('?' for _ in keep)})" if keep else ""),
+                [team_id, user_id, *keep],
+            )
 
     async def get_pages(self, team_id: str, user_id: str) -> list[StoredPage]:
         rows = await self.select(

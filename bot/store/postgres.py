@@ -93,6 +93,14 @@ class PostgresEngine(Engine):
             name="fblink",
         )
 
+    @staticmethod
+    def _params(params: Params) -> Params:
+        """PostgreSQL's text cannot hold NUL, which SQLite stores: a NUL that arrives in a Slack payload
+        is kept as U+FFFD instead of failing the write (the one difference a user could see)."""
+        if any(isinstance(p, str) and "\x00" in p for p in params):
+            return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+        return params
+
     def _sql(self, sql: str) -> str:
         """``?`` placeholders (the Store's) to psycopg's ``%s``; a literal ``%`` is escaped."""
         out = self._sql_cache.get(sql)
@@ -113,18 +121,18 @@ class PostgresEngine(Engine):
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         conn = self._joined()
         if conn is not None:
-            cur = await conn.execute(self._sql(sql), params)
+            cur = await conn.execute(self._sql(sql), self._params(params))
             return list(await cur.fetchall()) if cur.description else []
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self._sql(sql), params)
+            cur = await conn.execute(self._sql(sql), self._params(params))
             return list(await cur.fetchall()) if cur.description else []
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         conn = self._joined()
         if conn is not None:
-            return (await conn.execute(self._sql(sql), params)).rowcount
+            return (await conn.execute(self._sql(sql), self._params(params))).rowcount
         async with self.pool.connection() as conn:
-            return (await conn.execute(self._sql(sql), params)).rowcount
+            return (await conn.execute(self._sql(sql), self._params(params))).rowcount
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
