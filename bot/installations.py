@@ -221,7 +221,8 @@ class StateStore(AsyncOAuthStateStore):
 # -- the one path to a bot token ------------------------------------------------------------
 def slack_refresher(client: AsyncWebClient, client_id: str, client_secret: str) -> Refresher:
     """A refresh through ``oauth.v2.access`` (``grant_type=refresh_token``), Slack's errors as
-    :class:`TokenRefreshError`."""
+    :class:`TokenRefreshError`. Give it a client without retry handlers: a retry after Slack took
+    the first try would spend the refresh token twice."""
 
     async def refresh(refresh_token: str) -> dict[str, Any]:
         try:

@@ -27,6 +27,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -161,8 +162,13 @@ class Distributed:
         assert settings.slack_client_id and settings.slack_client_secret
         self.services = services
         store = services.store
+        # Its own client, without services.slack's retry handlers: a refresh retried after Slack
+        # already took it would spend the refresh token twice (invalid_refresh_token).
+        refresh_client = AsyncWebClient(
+            base_url=settings.slack_api_url, timeout=int(max(1, settings.fblink_http_timeout))
+        )
         self.authorize = CachedAuthorize(
-            store, slack_refresher(services.slack, settings.slack_client_id, settings.slack_client_secret)
+            store, slack_refresher(refresh_client, settings.slack_client_id, settings.slack_client_secret)
         )
         base = settings.fblink_public_url.rstrip("/")
         self.oauth_settings = AsyncOAuthSettings(

@@ -281,3 +281,25 @@ def test_two_processes_refreshing_at_once_spend_the_refresh_token_once(
     assert a["team"] == b["team"] == TEAM  # and it works at the fake
     now = stored(store)
     assert now.bot_token == a["token"] and now.bot_token_expires_at == a["expires_at"] == b["expires_at"]
+
+
+def test_the_cached_authorize_refreshes_a_due_token_then_serves_from_its_cache(
+    slack: FakeSlack, store: SyncStore
+) -> None:
+    from bot.oauth import CachedAuthorize
+
+    first = installed(slack, store, due=True)
+    auth = CachedAuthorize(store.unwrapped, refresher(slack), ttl=3600)
+    got = store.run(lambda _: auth.install_for(None, TEAM))
+    assert got is not None and got.bot_token != first["access_token"]  # due: refreshed before use
+    for _ in range(3):
+        again = store.run(lambda _: auth.install_for(None, TEAM))
+        assert again is not None and again.bot_token == got.bot_token
+    assert (auth.misses, auth.hits) == (1, 3) and len(slack.oauth.refresh_calls()) == 1
+    # a token inside its refresh window is never served from the cache
+    store.execute("UPDATE slack_installations SET bot_token_expires_at = ?", [int(time.time()) + 60])
+    auth.forget(team_id=TEAM)
+    store.run(lambda _: auth.install_for(None, TEAM))
+    store.run(lambda _: auth.install_for(None, TEAM))
+    assert auth.misses == 2 and len(slack.oauth.refresh_calls()) == 2  # refreshed once more, then cached
+    assert store.run(lambda _: auth.install_for(None, "T0NONE")) is None
