@@ -21,11 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import FixedClock
 from bot.crypto import Vault
-from bot.fakes.slack import FakeSlack
 from bot.fakes.slack_oauth import Installer, SlackOAuth
 from bot.installations import InstallationStore, StateStore
 from bot.rotation import rotate_keys
 from tests.store_sync import SyncStore, sync_store
+from tests.test_slack_oauth_fake import with_oauth
 from tests.test_store_contract import where  # noqa: F401  # the two-engine fixture
 
 KEY = Fernet.generate_key().decode()
@@ -236,7 +236,7 @@ def test_install_states_are_single_use_hashed_and_expire(store: SyncStore) -> No
 def test_an_install_from_the_fake_slack_round_trips(store: SyncStore, tmp_path: Path) -> None:
     """Bolt's own flow against the fake Slack builds the Installation; it is stored and read back whole."""
     oauth = SlackOAuth(rotation=True)
-    fake = FakeSlack(oauth=oauth).start()
+    fake = with_oauth(oauth)
     try:
         settings = AsyncOAuthSettings(
             client_id=oauth.client_id,

@@ -38,6 +38,7 @@ from bot.installations import (
 )
 from bot.store import Store
 from tests.store_sync import SyncStore, sync_store
+from tests.test_slack_oauth_fake import with_oauth
 from tests.test_store_contract import where  # noqa: F401  # the two-engine fixture
 
 KEY = Fernet.generate_key().decode()
@@ -47,7 +48,7 @@ TEAM = "T0AAA"
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack(oauth=SlackOAuth(rotation=True)).start()
+    fake = with_oauth(SlackOAuth(rotation=True))
     yield fake
     fake.stop()
 

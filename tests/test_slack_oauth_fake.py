@@ -49,9 +49,17 @@ def clock() -> Clock:
     return Clock()
 
 
+def with_oauth(oauth: SlackOAuth) -> FakeSlack:
+    """A started fake Slack whose OAuth side is ``oauth`` (client id, rotation, clock)."""
+    fake = FakeSlack()
+    fake.oauth = oauth
+    fake.start()
+    return fake
+
+
 def make(rotation: bool, clock: Clock) -> FakeSlack:
     oauth = SlackOAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, rotation=rotation, clock=clock)
-    return FakeSlack(oauth=oauth).start()
+    return with_oauth(oauth)
 
 
 @pytest.fixture

@@ -26,15 +26,9 @@ Answer = dict[str, Any] | Response
 class FakeSlack(FakeServer):
     name = "fake-slack"
 
-    def __init__(
-        self,
-        bot_token: str = "xoxb-test-token",
-        team_id: str = "T0001",
-        bot_user_id: str = "UBOT",
-        oauth: SlackOAuth | None = None,
-    ) -> None:
+    def __init__(self, bot_token: str = "xoxb-test-token", team_id: str = "T0001", bot_user_id: str = "UBOT") -> None:
         super().__init__()
-        self.oauth = oauth or SlackOAuth()  # installs, token rotation and the tokens they issue
+        self.oauth = SlackOAuth()  # installs, token rotation and the tokens they issue (a test may replace it)
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -143,25 +137,16 @@ class FakeSlack(FakeServer):
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/response/"):
             return self._response_url(request)
-        if request.path == "/oauth/v2/authorize":
-            return self.oauth.authorize_page(request)
+        if request.path == "/oauth/v2/authorize" or request.path.endswith("/oauth.v2.access"):
+            return self.oauth.serve(request, self.changed)  # client credentials, no token
         method = request.path.strip("/").rsplit("/", 1)[-1]
-        if method == "oauth.v2.access":  # client credentials, no token; a held refresh waits outside our lock
-            answer = self.oauth.access(request)
-            with self.changed:
-                self.changed.notify_all()
-            return Response(200, answer)
         auth = request.headers.get("authorization", "")
         params = request.params
         if not auth and "token" not in params:
             return Response(200, error("not_authed"))
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else str(params.get("token") or "")
-        if token != self.bot_token:
-            problem = self.oauth.problem(token)
-            if problem:
-                return Response(200, error(problem))
-            if method == "auth.test":
-                return Response(200, self.oauth.auth_test(token))
+        if token != self.bot_token and (answer := self.oauth.check(token, method)) is not None:
+            return answer  # a token no install issued, or auth.test about one that is
         for key in ("blocks", "view", "attachments"):
             if isinstance(params.get(key), str):
                 try:

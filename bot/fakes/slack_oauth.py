@@ -193,6 +193,24 @@ class SlackOAuth:
             answer["expires_in"] = max(0, int(t.expires_at - self.clock()))
         return answer
 
+    def check(self, token: str, method: str) -> Response | None:
+        """For the fake Slack's other methods: Slack's error for a token that is not live, or the
+        answer to ``auth.test`` about one; None lets the method run."""
+        why = self.problem(token)
+        if why:
+            return Response(200, error(why))
+        return Response(200, self.auth_test(token)) if method == "auth.test" else None
+
+    def serve(self, request: Request, changed: threading.Condition) -> Response:
+        """The authorize page and ``oauth.v2.access``; waiters on ``changed`` see the result (a held
+        refresh waits outside that lock)."""
+        if request.path == "/oauth/v2/authorize":
+            return self.authorize_page(request)
+        answer = self.access(request)
+        with changed:
+            changed.notify_all()
+        return Response(200, answer)
+
     # -- the authorize page ---------------------------------------------------------------
     def authorize_page(self, request: Request) -> Response:
         """``GET /oauth/v2/authorize``: *Allow* at once, and back to the app with code and state."""
