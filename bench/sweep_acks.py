@@ -226,9 +226,9 @@ def free_port() -> int:
 
 def fill(path: str, key: str, n: int, now: int) -> None:
     from bot.crypto import Vault
-    from bot.store import Store
+    from bot.store import Store, open_engine
 
-    store = Store(path, Vault(key))
+    store = Store(open_engine(path), Vault(key))  # SQLite: migrated when opened; bulk rows through its connection
     rows = []
     for i in range(n):
         channel = f"CBUSY{i % 50:02d}" if i % 2 else f"C{i:07d}"
@@ -251,7 +251,7 @@ def fill(path: str, key: str, n: int, now: int) -> None:
                 now,
             )
         )
-    conn = store.db.conn
+    conn = store.engine.db.conn  # type: ignore[attr-defined]
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO links (team_id, page_id, page_name, api_key, application_id, linked_by, linked_at, channel_id,"
@@ -260,7 +260,7 @@ def fill(path: str, key: str, n: int, now: int) -> None:
         rows,
     )
     conn.execute("COMMIT")
-    store.close()
+    conn.close()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -375,8 +375,8 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
     stop_lag = True
     await lag_task
     stats = await asyncio.to_thread(fake_stats, urls["slack"])
-    posted = app.services.store.one("SELECT COUNT(*) AS n FROM reminders WHERE status = 'posted'")["n"]
-    checked = app.services.store.one("SELECT COUNT(*) AS n FROM links WHERE checked_at >= ?", [now])["n"]
+    posted = (await app.services.store.one("SELECT COUNT(*) AS n FROM reminders WHERE status = 'posted'"))["n"]
+    checked = (await app.services.store.one("SELECT COUNT(*) AS n FROM links WHERE checked_at >= ?", [now]))["n"]
     server.should_exit = True
     await serving
     fakes.send_signal(signal.SIGTERM)

@@ -120,6 +120,24 @@ def static_select(
     return el
 
 
+MAX_OPTIONS = 100  # Slack's limit on a static select's options, and on one options answer
+
+
+def option(label: str, value: str) -> Block:
+    return {"text": plain(label), "value": value[:150]}
+
+
+def external_select(action_id: str, *, placeholder: str | None = None, initial: tuple[str, str] | None = None) -> Block:
+    """A select whose options fblink answers as the person types (block_suggestion): for lists over 100.
+    ``initial``: the (label, value) shown as chosen."""
+    el: Block = {"type": "external_select", "action_id": action_id, "min_query_length": 0}
+    if placeholder:
+        el["placeholder"] = plain(placeholder, 150)
+    if initial:
+        el["initial_option"] = option(*initial)
+    return el
+
+
 def text_input(block_id: str, label: str, *, hint: str | None = None, max_length: int = 100) -> Block:
     block: Block = {
         "type": "input",

@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
+from importlib import metadata
 
 import uvicorn
 
 from bot.app import create_app
 from bot.clock import Clock, FixedClock
 from bot.crypto import Vault, generate_key
+from bot.db_marks import WrongDatabase, claim_for_real
 from bot.dbtools import CopyRefused, copy_db, engine_for, migrate, rotate, schema_problem
 from bot.demo.run import main as run_demo
 from bot.logs import setup_logging
@@ -28,9 +30,22 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
+def _real_database(settings: Settings, command: str) -> None:
+    """A real command never uses the demo's database (bot.db_marks); exit 2 saying why. The demo
+    runs on SQLite only, so a PostgreSQL install has nothing to check."""
+    if settings.fblink_database_url:
+        return
+    try:
+        claim_for_real(settings.fblink_database, command)
+    except WrongDatabase as exc:
+        print(f"fblink: refusing the database: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit()
+    _real_database(settings, "serve")
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     if problem := _database_problem(settings):
         print(f"fblink: {problem}", file=sys.stderr)
@@ -50,7 +65,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _database_problem(settings: Settings) -> str | None:
     try:
         return asyncio.run(schema_problem(engine_for(settings)))
-    except (StoreError, OSError) as exc:
+    except StoreError as exc:
+        return str(exc)
+    except OSError as exc:
         return f"cannot open the database: {exc}"
     except Exception as exc:  # the driver's own errors (refused connection, bad password) name no secret
         return f"cannot open the database: {type(exc).__name__}: {exc}"
@@ -59,6 +76,7 @@ def _database_problem(settings: Settings) -> str | None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply pending schema migrations (safe to run from several replicas at once)."""
     settings = _settings_or_exit()
+    _real_database(settings, "migrate")
     engine = engine_for(settings)
     done = asyncio.run(migrate(engine))
     print(
@@ -90,6 +108,7 @@ def cmd_copy_db(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit()
+    _real_database(settings, "sweep")
     setup_logging(settings.fblink_log_format, settings.fblink_log_level)
     clock = FixedClock(args.now) if args.now else Clock()
     report = asyncio.run(run_sweep_once(settings, clock, probe=not args.no_probe))
@@ -131,6 +150,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     if not settings.fblink_database_url and not os.path.exists(settings.fblink_database):
         print(f"fblink: no database at FBLINK_DATABASE ({settings.fblink_database})", file=sys.stderr)
         return 2
+    _real_database(settings, "rotate-keys")
     vault = Vault(settings.fblink_secret_key)
     try:
         reports = asyncio.run(
@@ -148,45 +168,91 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return 1 if bad or busy else 0
 
 
+SETTINGS_NOTE = (
+    "Settings come from environment variables or a .env file in the working directory "
+    "(README: Configure); `fblink check-config` checks them."
+)
+
+
+class _Help(argparse.HelpFormatter):
+    """Each command on one line, and every option's default said (when it has one)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=24, width=110)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        self._action_max_length = max(self._action_max_length, 20)  # room for "    check-config" on its line
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fblink")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fblink", description="Link Facebook Pages to Vonage from Slack.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the bot (HTTP server, Slack listeners, scheduler)")
-    serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", type=int, default=3000)
+    parser = argparse.ArgumentParser(
+        prog="fblink",
+        description="Link Facebook Pages to Vonage from Slack.",
+        epilog=SETTINGS_NOTE,
+        formatter_class=_Help,
+    )
+    parser.add_argument("--version", action="version", version=f"fblink {_version()}")
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="<command>")
+
+    def add(name: str, text: str, epilog: str = SETTINGS_NOTE) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, epilog=epilog, formatter_class=_Help)
+
+    demo = add(
+        "demo",
+        "try fblink in a browser against simulated Slack, Facebook and Vonage",
+        "The demo needs no settings and ignores real ones in the environment or .env.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    demo.add_argument("--port", type=int, default=8765, help="port to listen on")
+    demo.add_argument("--database", help="keep the demo's state in this file (default: a fresh temporary file)")
+    demo.set_defaults(func=cmd_demo)
+    serve = add("serve", "run the bot (HTTP server, Slack listeners, scheduler)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on")
     serve.add_argument("--grace", type=int, default=10, help="seconds in-flight requests get on SIGTERM")
     serve.set_defaults(func=cmd_serve)
-    sweep = sub.add_parser("sweep", help="post due expiry reminders once and exit")
-    sweep.add_argument("--now", help="the time the sweep uses, e.g. 2027-02-20T09:00:00Z")
+    check = add("check-config", "check the settings and exit")
+    check.set_defaults(func=cmd_check_config)
+    gen = add("gen-key", "print a new key for FBLINK_SECRET_KEY")
+    gen.set_defaults(func=cmd_gen_key)
+    mig = add("migrate", "bring the database's schema up to this version (run before an upgrade)")
+    mig.set_defaults(func=cmd_migrate)
+    sweep = add("sweep", "post due expiry reminders once and exit")
+    sweep.add_argument("--now", help="the time the sweep uses, e.g. 2027-02-20T09:00:00Z (default: now)")
     sweep.add_argument(
         "--no-probe", action="store_true", help="skip the daily check of linked Page tokens with Facebook"
     )
     sweep.set_defaults(func=cmd_sweep)
-    gen = sub.add_parser("gen-key", help="print a new FBLINK_SECRET_KEY")
-    gen.set_defaults(func=cmd_gen_key)
-    check = sub.add_parser("check-config", help="validate the configuration and exit")
-    check.set_defaults(func=cmd_check_config)
-    demo = sub.add_parser("demo", help="try fblink in a browser against simulated Slack, Facebook and Vonage")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=3000)
-    demo.add_argument("--database", help="keep the demo's state in this file (default: a fresh temporary file)")
-    demo.set_defaults(func=cmd_demo)
-    mig = sub.add_parser("migrate", help="bring the database's schema up to this version (run before an upgrade)")
-    mig.set_defaults(func=cmd_migrate)
-    copy = sub.add_parser(
-        "copy-db", help="copy an install into an empty database (e.g. SQLite to PostgreSQL) and verify it"
-    )
+    copy = add("copy-db", "copy an install into an empty database (e.g. SQLite to PostgreSQL) and verify it")
     copy.add_argument("--from", dest="source", required=True, help="sqlite:PATH, a path, or postgresql://…")
     copy.add_argument("--to", dest="target", required=True, help="postgresql://… (or another SQLite path)")
     copy.set_defaults(func=cmd_copy_db)
-    rotate = sub.add_parser("rotate-keys", help="re-encrypt stored secrets with the newest FBLINK_SECRET_KEY")
-    rotate.add_argument("--batch", type=_batch_size, default=500, help="rows per write transaction (default 500)")
+    rotate = add("rotate-keys", "re-encrypt stored secrets with the newest FBLINK_SECRET_KEY")
+    rotate.add_argument("--batch", type=_batch_size, default=500, help="rows per write transaction")
     rotate.set_defaults(func=cmd_rotate_keys)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):  # `fblink` alone: the commands, one line each
+        parser.print_help()
+        return 0
     return int(args.func(args))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from bot import blocks
 from bot.clock import DAY
 from bot.link_errors import AppConflict, Busy, LinkRefused, PartialChange
-from bot.page_fence import busy, fenced, recorded_since
+from bot.page_fence import before_destroying, busy, fenced, recorded_since
 from bot.services import Services
 from bot.store import Link, StoredPage, next_threshold_due
 from bot.vonage import Application, Credentials, VonageConflict, VonageError, VonageNotFound
@@ -241,6 +241,7 @@ async def link_application(
             refreshed = True
         if current != app.id:
             if current is not None:
+                await before_destroying(services, team_id, page.page_id, page.name)
                 await vonage.unlink_application(creds, page.page_id, current)
             try:
                 await vonage.link_application(creds, page.page_id, app.id)
@@ -321,7 +322,15 @@ def check_may_unlink(services: Services, link: Link, user_id: str) -> None:
 
 
 async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, application: str | None = None) -> str:
-    """Unlink an application, or remove the Page from the Vonage account. Returns what was done."""
+    """Unlink an application, or remove the Page from the Vonage account. Returns what was done.
+
+    Runs under the Page's lease: the link is read again and the permission checked on that
+    row (the caller's copy was read before the lease), and the lease is checked again before
+    each Vonage delete."""
+    current = await services.store.get_link(team_id, link.page_id)
+    if current is None:
+        raise LinkRefused(f"*{blocks.escape(link.page_name)}* is not linked any more; nothing to unlink.")
+    link = current
     check_may_unlink(services, link, user_id)
     creds = await services.credentials(team_id, link.api_key)
     if creds is None:
@@ -334,6 +343,7 @@ async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, 
                 f"*{blocks.escape(link.page_name)}* is not linked to application “{blocks.escape(application)}”."
             )
         try:
+            await before_destroying(services, team_id, link.page_id, link.page_name)
             with contextlib.suppress(VonageNotFound):  # already gone at Vonage: make our record agree
                 await services.vonage.unlink_application(creds, link.page_id, app_id)
             async with fenced(services, team_id, link.page_id, link.page_name):
@@ -348,6 +358,7 @@ async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, 
         await _audit(services, team_id, "unlink_app", user_id, link.page_id, f"app {app_id}", "ok")
         return f"Unlinked application *{blocks.escape(link.application_name or app_id)}* from *{blocks.escape(link.page_name)}*."
     try:
+        await before_destroying(services, team_id, link.page_id, link.page_name)
         with contextlib.suppress(VonageNotFound):
             await services.vonage.unlink_account(creds, link.page_id)
         async with fenced(services, team_id, link.page_id, link.page_name):

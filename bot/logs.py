@@ -30,7 +30,7 @@ _Q = r"""(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')"""  # a quoted string, JSON or 
 # Keys whose values are secrets wherever they appear: query strings, forms, JSON, reprs.
 _SECRET_KEY = (
     r"(?:[A-Za-z0-9_]*(?:token|secret|password|_enc)|appsecret_proof|authorization"
-    r"|fb_exchange_token|input_token|[A-Za-z0-9_]*(?:private|secret)_key)"
+    r"|fb_exchange_token|input_token|[A-Za-z0-9_]*(?:private|secret)_key|response_url)"
 )
 
 _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -54,6 +54,10 @@ _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # (after the key=value rules, so those see the whole value).
     (re.compile(r"\b(?:xox[abposre]|xapp|xwfp)-[A-Za-z0-9-]+"), MASK),
     (re.compile(r"\bEAA[A-Za-z0-9]{6,}"), MASK),
+    # Slack's response_url and incoming-webhook URLs: whoever holds one can post into the
+    # conversation. Plain, and percent-encoded in a form body.
+    (re.compile(r"(https?://hooks\.slack\.com/)(?!\[redacted\])[^\s\"'<>,;)}\]]+", re.I), r"\1" + MASK),
+    (re.compile(r"(https?%3A%2F%2Fhooks\.slack\.com%2F)(?!\[redacted\])[^&\s\"'<>,;)}\]]+", re.I), r"\1" + MASK),
     # Authorization headers in any form.
     (re.compile(r"\b(Basic|Bearer)(\s+)[A-Za-z0-9+/=._~-]+", re.I), r"\1\2" + MASK),
     # Whatever a user typed into a modal's text input (e.g. a Vonage API secret), as Bolt and
@@ -152,6 +156,19 @@ def _clean_args(record: logging.LogRecord, clean_message: str) -> Any:
     return fresh if rendered == clean_message and redact(repr(fresh)) == repr(fresh) else None
 
 
+# slack_sdk's webhook client (response_url) logs the URL it posts to at DEBUG, whatever its host.
+_WEBHOOK_LOGGER = "slack_sdk.webhook"
+_WEBHOOK_URL = re.compile(r"((?:\burl: |API call: ))(?!\[redacted\])\S+")
+
+
+def redact_record_text(name: str | None, text: str) -> str:
+    """``redact``, plus the URL in the webhook client's own messages (a response_url)."""
+    text = redact(text)
+    if name and (name == _WEBHOOK_LOGGER or name.startswith(_WEBHOOK_LOGGER + ".")):
+        text = _WEBHOOK_URL.sub(r"\1" + MASK, text)
+    return text
+
+
 def scrub(record: logging.LogRecord) -> logging.LogRecord:
     """Redact the record's message and arguments (or freeze the message and drop them)."""
     if getattr(record, "_fblink_clean", None) == (record.msg, record.args):
@@ -161,7 +178,7 @@ def scrub(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # a bad format string: keep what there is, still redacted
         message = f"{record.msg!s} {record.args!r}"
-    clean = redact(message)
+    clean = redact_record_text(record.name, message)
     if record.args:
         if clean != message or redact(repr(record.args)) != repr(record.args):
             args = _clean_args(record, clean)

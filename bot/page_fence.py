@@ -36,6 +36,21 @@ async def taken_over(services: Services, team_id: str, page_id: str, *, lock: bo
     return owner is not None and owner != _held.get()
 
 
+async def still_ours(services: Services, team_id: str, page_id: str) -> bool:
+    """The change running in this task still holds the Page's lease (unexpired, its own owner).
+    Outside a leased change: only that no other change holds it."""
+    owner = await services.store.lease_owner(team_id, page_id, now=services.now())
+    held = _held.get()
+    return owner is None if held is None else owner == held
+
+
+async def before_destroying(services: Services, team_id: str, page_id: str, name: str) -> None:
+    """Checked right before each Vonage call that deletes something (an account, an application):
+    a change whose lease ran out while Vonage was slow must not delete what a newer change made."""
+    if not await still_ours(services, team_id, page_id):
+        raise busy(name)
+
+
 async def recorded_since(services: Services, team_id: str, page_id: str, api_key: str, before: Link | None) -> bool:
     """Another change took the Page over, or something recorded the Page under this key after
     ``before`` was read. Its account at Vonage is then that change's, and must be neither

@@ -21,7 +21,18 @@ def headline(claim: Claim, now: int) -> str:
     if claim.threshold == 0 or (link.expires_at is not None and link.expires_at <= now):
         return f":rotating_light: *{name}*: the link to Vonage has *expired*. Messenger traffic through Vonage has stopped."
     left = link.days_left(now) or 0
-    return f":alarm_clock: *{name}*: the link to Vonage expires in *{left} day{'s' if left != 1 else ''}*."
+    late = f" (this is its {claim.threshold}-day reminder)" if 0 < left < claim.threshold else ""
+    return (
+        f":alarm_clock: *{name}*: the link to Vonage expires in *{left} day{'s' if left != 1 else ''}*{late}. "
+        "Then Messenger messages to this Page stop reaching Vonage until someone re-links it."
+    )
+
+
+RELINK_HELP = (
+    "Anyone who manages the Page on Facebook can re-link it. The time limit is Facebook's: its data access "
+    "lasts 90 days from the last Facebook login, so a re-link asks for a fresh login when needed (which "
+    "renews those 90 days) and gives Vonage a fresh Page token."
+)
 
 
 def details(link: Link, now: int) -> str:
@@ -40,9 +51,7 @@ def reminder_message(claim: Claim, now: int) -> dict[str, Any]:
         [
             blocks.section(head + "\n" + details(claim.link, now)),
             blocks.actions(relink_button(claim.link)),
-            blocks.context(
-                "Anyone who manages the Page on Facebook can re-link it; a re-link starts a new 90-day period."
-            ),
+            blocks.context(RELINK_HELP),
         ],
         ephemeral=False,
     )

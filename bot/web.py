@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -32,6 +32,7 @@ from bot.services import Services
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000
+BROWSER_MAX_BODY = 8192  # a browser route's form is a state and a token: well under 1 KB
 MAX_HEADER = 200  # a Slack signature is 67 characters, a timestamp 10
 SKEW = 300  # seconds a request's timestamp may be off
 
@@ -63,6 +64,41 @@ async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def too_large() -> Response:
+    return PlainTextResponse("request too large", status_code=413, headers={"Connection": "close"})
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def bounded(endpoint: Endpoint, limit: int = BROWSER_MAX_BODY) -> Endpoint:
+    """The endpoint, behind the same bounded read as the Slack route: an over-long declared body
+    is refused (413) before a byte of it is read, a chunked one as soon as it passes the limit.
+    The body read is cached on the request, so ``await request.body()`` returns it."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            request._body = await read_limited(request, limit)
+        except BodyTooLarge:
+            return too_large()
+        except ClientDisconnect:
+            return PlainTextResponse("incomplete request", status_code=400)
+        return await endpoint(request)
+
+    return guarded
+
+
+def bounded_routes(routes: Sequence[BaseRoute], limit: int = BROWSER_MAX_BODY) -> list[BaseRoute]:
+    """Every plain route of the list behind :func:`bounded`."""
+    out: list[BaseRoute] = []
+    for route in routes:
+        if isinstance(route, Route):
+            methods = sorted(route.methods or ()) or None
+            route = Route(route.path, bounded(route.endpoint, limit), methods=methods, name=route.name)
+        out.append(route)
+    return out
 
 
 def signature_ok(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
@@ -168,7 +204,7 @@ def build_routes(
         try:
             raw = await read_limited(request)
         except BodyTooLarge:
-            return PlainTextResponse("request too large", status_code=413, headers={"Connection": "close"})
+            return too_large()
         except ClientDisconnect:
             return PlainTextResponse("incomplete request", status_code=400)
         ts = request.headers.get("x-slack-request-timestamp", "")
@@ -218,11 +254,14 @@ def build_routes(
         await metrics.refresh_link_states(services.store, services.now())
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    routes: list[BaseRoute] = [
-        *browser,
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_view, methods=["GET"]),
-    ]
+    # Browser and monitoring routes get the bounded read too: no anonymous body costs more than the limit.
+    routes: list[BaseRoute] = bounded_routes(
+        [
+            *browser,
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_view, methods=["GET"]),
+        ]
+    )
     if not services.settings.socket_mode:
         routes.insert(0, Route("/slack/events", slack_events, methods=["POST"]))
     return routes

@@ -11,11 +11,13 @@ from typing import Any
 from bot import blocks, linking, page_fence
 from bot.clock import DAY
 from bot.linking import AppConflict, LinkRefused
-from bot.reminders import after_relink
+from bot.reminders import after_relink, channel_for
 from bot.services import Services
 from bot.store import Link, OAuthState, StoredPage
-from handlers.common import Req, dm_responder, user_error_text
-from handlers.lookups import by_id, creds_or_refuse
+from bot.vonage import Application, Credentials
+from handlers import names, permissions
+from handlers.common import Req, user_error_text, where_you_acted
+from handlers.lookups import by_id, creds_or_refuse, did_you_mean
 from handlers.session import fetch_pages, login_prompt
 
 LEASE_SECONDS = 120  # the least a Page lease lasts
@@ -29,7 +31,7 @@ def lease_seconds(services: Services) -> int:
     return max(LEASE_SECONDS, int(VONAGE_CALLS * (s.fblink_retry_total + s.fblink_http_timeout)))
 
 
-def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
+async def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
     app = (
         f" and application *{blocks.escape(link.application_name or link.application_id or '')}*"
         if link.application_id
@@ -38,13 +40,20 @@ def success_text(services: Services, link: Link, verb: str = "Linked") -> str:
     when = ""
     if link.expires_at:
         left = link.days_left(services.now())
-        when = (
-            f" The link expires {blocks.slack_date(link.expires_at)} ({left} days); fblink will remind you before then."
-        )
+        when = f" The link expires {blocks.slack_date(link.expires_at)} ({left} days)."
     return (
         f":white_check_mark: {verb} *{blocks.escape(link.page_name)}* to Vonage API key "
-        f"`{blocks.escape(link.api_key)}`{app}.{when}"
+        f"`{blocks.escape(link.api_key)}`{app}.{when} {await reminders_go(services, link)}"
     )
+
+
+async def reminders_go(services: Services, link: Link) -> str:
+    """Where this link's reminders will be posted, and how to change it."""
+    if link.muted:
+        return "Its reminders are off; turn them on with `/fblink remind <page> on`."
+    where = await channel_for(services, link)
+    place = "your DM with fblink" if where is None or where[:1] in ("U", "W", "D") else f"<#{where}>"
+    return f"Reminders go to {place}; change with `/fblink remind`."
 
 
 def lost_app_text(before: Link | None, after: Link) -> str:
@@ -118,20 +127,71 @@ async def guarded(req: Req, page_id: str, work: Callable[[], Awaitable[dict[str,
     await req.say(msg)
 
 
+async def lacking_permissions(req: Req, page: StoredPage, *, verb: str = "link") -> dict[str, Any] | None:
+    """The refusal when the user's login lacks a permission Messenger traffic needs; None when it has them."""
+    login = await req.store.get_login(req.team_id, req.user_id)
+    lacking = permissions.blocking(login.scopes) if login is not None else ()
+    if not lacking:
+        return None
+    return await permissions.refusal(
+        req.services, req.team_id, req.user_id, req.channel_id, lacking, page_name=page.name, verb=verb
+    )
+
+
+async def application_or_choices(
+    req: Req, creds: Credentials, page: StoredPage, wanted: str
+) -> tuple[Application | None, dict[str, Any] | None]:
+    """The application the person means, found the forgiving way; or the message offering candidates.
+
+    One list of the key's applications serves both (Vonage is asked once)."""
+    every = await req.services.vonage.list_applications(creds)
+    exact = names.find(every, wanted, ident=lambda a: a.id, name=lambda a: a.name)
+    if exact.item is not None and exact.exact and not exact.item.messages_capable:
+        raise LinkRefused(
+            f"Application *{blocks.escape(exact.item.name)}* has no Messages capability, so it cannot receive "
+            "Messenger traffic. Enable Messages on it in the Vonage dashboard, or pick another application."
+        )
+    apps = [a for a in every if a.messages_capable]
+    found = names.find(apps, wanted, ident=lambda a: a.id, name=lambda a: a.name)
+    if found.item is not None:
+        return found.item, None
+    key = blocks.escape(creds.api_key)
+    offered = list(found.candidates) + [a for a in apps if a not in found.candidates and not found.several]
+    choices = [(a.name, f"link {page.page_id} {creds.api_key} app {a.id}") for a in offered[: names.MAX_SUGGESTIONS]]
+    intro = (
+        f"More than one application of API key `{key}` matches “{blocks.escape(wanted)}”."
+        if found.several
+        else f"API key `{key}` has no application called “{blocks.escape(wanted)}” among its Messages applications."
+    )
+    if not choices:
+        return None, blocks.notice(
+            f":x: {intro} It has no application with the Messages capability: create one in the Vonage dashboard."
+        )
+    if len(offered) > len(choices):
+        intro += f" It has {len(offered)}; here are {len(choices)}, or give the application's id."
+    return None, did_you_mean(intro, choices)
+
+
 async def perform_link(req: Req, page: StoredPage, api_key: str | None, app_name: str | None) -> None:
     services = req.services
+    refused = await lacking_permissions(req, page)
+    if refused is not None:
+        await req.say(refused)
+        return
 
     async def work() -> dict[str, Any]:
         creds = await creds_or_refuse(services, req.team_id, api_key, req.user_id)
         before = await req.store.get_link(req.team_id, page.page_id)
         if app_name:
-            app = await linking.resolve_application(services, creds, app_name)
+            app, choices = await application_or_choices(req, creds, page, app_name)
+            if app is None:
+                return choices or blocks.notice(":x: No such application.")
             link = await linking.link_application(services, req.team_id, req.user_id, page, creds, app, req.channel_id)
         else:
             link = await linking.link_account(services, req.team_id, req.user_id, page, creds, req.channel_id)
         if before is not None and before.status == "active" and link.period > before.period:
             await after_relink(services, before, link, req.user_id)  # a fresh token ended the old period
-        return blocks.notice(success_text(services, link) + ("" if app_name else lost_app_text(before, link)))
+        return blocks.notice(await success_text(services, link) + ("" if app_name else lost_app_text(before, link)))
 
     await guarded(req, page.page_id, work)
 
@@ -176,18 +236,28 @@ async def start_relink(req: Req, link: Link) -> None:
             )
         )
         return
+    refused = await lacking_permissions(req, page, verb="re-link")
+    if refused is not None:
+        await req.say(refused)
+        return
 
     async def work() -> dict[str, Any]:
         new = await linking.relink(services, req.team_id, req.user_id, link, page)
         await after_relink(services, link, new, req.user_id)
-        return blocks.notice(success_text(services, new, verb="Re-linked") + lost_app_text(link, new))
+        return blocks.notice(await success_text(services, new, verb="Re-linked") + lost_app_text(link, new))
 
     await guarded(req, link.page_id, work)
 
 
 async def relink_after_login(services: Services, state: OAuthState) -> None:
     """The login asked for by a relink came back: finish the relink, answering by DM."""
-    req = Req(services, state.team_id, state.user_id, state.channel_id, dm_responder(services, state.user_id))
+    req = Req(
+        services,
+        state.team_id,
+        state.user_id,
+        state.channel_id,
+        where_you_acted(services, state.user_id, state.channel_id),
+    )
     link = await services.store.get_link(state.team_id, str(state.payload.get("page_id")))
     try:
         if link is None:

@@ -8,7 +8,9 @@ after the ack as tracked tasks (``Services.spawn``) that answer through response
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,8 +19,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot import blocks
 from bot.services import Services
 from handlers import keys, link_modal, links, login, pages, remind, status
-from handlers.common import ADMIN_ONLY, Req, url_responder, user_error_text
+from handlers.common import Body, Req, admin_only_text, url_responder, user_error_text
+from handlers.lookups import RERUN
 from handlers.registry import Parsed, Subcommand, parse
+from handlers.session import login_prompt
 
 log = logging.getLogger(__name__)
 COMMAND = "/fblink"
@@ -45,6 +49,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             (("pages", "List the Facebook Pages you manage and their link status"),),
             run_after=pages.cmd_pages,
             working=":mag: Fetching your Facebook Pages…",
+            needs_login=True,
         ),
         Subcommand(
             "link",
@@ -54,6 +59,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             ),
             run_after=links.cmd_link,
             working=":link: Linking…",
+            needs_login=True,
             opens_modal=lambda args: not args,
             open_modal=link_modal.open_link_modal,
         ),
@@ -113,6 +119,12 @@ def subcommand_of(parsed: Parsed) -> Subcommand:
     return SUBCOMMANDS.get(parsed.name) or SUBCOMMANDS["help"]
 
 
+def unknown_message(name: str) -> dict[str, Any]:
+    """Say which word was not understood, then the help."""
+    said = f":thinking_face: I don't know `{blocks.escape(name[:40])}`. These are the commands:"
+    return {**HELP_MESSAGE, "text": said, "blocks": [blocks.section(said), *HELP_MESSAGE["blocks"]]}
+
+
 def metric_label(fields: Mapping[str, Any]) -> str:
     """A bounded label for metrics: the subcommand's name, or help."""
     return subcommand_of(parse(str(fields.get("text") or ""))).name
@@ -123,6 +135,8 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
     parsed = parse(str(fields.get("text") or ""))
     sub = subcommand_of(parsed)
     if sub.name == "help":
+        if parsed.name != "help":
+            return unknown_message(parsed.name)
         return HELP_MESSAGE  # static: no request object, no database
     user_id = str(fields.get("user_id") or "")
     req = Req(
@@ -135,7 +149,9 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
         args=parsed.args,
     )
     if sub.admin and not req.is_admin:
-        return blocks.notice(ADMIN_ONLY)
+        return blocks.notice(admin_only_text(services))
+    if sub.needs_login and await services.store.get_login(req.team_id, user_id) is None:
+        return await login_prompt(req, text="You are not logged in to Facebook yet. Log in first, then run it again.")
     if sub.open_modal is not None and sub.opens_modal(parsed.args):
         services.spawn(_after_ack(req, sub, sub.open_modal))
         return {}  # the modal is the answer
@@ -145,6 +161,7 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
         except Exception as exc:
             return blocks.notice(user_error_text(exc, what=f"{COMMAND} {sub.name}"))
     assert sub.run_after is not None
+    req.replaces = bool(fields.get("response_url"))  # the answer takes the "working" line's place
     services.spawn(_after_ack(req, sub, sub.run_after))
     return blocks.notice(sub.working)
 
@@ -165,5 +182,28 @@ async def command_listener(ack: AsyncAck, body: dict[str, Any], services: Servic
     await ack(**await handle_command(services, body))
 
 
+async def rerun_listener(ack: AsyncAck, body: Body, services: Services) -> None:
+    """A "Did you mean" button: run the command it names as the person who clicked, with every
+    check a typed command gets (the button's text is never trusted more than typed text)."""
+    await ack()
+    try:
+        text = str(json.loads(body["actions"][0]["value"])["t"])[:500]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return
+    fields = {
+        "text": text,
+        "team_id": (body.get("team") or {}).get("id", ""),
+        "user_id": (body.get("user") or {}).get("id", ""),
+        "channel_id": (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"),
+        "response_url": body.get("response_url"),
+        "trigger_id": body.get("trigger_id"),
+    }
+    answer = await handle_command(services, fields)
+    if answer:  # replaces the "Did you mean" message: one message per command
+        respond = url_responder(services, fields["response_url"], str(fields["user_id"]))
+        await respond(**answer, replace_original=True)
+
+
 def register(app: AsyncApp) -> None:
     app.command(COMMAND)(command_listener)
+    app.action(re.compile(rf"^{RERUN}_\d+$"))(rerun_listener)

@@ -27,7 +27,16 @@ from bot.vonage import VonageAuthError, VonageConflict, VonageError, VonageForbi
 
 log = logging.getLogger(__name__)
 MAX_ARG_TEXT = 500
-ADMIN_ONLY = ":lock: Only fblink admins (FBLINK_ADMINS) can do that."
+ADMIN_ONLY = ":lock: Only fblink admins can do that. Ask one of them, or whoever runs fblink for your team."
+
+
+def admin_only_text(services: Services) -> str:
+    """The refusal, naming the admins to ask (in words, never a setting's name)."""
+    admins = sorted(services.settings.admins)[:5]
+    if not admins:
+        return ":lock: Only fblink admins can do that, and none is set up yet: ask whoever runs fblink for your team."
+    return ":lock: Only fblink admins can do that. Ask " + " or ".join(f"<@{a}>" for a in admins) + "."
+
 
 Respond = Callable[..., Awaitable[Any]]
 Body = dict[str, Any]
@@ -44,6 +53,7 @@ class Req:
     respond: Respond
     trigger_id: str | None = None
     args: tuple[str, ...] = ()
+    replaces: bool = False  # the next say() replaces the "working…" line the command's ack showed
 
     @property
     def store(self) -> Store:
@@ -58,8 +68,10 @@ class Req:
         return self.services.is_admin(self.user_id)
 
     async def say(self, msg: dict[str, Any]) -> None:
-        """Answer the user as a new ephemeral message (never replacing the one they clicked)."""
-        await self.respond(**msg, replace_original=False)
+        """Answer the user: the first answer to a command replaces its "working…" line (one message per
+        command); any other is a new ephemeral message, never replacing a message someone clicked."""
+        replace, self.replaces = self.replaces, False
+        await self.respond(**msg, replace_original=replace)
 
 
 def url_responder(services: Services, response_url: str | None, user_id: str) -> Respond:
@@ -126,7 +138,7 @@ def admin_only(listener: ViewListener) -> ViewListener:
             return
         values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
         if isinstance(values, dict) and values:
-            await ack(response_action="errors", errors={next(iter(values)): ADMIN_ONLY})
+            await ack(response_action="errors", errors={next(iter(values)): admin_only_text(services)})
         else:
             await ack()
 
@@ -155,6 +167,34 @@ def dm_responder(services: Services, user_id: str) -> Respond:
 
     async def respond(**msg: Any) -> None:
         await dm(services, user_id, msg)
+
+    return respond
+
+
+async def tell_in_channel(services: Services, channel_id: str | None, user_id: str, text: str) -> None:
+    """A short note, visible only to this person, in the channel they started from (none for a DM)."""
+    if not channel_id or channel_id[:1] not in ("C", "G"):
+        return
+    try:
+        await services.slack.chat_postEphemeral(channel=channel_id, user=user_id, **blocks.notice(text))
+    except Exception as exc:  # left the channel, archived: the DM has the answer
+        log.info("no ephemeral note in %s: %s", channel_id, type(exc).__name__)
+
+
+def where_you_acted(services: Services, user_id: str, channel_id: str | None) -> Respond:
+    """For work started in a modal or a browser: the answer goes to the DM, and the same answer
+    appears in the channel the person started from, visible only to them (a DM needs only one)."""
+    direct = dm_responder(services, user_id)
+    if not channel_id or channel_id[:1] not in ("C", "G"):
+        return direct
+
+    async def respond(**msg: Any) -> None:
+        await direct(**msg)
+        body = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original", "delete_original")}
+        try:
+            await services.slack.chat_postEphemeral(channel=channel_id, user=user_id, **body)
+        except Exception as exc:  # not in the channel any more, archived: the DM has it
+            log.info("no ephemeral answer in %s: %s", channel_id, type(exc).__name__)
 
     return respond
 

@@ -9,6 +9,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot import blocks, render
 from bot.services import Services
+from handlers import permissions
+from handlers.common import Body, Req, on_action
+from handlers.link_modal import open_link_modal
+from handlers.session import login_prompt
+from handlers.status import managed_ids, relink_button
 
 log = logging.getLogger(__name__)
 MAX_HOME_LINKS = 80  # the Home tab takes 100 blocks
@@ -20,17 +25,24 @@ async def home_view(services: Services, team_id: str, user_id: str) -> dict[str,
     total = await services.store.count_links(team_id)
     out: list[dict[str, Any]] = [
         blocks.header("fblink: Facebook Pages linked to Vonage"),
+        *await you(services, team_id, user_id),
+    ]
+    out.append(
         blocks.context(
             ":large_green_circle: ok · :large_yellow_circle: due within 14 days · "
             ":large_orange_circle: due within 3 days · :rotating_light: expired · :boom: broken"
-        ),
-    ]
+        )
+    )
     if not links:
-        out.append(blocks.section("No Pages are linked yet. Run `/fblink login`, then `/fblink pages`."))
+        out.append(blocks.section("No Pages are linked yet. Log in with Facebook, then link a Page."))
+    gaps = await permissions.linker_gaps(services, team_id, links)
+    mine = await managed_ids(services, team_id, user_id)
     for link in links:
+        lost = gaps.get(link.linked_by or "", ())
         out.append(
             blocks.section(
-                render.link_row(link, now), accessory=blocks.button("Re-link", "status_relink", link.page_id)
+                render.link_row(link, now, lost),
+                accessory=relink_button(services, link, now, lost, link.page_id in mine),
             )
         )
     if total > len(links):
@@ -50,6 +62,42 @@ async def home_view(services: Services, team_id: str, user_id: str) -> dict[str,
     return blocks.home(out)
 
 
+async def you(services: Services, team_id: str, user_id: str) -> list[dict[str, Any]]:
+    """Who this person is connected as, what their login lacks, and what they can do from here."""
+    login = await services.store.get_login(team_id, user_id)
+    if login is None:
+        who = "You are not connected to Facebook yet: log in to see and link the Pages you manage."
+        first = blocks.button("Log in with Facebook", "home_login", "login", style="primary")
+    else:
+        who = f"You are connected to Facebook as *{blocks.escape(login.fb_name)}*."
+        if login.data_access_expires_at:
+            who += f" Facebook's data access for this login ends {blocks.slack_date(login.data_access_expires_at)}."
+        first = blocks.button("Log in again", "home_login", "login")
+    out = [blocks.section(who)]
+    out += await permissions.login_warning(services, team_id, user_id, None, login)
+    buttons = [first]
+    if login is not None:
+        buttons.append(blocks.button("Link a Page", "home_link", "link", style="primary"))
+    buttons.append(blocks.button("Refresh", "home_refresh", "refresh"))
+    out.append(blocks.actions(*buttons, block_id="home_actions"))
+    return out
+
+
+async def home_login(req: Req, body: Body) -> None:
+    """The login link comes as a DM: a Home tab cannot show an ephemeral message."""
+    await req.say(await login_prompt(req))
+
+
+async def home_link(req: Req, body: Body) -> None:
+    await open_link_modal(req)
+
+
+async def home_refresh(req: Req, body: Body) -> None:
+    await req.services.slack.views_publish(
+        user_id=req.user_id, view=await home_view(req.services, req.team_id, req.user_id)
+    )
+
+
 async def home_opened(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
     await ack()
     if event.get("tab", "home") != "home":
@@ -61,3 +109,6 @@ async def home_opened(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any]
 
 def register(app: AsyncApp) -> None:
     app.event("app_home_opened")(home_opened)
+    on_action(app, "home_login", home_login)
+    on_action(app, "home_link", home_link)
+    on_action(app, "home_refresh", home_refresh)

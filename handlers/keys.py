@@ -6,6 +6,7 @@ enforced by :func:`handlers.common.admin_only`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -13,12 +14,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot import blocks
 from bot.services import Services
-from bot.vonage import Credentials
+from bot.vonage import Credentials, VonageAuthError
 from handlers.common import Body, Req, ack_errors, admin_only, dm, first_submission, user_error_text
 
 KEY_RE = re.compile(r"[A-Za-z0-9]{4,40}")
 CALLBACK_ID = "keys_add_modal"
 USAGE = "Usage: `/fblink keys add | list | remove <api-key>`."
+CHECK_IN_ACK = 2.0  # seconds of Vonage check inside the modal's ack (Slack waits 3)
 
 
 def opens_modal(args: tuple[str, ...]) -> bool:
@@ -33,7 +35,9 @@ async def cmd_keys(req: Req) -> dict[str, Any]:
             return blocks.notice("Usage: `/fblink keys remove <api-key>`.")
         key = req.args[1]
         if key == services.settings.vonage_api_key:
-            return blocks.notice("That is the default key from VONAGE_API_KEY; change it in the configuration instead.")
+            return blocks.notice(
+                "That is the default key, set where fblink is installed: whoever runs fblink changes it there."
+            )
         in_use = [
             lk.page_name
             for lk in await req.store.list_links(req.team_id)
@@ -64,7 +68,7 @@ async def cmd_keys(req: Req) -> dict[str, Any]:
             if k["api_key"] != services.settings.vonage_api_key
         ]
         return blocks.notice("*Vonage API keys*\n" + "\n".join(rows))
-    return blocks.notice(USAGE)
+    return blocks.notice(f":thinking_face: I don't know `keys {blocks.escape(sub[:40])}`.\n{USAGE}")
 
 
 def add_key_view() -> dict[str, Any]:
@@ -88,7 +92,9 @@ def _field(values: dict[str, Any], name: str) -> str:
 
 
 async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
-    """Validate in the ack; check the pair with Vonage after it, then store it. The secret is never echoed."""
+    """Check the form and, within the ack's time, the pair with Vonage, so a wrong secret keeps the
+    modal open with the error under "API secret". When Vonage is slow the modal closes and the check
+    finishes after the ack, answered by DM. The secret is never echoed."""
     values = body["view"].get("state", {}).get("values", {})
     api_key, secret = _field(values, "api_key"), _field(values, "api_secret")
     errors = {}
@@ -96,6 +102,22 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
         errors["api_key"] = "A Vonage API key is letters and digits, like a1b2c3d4."
     if not secret:
         errors["api_secret"] = "Enter the key's secret."
+    if not errors:
+        creds = Credentials(api_key, secret)
+        try:
+            await asyncio.wait_for(services.vonage.list_applications(creds), timeout=CHECK_IN_ACK)
+        except VonageAuthError:
+            errors["api_secret"] = (
+                "Vonage did not accept this key and secret. Copy both again from the Vonage dashboard "
+                "(API settings), and check that the account is active."
+            )
+        except Exception:
+            pass  # slow or unavailable: checked again after the ack
+        else:
+            await ack()
+            if await first_submission(services, body["view"]):
+                await store_key(services, body["team"]["id"], body["user"]["id"], creds)
+            return
     await ack_errors(ack, errors)
     if errors or not await first_submission(services, body["view"]):
         return
@@ -116,6 +138,11 @@ async def add_key(services: Services, team_id: str, user_id: str, creds: Credent
         )
         await dm(services, user_id, blocks.notice(user_error_text(exc) + " The key was not added."))
         return
+    await store_key(services, team_id, user_id, creds)
+
+
+async def store_key(services: Services, team_id: str, user_id: str, creds: Credentials) -> None:
+    """Vonage accepted the pair: keep it (encrypted) and say how to use it."""
     await services.store.add_key(team_id, creds.api_key, creds.api_secret, by=user_id, now=services.now())
     await services.store.audit(team_id, "key_add", now=services.now(), user_id=user_id, detail=f"key {creds.api_key}")
     key = blocks.escape(creds.api_key)

@@ -13,8 +13,9 @@ from bot import blocks
 from bot.services import Services
 from bot.store import StoredPage
 from bot.vonage import Application
+from handlers import key_policy, names
 from handlers.changes import perform_link
-from handlers.common import Body, Req, ack_errors, dm_responder, first_submission
+from handlers.common import Body, Req, ack_errors, first_submission, where_you_acted
 from handlers.lookups import by_id
 from handlers.session import fetch_pages, managed_page
 
@@ -22,10 +23,21 @@ log = logging.getLogger(__name__)
 CALLBACK_ID = "link_modal"
 
 
-async def visible_keys(services: Services, team_id: str, user_id: str) -> list[str]:
-    """Keys the modal offers: every key to admins; to others only the default, unless it is the only one."""
-    keys = await services.api_keys(team_id)
-    return keys if services.is_admin(user_id) else keys[:1]
+def page_label(p: StoredPage) -> str:
+    return f"{p.name} ({p.page_id})"
+
+
+def app_label(a: Application) -> str:
+    return f"{a.name} ({a.id[:8]})"
+
+
+def choose(action_id: str, options: list[tuple[str, str]], initial: str | None, placeholder: str) -> dict[str, Any]:
+    """A static select up to Slack's 100 options; beyond that a type-ahead (external) select, so
+    every Page, application and key can be picked (Slack would drop the rest of a static list)."""
+    if len(options) <= blocks.MAX_OPTIONS:
+        return blocks.static_select(action_id, options, placeholder=placeholder, initial=initial)
+    shown = next((o for o in options if o[1] == initial), None)
+    return blocks.external_select(action_id, placeholder=f"{placeholder} (type to search)", initial=shown)
 
 
 def link_modal_view(
@@ -37,21 +49,16 @@ def link_modal_view(
     api_key: str | None = None,
     meta: dict[str, Any],
 ) -> dict[str, Any]:
-    page_opts = [(f"{p.name} ({p.page_id})", p.page_id) for p in pages if p.can_link][:100]
+    page_opts = [(page_label(p), p.page_id) for p in pages if p.can_link]
+    chosen_key = api_key or (keys[0] if keys else None)
     out = [
-        blocks.select_input(
-            "page",
-            "Facebook Page",
-            blocks.static_select("page", page_opts, placeholder="Choose a Page", initial=page_id),
-        )
+        blocks.select_input("page", "Facebook Page", choose("page", page_opts, page_id, "Choose a Page"))
         if page_opts
         else blocks.context(":warning: Your Facebook login lists no Page you can link. Run `/fblink pages`."),
         blocks.select_input(
             "key",
             "Vonage API key",
-            blocks.static_select(
-                "link_modal_key", [(k, k) for k in keys][:100], initial=api_key or (keys[0] if keys else None)
-            ),
+            choose("link_modal_key", [(k, k) for k in keys], chosen_key, "Choose a key"),
             dispatch_action=True,
         ),
     ]
@@ -62,9 +69,7 @@ def link_modal_view(
             blocks.select_input(
                 "app",
                 "Vonage application",  # Slack adds "(optional)" itself
-                blocks.static_select(
-                    "app", [(f"{a.name} ({a.id[:8]})", a.id) for a in apps][:100], placeholder="Messages applications"
-                ),
+                choose("app", [(app_label(a), a.id) for a in apps], None, "Messages applications"),
                 optional=True,
             )
         )
@@ -103,7 +108,7 @@ async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
             )
         )
         return
-    keys = await visible_keys(services, req.team_id, req.user_id)
+    keys = await key_policy.usable_keys(services, req.team_id, req.user_id)
     meta = {"channel": req.channel_id}
     opened = await services.slack.views_open(
         trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta)
@@ -127,6 +132,9 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
     view = body["view"]
     values = view.get("state", {}).get("values", {})
     api_key = _selected(values, "key", "link_modal_key")
+    keys = await key_policy.usable_keys(services, team_id, user_id)
+    if api_key not in keys:  # a key this user may not use (a crafted payload): its applications stay hidden
+        api_key = keys[0]
 
     async def reload() -> None:
         pages = await services.store.get_pages(team_id, user_id)
@@ -138,7 +146,7 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
                 hash=view.get("hash"),
                 view=link_modal_view(
                     pages,
-                    await visible_keys(services, team_id, user_id),
+                    keys,
                     apps,
                     page_id=_selected(values, "page", "page"),
                     api_key=api_key,
@@ -164,7 +172,8 @@ async def validate(services: Services, team_id: str, user_id: str, values: dict[
         errors["page"] = "You need the MESSAGING or MANAGE task on this Page."
     api_key = _selected(values, "key", "link_modal_key")
     if (
-        api_key not in await visible_keys(services, team_id, user_id)
+        api_key is None
+        or not await key_policy.may_use(services, team_id, user_id, api_key)
         or await services.credentials(team_id, api_key) is None
     ):
         errors["key"] = "Choose a configured Vonage API key."
@@ -181,7 +190,8 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
     if errors or not await first_submission(services, view):
         return
     meta = json.loads(view.get("private_metadata") or "{}")
-    req = Req(services, team_id, user_id, meta.get("channel"), dm_responder(services, user_id))
+    channel = meta.get("channel")
+    req = Req(services, team_id, user_id, channel, where_you_acted(services, user_id, channel))
 
     async def link() -> None:
         page = await managed_page(req, _selected(values, "page", "page") or "")
@@ -191,6 +201,34 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
     services.spawn(link())
 
 
+async def page_options(ack: AsyncAck, body: Body, services: Services) -> None:
+    """Type-ahead for the Page select (over 100 Pages): the person's own linkable Pages, by what they typed."""
+    pages = [p for p in await services.store.get_pages(body["team"]["id"], body["user"]["id"]) if p.can_link]
+    found = names.suggest(pages, str(body.get("value") or ""), ident=lambda p: p.page_id, name=lambda p: p.name)
+    await ack(options=[blocks.option(page_label(p), p.page_id) for p in found])
+
+
+async def key_options(ack: AsyncAck, body: Body, services: Services) -> None:
+    keys = await key_policy.usable_keys(services, body["team"]["id"], body["user"]["id"])
+    found = names.suggest(keys, str(body.get("value") or ""), ident=lambda k: k, name=lambda k: k)
+    await ack(options=[blocks.option(k, k) for k in found])
+
+
+async def app_options(ack: AsyncAck, body: Body, services: Services) -> None:
+    """The chosen key's Messages applications, by what was typed (Vonage is asked within the 3 s)."""
+    team_id, user_id = body["team"]["id"], body["user"]["id"]
+    values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+    api_key = _selected(values, "key", "link_modal_key")
+    if not await key_policy.may_use(services, team_id, user_id, api_key):
+        api_key = None
+    apps = await _messages_apps(services, team_id, api_key)
+    found = names.suggest(apps, str(body.get("value") or ""), ident=lambda a: a.id, name=lambda a: a.name)
+    await ack(options=[blocks.option(app_label(a), a.id) for a in found])
+
+
 def register(app: AsyncApp) -> None:
     app.action("link_modal_key")(key_changed)
     app.view(CALLBACK_ID)(submitted)
+    app.options("page")(page_options)
+    app.options("link_modal_key")(key_options)
+    app.options("app")(app_options)

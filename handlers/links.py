@@ -15,7 +15,7 @@ from bot.sync import sync as sync_with_vonage
 from handlers.changes import guarded, perform_link, perform_unlink, start_relink, success_text
 from handlers.common import Body, Req, on_action
 from handlers.link_modal import open_link_modal
-from handlers.lookups import by_id, creds_or_refuse, not_linked, not_managed, read_target
+from handlers.lookups import DidYouMean, by_id, creds_or_refuse, not_linked, not_managed, read_target
 from handlers.session import fetch_pages, managed_page
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,10 @@ async def cmd_link(req: Req) -> None:
     if pages is None:
         return
     try:
-        reading = read_target(pages, req.args, with_key=True)
+        reading = read_target(pages, req.args, with_key=True, keys=await req.services.api_keys(req.team_id))
+    except DidYouMean as exc:
+        await req.say(exc.message)
+        return
     except LinkRefused as exc:
         await req.say(blocks.notice(f":thinking_face: {exc}"))
         return
@@ -48,7 +51,10 @@ async def cmd_unlink(req: Req) -> None:
         await req.say(blocks.notice("Usage: `/fblink unlink <page> [app <application>]`."))
         return
     try:
-        reading = read_target(await req.store.list_links(req.team_id), req.args, with_key=False)
+        reading = read_target(await req.store.list_links(req.team_id), req.args, with_key=False, verb="unlink")
+    except DidYouMean as exc:
+        await req.say(exc.message)
+        return
     except LinkRefused as exc:
         await req.say(blocks.notice(f":thinking_face: {exc}"))
         return
@@ -67,12 +73,16 @@ async def cmd_relink(req: Req) -> None:
     if not wanted:
         await req.say(blocks.notice("Usage: `/fblink relink <page>`."))
         return
-    links = await req.store.list_links(req.team_id)
-    link = by_id(links, wanted) or next((lk for lk in links if lk.page_name.lower() == wanted.lower()), None)
-    if link is None:
+    try:
+        reading = read_target(await req.store.list_links(req.team_id), [wanted], with_key=False, verb="relink")
+    except DidYouMean as exc:
+        await req.say(exc.message)
+        return
+    if reading is None:
         await req.say(blocks.notice(not_linked(wanted)))
         return
-    await start_relink(req, link)
+    assert isinstance(reading.target, Link)
+    await start_relink(req, reading.target)
 
 
 # -- /fblink sync -----------------------------------------------------------------------
@@ -172,7 +182,7 @@ async def replace_button(req: Req, body: Body) -> None:
         link = await linking.link_application(
             services, req.team_id, req.user_id, page, creds, app, req.channel_id, replace=shown
         )
-        return blocks.notice(success_text(services, link, verb="Replaced the application: linked"))
+        return blocks.notice(await success_text(services, link, verb="Replaced the application: linked"))
 
     await guarded(req, page.page_id, work)
 

@@ -1,16 +1,15 @@
 """`/fblink login`, `/fblink logout`, fblink's login confirmation page and the Facebook callback.
 
 A login link opens fblink's own page first. It names the Slack workspace and user the
-Facebook login will be bound to, and continues to Facebook only on a button (a POST with
-a CSRF token tied to the state). A forwarded link therefore shows its reader whose Slack
-user it binds to before Facebook is contacted, and the callback refuses a state nobody
-confirmed. The DM that follows names the Facebook account and offers "Not me: disconnect".
+Facebook login will be bound to, and continues to Facebook only on a button: a POST from
+fblink's own origin carrying the cookie that page gave this browser (handlers/login_browser.py).
+A forwarded link therefore shows its reader whose Slack user it binds to before Facebook is
+contacted; the callback refuses a state nobody confirmed, or one confirmed in another browser.
+The DM that follows names the Facebook account and offers "Not me: disconnect", bound to it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import logging
 from collections.abc import Sequence
@@ -26,8 +25,10 @@ from bot.graph import REQUIRED_SCOPES, GraphError
 from bot.http import UpstreamError, UpstreamUnavailable
 from bot.services import Services
 from bot.store import FacebookLogin, OAuthState
+from handlers import login_browser as browser
+from handlers import permissions
 from handlers.changes import relink_after_login
-from handlers.common import Body, Req, dm, on_action
+from handlers.common import Body, Req, dm, on_action, tell_in_channel
 from handlers.session import login_message, login_prompt, login_url
 
 log = logging.getLogger(__name__)
@@ -59,14 +60,18 @@ async def cmd_whoami(req: Req) -> dict[str, Any]:
         f"Connected to Facebook as *{blocks.escape(login.fb_name)}* (`{blocks.escape(login.fb_user_id)}`). "
         f"Facebook's data access for this login ends {ends}."
     )
-    return blocks.message(text, [blocks.section(text), blocks.actions(disconnect_button(login.fb_name))])
+    warning = await permissions.login_warning(req.services, req.team_id, req.user_id, req.channel_id, login)
+    return blocks.message(
+        text, [blocks.section(text), *warning, blocks.actions(disconnect_button(login.fb_user_id, login.fb_name))]
+    )
 
 
-def disconnect_button(fb_name: str) -> dict[str, Any]:
+def disconnect_button(fb_user_id: str, fb_name: str) -> dict[str, Any]:
+    """Bound to the Facebook account it names: clicked later, it never removes another login."""
     return blocks.button(
         "Not me: disconnect",
         "login_disconnect",
-        "disconnect",
+        fb_user_id,
         style="danger",
         confirm=blocks.confirm_dialog(
             "Disconnect this Facebook login?",
@@ -77,18 +82,31 @@ def disconnect_button(fb_name: str) -> dict[str, Any]:
 
 
 async def disconnect(req: Req, body: Body) -> None:
-    """ "Not me": the Facebook account connected is not this Slack user's. Remove everything it brought."""
-    had = await req.store.forget_login(req.team_id, req.user_id)
+    """ "Not me": the Facebook account the button named is not this Slack user's. Remove everything it
+    brought, if it is still the one connected; a button shown for an earlier login changes nothing."""
+    actions = body.get("actions") or [{}]
+    named = str(actions[0].get("value") or "")[:64]
+    login = await req.store.get_login(req.team_id, req.user_id)
+    if login is None or not named or named != login.fb_user_id:
+        text = (
+            f"The Facebook login this button was for (`{blocks.escape(named)}`) is already gone, so nothing was "
+            "disconnected. Run `/fblink whoami` to see which login, if any, is connected now."
+        )
+        await req.respond(**blocks.notice(text), replace_original=True)
+        return
+    had = await req.store.forget_login(req.team_id, req.user_id, fb_user_id=named)
+    if not had:  # replaced between the read and the delete
+        await req.respond(**blocks.notice("That Facebook login was replaced meanwhile; nothing was disconnected."))
+        return
     dropped = await req.store.forget_link_tokens(req.team_id, req.user_id)
     await req.store.audit(
         req.team_id, "disconnect", now=req.now, user_id=req.user_id, detail=f"{dropped} link tokens dropped"
     )
     text = (
-        ":unlock: Disconnected: fblink deleted that Facebook login and every Page token it brought"
+        f":unlock: Disconnected: fblink deleted the Facebook login of {blocks.escape(login.fb_name)} and every "
+        "Page token it brought"
         + (f", including the tokens of {dropped} link(s) you made with it" if dropped else "")
         + ". Run `/fblink login` to connect your own account."
-        if had or dropped
-        else "There was no Facebook login to disconnect."
     )
     await req.respond(**blocks.notice(text), replace_original=True)
 
@@ -96,8 +114,18 @@ async def disconnect(req: Req, body: Body) -> None:
 # -- the browser side ---------------------------------------------------------
 
 
-def page(title: str, body: str, status: int = 200, *, extra_html: str = "", form_to: str = "'none'") -> HTMLResponse:
-    """A small HTML page. ``form_to``: where its form may go, redirects included (CSP form-action)."""
+def page(
+    title: str,
+    body: str,
+    status: int = 200,
+    *,
+    extra_html: str = "",
+    form_to: str = "'none'",
+    referrer: str = "no-referrer",
+) -> HTMLResponse:
+    """A small HTML page. ``form_to``: where its form may go, redirects included (CSP form-action).
+    ``referrer``: the confirmation page needs ``same-origin``, or browsers send ``Origin: null``
+    with its POST and the Origin check cannot tell fblink's page from another site's."""
     doc = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>fblink: {html.escape(title)}</title>"
         "<meta name='viewport' content='width=device-width'>"
@@ -110,16 +138,11 @@ def page(title: str, body: str, status: int = 200, *, extra_html: str = "", form
         status_code=status,
         headers={
             "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
+            "Referrer-Policy": referrer,
             "X-Frame-Options": "DENY",
             "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; form-action {form_to}",
         },
     )
-
-
-def csrf_token(services: Services, state: str) -> str:
-    key = ("csrf:" + services.settings.fblink_secret_key).encode()
-    return hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
 
 
 INVALID = (
@@ -143,23 +166,38 @@ async def _slack_names(services: Services, state: OAuthState) -> tuple[str, str]
     return team, user
 
 
+NOT_CONFIRMED = (
+    "Login not confirmed",
+    "The confirmation did not come from fblink's page in this browser. Open the login link from Slack again, "
+    "in the browser you want to log in with.",
+)
+
+
 async def login_page(services: Services, request: Request) -> Response:
-    """GET: say whom the login binds to. POST: confirmed, continue to Facebook."""
+    """GET: say whom the login binds to, and give this browser its cookie. POST: confirmed in
+    this browser, from fblink's own page: bind the state to the browser, continue to Facebook."""
     now = services.now()
+    public_url = services.settings.fblink_public_url
+    cookie = browser.browser_cookie(request, public_url)
     if request.method == "POST":
-        raw = (await request.body())[:4096].decode("utf-8", "replace")
+        raw = (await request.body()).decode("utf-8", "replace")  # bounded by bot.web before this runs
         form = {k: v[-1] for k, v in parse_qs(raw).items()}
         state_text, token = form.get("state", ""), form.get("csrf", "")
+        if not browser.from_own_page(request, public_url):
+            log.info("login confirmation refused: it came from another origin")
+            return page(*NOT_CONFIRMED, 403)
         state = await services.store.peek_state(state_text, now=now)
         if state is None:
             return page(*INVALID, 400)
-        if not hmac.compare_digest(token, csrf_token(services, state_text)):
+        if cookie is None or not browser.token_ok(cookie, state_text, token):
+            return page(*NOT_CONFIRMED, 403)
+        if not await services.store.confirm_state(state_text, now=now, browser=browser.browser_hash(cookie)):
             return page(
-                "Login not confirmed",
-                "The confirmation did not come from fblink's page. Open the login link from Slack again.",
+                "Login already confirmed elsewhere",
+                "This login link was confirmed in another browser; it can be finished only there. "
+                "Run /fblink login in Slack to get a new one.",
                 403,
             )
-        await services.store.confirm_state(state_text, now=now)
         dialog = services.graph.login_dialog_url(state_text, rerequest=bool(state.payload.get("rerequest")))
         return RedirectResponse(dialog, status_code=303, headers={"Cache-Control": "no-store"})
     state_text = request.query_params.get("state", "")
@@ -167,21 +205,26 @@ async def login_page(services: Services, request: Request) -> Response:
     if state is None:
         return page(*INVALID, 400)
     team, user = await _slack_names(services, state)
+    cookie = cookie or browser.new_cookie()
     confirm_form = (
         "<p><strong>Not you?</strong> Close this tab: a login link belongs to the person who asked for it.</p>"
         "<form method='post' action='login'>"
         f"<input type='hidden' name='state' value='{html.escape(state_text)}'>"
-        f"<input type='hidden' name='csrf' value='{csrf_token(services, state_text)}'>"
+        f"<input type='hidden' name='csrf' value='{browser.form_token(cookie, state_text)}'>"
         "<button type='submit'>Continue to Facebook</button></form>"
+        "<p><small>Finish the login in this browser: fblink accepts Facebook's answer only here.</small></p>"
     )
-    return page(
+    response = page(
         "Connect Facebook to fblink",
         f"The Facebook account you log in with will be connected to the Slack user {user} ({state.user_id}) "
         f"in the workspace {team} ({state.team_id}). Whoever holds that Slack account can then link and "
         "replace applications on the Pages this Facebook account manages.",
         extra_html=confirm_form,
         form_to=f"'self' {_origin(services.settings.facebook_login_url)}",  # the POST redirects to Facebook
+        referrer="same-origin",
     )
+    browser.set_browser_cookie(response, cookie, public_url)
+    return response
 
 
 def _origin(url: str) -> str:
@@ -197,6 +240,16 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     state = await services.store.consume_state(state_text, now=now) if state_text else None
     if state is None:
         return page(*INVALID, 400)
+    # Used up either way: a dialog URL that reached another browser is burnt, not retried.
+    if not browser.same_browser(browser.browser_cookie(request, services.settings.fblink_public_url), state.browser):
+        log.info("facebook callback for %s refused: not the browser that confirmed the login", state.user_id)
+        return page(
+            "Login not finished: another browser",
+            "This Facebook login was started in a different browser from the one that confirmed it on fblink's "
+            "page, so fblink did not use it. If you are the person who asked for it, run /fblink login in Slack "
+            "and finish it in one browser.",
+            403,
+        )
     if params.get("error"):
         reason = params.get("error_reason") or params.get("error")
         log.info("facebook login declined by %s: %s", state.user_id, reason)
@@ -248,12 +301,13 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         )
 
     fb_name = str(me.get("name", ""))
+    fb_user_id = str(me.get("id", info.user_id or ""))
     token_expires_at = now + long.expires_in if long.expires_in else info.expires_at
     await services.store.save_login(
         FacebookLogin(
             team_id=state.team_id,
             user_id=state.user_id,
-            fb_user_id=str(me.get("id", info.user_id or "")),
+            fb_user_id=fb_user_id,
             fb_name=fb_name,
             token=long.access_token,
             token_expires_at=token_expires_at,
@@ -263,25 +317,44 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         now=now,
     )
     await services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
-    await dm(services, state.user_id, await connected_message(services, state, fb_name, info.scopes))
+    await dm(services, state.user_id, await connected_message(services, state, fb_user_id, fb_name, info.scopes))
+    await tell_in_channel(
+        services,
+        state.channel_id,
+        state.user_id,
+        f":white_check_mark: Connected to Facebook as *{blocks.escape(fb_name)}*. Your DM with fblink has the details."
+        if not permissions.missing(info.scopes)
+        else f":warning: Connected to Facebook as *{blocks.escape(fb_name)}*, but Facebook did not grant "
+        f"{permissions.in_words(permissions.missing(info.scopes))}. Your DM with fblink has a button to grant it.",
+    )
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))
+    _, slack_name = await _slack_names(services, state)
+    lacking = permissions.missing(info.scopes)
+    if lacking:
+        return page(
+            "Connected, but permissions are missing",
+            f"fblink is connected to Facebook as {fb_name}, for Slack user {slack_name}, but Facebook did not "
+            f"grant: {permissions.in_words(lacking).replace('`', '')}. "
+            + ("Pages cannot be linked until you grant them. " if permissions.blocking(info.scopes) else "")
+            + "Your DM from fblink in Slack has a button that asks Facebook for them again.",
+        )
     return page(
         "You're connected",
-        f"fblink is connected to Facebook as {fb_name}, for Slack user {state.user_id}. "
+        f"fblink is connected to Facebook as {fb_name}, for Slack user {slack_name}. "
         "You can close this tab and return to Slack.",
     )
 
 
 async def connected_message(
-    services: Services, state: OAuthState, fb_name: str, scopes: Sequence[str]
+    services: Services, state: OAuthState, fb_user_id: str, fb_name: str, scopes: Sequence[str]
 ) -> dict[str, Any]:
     name = blocks.escape(fb_name)
     head = (
         f":white_check_mark: Connected to Facebook as *{name}*. Not you? Someone else completed the login "
         "link you were sent: disconnect it now."
     )
-    out = [blocks.section(head), blocks.actions(disconnect_button(fb_name))]
+    out = [blocks.section(head), blocks.actions(disconnect_button(fb_user_id, fb_name))]
     missing = [s for s in REQUIRED_SCOPES if s not in scopes]
     if missing:
         url = await login_url(services, state.team_id, state.user_id, channel_id=state.channel_id, rerequest=True)

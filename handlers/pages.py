@@ -9,41 +9,58 @@ from slack_bolt.async_app import AsyncApp
 from bot import blocks, render
 from bot.services import Services
 from bot.store import LinkState, StoredPage
+from handlers import permissions
 from handlers.common import Body, Req, on_action, user_error_text
 from handlers.session import fetch_pages
 
 
-async def page_rows(services: Services, team_id: str, pages: list[StoredPage], offset: int) -> dict[str, Any]:
+async def page_rows(
+    services: Services,
+    team_id: str,
+    pages: list[StoredPage],
+    offset: int,
+    user_id: str = "",
+    channel_id: str | None = None,
+) -> dict[str, Any]:
     now = services.now()
     chunk, nxt = blocks.paginate(pages, offset)
     out: list[dict[str, Any]] = [
         blocks.section(f"*Your Facebook Pages* ({len(pages)}), showing {offset + 1}–{offset + len(chunk)}")
     ]
+    login = await services.store.get_login(team_id, user_id) if user_id else None
+    out += await permissions.login_warning(services, team_id, user_id, channel_id, login)
+    stopped = bool(login and permissions.blocking(login.scopes))  # links would be refused: offer no Link button
     esc = blocks.escape
+    links = {p.page_id: await services.store.get_link(team_id, p.page_id) for p in chunk}
+    gaps = await permissions.linker_gaps(services, team_id, [lk for lk in links.values() if lk is not None])
     for p in chunk:
-        link = await services.store.get_link(team_id, p.page_id)
+        link = links[p.page_id]
         linked = link is not None and link.state(now) is not LinkState.GONE
+        lost = gaps.get(link.linked_by or "", ()) if link is not None else ()
         via = f"\nvia business portfolio *{esc(p.business_name)}*" if p.business_name else ""
         out.append(
             blocks.section(
                 f"*{esc(p.name)}*  `{esc(p.page_id)}`\n{esc(p.category or 'no category')} · "
-                f"{render.page_link_status(link, now)}{via}"
+                f"{render.page_link_status(link, now, lost)}{via}"
             )
         )
         if not p.can_link:
             why = p.no_token_reason or "you need the MESSAGING or MANAGE task on this Page to link it."
             out.append(blocks.context(f":no_entry: cannot be linked: {esc(why)}"))
             continue
-        buttons = [
-            blocks.button(
-                "Re-link" if linked else "Link to Vonage",
-                "page_relink" if linked else "page_link",
-                p.page_id,
-                style="primary",
-            ),
-            blocks.button("Link application", "page_link_app", p.page_id),
-        ]
-        if linked and link is not None:
+        if stopped:
+            continue
+        urgent = link is not None and linked and render.needs_relink(link, now, lost)
+        buttons = (
+            [
+                blocks.button("Re-link", "page_relink", p.page_id, style="danger" if urgent else "primary"),
+                blocks.button("Change application", "page_link_app", p.page_id),
+            ]
+            if linked
+            else [blocks.button("Link", "page_link", p.page_id, style="primary")]
+        )
+        may_unlink = link is not None and (link.linked_by == user_id or services.is_admin(user_id))
+        if linked and link is not None and may_unlink:
             buttons.append(
                 blocks.button(
                     "Unlink",
@@ -77,7 +94,7 @@ async def cmd_pages(req: Req) -> None:
             )
         )
         return
-    await req.say(await page_rows(req.services, req.team_id, pages, 0))
+    await req.say(await page_rows(req.services, req.team_id, pages, 0, req.user_id, req.channel_id))
 
 
 async def pages_nav(req: Req, body: Body) -> None:
@@ -91,7 +108,10 @@ async def pages_nav(req: Req, body: Body) -> None:
         return
     offset = min(max(0, offset), max(0, len(pages) - 1))
     try:
-        await req.respond(**await page_rows(req.services, req.team_id, pages, offset), replace_original=True)
+        await req.respond(
+            **await page_rows(req.services, req.team_id, pages, offset, req.user_id, req.channel_id),
+            replace_original=True,
+        )
     except Exception as exc:
         await req.say(blocks.notice(user_error_text(exc)))
 

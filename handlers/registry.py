@@ -29,7 +29,9 @@ class Subcommand:
       ``working`` and finished after the ack (Graph or Vonage calls) through ``run_after``.
     - ``opens_modal(args)``: those arguments open a modal instead (``open_modal``), which
       needs the trigger_id at once: the ack is empty.
-    - ``admin``: only FBLINK_ADMINS may run it (checked in one place, before any handler).
+    - ``admin``: only fblink admins may run it (checked in one place, before any handler).
+    - ``needs_login``: it needs the user's Facebook login; without one the ack is the login
+      prompt, so a refusal never shows a "working" line first.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Subcommand:
     opens_modal: Callable[[tuple[str, ...]], bool] = never
     open_modal: SlowRun | None = None
     admin: bool = False
+    needs_login: bool = False  # without a Facebook login the answer is the login prompt, in the ack
 
     @property
     def quick(self) -> bool:

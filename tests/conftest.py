@@ -30,6 +30,7 @@ from bot.fakes.slack_limits import MESSAGE_BLOCKS, check_blocks
 from bot.fakes.vonage import FakeVonage
 from bot.settings import Settings
 from tests import pg
+from tests.flows import browser
 from tests.store_sync import SyncStore, for_app
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -335,7 +336,7 @@ def start_app(make_settings, slack, clock):  # type: ignore[no-untyped-def]
     def run(*, scheduler: bool = False, **overrides: Any) -> Running:
         app = create_app(make_settings(**overrides), clock=clock, scheduler=scheduler)
         server, thread, url = serve(app)
-        client = httpx.Client(timeout=10)
+        client = browser()  # keeps fblink's login cookie like a browser: the login flows need it
         started.append((server, thread, client))
         return Running(app=app, url=url, http=client, slack=slack, clock=clock)
 

@@ -7,7 +7,44 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from bot.fakes.graph import FakeGraph
+
+
+class BrowserCookies:
+    """A browser's cookie jar for one site, as a browser behind fblink's HTTPS front sees it: the
+    test server is plain http://127.0.0.1, so httpx's own jar would keep ``Secure`` cookies to
+    itself. Each ``browser()`` has its own jar: a second one plays another person's browser."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def send(self, request: httpx.Request) -> None:
+        if self.values:
+            request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.values.items())
+
+    def keep(self, response: httpx.Response) -> None:
+        for header in response.headers.get_list("set-cookie"):
+            pair, *attrs = [part.strip() for part in header.split(";")]
+            name, _, value = pair.partition("=")
+            if any(a.lower() == "max-age=0" for a in attrs) or not value:
+                self.values.pop(name, None)
+            else:
+                self.values[name] = value
+
+
+def browser(*, timeout: float = 10, **kw: Any) -> httpx.Client:
+    """An HTTP client that keeps cookies the way a browser does (see BrowserCookies)."""
+    jar = BrowserCookies()
+    client = httpx.Client(timeout=timeout, event_hooks={"request": [jar.send], "response": [jar.keep]}, **kw)
+    client.jar = jar  # type: ignore[attr-defined]
+    return client
+
+
+def public_origin(bot: Any) -> str:
+    url = urlsplit(bot.app.services.settings.fblink_public_url)
+    return f"{url.scheme}://{url.netloc}"
 
 
 def button_urls(payload: dict[str, Any]) -> list[str]:
@@ -33,14 +70,20 @@ def text_of(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False)
 
 
-def confirm_login(bot: Any, url: str) -> str:
-    """What a browser does with a login link: open fblink's page, press Continue. Returns the
-    Facebook dialog URL fblink redirects to."""
-    page = bot.http.get(url.replace("https://fblink.test", bot.url))
+def confirm_login(bot: Any, url: str, client: httpx.Client | None = None) -> str:
+    """What a browser does with a login link: open fblink's page, press Continue (a POST from
+    fblink's own origin, with the page's cookie). Returns the Facebook dialog URL fblink
+    redirects to. ``client``: the browser (default: the test's own, ``bot.http``)."""
+    client = client or bot.http
+    page = client.get(url.replace("https://fblink.test", bot.url))
     assert page.status_code == 200, page.text
     csrf = re.search(r"name='csrf' value='([0-9a-f]+)'", page.text)
     assert csrf, page.text
-    r = bot.http.post(bot.url + "/facebook/login", data={"state": query(url)["state"], "csrf": csrf.group(1)})
+    r = client.post(
+        bot.url + "/facebook/login",
+        data={"state": query(url)["state"], "csrf": csrf.group(1)},
+        headers={"Origin": public_origin(bot)},
+    )
     assert r.status_code == 303, r.text
     return str(r.headers["location"])
 

@@ -39,7 +39,7 @@ MESSAGE_ACTIONS = [
     "login_disconnect",
 ]
 MODAL_ACTIONS = ["link_modal_key"]  # dispatch_action inside the link modal
-HOME_ACTIONS = ["status_relink"]  # the App Home tab's "Re-link" accessory
+HOME_ACTIONS = ["status_relink", "home_login", "home_link", "home_refresh"]  # the App Home tab's buttons
 VIEWS = ["link_modal", "keys_add_modal"]
 
 

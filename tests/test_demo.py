@@ -36,7 +36,8 @@ def demo() -> Iterator[Running]:
 
 @pytest.fixture
 def web(demo: Running) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=demo.url, timeout=10) as client:
+    # the demo's own page: its fetches carry its Origin; one cookie jar for the whole 127.0.0.1 site
+    with httpx.Client(base_url=demo.url, timeout=10, headers={"Origin": demo.url}) as client:
         yield client
 
 
@@ -73,26 +74,31 @@ def url_button(msg: dict[str, Any]) -> dict[str, Any]:
     return next(el for b in msg["blocks"] if b["type"] == "actions" for el in b["elements"] if el.get("url"))
 
 
-def confirm(demo: Running, login_url: str) -> str:
-    """fblink's own page: read whom the login binds to, press Continue; returns Facebook's dialog URL."""
+def confirm(demo: Running, web: httpx.Client, login_url: str) -> str:
+    """fblink's own page: read whom the login binds to, press Continue (from that page's origin,
+    with its cookie); returns Facebook's dialog URL."""
     assert login_url.startswith(demo.world.fblink_url + "/facebook/login?state=")
-    page = httpx.get(login_url, timeout=10)
+    page = web.get(login_url)
     assert page.status_code == 200 and "Slack user" in page.text
     csrf = re.search(r"name='csrf' value='([0-9a-f]+)'", page.text)
     assert csrf is not None
     state = parse_qs(urlsplit(login_url).query)["state"][0]
-    r = httpx.post(demo.world.fblink_url + "/facebook/login", data={"state": state, "csrf": csrf.group(1)}, timeout=10)
-    assert r.status_code == 303
+    r = web.post(
+        demo.world.fblink_url + "/facebook/login",
+        data={"state": state, "csrf": csrf.group(1)},
+        headers={"Origin": demo.world.fblink_url},
+    )
+    assert r.status_code == 303, r.text
     return str(r.headers["location"])
 
 
 def facebook_allow(demo: Running, web: httpx.Client, dialog_url: str, fb_user: str) -> httpx.Response:
     """What a person does in the simulated dialog: look at it, press Allow; the browser follows the redirect."""
-    page = httpx.get(dialog_url, timeout=10)
+    page = web.get(dialog_url)
     assert page.status_code == 200 and "requesting access" in page.text
     q = {k: v[-1] for k, v in parse_qs(urlsplit(dialog_url).query).items()}
     form = {**q, "fb_user": fb_user, "decision": "allow", "grant": q["scope"].split(",")}
-    done = httpx.post(f"{demo.url}/v25.0/dialog/oauth/decide", data=form, follow_redirects=True, timeout=10)
+    done = web.post(f"{demo.url}/v25.0/dialog/oauth/decide", data=form, follow_redirects=True)
     assert str(done.url).startswith(demo.world.fblink_url + "/facebook/callback")
     return done
 
@@ -100,7 +106,7 @@ def facebook_allow(demo: Running, web: httpx.Client, dialog_url: str, fb_user: s
 def log_in(demo: Running, web: httpx.Client, user: str, fb_user: str) -> None:
     command(web, user, "/fblink login")
     button = url_button(message_with(web, user, "Continue with Facebook"))
-    dialog = confirm(demo, button["url"])
+    dialog = confirm(demo, web, button["url"])
     assert dialog.startswith(demo.url + "/v25.0/dialog/oauth?")
     assert facebook_allow(demo, web, dialog, fb_user).status_code == 200
 
@@ -135,7 +141,12 @@ def test_demo_starts_fast_and_ignores_real_credentials(tmp_path: Path) -> None:
         assert "real-secret" not in out and "real-vonage" not in out  # names only, never values
         url = next(w for w in lines[1].split() if w.startswith("http://127.0.0.1:"))
         assert elapsed < 30, f"demo took {elapsed:.2f} s to start"  # a hang, not a speed check (bench/ times it)
-        r = httpx.post(url + "/api/command", json={"user": ADMIN, "channel": OPS, "text": "/fblink help"}, timeout=10)
+        r = httpx.post(
+            url + "/api/command",
+            json={"user": ADMIN, "channel": OPS, "text": "/fblink help"},
+            headers={"Origin": url},
+            timeout=10,
+        )
         assert r.json()["ok"]
         msgs = httpx.get(url + "/api/state", params={"user": ADMIN, "channel": OPS}).json()["messages"]
         assert msgs and "/fblink login" in json.dumps(msgs)  # fblink answered through the simulated Slack
@@ -236,30 +247,28 @@ def test_link_then_clock_advance_and_sweep_post_a_reminder(demo: Running, web: h
 
 def test_facebook_dialog_cancel_and_declined_permission(demo: Running, web: httpx.Client) -> None:
     command(web, PAGE_ADMIN, "/fblink login")
-    url = confirm(demo, url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"])
+    url = confirm(demo, web, url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"])
     q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
-    cancelled = httpx.post(
+    cancelled = web.post(
         f"{demo.url}/v25.0/dialog/oauth/decide",
         data={**q, "fb_user": "10002", "decision": "cancel"},
         follow_redirects=True,
-        timeout=10,
     )
     assert "error_reason=user_denied" in str(cancelled.history[0].headers["location"])
     assert "cancelled" in cancelled.text  # fblink's own page for a cancelled login
 
     command(web, PAGE_ADMIN, "/fblink login")
-    url = confirm(demo, url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"])
+    url = confirm(demo, web, url_button(message_with(web, PAGE_ADMIN, "Continue with Facebook"))["url"])
     q = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
     granted = [s for s in q["scope"].split(",") if s != "pages_messaging"]
-    declined = httpx.post(
+    declined = web.post(
         f"{demo.url}/v25.0/dialog/oauth/decide",
         data={**q, "fb_user": "10002", "decision": "allow", "grant": granted},
         follow_redirects=True,
-        timeout=10,
     )
     assert declined.status_code == 200
     dm = message_with(web, PAGE_ADMIN, "pages_messaging", channel="DPAGEADM")  # fblink asks for it again
-    assert "auth_type=rerequest" in confirm(demo, url_button(dm)["url"])
+    assert "auth_type=rerequest" in confirm(demo, web, url_button(dm)["url"])
 
 
 def test_vonage_dashboard_shows_accounts_and_escapes_names(demo: Running, web: httpx.Client) -> None:
@@ -282,3 +291,116 @@ def test_business_portfolio_pages_are_listed_with_their_business(demo: Running, 
     listing = json.dumps(message_with(web, PAGE_ADMIN, "Your Facebook Pages"), ensure_ascii=False)
     assert "Northwind Outlet (agency client)" in listing and "via business portfolio *Northwind Agency*" in listing
     assert "Northwind HQ" in listing and "cannot be linked" in listing
+
+
+# -- issue 17, item 4: demo and real databases never mix, checked from both sides ------------------
+
+
+def _real_env(db: Path) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FACEBOOK_", "VONAGE_", "FBLINK_"))},
+        "SLACK_BOT_TOKEN": "xoxb-real-looking",
+        "SLACK_SIGNING_SECRET": "real-signing-secret",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "FACEBOOK_APP_ID": "1",
+        "FACEBOOK_APP_SECRET": "s",
+        "FACEBOOK_GRAPH_URL": "http://127.0.0.1:9",
+        "VONAGE_API_KEY": "k",
+        "VONAGE_API_SECRET": "s",
+        "VONAGE_API_URL": "http://127.0.0.1:9",
+        "FBLINK_PUBLIC_URL": "https://fblink.example",
+        "FBLINK_DATABASE": str(db),
+        "FBLINK_SECRET_KEY": Fernet.generate_key().decode(),
+    }
+
+
+def _fblink(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _tables(db: Path) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+
+
+def test_real_commands_refuse_a_demo_database(tmp_path: Path) -> None:
+    """A demo database used by a real bot would have the demo's sweep swallow the real reminders."""
+    db = tmp_path / "demo.db"
+    start_in_thread(database=str(db), out=io.StringIO()).stop()
+    before = _tables(db)
+    for command in (["sweep", "--no-probe"], ["rotate-keys"]):
+        proc = _fblink(command, tmp_path, _real_env(db))
+        assert proc.returncode == 2, proc.stderr
+        assert "refusing the database" in proc.stderr and str(db) in proc.stderr
+        assert "`fblink demo` database" in proc.stderr and "FBLINK_DATABASE" in proc.stderr  # what to do
+    assert _tables(db) == before  # untouched: no marker of a real use, nothing migrated
+
+
+def test_the_demo_refuses_a_database_a_real_command_used(tmp_path: Path) -> None:
+    db = tmp_path / "fblink.db"
+    proc = _fblink(["sweep", "--no-probe"], tmp_path, _real_env(db))
+    assert proc.returncode == 0, proc.stderr  # a real sweep on a new database: fine, and marked
+    assert "fblink_real_use" in _tables(db)
+    refused = _fblink(["demo", "--port", "0", "--database", str(db)], tmp_path)
+    assert refused.returncode == 2
+    assert str(db) in refused.stderr and "used by a real fblink" in refused.stderr
+    # a demo database that a real command touched anyway (an older fblink did not check) is refused too
+    demo_db = tmp_path / "demo.db"
+    start_in_thread(database=str(demo_db), out=io.StringIO()).stop()
+    conn = sqlite3.connect(demo_db)
+    conn.execute("CREATE TABLE fblink_real_use (command TEXT PRIMARY KEY, last_at INTEGER NOT NULL)")
+    conn.commit()
+    conn.close()
+    refused = _fblink(["demo", "--port", "0", "--database", str(demo_db)], tmp_path)
+    assert refused.returncode == 2 and "used by a real fblink" in refused.stderr
+
+
+# -- issue 17, item 12: only the demo's own page drives the demo -----------------------------------
+
+
+def test_the_json_api_refuses_other_origins_and_content_types(demo: Running, web: httpx.Client) -> None:
+    call = {"user": NOBODY, "channel": OPS, "text": "/fblink status"}
+    raw = json.dumps(call)
+    for headers, status in (
+        ({"Origin": "https://evil.example", "Content-Type": "application/json"}, 403),
+        ({"Origin": "null", "Content-Type": "application/json"}, 403),
+        ({"Origin": demo.world.fblink_url, "Content-Type": "application/json"}, 403),  # fblink's port: another origin
+        ({"Content-Type": "application/json", "Origin": ""}, 403),
+        ({"Origin": demo.url, "Content-Type": "text/plain"}, 415),  # what a form or no-preflight fetch can send
+        ({"Origin": demo.url, "Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ):
+        r = httpx.post(demo.url + "/api/command", content=raw, headers=headers, timeout=10)
+        assert r.status_code == status, (headers, r.text)
+        assert r.json()["ok"] is False
+    # a DNS-rebound name: same-origin by its own reckoning, but not a host the demo runs on
+    port = urlsplit(demo.url).port
+    rebound = httpx.post(
+        demo.url + "/api/clock/advance",
+        json={"days": 30},
+        headers={"Host": f"attacker.example:{port}", "Origin": f"http://attacker.example:{port}"},
+        timeout=10,
+    )
+    assert rebound.status_code == 403
+    assert demo.world.clock.offset == 0
+    assert state(web, NOBODY)["messages"] == []  # nothing reached fblink
+    command(web, NOBODY, "/fblink status")  # the demo's own page still works
+    message_with(web, NOBODY, "No Pages are linked")
+
+
+def test_the_json_api_body_is_bounded(demo: Running, web: httpx.Client) -> None:
+    huge = json.dumps({"user": ADMIN, "values": {"x": "y" * 300_000}})
+    r = web.post("/api/submit", content=huge, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413

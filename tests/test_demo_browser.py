@@ -101,7 +101,7 @@ def test_main_story_in_a_browser(demo: Running, page, tmp_path: Path) -> None:  
     # 2. list the Pages
     run(page, "/fblink pages")
     expect(messages).to_contain_text("Acme Coffee & Tea")
-    expect(messages).to_contain_text('Café "payload=1&x=%2B" <b>Ünïcödé</b>')  # shown as text, never as markup
+    expect(messages).to_contain_text("Acme Roastery Berlin")
     expect(messages.locator(".is-ephemeral").last).to_contain_text("Only visible to you")
     shot(page, "pages", tmp_path)
 
@@ -162,6 +162,12 @@ def test_main_story_in_a_browser(demo: Running, page, tmp_path: Path) -> None:  
     expect(messages.locator(".is-ephemeral").last).to_contain_text("admin")
     expect(page.locator("#modal")).to_be_hidden()
 
+    # Priya manages a Page with a hostile name: shown as text, never as markup
+    run(page, "/fblink login")
+    facebook_allow(page, messages.get_by_role("button", name="Continue with Facebook").last)
+    run(page, "/fblink pages")
+    expect(messages).to_contain_text('Café "payload=1&x=%2B" <b>Ünïcödé</b>')
+
 
 def test_admin_adds_a_key_and_the_link_modal_follows_it(demo: Running, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page.goto(demo.url)
@@ -186,3 +192,66 @@ def test_admin_adds_a_key_and_the_link_modal_follows_it(demo: Running, page, tmp
     expect(modal.locator("select[data-action=page]")).to_have_value(ACME["id"])  # kept across views.update
     page.click("#modal-close")
     expect(modal).to_be_hidden()
+
+
+def test_a_declined_permission_and_did_you_mean_in_a_browser(demo: Running, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 21: untick pages_messaging and fblink links nothing, says why and asks again in one click;
+    a name typed loosely is matched, and one that matches nothing gets "Did you mean" buttons."""
+    page.goto(demo.url)
+    messages = page.locator("#messages")
+    run(page, "/fblink login")
+    with page.context.expect_page() as new_tab:
+        messages.get_by_role("button", name="Continue with Facebook").last.click()
+    dialog = new_tab.value
+    dialog.wait_for_load_state()
+    expect(dialog.locator("body")).to_contain_text("Avery Quinn")  # the person acting, by name
+    dialog.get_by_role("button", name="Continue to Facebook").click()
+    dialog.locator("input[value=pages_messaging]").uncheck()
+    dialog.click("#fb-allow")
+    dialog.wait_for_url(re.compile(r".*/facebook/callback.*"))
+    expect(dialog.locator("h1")).to_contain_text("permissions are missing")
+    expect(dialog.locator("body")).to_contain_text("pages_messaging")
+    expect(dialog.locator("body")).to_contain_text("Avery Quinn")
+    shot(page, "declined-callback", tmp_path, dialog)
+    dialog.close()
+
+    expect(messages.locator(".msg", has_text="did not grant").last).to_contain_text("pages_messaging")
+    run(page, "/fblink link acme coffee & tea")  # the Page's emoji left out
+    refusal = messages.locator(".msg", has_text="did not link").last
+    expect(refusal).to_contain_text("pages_messaging")
+    shot(page, "declined-refusal", tmp_path)
+    facebook_allow(page, refusal.get_by_role("button", name="Grant the missing permissions"))
+
+    run(page, "/fblink link acme tea coffee")  # words out of order: nothing matches, the nearest is offered
+    offer = messages.locator(".msg", has_text="Did you mean").last
+    expect(offer).to_contain_text("No Page you manage is called")
+    shot(page, "did-you-mean", tmp_path)
+    offer.get_by_role("button", name="Acme Coffee & Tea ☕").click()
+    expect(messages.locator(".msg", has_text="Linked").last).to_contain_text("Acme Coffee & Tea")
+
+    run(page, "/fblink remind acme #marketing")  # escaped by "Slack" as <#C…|marketing>
+    expect(messages.locator(".msg").last).to_contain_text("now go to")
+    expect(messages.locator(".msg").last).to_contain_text("marketing")
+
+
+def test_the_sidebar_marks_a_channel_with_new_messages(demo: Running, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A reminder posted to #ops while you look at #marketing shows #ops as unread until you open it."""
+    page.goto(demo.url)
+    run(page, "/fblink login")
+    facebook_allow(page, page.locator("#messages").get_by_role("button", name="Continue with Facebook").last)
+    run(page, f"/fblink link {ACME['id']}")
+    expect(page.locator("#messages .msg", has_text="Linked").last).to_be_visible()
+    page.click("[data-channel=C0MKT00002]")
+    ops = page.locator("[data-channel=C0OPS00001]")
+    expect(ops).not_to_have_class(re.compile("unread"))
+    page.fill("#advance-days", "0")
+    page.click("#advance")
+    expect(page.locator("#sweep-report")).to_contain_text("from 1 to 3650")  # refused, and said why
+    page.fill("#advance-days", "84")
+    page.click("#advance")
+    expect(page.locator("#sweep-report")).to_contain_text("expires in 6 days")
+    page.click("#sweep")
+    expect(ops).to_have_class(re.compile("unread"))
+    ops.click()
+    expect(page.locator("#messages")).to_contain_text("expires in")
+    expect(ops).not_to_have_class(re.compile("unread"))

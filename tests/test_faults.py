@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 
@@ -49,7 +48,7 @@ from tests.conftest import (
     serve,
     settings_for,
 )
-from tests.flows import login_state, text_of
+from tests.flows import browser, login_state, text_of
 from tests.store_sync import sync_store
 
 DAY = 86400
@@ -147,7 +146,7 @@ def shared(tmp_path_factory) -> Iterator[World]:  # type: ignore[no-untyped-def]
     clock = FixedClock(START)
     app = create_app(settings, clock=clock, scheduler=False)
     server, thread, url = serve(app)
-    client = httpx.Client(timeout=15)
+    client = browser(timeout=15)  # keeps fblink's login cookie, as a browser does
     db = sync_store(settings.database, Vault(settings.fblink_secret_key))
     world = World(
         Running(app=app, url=url, http=client, slack=slack, clock=clock),

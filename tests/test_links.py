@@ -349,7 +349,7 @@ def test_sync_imports_and_marks_gone(world, vonage):
     assert "expiry unknown" in text_of(bot.command("status").json())
 
 
-def test_keys_admin_only_add_list_remove(world, vonage):
+def test_keys_admin_only_add_list_remove(world, vonage, graph):
     bot = world
     assert "Only fblink admins" in bot.command("keys list").text
     assert "Only fblink admins" in bot.command("keys add").text
@@ -366,12 +366,14 @@ def test_keys_admin_only_add_list_remove(world, vonage):
         user="UADMIN",
     )
     assert set(bad.json()["errors"]) == {"api_key", "api_secret"}
-    bot.submit(
+    wrong = bot.submit(
         "keys_add_modal",
         {"api_key": {"api_key": {"value": "second99"}}, "api_secret": {"api_secret": {"value": "wrong"}}},
         user="UADMIN",
     )
-    bot.slack.wait_message("The key was not added")
+    # the modal stays open with Vonage's refusal under "API secret"
+    assert wrong.json()["response_action"] == "errors"
+    assert "did not accept this key and secret" in wrong.json()["errors"]["api_secret"]
     assert bot.store.key_secret(TEAM, "second99") is None
     bot.submit(
         "keys_add_modal",
@@ -381,7 +383,11 @@ def test_keys_admin_only_add_list_remove(world, vonage):
     bot.slack.wait_message("Added Vonage API key `second99`")
     assert "s2-secret" not in json.dumps(bot.slack.messages)
     assert "second99" in bot.command("keys list", user="UADMIN").text
-    bot.command("link 101 second99")
+    bot.command("link 101 second99")  # the key policy: added keys are for admins (handlers/key_policy.py)
+    last_response(bot, "only fblink admins can use")
+    assert "101" not in vonage.accounts.get("second99", {})
+    log_in(bot, graph, user="UADMIN", fb_user="FB-ADMIN", pages=PAGES, data_access_expires_at=START + 200 * DAY)
+    bot.command("link 101 second99", user="UADMIN")
     last_response(bot, "Linked")
     assert "101" in vonage.accounts["second99"]
     assert "still has linked Pages" in bot.command("keys remove second99", user="UADMIN").text

@@ -23,6 +23,7 @@ def world(bot, graph, vonage):  # type: ignore[no-untyped-def]
 
 def test_page_linked_under_another_key_is_refused(world, vonage):
     bot = world
+    bot.services.settings.fblink_admins = "UADMIN,U1"  # the key policy: added keys are for admins
     run(bot, "link 101", "Linked")
     text = run(bot, f"link 101 {KEY2}", "already linked to API key")
     assert VONAGE_KEY in text and "/fblink unlink 101" in text
@@ -34,6 +35,7 @@ def test_page_linked_under_another_key_is_refused(world, vonage):
 
 def test_gone_link_may_be_relinked_under_a_new_key(world, vonage):
     bot = world
+    bot.services.settings.fblink_admins = "UADMIN,U1"  # the key policy: added keys are for admins
     run(bot, "link 101 app Support Bot", "Linked")
     del vonage.accounts[VONAGE_KEY]["101"]
     run(bot, "sync", "marked gone")
@@ -147,6 +149,7 @@ def test_audit_rows_of_link_unlink_and_relink(world, vonage):
 
 def test_a_second_user_cannot_take_over_an_active_link_of_another_key(bot, graph, vonage):
     setup(bot, graph, vonage)
+    bot.services.settings.fblink_admins = "UADMIN,U2"  # may use KEY2 (key policy); still may not take over
     run(bot, "link 101", "Linked")
     log_in(bot, graph, user="U2", fb_user="FB2", name="Grace", pages=PAGES[:1], data_access_expires_at=START + DAY * 99)
     run(bot, f"link 101 {KEY2}", "already linked to API key", user="U2")

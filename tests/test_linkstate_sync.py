@@ -26,6 +26,7 @@ def sync(bot) -> str:  # type: ignore[no-untyped-def]
 
 def test_sync_leaves_tracked_pages_untouched(world, vonage):
     bot = world
+    bot.services.settings.fblink_admins = "UADMIN,U1"  # the key policy: added keys are for admins
     run(bot, f"link 102 {KEY2}", "Linked")
     bot.command("remind 101 channel C77")
     # a reminder was posted for 101 in this period: sync must not start the period over

@@ -206,7 +206,9 @@ def test_app_home_shows_links_and_admin_settings(linked):
     assert "*Old &lt;Page&gt;*" in blob and ":rotating_light: *expired*" in blob
     assert "*Acme Coffee*" in blob and ":large_green_circle: expires" in blob and "*90 days left*" in blob
     assert "Reminder settings" in blob
-    assert any(b.get("accessory", {}).get("action_id") == "status_relink" for b in pub["view"]["blocks"])
+    # the admin manages neither Page (no Facebook login): no Re-link button is offered to be refused
+    assert not any(b.get("accessory", {}).get("action_id") == "status_relink" for b in pub["view"]["blocks"])
+    assert "You are not connected to Facebook yet" in blob
 
 
 # -- the CLI and several processes ------------------------------------------------------------

@@ -22,7 +22,7 @@ from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.socket_mode import FakeSocketMode
 from tests.conftest import APP_ID, BOT_TOKEN, ENTERPRISE, TEAM, serve
-from tests.flows import button_urls, buttons, confirm_login, query, text_of
+from tests.flows import browser, button_urls, buttons, confirm_login, query, text_of
 from tests.store_sync import for_app
 
 APP_TOKEN = "xapp-1-A0001-test"
@@ -75,7 +75,7 @@ def socket_bot(make_settings, socket_slack, slack, clock) -> Iterator[SocketBot]
     )
     app = create_app(settings, clock=clock, scheduler=False)
     server, thread, url = serve(app)
-    client = httpx.Client(timeout=5)
+    client = browser(timeout=5)  # keeps fblink's login cookie, as a browser does
     try:
         yield SocketBot(app=app, url=url, http=client, socket=socket_slack, slack=slack)
     finally:
@@ -141,18 +141,25 @@ def test_login_button_comes_back_over_the_socket_and_callback_is_served(socket_b
 
 
 def test_slow_command_acks_then_answers_on_response_url(socket_bot):
+    ack = socket_bot.command("sync", response="sync")
+    assert "Syncing with Vonage" in text_of(ack["payload"])
+    resp = socket_bot.slack.wait_response("Synced with Vonage", timeout=5)
+    assert resp["url_name"] == "sync"
+    assert resp["replace_original"] is True  # the answer takes the "working" line's place
+
+
+def test_a_command_that_needs_a_login_answers_with_the_prompt_in_the_ack(socket_bot):
+    """No "working" line before a refusal: without a Facebook login the ack is the login prompt."""
     ack = socket_bot.command("pages", response="pages")
-    assert "Fetching" in text_of(ack["payload"])
-    resp = socket_bot.slack.wait_response("/fblink login", timeout=5)
-    assert resp["url_name"] == "pages"
-    assert button_urls(resp)
+    assert "Fetching" not in text_of(ack["payload"])
+    assert "not logged in to Facebook" in text_of(ack["payload"]) and button_urls(ack["payload"])
 
 
 def test_payload_named_places_and_text_work_over_the_socket(socket_bot):
     """Socket Mode payloads are JSON already; the word "payload" in names or text changes nothing."""
-    ack = socket_bot.command("pages payload-pros", response="sock")
-    assert "Fetching" in text_of(ack["payload"])
-    socket_bot.slack.wait_response("/fblink login", timeout=5)
+    ack = socket_bot.command("unlink payload-pros", response="sock")
+    assert "Unlinking" in text_of(ack["payload"])
+    socket_bot.slack.wait_response("payload-pros", timeout=5)
 
 
 def test_button_click_over_the_socket(socket_bot):

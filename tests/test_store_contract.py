@@ -73,6 +73,9 @@ def test_links_upsert_read_list_and_count(store):
     assert [x.page_id for x in store.list_links("T1")] == ["103", "101", "102"]  # soonest expiry, unknown last
     assert [x.page_id for x in store.list_links("T1", limit=1, offset=1)] == ["101"]
     assert store.count_links("T1") == 3 and store.count_links("T2") == 0
+    page, total = store.links_page("T1", limit=2, offset=1)
+    assert [x.page_id for x in page] == ["101", "102"] and total == 3
+    assert store.links_page("T1", limit=2, offset=5) == ([], 3) and store.links_page("T2", limit=2) == ([], 0)
     again = link(store, "101", application_id="app-1")
     assert again.id == a.id and again.application_id == "app-1" and again.expires_at == a.expires_at
     store.delete_link("T1", "101")
@@ -118,13 +121,22 @@ def test_states_are_single_use_and_need_confirmation(store):
     state = store.create_state("T1", "U1", now=T0, channel_id="C1", payload={"page": "101"})
     assert store.peek_state(state, now=T0).user_id == "U1"
     assert store.consume_state(state, now=T0) is None  # not confirmed yet
-    assert store.confirm_state(state, now=T0)
+    assert store.confirm_state(state, now=T0, browser="a" * 64)
+    assert store.confirm_state(state, now=T0, browser="a" * 64)  # the same browser again: fine
+    assert not store.confirm_state(state, now=T0, browser="b" * 64)  # another browser: never
     got = store.consume_state(state, now=T0)
     assert got is not None and got.payload == {"page": "101"} and got.channel_id == "C1"
+    assert got.browser == "a" * 64
     assert store.consume_state(state, now=T0) is None  # used
     late = store.create_state("T1", "U1", now=T0, ttl=10)
-    store.confirm_state(late, now=T0)
+    store.confirm_state(late, now=T0, browser="a" * 64)
     assert store.consume_state(late, now=T0 + 11) is None  # expired
+    # a new state cancels the user's unfinished ones, and no one else's
+    first = store.create_state("T1", "U1", now=T0)
+    other = store.create_state("T1", "U2", now=T0)
+    newest = store.create_state("T1", "U1", now=T0)
+    assert store.peek_state(first, now=T0) is None
+    assert store.peek_state(other, now=T0) is not None and store.peek_state(newest, now=T0) is not None
 
 
 def test_first_time_dedupes_within_its_ttl(store):

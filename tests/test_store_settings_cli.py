@@ -146,11 +146,11 @@ def test_state_is_single_use_and_expires(tmp_path):
     store = sync_store(str(tmp_path / "s.db"), Vault(KEY))
     s = store.create_state("T1", "U1", now=1000)
     assert store.consume_state(s, now=1001) is None  # never confirmed on fblink's page
-    assert store.confirm_state(s, now=1001)
+    assert store.confirm_state(s, now=1001, browser="b" * 64)
     assert store.consume_state(s, now=1001).user_id == "U1"
     assert store.consume_state(s, now=1002) is None
     s2 = store.create_state("T1", "U1", now=1000)
-    store.confirm_state(s2, now=1000)
+    store.confirm_state(s2, now=1000, browser="b" * 64)
     assert store.consume_state(s2, now=1601) is None
     raw = Path(tmp_path / "s.db").read_bytes() + Path(str(tmp_path / "s.db") + "-wal").read_bytes()
     assert s2.encode() not in raw  # only hashes are stored

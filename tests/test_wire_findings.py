@@ -185,14 +185,17 @@ def _hwm_kb(pid: int) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc to read peak memory")
-def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path):
+@pytest.mark.parametrize("path", ["/slack/events", "/facebook/login"])
+def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path, path):
+    """Issue 8 for the Slack route; issue 17 item 3 for the login confirmation POST (an anonymous
+    400 MB chunked POST to it took the process from 96 MB to 899 MB)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port), str(tmp_path / "db"), SIGNING_SECRET, Fernet.generate_key().decode()],
         cwd=Path(__file__).resolve().parents[1],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
-    url = f"http://127.0.0.1:{port}/slack/events"
+    url = f"http://127.0.0.1:{port}{path}"
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -206,8 +209,8 @@ def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path):
         # a declared size over the limit is refused before a byte of the body is read
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(
-                b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 314572800\r\n\r\n{"
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+                + b"Content-Length: 314572800\r\n\r\n{"
             )
             assert sock.recv(200).startswith(b"HTTP/1.1 413")
         chunk = b"x" * 2**20
@@ -227,7 +230,7 @@ def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path):
         ts = str(int(time.time()))
         body = b"command=%2Ffblink&text=help&team_id=T1&user_id=U1"
         ok = httpx.post(
-            url,
+            f"http://127.0.0.1:{port}/slack/events",
             content=body,
             headers={
                 "Content-Type": "application/x-www-form-urlencoded",
@@ -240,3 +243,47 @@ def test_a_huge_unsigned_body_costs_the_limit_not_the_body(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_not_me_on_an_old_dm_never_removes_the_login_connected_since(bot, graph):
+    """Issue 17, item 8: the button is bound to the Facebook account its DM named."""
+    log_in(
+        bot,
+        graph,
+        user="U1",
+        fb_user="FB-X",
+        name="Xavier Old",
+        pages=[{"id": "601", "name": "P", "tasks": ["MANAGE"]}],
+    )
+    old_dm = bot.slack.wait_message("Connected to Facebook as *Xavier Old*")
+    (old_button,) = [b for b in buttons(old_dm) if b["action_id"] == "login_disconnect"]
+    assert old_button["value"] == "FB-X" and "Xavier Old" in text_of(old_button["confirm"])
+    log_in(
+        bot,
+        graph,
+        user="U1",
+        fb_user="FB-Y",
+        name="Yvonne New",
+        pages=[{"id": "602", "name": "Q", "tasks": ["MANAGE"]}],
+    )
+    new_dm = bot.slack.wait_message("Connected to Facebook as *Yvonne New*")
+    bot.command("pages")
+    bot.slack.wait_response("Your Facebook Pages")
+    bot.slack.responses.clear()
+    bot.click("login_disconnect", old_button["value"], user="U1", response="old-dm")
+    answer = bot.slack.wait_response("already gone")
+    assert "FB-X" in text_of(answer) and "nothing was disconnected" in text_of(answer)
+    login = bot.store.get_login(TEAM, "U1")
+    assert login is not None and login.fb_user_id == "FB-Y"  # Yvonne's login stays
+    assert [p.page_id for p in bot.store.get_pages(TEAM, "U1")] == ["602"]
+    assert bot.store.one("SELECT COUNT(*) AS n FROM audit WHERE action = 'disconnect'")["n"] == 0
+    # a crafted value (another account, or the old unbound "disconnect") does nothing either
+    bot.click("login_disconnect", "disconnect", user="U1", response="crafted", message_ts="1700000000.000200")
+    bot.slack.wait_for(lambda: len(bot.slack.responses) >= 2)
+    assert bot.store.get_login(TEAM, "U1") is not None
+    # the current DM's button removes the current login
+    (new_button,) = [b for b in buttons(new_dm) if b["action_id"] == "login_disconnect"]
+    bot.click("login_disconnect", new_button["value"], user="U1", response="new-dm", message_ts="1700000000.000300")
+    done = bot.slack.wait_response("Disconnected")
+    assert "Yvonne New" in text_of(done)
+    assert bot.store.get_login(TEAM, "U1") is None and bot.store.get_pages(TEAM, "U1") == []

@@ -165,25 +165,53 @@ def routes(world: World) -> list[Route]:
                         )
                         or "<span class='muted'>none</span>"
                     )
+                    hidden = (
+                        f"<input type='hidden' name='key' value='{escape(key)}'>"
+                        f"<input type='hidden' name='page' value='{escape(acct['external_id'])}'>"
+                    )
+                    choices = "".join(
+                        f"<option value='{escape(a['id'])}'>{escape(a['name'])}</option>"
+                        for a in apps.values()
+                        if "messages" in a["capabilities"]
+                    )
                     accts.append(
                         f"<tr><td>{escape(acct.get('name') or '')}</td><td><code>{escape(acct['external_id'])}</code></td>"
-                        f"<td>{linked}</td></tr>"
+                        f"<td>{linked}</td><td><form method='post' action='/vonage/application'>{hidden}"
+                        f"<select name='app' aria-label='Application'>{choices}</select> <button>Change</button></form>"
+                        f"<form method='post' action='/vonage/delete'>{hidden}<button class='danger'>Delete</button>"
+                        "</form></td></tr>"
                     )
                 secret = escape(fake.keys[key])
                 parts.append(
                     f"<h2>API key <code>{escape(key)}</code> <span class='muted'>(secret <code>{secret}</code>)</span></h2>"
-                    f"<h3>Facebook Messenger accounts</h3><table><tr><th>Page</th><th>Page id</th><th>Linked application</th></tr>"
-                    f"{''.join(accts) or '<tr><td colspan=3 class=muted>No accounts linked</td></tr>'}</table>"
+                    f"<h3>Facebook Messenger accounts</h3><table><tr><th>Page</th><th>Page id</th><th>Linked application</th>"
+                    "<th>Change it here, as someone could in the real dashboard</th></tr>"
+                    f"{''.join(accts) or '<tr><td colspan=4 class=muted>No accounts linked</td></tr>'}</table>"
                     f"<h3>Applications</h3><table><tr><th>Name</th><th>Id</th><th>Capabilities</th></tr>{rows}</table>"
                 )
         body = (
             "<div class='card wide'><h1>Vonage: external accounts and applications</h1>"
-            "<p class='warn'>Read-only. The demo's secrets are fake; the second key can be added with "
-            "<code>/fblink keys add</code> by the fblink admin.</p>" + "".join(parts) + "</div>"
+            "<p class='warn'>The demo's secrets are fake; the second key can be added with "
+            "<code>/fblink keys add</code> by the fblink admin. Delete a link or change its application here, "
+            "then run <code>/fblink sync</code> in Slack to see fblink notice.</p>" + "".join(parts) + "</div>"
         )
         return _doc("Vonage dashboard", body, vonage=True)
 
+    async def dashboard_change(request: Request) -> Response:
+        """What someone does in Vonage's dashboard behind fblink's back: `/fblink sync` finds it."""
+        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        fake = world.vonage
+        with fake.lock:
+            acct = fake.accounts.get(form.get("key", ""), {}).get(form.get("page", ""))
+            if acct is not None and request.url.path.endswith("/delete"):
+                del fake.accounts[form["key"]][form["page"]]
+            elif acct is not None and form.get("app") in fake.applications.get(form["key"], {}):
+                acct["applications"] = [form["app"]]
+        return RedirectResponse("/vonage", status_code=303)
+
     return [
+        Route("/vonage/delete", dashboard_change, methods=["POST"]),
+        Route("/vonage/application", dashboard_change, methods=["POST"]),
         Route(f"/{version}/dialog/oauth", dialog, methods=["GET"]),
         Route(f"/{version}/dialog/oauth/decide", decide, methods=["POST"]),
         Route("/vonage", vonage, methods=["GET"]),

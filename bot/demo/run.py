@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import sys
 import threading
@@ -11,8 +12,9 @@ from typing import TextIO
 
 import uvicorn
 
+from bot.db_marks import WrongDatabase
 from bot.demo.server import build_app
-from bot.demo.world import ServeDatabaseError, World, real_credentials
+from bot.demo.world import World, real_credentials
 
 
 @dataclass
@@ -78,11 +80,15 @@ def main(host: str, port: int, database: str | None) -> int:
     started = time.monotonic()
     try:
         sock, world, server = prepare(host, port, database, sys.stdout)
-    except ServeDatabaseError as exc:
+    except WrongDatabase as exc:
         print(f"fblink demo: refusing the database: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"fblink demo: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            with _bind(host, 0) as free:
+                hint = f"; port {port} is taken, try `fblink demo --port {free.getsockname()[1]}`"
+        print(f"fblink demo: cannot listen on {host}:{port}: {exc.strerror}{hint}", file=sys.stderr)
         return 2
     print(
         f"fblink demo: open {world.login_url}  (database {world.db_path}; ready in {time.monotonic() - started:.1f} s)",

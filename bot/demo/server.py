@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -24,12 +25,31 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from bot.demo import pages
+from bot.demo.escape import escape_command_text
 from bot.demo.world import CHANNELS, PEOPLE, SIGNING_SECRET, TEAM, TEAM_DOMAIN, World
 from bot.fakes import slack_payloads as sp
 from bot.fakes.slack_state import Message
+from bot.web import bounded_routes
 
 DAY = 86400
 ACK_TIMEOUT = 3.0  # Slack gives an app 3 s to answer
+API_MAX_BODY = 256 * 1024  # a modal's values are the largest body the web client sends
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def own_origin(request: Request, bound_host: str) -> bool:
+    """The request comes from the demo's own page: its Origin is exactly the origin the browser
+    reached the demo at (``Host``), and that host is loopback or the one the demo was started on,
+    so neither another web site nor a DNS-rebound name can drive the demo."""
+    host = request.headers.get("host", "").lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if name not in (*LOOPBACK, bound_host.lower()):
+        return False
+    return request.headers.get("origin", "").strip().lower() == f"http://{host}"
+
+
+def json_media(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def _person(user: str) -> dict[str, Any]:
@@ -102,10 +122,12 @@ class Demo:
             )
             return {"ok": True}
         fields = sp.slash_command(
-            text=rest.strip(),
+            text=escape_command_text(  # manifest.yml sets should_escape: true, so Slack does this
+                rest.strip(), {c["name"]: c["id"] for c in CHANNELS}, {p["name"]: p["id"] for p in PEOPLE}
+            ),
             channel_id=channel,
             channel_name=_channel_name(channel),
-            response_url=self._hook(channel, user),
+            response_url=(hook := self._hook(channel, user)),
             trigger_id=self._trigger(user),
             **who,
         )
@@ -115,7 +137,10 @@ class Demo:
             self._slackbot(channel, user, f'/fblink failed with the error "{why}"')
         elif resp.content:
             ack = resp.json() if "json" in resp.headers.get("content-type", "") else {"text": resp.text}
-            self.slack.record_ack(channel, user, ack)
+            shown = self.slack.record_ack(channel, user, ack)
+            if shown is not None:  # Slack lets the command's response_url replace this first answer
+                with self.slack.changed:
+                    self.slack.state.hooks[hook.rsplit("/", 1)[-1]].last_ts = shown.ts
         return {"ok": True}
 
     async def action(self, user: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +260,9 @@ class Demo:
             "version": self.slack.version,
             "channel": channel,
             "messages": [self._message(m) for m in self.slack.history(channel, user)],
+            "counts": {  # what this person can see in each conversation: the sidebar marks new ones unread
+                c: len(self.slack.history(c, user)) for c in [*(ch["id"] for ch in CHANNELS), "D" + user[1:]]
+            },
             "modal": shown,
             "home": self.slack.home_of(user),
             "now": self.world.clock.now(),
@@ -277,8 +305,16 @@ def build_app(world: World) -> Starlette:
         q = request.query_params
         return JSONResponse(demo.state(q.get("user", ""), q.get("channel", "")))
 
+    bound_host = urlsplit(world.login_url).hostname or "127.0.0.1"
+
     def route(fn: Any) -> Any:
+        """A JSON API call that changes the demo: from the demo's own page only (issue 17, item 12)."""
+
         async def handler(request: Request) -> Response:
+            if not json_media(request):
+                return JSONResponse({"ok": False, "error": "send application/json"}, status_code=415)
+            if not own_origin(request, bound_host):
+                return JSONResponse({"ok": False, "error": "not from the demo's own page"}, status_code=403)
             data = await body(request)
             try:
                 return JSONResponse(await fn(data))
@@ -288,12 +324,22 @@ def build_app(world: World) -> Starlette:
         return handler
 
     async def advance(data: dict[str, Any]) -> dict[str, Any]:
-        days = float(data.get("days", 1))
+        try:
+            days = float(data.get("days", 1))
+        except (TypeError, ValueError):
+            days = 0.0
         if not 0 < days <= 3650:
-            raise ValueError("days")
+            return {"ok": False, "error": "Enter a number of days from 1 to 3650: the clock only moves forward."}
         world.clock.advance(int(days * DAY))
         demo._changed()
-        return {"ok": True, "now": world.clock.now()}
+        total = world.clock.offset // DAY
+        return {
+            "ok": True,
+            "now": world.clock.now(),
+            "said": f"Moved the clock {days:g} days forward ({total} in all). A link made at the start now "
+            f"expires in {max(0, 90 - total)} days. Run the reminder sweep, then open the channel each Page "
+            "was linked from (or #ops) to see the reminders.",
+        }
 
     async def sweep(data: dict[str, Any]) -> dict[str, Any]:
         report = await asyncio.wrap_future(world.sweep())
@@ -321,4 +367,4 @@ def build_app(world: World) -> Starlette:
         yield
         await demo.http.aclose()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=bounded_routes(routes, API_MAX_BODY), lifespan=lifespan)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -24,6 +25,7 @@ from cryptography.fernet import Fernet
 
 from bot.app import FblinkApp, create_app
 from bot.clock import Clock
+from bot.db_marks import DEMO_MARK, check_for_demo, tables
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
 from bot.fakes.slack_payloads import BOT_USER
@@ -39,10 +41,10 @@ VONAGE_KEY, VONAGE_SECRET = "a1b2c3d4", "DemoSecret1"
 EXTRA_KEY, EXTRA_SECRET = "e5f6a7b8", "OtherSecret2"
 CREDENTIAL_PREFIXES = ("SLACK_", "FACEBOOK_", "VONAGE_", "FBLINK_")
 
-PEOPLE = [  # Slack people: id, display name, role, their Facebook person
-    {"id": "UADMIN", "name": "avery", "title": "Avery (fblink admin)", "facebook": "10001"},
-    {"id": "UPAGEADM", "name": "priya", "title": "Priya (Page admin)", "facebook": "10002"},
-    {"id": "UNOPAGE", "name": "sam", "title": "Sam (manages no Page)", "facebook": "10003"},
+PEOPLE = [  # Slack people: id, display name, real name, role, their Facebook person
+    {"id": "UADMIN", "name": "avery", "real_name": "Avery Quinn", "title": "Avery (fblink admin)", "facebook": "10001"},
+    {"id": "UPAGEADM", "name": "priya", "real_name": "Priya Raman", "title": "Priya (Page admin)", "facebook": "10002"},
+    {"id": "UNOPAGE", "name": "sam", "real_name": "Sam Okafor", "title": "Sam (manages no Page)", "facebook": "10003"},
 ]
 CHANNELS = [{"id": "C0OPS00001", "name": "ops"}, {"id": "C0MKT00002", "name": "marketing"}]
 
@@ -52,7 +54,13 @@ ACME = {
     "category": "Coffee Shop",
     "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
 }
-HOSTILE = {
+ROASTERY = {
+    "id": "104857600000006",
+    "name": "Acme Roastery Berlin",
+    "category": "Coffee Roaster",
+    "tasks": ["ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
+}
+HOSTILE = {  # one hostile name, to show names are shown as text (Priya manages it)
     "id": "104857600000002",
     "name": 'Café "payload=1&x=%2B" <b>Ünïcödé</b> 🍰',
     "category": "Bakery",
@@ -74,7 +82,7 @@ AGENCY = {
 LOCKED = {"id": "104857600000005", "name": "Northwind HQ", "category": "Company", "tasks": []}  # no task: no token
 BUSINESSES = [{"id": "880000000000001", "name": "Northwind Agency", "owned_pages": [LOCKED], "client_pages": [AGENCY]}]
 FACEBOOK_PEOPLE: list[dict[str, Any]] = [
-    {"id": "10001", "name": "Avery Quinn", "pages": [ACME, HOSTILE]},
+    {"id": "10001", "name": "Avery Quinn", "pages": [ACME, ROASTERY]},
     {"id": "10002", "name": "Priya Raman", "pages": [ACME, HOSTILE, CYRILLIC], "businesses": BUSINESSES},
     {"id": "10003", "name": "Sam Okafor", "pages": []},
 ]
@@ -106,28 +114,19 @@ class DemoClock(Clock):
         return int(real) + offset
 
 
-class ServeDatabaseError(Exception):
-    """The database belongs to a real `fblink serve`: the demo must not touch it."""
-
-
 def open_demo_database(path: str | None) -> tuple[str, str]:
-    """(path, Fernet key). A new file gets the demo marker before fblink creates its tables."""
+    """(path, Fernet key). A new file gets the demo marker before fblink creates its tables; a
+    file a real command used, or one the demo did not make, is refused (bot.db_marks)."""
     if path is None:
         path = os.path.join(tempfile.mkdtemp(prefix="fblink-demo-"), "demo.db")
-    exists = Path(path).exists() and Path(path).stat().st_size > 0
+    check_for_demo(path)
     conn = sqlite3.connect(path)
     try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if exists and "demo_marker" not in tables:
-            raise ServeDatabaseError(
-                f"{path} was not made by `fblink demo` (no demo_marker table); "
-                "the demo never opens a real fblink database"
-            )
-        if "demo_marker" not in tables:
-            conn.execute("CREATE TABLE demo_marker (secret_key TEXT NOT NULL, created_at INTEGER NOT NULL)")
-            conn.execute("INSERT INTO demo_marker VALUES (?, ?)", (Fernet.generate_key().decode(), int(time.time())))
+        if DEMO_MARK not in tables(conn):
+            conn.execute(f"CREATE TABLE {DEMO_MARK} (secret_key TEXT NOT NULL, created_at INTEGER NOT NULL)")
+            conn.execute(f"INSERT INTO {DEMO_MARK} VALUES (?, ?)", (Fernet.generate_key().decode(), int(time.time())))
             conn.commit()
-        (key,) = conn.execute("SELECT secret_key FROM demo_marker LIMIT 1").fetchone()
+        (key,) = conn.execute(f"SELECT secret_key FROM {DEMO_MARK} LIMIT 1").fetchone()
         return path, key
     finally:
         conn.close()
@@ -221,6 +220,10 @@ class World:
         self.vonage = FakeVonage()
         self.vonage.start()
         seed(self.graph, self.vonage)
+        for person in PEOPLE:  # users.info names them as they are (fblink's login page shows the name)
+            self.slack.add_person(person["id"], person["real_name"], person["name"])
+        for channel in CHANNELS:  # what conversations.list answers (fblink reads a plain #name through it)
+            self.slack.add_channel(channel["id"], channel["name"])
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.fblink_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -267,3 +270,5 @@ class World:
         for fake in (getattr(self, "slack", None), getattr(self, "graph", None), getattr(self, "vonage", None)):
             if fake is not None:
                 fake.stop()
+        if self.database is None and self.db_path:  # the demo's own temporary database goes with it
+            shutil.rmtree(os.path.dirname(self.db_path), ignore_errors=True)

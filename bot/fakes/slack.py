@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from bot.fakes.base import FakeServer, Request, Response
+from bot.fakes.slack_conversations import ConversationsList
 from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, error, view_error
 from bot.fakes.slack_oauth import SlackOAuth
 from bot.fakes.slack_payloads import HOSTILE
@@ -23,7 +24,7 @@ from bot.fakes.slack_state import Conversations, Message
 Answer = dict[str, Any] | Response
 
 
-class FakeSlack(FakeServer):
+class FakeSlack(ConversationsList, FakeServer):
     name = "fake-slack"
 
     def __init__(self, bot_token: str = "xoxb-test-token", team_id: str = "T0001", bot_user_id: str = "UBOT") -> None:
@@ -195,11 +196,12 @@ class FakeSlack(FakeServer):
         uid = str(p.get("user", ""))
         if uid[:1] not in ("U", "W"):
             return error("user_not_found")
+        real, display = self.person_names(uid, HOSTILE["real_name"], HOSTILE["display_name"])
         profile = {
-            "real_name": HOSTILE["real_name"],
-            "display_name": HOSTILE["display_name"],
-            "real_name_normalized": HOSTILE["real_name"],
-            "display_name_normalized": HOSTILE["display_name"],
+            "real_name": real,
+            "display_name": display,
+            "real_name_normalized": real,
+            "display_name_normalized": display,
             "image_48": "https://avatars.slack-edge.com/48.png",
             "team": self.team_id,
         }
@@ -211,7 +213,7 @@ class FakeSlack(FakeServer):
                 "name": HOSTILE["user_name"],
                 "deleted": False,
                 "color": "9f69e7",
-                "real_name": HOSTILE["real_name"],
+                "real_name": real,
                 "tz": "Europe/London",
                 "tz_label": "Greenwich Mean Time",
                 "tz_offset": 0,

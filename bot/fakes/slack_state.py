@@ -152,7 +152,9 @@ class Conversations:
         if not text and not blocks:
             return 400, "no_text"
         if body.get("replace_original") and target and self.find(hook.channel, target):
-            self.update(hook.channel, target, text, blocks)
+            replaced = self.update(hook.channel, target, text, blocks)
+            if replaced is not None and replaced.ephemeral_to is not None:
+                replaced.edited = False  # Slack marks no "(edited)" on an ephemeral message it replaced
             return 200, "ok"
         ephemeral = body.get("response_type", "ephemeral") != "in_channel"
         msg = self.post(

@@ -119,10 +119,17 @@ class Store(StateRows):
             scopes=tuple(json.loads(row["scopes"])),
         )
 
-    async def forget_login(self, team_id: str, user_id: str) -> bool:
-        """Logout: drop the user's Facebook token and every Page token we hold for them."""
+    async def forget_login(self, team_id: str, user_id: str, *, fb_user_id: str | None = None) -> bool:
+        """Logout: drop the user's Facebook token and every Page token we hold for them. With
+        ``fb_user_id``, only while that Facebook account is the one connected (else nothing)."""
+        only = " AND fb_user_id = ?" if fb_user_id is not None else ""
         async with self.transaction():
-            n = await self.execute("DELETE FROM fb_users WHERE team_id = ? AND user_id = ?", [team_id, user_id])
+            n = await self.execute(
+                "DELETE FROM fb_users WHERE team_id = ? AND user_id = ?" + only,
+                [team_id, user_id, *([fb_user_id] if fb_user_id is not None else [])],
+            )
+            if n == 0 and fb_user_id is not None:
+                return False
             await self.execute("DELETE FROM fb_pages WHERE team_id = ? AND user_id = ?", [team_id, user_id])
         return n > 0
 
@@ -235,6 +242,19 @@ class Store(StateRows):
             [team_id, limit if limit >= 0 else NO_LIMIT, max(0, offset)],
         )
         return [Link.from_row(r) for r in rows]
+
+    async def links_page(self, team_id: str, *, limit: int, offset: int = 0) -> tuple[list[Link], int]:
+        """One page of :meth:`list_links` and the workspace's total, in one statement (a status page
+        is one round trip on PostgreSQL, not two)."""
+        rows = await self.select(
+            "SELECT *, COUNT(*) OVER () AS total_links FROM links WHERE team_id = ? ORDER BY expires_at IS NULL,"
+            " expires_at, " + self.dialect.nocase("page_name") + " LIMIT ? OFFSET ?",
+            [team_id, limit, max(0, offset)],
+        )
+        if not rows:  # past the end (or none): the total still counts
+            return [], await self.count_links(team_id)
+        total = int(rows[0]["total_links"])
+        return [Link.from_row(r) for r in rows], total  # from_row takes the fields it knows
 
     async def count_links(self, team_id: str) -> int:
         row = await self.one("SELECT COUNT(*) AS n FROM links WHERE team_id = ?", [team_id])

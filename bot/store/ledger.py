@@ -92,81 +92,102 @@ class ReminderLedger:
                 [now, limit],
             )
             out.touched += len(rows)
+            moves: dict[int, int | None] = {}  # link id -> its next due time
+            wanted: list[tuple[Link, int]] = []  # (link, threshold) to claim
             for row in rows:
                 try:
-                    claim = await self._claim_row(row, steps, thresholds, now)
+                    link, nxt, urgent = _plan(row, steps, thresholds, now)
                 except Exception:  # one bad row never stops the others
-                    await self.store.execute("UPDATE links SET next_due_at = NULL WHERE id = ?", [row["id"]])
+                    moves[row["id"]] = None
                     if await self.mark_unreadable(row["id"], now=now):
                         out.bad.append(row["id"])
                     continue
-                if claim is not None:
-                    out.claims.append(claim)
+                moves[link.id] = nxt
+                if urgent is not None and not link.muted:
+                    wanted.append((link, urgent))
+            # A few statements per batch, whatever its size: on PostgreSQL each is a round trip.
+            await self._move(moves)
+            out.claims += await self._claim(wanted, clock, t)
             stale = await self.store.select(
                 "SELECT id, link_id, kind, period, threshold, attempts, claimed_at FROM reminders"
                 f" WHERE status = 'claimed' AND claimed_at <= {clock} - ? ORDER BY attempts, claimed_at LIMIT ?" + lock,
                 [t, lease, limit],
             )
             out.touched += len(stale)
-            for r in stale:
-                claim_id = secrets.token_hex(8)
-                # A released claim has claimed_at 0 and its attempt counted; any other stale claim was
-                # abandoned (its process stopped between claim and post), which counts as an attempt too.
-                abandoned = r["claimed_at"] > 0
-                r["attempts"] += int(abandoned)
-                await self.store.execute(
-                    f"UPDATE reminders SET claimed_at = {clock}, claim_id = ?, attempts = ?,"
-                    " last_error = CASE WHEN ? THEN ? ELSE last_error END WHERE id = ?",
-                    [t, claim_id, r["attempts"], abandoned, ABANDONED, r["id"]],
-                )
-                try:
-                    link = await self.store.get_link_by_id(r["link_id"])
-                except Exception:
-                    await self.store.execute(
-                        "UPDATE reminders SET status = 'failed', last_error = 'unreadable link',"
-                        " finished_at = ? WHERE id = ?",
-                        [now, r["id"]],
-                    )
-                    if await self.mark_unreadable(r["link_id"], now=now):
-                        out.bad.append(r["link_id"])
-                    continue
-                why = _outdated(r, link, steps, now)
-                if why:
-                    await self.store.execute(
-                        "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ?",
-                        [why, now, r["id"]],
-                    )
-                    out.superseded += why == "superseded"
-                    continue
-                assert link is not None
-                out.claims.append(Claim(r["id"], claim_id, r["kind"], r["threshold"], link, r["attempts"]))
+            if stale:
+                await self._reclaim(stale, now, steps, out)
         return out
 
-    async def _claim_row(
-        self, row: dict[str, Any], steps: list[int], thresholds: tuple[int, ...], now: int
-    ) -> Claim | None:
-        link = Link.from_row(row)
-        if link.expires_at is None:
-            raise ValueError("a due link without an expiry")
-        due = [t for t in steps if link.expires_at - t * DAY <= now]
-        if not due:  # next_due_at came from other thresholds (FBLINK_REMINDER_DAYS changed): reschedule
-            await self.store.execute(
-                "UPDATE links SET next_due_at = ? WHERE id = ?", [link.expires_at - steps[0] * DAY, link.id]
-            )
-            return None
-        urgent = min(due)
-        _, nxt = next_threshold_due(link.expires_at, thresholds, urgent)
-        await self.store.execute("UPDATE links SET next_due_at = ? WHERE id = ?", [nxt, link.id])
-        if link.muted:
-            return None
-        claim_id = secrets.token_hex(8)
-        clock, t = self.store.db_now(now)
+    async def _move(self, moves: dict[int, int | None]) -> None:
+        """Every claimed row's next due time, in one statement."""
+        if not moves:
+            return
+        cases = " ".join("WHEN ? THEN CAST(? AS BIGINT)" for _ in moves)
+        params = [x for pair in moves.items() for x in pair]
+        await self.store.execute(
+            f"UPDATE links SET next_due_at = CASE id {cases} END WHERE id IN ({', '.join('?' for _ in moves)})",
+            [*params, *moves],
+        )
+
+    async def _claim(self, wanted: list[tuple[Link, int]], clock: str, t: int) -> list[Claim]:
+        """Insert the claims in one statement; the unique key refuses any already taken."""
+        if not wanted:
+            return []
+        ids = {secrets.token_hex(8): (link, threshold) for link, threshold in wanted}
+        values = ", ".join(f"(?, ?, 'expiry', ?, ?, 'claimed', {clock}, ?)" for _ in ids)
+        params = [x for cid, (link, th) in ids.items() for x in (link.id, link.team_id, link.period, th, t, cid)]
         rows = await self.store.select(
             "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
-            f" VALUES (?, ?, 'expiry', ?, ?, 'claimed', {clock}, ?) ON CONFLICT DO NOTHING RETURNING id",
-            [link.id, link.team_id, link.period, urgent, t, claim_id],
+            f" VALUES {values} ON CONFLICT DO NOTHING RETURNING id, claim_id",
+            params,
         )
-        return Claim(int(rows[0]["id"]), claim_id, "expiry", urgent, link) if rows else None
+        got = {r["claim_id"]: int(r["id"]) for r in rows}
+        return [Claim(got[cid], cid, "expiry", th, link) for cid, (link, th) in ids.items() if cid in got]
+
+    async def _reclaim(self, stale: list[Row], now: int, steps: list[int], out: ClaimBatch) -> None:
+        """Hand stale claims out again under new claim ids. A released claim has claimed_at 0 and its
+        attempt counted; any other stale claim was abandoned (its process stopped between claim and
+        post), which counts as an attempt too (the SET expressions read the row's old values)."""
+        clock, t = self.store.db_now(now)
+        new_ids = {r["id"]: secrets.token_hex(8) for r in stale}
+        marks = ", ".join("?" for _ in new_ids)
+        await self.store.execute(
+            f"UPDATE reminders SET claimed_at = {clock},"
+            f" claim_id = CASE id {' '.join('WHEN ? THEN ?' for _ in new_ids)} END,"
+            " attempts = attempts + CASE WHEN claimed_at > 0 THEN 1 ELSE 0 END,"
+            f" last_error = CASE WHEN claimed_at > 0 THEN ? ELSE last_error END WHERE id IN ({marks})",
+            [t, *(x for pair in new_ids.items() for x in pair), ABANDONED, *new_ids],
+        )
+        link_ids = sorted({r["link_id"] for r in stale})
+        links = {
+            r["id"]: r
+            for r in await self.store.select(
+                f"SELECT * FROM links WHERE id IN ({', '.join('?' for _ in link_ids)})", link_ids
+            )
+        }
+        for r in stale:
+            r["attempts"] += int(r["claimed_at"] > 0)
+            try:
+                row = links.get(r["link_id"])
+                link = Link.from_row(row) if row is not None else None
+            except Exception:
+                await self.store.execute(
+                    "UPDATE reminders SET status = 'failed', last_error = 'unreadable link', finished_at = ? WHERE id = ?",
+                    [now, r["id"]],
+                )
+                if await self.mark_unreadable(r["link_id"], now=now):
+                    out.bad.append(r["link_id"])
+                continue
+            why = _outdated(r, link, steps, now)
+            if why:
+                await self.store.execute(
+                    "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ?",
+                    [why, now, r["id"]],
+                )
+                out.superseded += why == "superseded"
+                continue
+            assert link is not None
+            out.claims.append(Claim(r["id"], new_ids[r["id"]], r["kind"], r["threshold"], link, r["attempts"]))
 
     async def mark_unreadable(self, link_id: int, *, now: int) -> bool:
         """Flag a link whose row could not be read; True only the first time (log and count once)."""
@@ -336,6 +357,19 @@ class ProbeRow:
     link: Link | None  # None when the row could not be read
     token: str | None
     unreadable: bool
+
+
+def _plan(row: Row, steps: list[int], thresholds: tuple[int, ...], now: int) -> tuple[Link, int | None, int | None]:
+    """(link, its next due time, the threshold to claim now or None). A row whose next due time came
+    from other thresholds (FBLINK_REMINDER_DAYS changed) is only rescheduled."""
+    link = Link.from_row(row)
+    if link.expires_at is None:
+        raise ValueError("a due link without an expiry")
+    due = [t for t in steps if link.expires_at - t * DAY <= now]
+    if not due:
+        return link, link.expires_at - steps[0] * DAY, None
+    urgent = min(due)
+    return link, next_threshold_due(link.expires_at, thresholds, urgent)[1], urgent
 
 
 def _outdated(r: dict[str, Any], link: Link | None, steps: list[int], now: int) -> str:

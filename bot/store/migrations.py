@@ -208,6 +208,12 @@ def m101_unreadable_rows_and_retention(db: Database) -> None:
 
 
 @migrations()
+def m102_state_browser(db: Database) -> None:
+    # The browser that confirmed a login state (hash of its cookie): the callback must come from it.
+    db.execute("ALTER TABLE oauth_states ADD COLUMN browser_hash TEXT")
+
+
+@migrations()
 def m110_slack_installations(db: Database) -> None:
     # Distributed mode: one row per install, keyed as Slack keys them: (enterprise, team) for a
     # workspace, (enterprise, NULL) for an org-wide install. Tokens only as *_enc (Fernet), so

@@ -159,6 +159,7 @@ STEPS: list[tuple[str, str]] = [
         CREATE INDEX audit_at ON audit (at);
         """,
     ),
+    ("m102_state_browser", "ALTER TABLE oauth_states ADD COLUMN browser_hash TEXT"),
     (
         "m110_slack_installations",
         """

@@ -59,6 +59,7 @@ class OAuthState:
     channel_id: str | None
     purpose: str
     payload: dict[str, Any]
+    browser: str | None = None  # SHA-256 of the cookie of the browser that confirmed it (hex)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.engine import Dialect, EncryptedColumn, Engine, Params, Row
+from bot.store.engine import Dialect, EncryptedColumn, Engine, Params, Row, StoreError
 from bot.store.migrations_pg import STEPS
 
 DIALECT = Dialect(
@@ -79,8 +79,9 @@ class PostgresEngine(Engine):
         self.url = redact_url(url)
         self.connect_timeout = connect_timeout
         self._sql_cache: dict[str, str] = {}
+        self._conninfo = conninfo(url, connect_timeout=connect_timeout, statement_timeout=statement_timeout)
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            conninfo(url, connect_timeout=connect_timeout, statement_timeout=statement_timeout),
+            self._conninfo,
             min_size=1,
             max_size=pool_size,
             kwargs={
@@ -109,6 +110,14 @@ class PostgresEngine(Engine):
         return out
 
     async def connect(self) -> None:
+        """One connection first, so a wrong host or password is reported as the server said it
+        (libpq's messages carry no password), rather than as a pool that never filled."""
+        try:
+            conn = await AsyncConnection.connect(self._conninfo)
+        except Exception as exc:
+            said = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise StoreError(f"cannot open the database at {self.url}: {said}") from None
+        await conn.close()
         await self.pool.open(wait=True, timeout=self.connect_timeout)
 
     async def close(self) -> None:

@@ -21,8 +21,9 @@ def _hash_state(state: str) -> str:
 
 
 def _state(row: dict[str, Any]) -> OAuthState:
+    payload = json.loads(row["payload"] or "{}")
     return OAuthState(
-        row["team_id"], row["user_id"], row["channel_id"], row["purpose"], json.loads(row["payload"] or "{}")
+        row["team_id"], row["user_id"], row["channel_id"], row["purpose"], payload, row.get("browser_hash")
     )
 
 
@@ -49,9 +50,14 @@ class StateRows:
         payload: dict[str, Any] | None = None,
         ttl: int = 600,
     ) -> str:
-        """A random single-use state bound to team+user; only its hash is stored."""
+        """A random single-use state bound to team+user; only its hash is stored. The user's
+        earlier unfinished states are cancelled: only the newest login link works."""
         state = secrets.token_urlsafe(32)
         await self.execute("DELETE FROM oauth_states WHERE expires_at < ?", [now - DAY])
+        await self.execute(
+            "UPDATE oauth_states SET used_at = ? WHERE team_id = ? AND user_id = ? AND used_at IS NULL",
+            [now, team_id, user_id],
+        )
         await self.execute(
             "INSERT INTO oauth_states (state_hash, team_id, user_id, channel_id, purpose, payload, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -70,11 +76,13 @@ class StateRows:
         )
         return _state(row) if row else None
 
-    async def confirm_state(self, state: str, *, now: int) -> bool:
-        """The Slack user saw whom the login binds to and chose to continue to Facebook."""
+    async def confirm_state(self, state: str, *, now: int, browser: str) -> bool:
+        """The Slack user saw whom the login binds to and chose to continue to Facebook, in the
+        browser whose cookie hashes to ``browser``. Once confirmed, no other browser can confirm it."""
         n = await self.execute(
-            "UPDATE oauth_states SET confirmed_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?",
-            [now, _hash_state(state), now],
+            "UPDATE oauth_states SET confirmed_at = ?, browser_hash = ? WHERE state_hash = ? AND used_at IS NULL"
+            " AND expires_at >= ? AND (browser_hash IS NULL OR browser_hash = ?)",
+            [now, browser, _hash_state(state), now, browser],
         )
         return n == 1
 
@@ -84,7 +92,7 @@ class StateRows:
             return None
         rows = await self.select(
             "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?"
-            " AND confirmed_at IS NOT NULL RETURNING team_id, user_id, channel_id, purpose, payload",
+            " AND confirmed_at IS NOT NULL RETURNING team_id, user_id, channel_id, purpose, payload, browser_hash",
             [now, _hash_state(state), now],
         )
         return _state(rows[0]) if rows else None

@@ -4,7 +4,7 @@
 
 const { esc, renderBlocks, textObj } = window.FBLINK_BLOCKS;
 const $ = (sel) => document.querySelector(sel);
-const ui = { user: null, channel: null, version: -1, key: "", modalKey: "", config: null, state: null, busy: false };
+const ui = { user: null, channel: null, version: -1, key: "", modalKey: "", config: null, state: null, busy: false, seen: {}, counts: {} };
 
 async function api(path, body) {
   const r = await fetch(path, body === undefined ? {} : {
@@ -46,14 +46,16 @@ async function openHome() {
 
 function renderSidebar() {
   const c = ui.config;
+  const counts = ui.counts || {};
+  const unread = (id) => id !== ui.channel && (counts[id] || 0) > (ui.seen[ui.user + id] || 0);
   const item = (id, label, extra = "") =>
-    `<a href="#" class="nav${ui.channel === id ? " active" : ""}" data-channel="${esc(id)}"${extra}>${label}</a>`;
+    `<a href="#" class="nav${ui.channel === id ? " active" : ""}${unread(id) ? " unread" : ""}" data-channel="${esc(id)}"${extra}>${label}</a>`;
   $("#channels").innerHTML = c.channels.map((ch) => item(ch.id, `# ${esc(ch.name)}`)).join("");
   $("#dms").innerHTML = item(dmOf(ui.user), `<span class="dot"></span> fblink <span class="badge">APP</span>`);
   $("#apps").innerHTML = item("home", `🏠 fblink Home`, ` id="home-tab"`);
   $("#person").value = ui.user;
   const me = c.people.find((p) => p.id === ui.user);
-  $("#whoami").textContent = `You are ${me.title}` + (c.admins.includes(me.id) ? " · in FBLINK_ADMINS" : "");
+  $("#whoami").textContent = `You are ${me.title}` + (c.admins.includes(me.id) ? " · may manage keys and workspace settings" : "");
 }
 
 function title() {
@@ -75,6 +77,9 @@ function messageHtml(m) {
 
 function render(state) {
   window.DEMO_NOW = state.now;
+  ui.counts = state.counts || {};
+  if (ui.channel !== "home") ui.seen[ui.user + ui.channel] = ui.counts[ui.channel] ?? state.messages.length;
+  renderSidebar();
   $("#title").textContent = title();
   $("#clock").textContent = new Date(state.now * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" })
     + (state.offset_days ? ` (+${Math.round(state.offset_days)} days)` : "");
@@ -219,14 +224,17 @@ function wire() {
   $("#send").onclick = send;
   $("#person").onchange = (ev) => setUser(ev.target.value);
   $("#advance").onclick = async () => {
-    await api("/api/clock/advance", { days: Number($("#advance-days").value || 1) });
+    const r = await api("/api/clock/advance", { days: Number($("#advance-days").value) });
+    $("#sweep-report").textContent = r.ok ? r.said : r.error;
     refresh();
   };
   $("#sweep").onclick = async () => {
     $("#sweep").disabled = true;
     const r = await api("/api/clock/sweep", {});
     $("#sweep").disabled = false;
-    $("#sweep-report").textContent = r.report ? (r.report.length ? r.report.join("\n") : "nothing due") : r.error;
+    $("#sweep-report").textContent = r.report
+      ? (r.report.length ? `Posted:\n${r.report.join("\n")}\nOpen the channel each Page was linked from to see them.` : "Nothing was due.")
+      : r.error;
     refresh();
   };
 }

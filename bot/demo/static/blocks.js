@@ -9,6 +9,7 @@ const EMOJI = {
   large_orange_circle: "🟠", large_yellow_circle: "🟡", link: "🔗", lock: "🔒", mag: "🔍", no_bell: "🔕",
   no_entry: "⛔", no_entry_sign: "🚫", red_circle: "🔴", rotating_light: "🚨", scissors: "✂️", warning: "⚠️",
   wastebasket: "🗑️", wave: "👋", white_check_mark: "✅", x: "❌", tada: "🎉", coffee: "☕",
+  thinking_face: "🤔", unlock: "🔓",
 };
 
 function esc(s) {

@@ -1,0 +1,64 @@
+"""The workspace's directory: people's names for users.info, and conversations.list as Slack answers it to a bot token: the workspace's channels, paged by cursor.
+
+With ``channels:read`` a bot sees every public channel (``is_member`` says whether it joined);
+with ``groups:read`` only the private channels it was invited to. Archived channels are left
+out when ``exclude_archived`` is true.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConversationsList:
+    """Mixed into the fake Slack: channels a test or the demo registers with :meth:`add_channel`."""
+
+    channel_info: dict[str, dict[str, Any]]
+    people: dict[str, tuple[str, str]]
+
+    def add_person(self, user_id: str, real_name: str, display_name: str) -> None:
+        """users.info answers with these names for this user (others get the hostile default)."""
+        if not hasattr(self, "people"):
+            self.people = {}
+        self.people[user_id] = (real_name, display_name)
+
+    def person_names(self, user_id: str, real_name: str, display_name: str) -> tuple[str, str]:
+        known: dict[str, tuple[str, str]] = getattr(self, "people", {})
+        return known.get(user_id, (real_name, display_name))
+
+    def add_channel(
+        self, channel_id: str, name: str, *, private: bool = False, member: bool = True, archived: bool = False
+    ) -> None:
+        if not hasattr(self, "channel_info"):
+            self.channel_info = {}
+        self.channel_info[channel_id] = {
+            "id": channel_id,
+            "name": name,
+            "name_normalized": name,
+            "is_channel": not private,
+            "is_group": private,
+            "is_im": False,
+            "is_private": private,
+            "is_member": member,
+            "is_archived": archived,
+            "created": 1700000000,
+            "num_members": 3,
+        }
+
+    def api_conversations_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        types = str(p.get("types") or "public_channel").split(",")
+        exclude_archived = str(p.get("exclude_archived", "false")).lower() in ("true", "1")
+        limit = max(1, min(int(p.get("limit") or 100), 1000))
+        start = int(p.get("cursor") or 0) if str(p.get("cursor") or "0").isdigit() else 0
+        visible = [
+            c
+            for c in getattr(self, "channel_info", {}).values()
+            if (
+                ("private_channel" in types and c["is_private"] and c["is_member"])
+                or ("public_channel" in types and not c["is_private"])
+            )
+            and not (exclude_archived and c["is_archived"])
+        ]
+        page = visible[start : start + limit]
+        nxt = str(start + limit) if start + limit < len(visible) else ""
+        return {"ok": True, "channels": page, "response_metadata": {"next_cursor": nxt}}
