@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from bot.clock import Clock
 from bot.logs import request_id
+from bot.oauth import Distributed
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import SHUTDOWN_WAIT, Services, build_services
 from bot.settings import Settings
@@ -53,7 +54,7 @@ class _DropTokenUnused(logging.Filter):
 _TOKEN_UNUSED = _DropTokenUnused()
 
 
-def create_bolt(services: Services) -> AsyncApp:
+def create_bolt(services: Services, distributed: Distributed | None = None) -> AsyncApp:
     settings = services.settings
     bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
     if _TOKEN_UNUSED not in bolt_logger.filters:
@@ -65,6 +66,7 @@ def create_bolt(services: Services) -> AsyncApp:
         # bot/web.py checks the signature on the raw bytes before Bolt sees a request; once is enough.
         request_verification_enabled=False,
         raise_error_for_unhandled_request=False,
+        **(distributed.bolt_options() if distributed else {}),  # SLACK_CLIENT_ID: installs, cached authorize
     )
 
     async def inject_services(
@@ -118,10 +120,10 @@ def create_app(
     health = Health(role)
     serves_slack = role != "worker"
     runs_scheduler = scheduler and role != "web"
-    bolt = create_bolt(services) if serves_slack else None
-    routing = SlackRouting(
-        command=commands.COMMAND, on_command=commands.handle_command, command_label=commands.metric_label
-    )
+    distributed = Distributed(services) if settings.distributed and serves_slack else None
+    bolt = create_bolt(services, distributed) if serves_slack else None
+    on_command = distributed.guard(commands.handle_command) if distributed else commands.handle_command
+    routing = SlackRouting(command=commands.COMMAND, on_command=on_command, command_label=commands.metric_label)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -146,7 +148,8 @@ def create_app(
             await services.aclose()
 
     if bolt is not None:
-        routes = build_routes(services, bolt, routing, list(browser_routes(services)), health)
+        extra = [*browser_routes(services), *(distributed.routes(bolt) if distributed else [])]
+        routes = build_routes(services, bolt, routing, extra, health)
     else:
         routes = health_routes(services, health, readiness=False)
     asgi = Starlette(routes=routes, lifespan=lifespan)

@@ -6,7 +6,6 @@ start-up with one line that names the variable and says what it should hold.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Literal
 from urllib.parse import urlsplit
@@ -38,7 +37,9 @@ def _http_url(value: str, name: str) -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
 
-    slack_bot_token: str = Field(description="bot token (xoxb-)")
+    slack_bot_token: str | None = Field(default=None, description="bot token (xoxb-)")  # one workspace
+    slack_client_id: str | None = Field(default=None, description="the Slack app's client id")  # many workspaces
+    slack_client_secret: str | None = Field(default=None, description="the Slack app's client secret")
     slack_signing_secret: str | None = Field(default=None, description="request signing secret")
     slack_app_token: str | None = Field(default=None, description="app-level token (xapp-) for Socket Mode")
     slack_api_url: str = "https://slack.com/api/"
@@ -86,10 +87,17 @@ class Settings(BaseSettings):
 
     @field_validator("slack_bot_token")
     @classmethod
-    def _bot_token(cls, v: str) -> str:
+    def _bot_token(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
         if not v.startswith("xoxb-"):
             raise ValueError("must be a bot token starting with xoxb-")
         return v
+
+    @field_validator("slack_client_id", "slack_client_secret")
+    @classmethod
+    def _client(cls, v: str | None) -> str | None:
+        return v or None
 
     @field_validator("slack_app_token")
     @classmethod
@@ -180,6 +188,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _mode(self) -> Settings:
+        self._slack_mode()
         if not self.slack_app_token and not self.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
         too_late = [d for d in self.reminder_days if d >= self.fblink_link_ttl_days]
@@ -200,6 +209,7 @@ class Settings(BaseSettings):
         register_secrets(
             [
                 self.slack_bot_token,
+                self.slack_client_secret,
                 self.slack_signing_secret,
                 self.slack_app_token,
                 self.facebook_app_secret,
@@ -211,7 +221,39 @@ class Settings(BaseSettings):
         )
         return self
 
+    def _slack_mode(self) -> None:
+        """One workspace (SLACK_BOT_TOKEN) or many (SLACK_CLIENT_ID + SLACK_CLIENT_SECRET), never both."""
+        distributed = bool(self.slack_client_id or self.slack_client_secret)
+        if self.slack_bot_token and distributed:
+            raise ValueError(
+                "SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are both set: choose one. SLACK_BOT_TOKEN runs"
+                " fblink in the one workspace that token belongs to; SLACK_CLIENT_ID and SLACK_CLIENT_SECRET make it"
+                " installable in many (Add to Slack, a token per workspace). With both, a request from another"
+                " workspace would be answered with the one workspace's token"
+            )
+        if distributed and not self.slack_client_secret:
+            raise ValueError(
+                "SLACK_CLIENT_SECRET: missing; distributed mode needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET"
+            )
+        if distributed and not self.slack_client_id:
+            raise ValueError("SLACK_CLIENT_ID: missing; distributed mode needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
+        if not self.slack_bot_token and not distributed:
+            raise ValueError(
+                "SLACK_BOT_TOKEN: missing; set it to a bot token (xoxb-) for one workspace, or set"
+                " SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install fblink in many"
+            )
+        if distributed and self.slack_app_token:
+            raise ValueError(
+                "SLACK_APP_TOKEN: unset it in distributed mode; installs, OAuth redirects and the Marketplace"
+                " need Slack over HTTP (SLACK_SIGNING_SECRET)"
+            )
+
     # -- derived values ------------------------------------------------------
+    @property
+    def distributed(self) -> bool:
+        """Installed through "Add to Slack" into many workspaces (SLACK_CLIENT_ID + SLACK_CLIENT_SECRET)."""
+        return bool(self.slack_client_id and self.slack_client_secret)
+
     @property
     def admins(self) -> frozenset[str]:
         return frozenset(x.strip() for x in self.fblink_admins.split(",") if x.strip())
@@ -242,11 +284,6 @@ def _password(url: str | None) -> str | None:
 
 def load_settings(**overrides: object) -> Settings:
     """Build Settings from the environment (and .env), or raise SettingsError with one line."""
-    if os.environ.get("SLACK_CLIENT_ID") and os.environ.get("SLACK_CLIENT_SECRET"):
-        raise SettingsError(
-            "SLACK_CLIENT_ID/SLACK_CLIENT_SECRET: unset them; fblink is a single-workspace app using "
-            "SLACK_BOT_TOKEN, and Bolt would switch to its OAuth install flow"
-        )
     try:
         return Settings(**overrides)  # type: ignore[arg-type]  # values are validated by pydantic at run time
     except ValidationError as exc:

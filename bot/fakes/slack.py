@@ -17,6 +17,7 @@ from typing import Any
 from bot.fakes.base import FakeServer, Request, Response
 from bot.fakes.slack_conversations import ConversationsList
 from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, error, view_error
+from bot.fakes.slack_oauth import SlackOAuth
 from bot.fakes.slack_payloads import HOSTILE
 from bot.fakes.slack_state import Conversations, Message
 
@@ -28,6 +29,7 @@ class FakeSlack(ConversationsList, FakeServer):
 
     def __init__(self, bot_token: str = "xoxb-test-token", team_id: str = "T0001", bot_user_id: str = "UBOT") -> None:
         super().__init__()
+        self.oauth = SlackOAuth()  # installs, token rotation and the tokens they issue (a test may replace it)
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -136,13 +138,16 @@ class FakeSlack(ConversationsList, FakeServer):
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/response/"):
             return self._response_url(request)
+        if request.path == "/oauth/v2/authorize" or request.path.endswith("/oauth.v2.access"):
+            return self.oauth.serve(request, self.changed)  # client credentials, no token
         method = request.path.strip("/").rsplit("/", 1)[-1]
         auth = request.headers.get("authorization", "")
         params = request.params
         if not auth and "token" not in params:
             return Response(200, error("not_authed"))
-        if auth != f"Bearer {self.bot_token}" and params.get("token") != self.bot_token:
-            return Response(200, error("invalid_auth"))
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else str(params.get("token") or "")
+        if token != self.bot_token and (answer := self.oauth.check(token, method)) is not None:
+            return answer  # a token no install issued, or auth.test about one that is
         for key in ("blocks", "view", "attachments"):
             if isinstance(params.get(key), str):
                 try:

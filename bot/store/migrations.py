@@ -220,6 +220,55 @@ def m103_slack_pace(db: Database) -> None:
     db.execute("CREATE TABLE slack_pace (key TEXT PRIMARY KEY, not_before REAL NOT NULL)")
 
 
+@migrations()
+def m110_slack_installations(db: Database) -> None:
+    # Distributed mode: one row per install, keyed as Slack keys them: (enterprise, team) for a
+    # workspace, (enterprise, NULL) for an org-wide install. Tokens only as *_enc (Fernet), so
+    # `fblink rotate-keys` covers them. Install states: hashed, single use, expiring.
+    db.executescript(
+        """
+        CREATE TABLE slack_installations (
+            id INTEGER PRIMARY KEY,
+            enterprise_id TEXT,
+            enterprise_name TEXT,
+            enterprise_url TEXT,
+            team_id TEXT,
+            team_name TEXT,
+            is_enterprise_install INTEGER NOT NULL DEFAULT 0,
+            app_id TEXT,
+            token_type TEXT,
+            bot_id TEXT,
+            bot_user_id TEXT,
+            bot_scopes TEXT NOT NULL DEFAULT '',
+            bot_token_enc TEXT,
+            bot_refresh_token_enc TEXT,
+            bot_token_expires_at INTEGER,
+            user_id TEXT,
+            user_scopes TEXT NOT NULL DEFAULT '',
+            user_token_enc TEXT,
+            user_refresh_token_enc TEXT,
+            user_token_expires_at INTEGER,
+            incoming_webhook_url_enc TEXT,
+            incoming_webhook_channel TEXT,
+            incoming_webhook_channel_id TEXT,
+            incoming_webhook_configuration_url TEXT,
+            installed_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX slack_installations_key
+            ON slack_installations (COALESCE(enterprise_id, ''), COALESCE(team_id, ''));
+        CREATE INDEX slack_installations_expiry ON slack_installations (bot_token_expires_at)
+            WHERE bot_token_expires_at IS NOT NULL;
+        CREATE TABLE slack_install_states (
+            state_hash TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX slack_install_states_expiry ON slack_install_states (expires_at);
+        """
+    )
+
+
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]
