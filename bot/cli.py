@@ -117,7 +117,14 @@ def cmd_gen_key(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = _settings_or_exit()
+    """Every missing or malformed variable at once (start-up stops at the first)."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"fblink: configuration error: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for line in exc.problems:
+            print(f"  {line}", file=sys.stderr)
+        return 2
     mode = "Socket Mode" if settings.socket_mode else "HTTP"
     print(f"configuration ok ({mode}; database {engine_for(settings).url})")
     return 0

@@ -7,7 +7,7 @@ start-up with one line that names the variable and says what it should hold.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
@@ -19,7 +19,12 @@ from bot.logs import register_secrets
 
 
 class SettingsError(Exception):
-    """Configuration is missing or malformed; the message names the variable."""
+    """Configuration is missing or malformed; the message names the variable. ``problems`` has
+    one line per variable found wrong (the message is the first), for `fblink check-config`."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 # Facebook ends an app's data access 90 days after the user was last active; a link
@@ -287,15 +292,17 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]  # values are validated by pydantic at run time
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = err.get("loc") or ()
-        name = str(loc[0]).upper() if loc else ""
-        msg = str(err.get("msg", "invalid"))
-        msg = msg.removeprefix("Value error, ")
-        if err.get("type") == "missing":
-            field = Settings.model_fields.get(str(loc[0]))
-            what = field.description if field and field.description else "a value"
-            raise SettingsError(f"{name}: missing; set it to {what}") from None
-        if not name:
-            raise SettingsError(msg) from None
-        raise SettingsError(f"{name}: {msg}") from None
+        problems = [_problem(err) for err in exc.errors()]
+        raise SettingsError(problems[0], problems) from None
+
+
+def _problem(err: Any) -> str:
+    """One line for one validation error, naming the variable."""
+    loc: tuple[Any, ...] = tuple(err.get("loc") or ())
+    name = str(loc[0]).upper() if loc else ""
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "missing":
+        field = Settings.model_fields.get(str(loc[0]))
+        what = field.description if field and field.description else "a value"
+        return f"{name}: missing; set it to {what}"
+    return f"{name}: {msg}" if name else msg

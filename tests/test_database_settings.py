@@ -71,3 +71,24 @@ def test_serve_on_an_unreachable_database_says_so_in_one_line(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("fblink: cannot open the database at postgresql://fblink@127.0.0.1/none")
     assert "refused" in last.lower() and "s3cret-pw-42" not in out.stderr
+
+
+def test_check_config_lists_every_problem_at_once(tmp_path):
+    env = clean_env(
+        **{k: v for k, v in BASE_ENV.items() if k not in ("FACEBOOK_APP_ID", "VONAGE_API_SECRET")},
+        FBLINK_DB_POOL_SIZE="0",
+        FBLINK_ADMINS="not-a-user",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check-config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[0] == "fblink: configuration error: 4 problem(s)"
+    for name in ("FACEBOOK_APP_ID: missing", "VONAGE_API_SECRET: missing", "FBLINK_DB_POOL_SIZE:", "FBLINK_ADMINS:"):
+        assert any(line.strip().startswith(name) for line in lines[1:]), (name, lines)
