@@ -265,6 +265,9 @@ async def _post_in_turn(run: Run, link: Link, channel: str, msg: dict[str, Any])
 
 async def _post_one(run: Run, channel: str, claim: Claim) -> None:
     services = run.services
+    if not await services.store.reminders.renew([claim], now=services.now()):
+        run.report.append(f"claim on {claim.link.page_name} ({claim.link.page_id}) taken over; not posted here")
+        return
     result = await _post_in_turn(run, claim.link, channel, reminder_message(claim, run.now))
     if isinstance(result, str):
         await _failed(run, channel, [claim], result)
@@ -281,6 +284,9 @@ async def _post_digest(run: Run, channel: str, chunk: list[Claim]) -> None:
     """One digest message of up to 48 claims, built just before it is posted (building 100
     sections at once held the event loop for ~30 ms)."""
     services = run.services
+    chunk = await services.store.reminders.renew(chunk, now=services.now())
+    if len(chunk) < 2:  # what is left of a digest after claims were taken over: never a digest of one
+        return await _post_one(run, channel, chunk[0]) if chunk else None
     (msg,) = digest_messages(chunk, run.now)
     result = await _post_in_turn(run, chunk[0].link, channel, msg)
     if isinstance(result, str):

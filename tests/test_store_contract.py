@@ -245,6 +245,18 @@ def test_an_abandoned_claim_is_handed_out_again_after_its_lease_once(store):
     assert store.reminders.claim_due(now=tick(store, T0 + 602), thresholds=(7, 3, 1), lease=600) == []
 
 
+def test_a_claim_taken_over_during_a_long_delivery_is_not_renewed(store):
+    due(store, 2)
+    a, b = store.reminders.claim_due(now=tick(store, T0), thresholds=(7, 3, 1), lease=600)
+    assert store.reminders.renew([a], now=tick(store, T0 + 500)) == [a]  # still held: its lease starts again
+    assert store.reminders.claim_due(now=tick(store, T0 + 700), thresholds=(7, 3, 1), lease=600) != []  # b's ran out
+    taken = {
+        c.reminder_id for c in store.reminders.claim_due(now=tick(store, T0 + 1101), thresholds=(7, 3, 1), lease=600)
+    }
+    assert a.reminder_id in taken  # a's renewed lease ran out too, and another worker took it
+    assert store.reminders.renew([a, b], now=tick(store, T0 + 1102)) == []  # neither is ours any more: not posted
+
+
 def test_release_give_up_drop_and_prune(store):
     due(store, 3)
     a, b, c = store.reminders.claim_due(now=tick(store, T0), thresholds=(7, 3, 1), lease=600)

@@ -248,13 +248,19 @@ class ReminderLedger:
             out.append(ProbeRow(link.id, r["checked_at"] or 0, link, token, False))
         return out
 
-    async def links_to_probe(self, *, now: int, every: int = DAY, limit: int = 1000) -> list[tuple[Link, str | None]]:
-        """The readable rows of one :meth:`probe_batch` (for scripts)."""
-        return [
-            (p.link, p.token)
-            for p in await self.probe_batch(now=now, after=(-1, 0), every=every, limit=limit)
-            if p.link is not None
-        ]
+    async def renew(self, claims: list[Claim], *, now: int) -> list[Claim]:
+        """Just before posting: the claims this process still holds, their lease started afresh. A claim
+        whose lease ran out during a long delivery, and that another worker took, is not posted twice."""
+        if not claims:
+            return []
+        clock, t = self.store.db_now(now)
+        rows = await self.store.select(
+            f"UPDATE reminders SET claimed_at = {clock} WHERE status = 'claimed' AND claim_id IN"
+            f" ({', '.join('?' for _ in claims)}) RETURNING claim_id",
+            [t, *(c.claim_id for c in claims)],
+        )
+        held = {r["claim_id"] for r in rows}
+        return [c for c in claims if c.claim_id in held]
 
     async def confirm(self, claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:
         """The post went out: record where, so a relink can update it. False if the claim was lost."""
