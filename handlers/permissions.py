@@ -104,9 +104,6 @@ async def linker_gaps(services: Services, team_id: str, links: Iterable[Link]) -
 
     A linker who has logged out is not judged (nothing to read); the daily token probe still is.
     """
-    gaps: dict[str, tuple[str, ...]] = {}
-    for user in {lk.linked_by for lk in links if lk.linked_by}:
-        login = await services.store.get_login(team_id, user)
-        if login is not None and (lacking := blocking(login.scopes)):
-            gaps[user] = lacking
-    return gaps
+    users = sorted({lk.linked_by for lk in links if lk.linked_by})
+    scopes = await services.store.login_scopes(team_id, users)
+    return {user: lacking for user, granted in scopes.items() if (lacking := blocking(granted))}

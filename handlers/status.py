@@ -25,7 +25,7 @@ def relink_button(services: Services, link: Link, now: int, lost: tuple[str, ...
 
 async def managed_ids(services: Services, team_id: str, user_id: str) -> set[str]:
     """Page ids this user's last Facebook login listed as linkable (the server checks again on click)."""
-    return {p.page_id for p in await services.store.get_pages(team_id, user_id) if p.can_link}
+    return await services.store.linkable_page_ids(team_id, user_id)
 
 
 async def status_message(services: Services, team_id: str, offset: int = 0, user_id: str = "") -> dict[str, Any]:

@@ -112,6 +112,15 @@ def test_logins_pages_and_keys_are_encrypted_and_read_back(store, where):
     )
     for secret in ("EAA-user-secret", "EAA-page-secret", "vonage-secret"):
         assert secret not in raw
+    assert store.login_scopes("T1", ["U1", "U9"]) == {"U1": ("a", "b")}
+    linkable = {p.page_id for p in store.get_pages("T1", "U1") if p.can_link}
+    assert store.linkable_page_ids("T1", "U1") == linkable == {"101"}  # 102 has no task that can link
+    store.save_pages(
+        "T1", "U2", [Page("103", "No token", "c", ("MANAGE",), ""), Page("104", "Ok", "c", ("MESSAGING",), "t")], now=T0
+    )
+    assert (
+        store.linkable_page_ids("T1", "U2") == {p.page_id for p in store.get_pages("T1", "U2") if p.can_link} == {"104"}
+    )
     assert store.forget_login("T1", "U1") and store.get_login("T1", "U1") is None and store.get_pages("T1", "U1") == []
     assert store.remove_key("T1", "k2") and store.key_secret("T1", "k2") is None
 

@@ -120,6 +120,26 @@ class Store(StateRows, SlackPace):
             scopes=tuple(json.loads(row["scopes"])),
         )
 
+    async def login_scopes(self, team_id: str, user_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        """The granted scopes of these users' logins, in one read and without decrypting a token
+        (a status page judges every linker's permissions on the ack path)."""
+        if not user_ids:
+            return {}
+        rows = await self.select(
+            f"SELECT user_id, scopes FROM fb_users WHERE team_id = ? AND user_id IN ({', '.join('?' for _ in user_ids)})",
+            [team_id, *user_ids],
+        )
+        return {r["user_id"]: tuple(json.loads(r["scopes"])) for r in rows}
+
+    async def linkable_page_ids(self, team_id: str, user_id: str) -> set[str]:
+        """The ids of the Pages this user could link (``StoredPage.can_link``), without decrypting tokens:
+        a Page stored without a token carries its ``no_token_reason``."""
+        rows = await self.select(
+            "SELECT page_id, tasks FROM fb_pages WHERE team_id = ? AND user_id = ? AND no_token_reason IS NULL",
+            [team_id, user_id],
+        )
+        return {r["page_id"] for r in rows if {"MESSAGING", "MANAGE"} & set(json.loads(r["tasks"]))}
+
     async def forget_login(self, team_id: str, user_id: str, *, fb_user_id: str | None = None) -> bool:
         """Logout: drop the user's Facebook token and every Page token we hold for them. With
         ``fb_user_id``, only while that Facebook account is the one connected (else nothing)."""
