@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,13 @@ from bot.logs import redact
 from bot.settings import load_settings
 from tests.test_settings_validation import error_of
 from tests.test_store_settings_cli import BASE_ENV, clean_env, env  # noqa: F401  (fixture)
+
+
+def fblink(env: dict[str, str], cwd: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as an operator runs it, with only ``env`` for settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, cwd=cwd, timeout=60
+    )
 
 
 @pytest.mark.parametrize(
@@ -38,14 +46,7 @@ def test_the_url_selects_postgresql_and_its_password_is_never_logged(env):
 def test_check_config_names_the_database_without_its_password(tmp_path):
     url = "postgresql://fblink_nobody:s3cret-pw-42@127.0.0.1:5432/test"  # never connected to: a check reads settings
     env = clean_env(**{**BASE_ENV, "FBLINK_DATABASE_URL": url})
-    out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "check-config"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    out = fblink(env, tmp_path, "check-config")
     assert out.returncode == 0, out.stderr
     assert "postgresql://fblink_nobody@127.0.0.1/test" in out.stdout
     assert "s3cret-pw-42" not in out.stdout + out.stderr
@@ -59,14 +60,7 @@ def test_serve_on_an_unreachable_database_says_so_in_one_line(tmp_path):
             "FBLINK_DB_CONNECT_TIMEOUT": "2",
         }
     )
-    out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    out = fblink(env, tmp_path, "serve", "--port", "1")
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("fblink: cannot open the database at postgresql://fblink@127.0.0.1/none")
@@ -79,14 +73,7 @@ def test_check_config_lists_every_problem_at_once(tmp_path):
         FBLINK_DB_POOL_SIZE="0",
         FBLINK_ADMINS="not-a-user",
     )
-    out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "check-config"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    out = fblink(env, tmp_path, "check-config")
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert lines[0] == "fblink: configuration error: 4 problem(s)"

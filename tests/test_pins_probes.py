@@ -6,27 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from bot.clock import FixedClock
 from bot.probes import probe_tokens
 from bot.services import open_services
 from tests.conftest import START, TEAM, VONAGE_KEY
-from tests.flows import log_in, text_of
+from tests.flows import text_of
 from tests.sweep_helpers import DAY, VALID, posts, run_sweep
-
-PAGES = [{"id": "101", "name": "Acme Coffee", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
-DEBUG = "GET /v25.0/debug_token"
-
-
-@pytest.fixture
-def linked(bot, graph, vonage):
-    log_in(bot, graph, pages=PAGES, data_access_expires_at=START + 365 * DAY)
-    bot.command("link 101", channel="CLINK")
-    bot.slack.wait_response("Linked *Acme Coffee*")
-    bot.slack.messages.clear()
-    graph.reset_log()
-    return bot
+from tests.test_sweep_probes import DEBUG, PAGES, linked  # noqa: F401  (a fixture, used by name)
 
 
 def probed_tokens(graph) -> list[str]:
