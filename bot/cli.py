@@ -12,13 +12,13 @@ from bot.app import create_app
 from bot.clock import Clock, FixedClock
 from bot.crypto import Vault, generate_key
 from bot.db_marks import WrongDatabase, claim_for_real
-from bot.dbtools import CopyRefused, copy_db, engine_for, migrate, rotate, schema_problem
+from bot.dbtools import CopyRefused, copy_db, migrate, rotate, schema_problem
 from bot.demo.run import main as run_demo
 from bot.logs import setup_logging
 from bot.reminders import run_sweep_once
 from bot.serving import serve as serve_role
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store import StoreError
+from bot.store import StoreError, engine_for
 
 
 def _settings_or_exit() -> Settings:

@@ -12,8 +12,7 @@ from typing import Any
 
 from bot.crypto import CryptoError, Vault
 from bot.rotation import ColumnReport, rotate_keys
-from bot.settings import Settings
-from bot.store import Engine, StoreError, open_engine
+from bot.store import Engine, StoreError
 
 BATCH = 1000  # rows per copy step
 FIRST = ("links",)  # copied before the tables whose rows point at them (reminders -> links)
@@ -21,17 +20,6 @@ FIRST = ("links",)  # copied before the tables whose rows point at them (reminde
 
 class CopyRefused(StoreError):
     """copy-db will not run: the target holds data, or a schema is not current."""
-
-
-def engine_for(settings: Settings, target: str | None = None) -> Engine:
-    """An engine on ``target`` (a path or URL) or the configured database, with the pool settings."""
-    return open_engine(
-        target or settings.database,
-        pool_size=settings.fblink_db_pool_size,
-        connect_timeout=settings.fblink_db_connect_timeout,
-        statement_timeout=settings.fblink_db_statement_timeout,
-        prepared_statements=settings.fblink_db_prepared_statements,
-    )
 
 
 async def schema_problem(engine: Engine) -> str | None:

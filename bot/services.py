@@ -32,7 +32,7 @@ from bot.logs import install_redaction
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack_retry import ShortRateLimitRetry
-from bot.store import Store, open_engine
+from bot.store import Store, engine_for
 from bot.turns import Turns
 from bot.vonage import Credentials, VonageClient
 
@@ -131,14 +131,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 def open_store(settings: Settings, clock: Clock | None = None) -> Store:
     """The Store on the configured engine (not yet connected: :meth:`Services.start` does that)."""
-    engine = open_engine(
-        settings.database,
-        pool_size=settings.fblink_db_pool_size,
-        connect_timeout=settings.fblink_db_connect_timeout,
-        statement_timeout=settings.fblink_db_statement_timeout,
-        prepared_statements=settings.fblink_db_prepared_statements,
-    )
-    return Store(engine, Vault(settings.fblink_secret_key), clock=clock)
+    return Store(engine_for(settings), Vault(settings.fblink_secret_key), clock=clock)
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:

@@ -8,10 +8,11 @@
 - :mod:`bot.store.ledger`: the reminder ledger (``store.reminders``).
 """
 
-from bot.store.core import Store, open_engine
+from bot.store.core import Store
 from bot.store.engine import Engine, SchemaError, StoreError
 from bot.store.ledger import ReminderLedger, next_threshold_due
 from bot.store.models import Claim, FacebookLogin, Link, LinkState, OAuthState, StoredPage, days_left
+from bot.store.opening import engine_for, open_engine
 
 __all__ = [
     "Claim",
@@ -26,6 +27,7 @@ __all__ = [
     "StoreError",
     "StoredPage",
     "days_left",
+    "engine_for",
     "next_threshold_due",
     "open_engine",
 ]

@@ -18,22 +18,11 @@ from bot.crypto import Vault
 from bot.store.engine import Dialect, Engine, Params, Row, SchemaError
 from bot.store.ledger import ReminderLedger
 from bot.store.models import FacebookLogin, Link, StoredPage
+from bot.store.opening import open_engine
 from bot.store.pace import SlackPace
 from bot.store.states import StateRows
 
 NO_LIMIT = 2**62  # LIMIT for "all rows", the same on both engines
-
-
-def open_engine(target: str, **pg_options: Any) -> Engine:
-    """The engine for a SQLite path (``sqlite:`` prefix optional) or a ``postgresql://`` URL;
-    ``pg_options`` (pool size, timeouts) apply to PostgreSQL only."""
-    if target.startswith(("postgresql://", "postgres://")):
-        from bot.store.postgres import PostgresEngine  # noqa: PLC0415  # psycopg only when asked for
-
-        return PostgresEngine(target, **pg_options)
-    from bot.store.sqlite import SqliteEngine  # noqa: PLC0415
-
-    return SqliteEngine(target.removeprefix("sqlite:"))
 
 
 class Store(StateRows, SlackPace):
