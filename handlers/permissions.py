@@ -8,7 +8,7 @@ that asks Facebook again for exactly what is missing (``auth_type=rerequest``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot import blocks
@@ -105,5 +105,9 @@ async def linker_gaps(services: Services, team_id: str, links: Iterable[Link]) -
     A linker who has logged out is not judged (nothing to read); the daily token probe still is.
     """
     users = sorted({lk.linked_by for lk in links if lk.linked_by})
-    scopes = await services.store.login_scopes(team_id, users)
+    return gaps_of(await services.store.login_scopes(team_id, users))
+
+
+def gaps_of(scopes: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, ...]]:
+    """Each user's missing Messenger permissions, from their granted scopes (users lacking none left out)."""
     return {user: lacking for user, granted in scopes.items() if (lacking := blocking(granted))}

@@ -12,7 +12,7 @@ from bot.services import Services
 from bot.store import Link, StoredPage
 from handlers.common import Body, Req, on_action
 from handlers.lookups import did_you_mean, find
-from handlers.permissions import linker_gaps
+from handlers.permissions import gaps_of
 
 
 def relink_button(services: Services, link: Link, now: int, lost: tuple[str, ...], may: bool) -> dict[str, Any] | None:
@@ -30,23 +30,23 @@ async def managed_ids(services: Services, team_id: str, user_id: str) -> set[str
 
 async def status_message(services: Services, team_id: str, offset: int = 0, user_id: str = "") -> dict[str, Any]:
     offset = max(0, offset)
-    chunk, total = await services.store.links_page(team_id, limit=blocks.PAGE_SIZE, offset=offset)
-    if not total:
+    page = await services.store.status_page(team_id, user_id, limit=blocks.PAGE_SIZE, offset=offset)
+    if not page.total:
         return blocks.notice("No Pages are linked in this workspace yet. Start with `/fblink pages`.")
     now = services.now()
-    if not chunk:  # a stale "next" button past the end: show the last link, as before
-        offset = total - 1
-        chunk, total = await services.store.links_page(team_id, limit=blocks.PAGE_SIZE, offset=offset)
+    if not page.links:  # a stale "next" button past the end: show the last link, as before
+        offset = page.total - 1
+        page = await services.store.status_page(team_id, user_id, limit=blocks.PAGE_SIZE, offset=offset)
+    total = page.total
     nxt = offset + blocks.PAGE_SIZE if offset + blocks.PAGE_SIZE < total else None
     out = [blocks.section(f"*Links in this workspace* ({total}), soonest expiry first")]
-    gaps = await linker_gaps(services, team_id, chunk)
-    mine = await managed_ids(services, team_id, user_id) if user_id else set()
-    for link in chunk:
+    gaps = gaps_of(page.linker_scopes)
+    for link in page.links:
         lost = gaps.get(link.linked_by or "", ())
         out.append(
             blocks.section(
                 render.link_row(link, now, lost),
-                accessory=relink_button(services, link, now, lost, link.page_id in mine),
+                accessory=relink_button(services, link, now, lost, link.page_id in page.viewer_linkable),
             )
         )
     nav = blocks.nav_buttons("status_next", offset, nxt)

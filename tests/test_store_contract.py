@@ -82,6 +82,33 @@ def test_links_upsert_read_list_and_count(store):
     assert store.get_link("T1", "101") is None
 
 
+def test_status_page_reads_links_total_linkers_and_the_viewers_pages_in_one_statement(store):
+    """What the status view judges a page of links by: each linker's scopes (a lost permission
+    breaks the link) and which Pages the viewer may re-link, never another workspace's."""
+    link(store, "101", expires_at=T0 + 5 * DAY, linked_by="U1")
+    link(store, "102", page_name="alpha", expires_at=None, linked_by="U2")
+    link(store, "103", page_name="Beta", expires_at=T0 + 2 * DAY, linked_by=None)
+    store.upsert_link("T2", "101", now=T0, page_name="Other", api_key="k9", status="active", linked_by="U1")
+    store.save_login(FacebookLogin("T1", "U1", "FB1", "Ada", "EAA-1", None, T0 + DAY, ("pages_show_list",)), now=T0)
+    store.save_login(FacebookLogin("T2", "U2", "FB2", "Bo", "EAA-2", None, T0 + DAY, ("elsewhere",)), now=T0)
+    pages = [Page("101", "Zed", "c", ("MANAGE",), "t1"), Page("102", "alpha", "c", ("ANALYZE",), "t2")]
+    store.save_pages("T1", "UV", [*pages, Page("103", "Beta", "c", ("MESSAGING",), "")], now=T0)
+    store.save_pages("T2", "UV", [Page("102", "alpha", "c", ("MANAGE",), "t3")], now=T0)
+    page = store.status_page("T1", "UV", limit=10)
+    assert [x.page_id for x in page.links] == ["103", "101", "102"] and page.total == 3
+    assert page.linker_scopes == {"U1": ("pages_show_list",)}  # U2 has a login only in T2
+    assert page.viewer_linkable == {"101"}  # 102: no task that links; 103: no Page token
+    later = store.status_page("T1", "UV", limit=2, offset=1)
+    assert [x.page_id for x in later.links] == ["101", "102"] and later.total == 3
+    assert [x.page_id for x in store.status_page("T1", "", limit=2).links] == ["103", "101"]
+    assert store.status_page("T1", "", limit=2).viewer_linkable == set()
+    past = store.status_page("T1", "UV", limit=2, offset=5)
+    assert (past.links, past.total, past.viewer_linkable) == ([], 3, set())
+    other = store.status_page("T2", "UV", limit=10)
+    assert [x.page_name for x in other.links] == ["Other"] and other.linker_scopes == {}
+    assert store.status_page("T3", "UV", limit=10).total == 0
+
+
 def test_link_state_counts(store):
     link(store, "1", expires_at=T0 + DAY)
     link(store, "2", expires_at=T0 - 1)

@@ -21,11 +21,12 @@ from bot.store.models import FacebookLogin, Link, StoredPage
 from bot.store.opening import open_engine
 from bot.store.pace import SlackPace
 from bot.store.states import StateRows
+from bot.store.views import LINKABLE_TASKS, StatusRows
 
 NO_LIMIT = 2**62  # LIMIT for "all rows", the same on both engines
 
 
-class Store(StateRows, SlackPace):
+class Store(StateRows, SlackPace, StatusRows):
     """Typed reads and writes; one instance per process, shared by all handlers."""
 
     def __init__(self, target: str | Engine, vault: Vault, *, clock: Clock | None = None) -> None:
@@ -127,7 +128,7 @@ class Store(StateRows, SlackPace):
             "SELECT page_id, tasks FROM fb_pages WHERE team_id = ? AND user_id = ? AND no_token_reason IS NULL",
             [team_id, user_id],
         )
-        return {r["page_id"] for r in rows if {"MESSAGING", "MANAGE"} & set(json.loads(r["tasks"]))}
+        return {r["page_id"] for r in rows if LINKABLE_TASKS & set(json.loads(r["tasks"]))}
 
     async def forget_login(self, team_id: str, user_id: str, *, fb_user_id: str | None = None) -> bool:
         """Logout: drop the user's Facebook token and every Page token we hold for them. With
