@@ -87,11 +87,12 @@ async def slot(services: Services, pacer: Pacer, channel: str) -> None:
 async def post(services: Services, pacer: Pacer, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
     """Post, falling back to the default channel or a DM when the channel refuses."""
     candidates = [channel, *await fallbacks(services, link, channel)]
+    slack = await services.slack_for(link.team_id)
     last: Exception | None = None
     for target in candidates:
         await slot(services, pacer, target)
         try:
-            resp = await services.slack.chat_postMessage(channel=target, **msg)
+            resp = await slack.chat_postMessage(channel=target, **msg)
             return str(resp["channel"]), str(resp["ts"])
         except SlackApiError as exc:
             if exc.response.status_code == 429:
@@ -330,17 +331,18 @@ async def escalate(run: Run, channel: str, claims: list[Claim], reason: str, att
     )
     msg = blocks.message(text[:2900], [blocks.section(text[:2900])], ephemeral=False)
     rooms = [c for c in await fallbacks(services, link, channel) if not c.startswith(("U", "W"))]
+    slack = await services.slack_for(link.team_id)
     people = [u for u in dict.fromkeys([*(c.link.linked_by for c in claims), *sorted(services.settings.admins)]) if u]
     for room in rooms:
         await slot(services, run.pacer, room)
         with contextlib.suppress(Exception):
-            await services.slack.chat_postMessage(channel=room, **msg)
+            await slack.chat_postMessage(channel=room, **msg)
             return True
     told = False
     for user in people:
         await slot(services, run.pacer, user)
         try:
-            await services.slack.chat_postMessage(channel=user, **msg)
+            await slack.chat_postMessage(channel=user, **msg)
             told = True
         except Exception as exc:
             log.warning("could not escalate to %s: %s", user, reason_of(exc))
@@ -372,7 +374,7 @@ async def after_relink(services: Services, old: Link, new: Link, user_id: str) -
         if row["shared"] > 1:
             msg = await digest_update(services, channel, ts, new, user_id)
         try:
-            await services.slack.chat_update(channel=channel, ts=ts, **msg)
+            await (await services.slack_for(new.team_id)).chat_update(channel=channel, ts=ts, **msg)
         except Exception as exc:
             log.warning("could not update reminder message for page %s: %s", new.page_id, type(exc).__name__)
 

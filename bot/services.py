@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import anyio
@@ -24,20 +24,41 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.authorize import CachedAuthorize
 from bot.clock import Clock
 from bot.crypto import Vault
 from bot.graph import GraphClient
 from bot.http import RetryPolicy
+from bot.installations import slack_refresher
 from bot.logs import install_redaction
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack_retry import ShortRateLimitRetry
 from bot.store import Store, engine_for
+from bot.store.installations import SlackInstall
 from bot.turns import Turns
 from bot.vonage import Credentials, VonageClient
 
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT = 10.0  # seconds the after-ack tasks get to finish at shutdown
+CLIENTS_MAX = 1_000  # per-install Slack clients kept at most (distributed mode)
+
+
+class NotInstalled(Exception):
+    """Distributed mode: no install (or no bot token) serves this workspace, so nothing can be
+    said to it in Slack; its work is skipped, never retried against another workspace's token."""
+
+    def __init__(self, team_id: str | None, enterprise_id: str | None = None) -> None:
+        super().__init__(f"fblink is not installed for team {team_id} (enterprise {enterprise_id})")
+        self.team_id, self.enterprise_id = team_id, enterprise_id
+
+
+class InstallSource(Protocol):
+    """Where distributed mode finds a workspace's install (bot.oauth's cached authorize)."""
+
+    async def install_for(
+        self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
+    ) -> SlackInstall | None: ...
 
 
 @dataclass
@@ -58,9 +79,34 @@ class Services:
     opened: bool = False  # the store is connected (start() ran)
     loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on (tests reach the store through it)
     turns: Turns = field(default_factory=Turns)  # background work takes one step per loop iteration
+    installs: InstallSource | None = None  # distributed mode (SLACK_CLIENT_ID): each workspace's own token
+    _clients: dict[str, AsyncWebClient] = field(default_factory=dict)  # per bot token, sharing one session
 
     def now(self) -> int:
         return self.clock.now()
+
+    async def slack_for(self, team_id: str | None, enterprise_id: str | None = None) -> AsyncWebClient:
+        """The Web API client that speaks for this workspace: the one bot token in single-workspace
+        mode; in distributed mode a client with that install's (fresh) token, sharing the pooled
+        session and retry handlers. Raises :class:`NotInstalled` when nothing serves the workspace."""
+        if self.installs is None:
+            return self.slack
+        install = await self.installs.install_for(enterprise_id or None, team_id or None)
+        if install is None or not install.bot_token:
+            raise NotInstalled(team_id, enterprise_id)
+        client = self._clients.get(install.bot_token)
+        if client is None:
+            if len(self._clients) >= CLIENTS_MAX:  # a rotated token's client is dropped oldest first
+                self._clients.pop(next(iter(self._clients)))
+            client = AsyncWebClient(
+                token=install.bot_token,
+                base_url=self.slack.base_url,
+                timeout=self.slack.timeout,
+                session=self.slack.session,
+                retry_handlers=self.slack.retry_handlers,
+            )
+            self._clients[install.bot_token] = client
+        return client
 
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.settings.admins
@@ -109,6 +155,7 @@ class Services:
         if self.slack.session is not None:
             await self.slack.session.close()
             self.slack.session = None
+        self._clients.clear()  # they shared the closed session
         await self.http.aclose()
         self.metrics.close()
         if self.opened:
@@ -163,7 +210,19 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+    installs = None
+    if settings.distributed:
+        assert settings.slack_client_id and settings.slack_client_secret
+        # Its own client, without the retry handlers: a refresh retried after Slack already took
+        # it would spend the refresh token twice (invalid_refresh_token).
+        refresh_client = AsyncWebClient(
+            base_url=settings.slack_api_url, timeout=int(max(1, settings.fblink_http_timeout))
+        )
+        installs = CachedAuthorize(
+            store, slack_refresher(refresh_client, settings.slack_client_id, settings.slack_client_secret)
+        )
     return Services(
+        installs=installs,
         settings=settings,
         store=store,
         clock=clock or Clock(),

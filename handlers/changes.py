@@ -261,7 +261,7 @@ async def relink_after_login(services: Services, state: OAuthState) -> None:
         state.team_id,
         state.user_id,
         state.channel_id,
-        where_you_acted(services, state.user_id, state.channel_id),
+        where_you_acted(services, state.team_id, state.user_id, state.channel_id),
     )
     link = await services.store.get_link(state.team_id, str(state.payload.get("page_id")))
     try:

@@ -144,7 +144,7 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
         team_id=str(fields.get("team_id") or ""),
         user_id=user_id,
         channel_id=fields.get("channel_id") or None,
-        respond=url_responder(services, fields.get("response_url"), user_id),
+        respond=url_responder(services, fields.get("response_url"), str(fields.get("team_id") or ""), user_id),
         trigger_id=fields.get("trigger_id") or None,
         args=parsed.args,
     )
@@ -200,7 +200,7 @@ async def rerun_listener(ack: AsyncAck, body: Body, services: Services) -> None:
     }
     answer = await handle_command(services, fields)
     if answer:  # replaces the "Did you mean" message: one message per command
-        respond = url_responder(services, fields["response_url"], str(fields["user_id"]))
+        respond = url_responder(services, fields["response_url"], str(fields["team_id"]), str(fields["user_id"]))
         await respond(**answer, replace_original=True)
 
 

@@ -74,13 +74,13 @@ class Req:
         await self.respond(**msg, replace_original=replace)
 
 
-def url_responder(services: Services, response_url: str | None, user_id: str) -> Respond:
+def url_responder(services: Services, response_url: str | None, team_id: str, user_id: str) -> Respond:
     """Answer through a response_url (with Slack's retry handlers), or by DM when there is none.
 
     The webhook client is built on first use: most commands are answered in the ack and never use it.
     """
     if not response_url:
-        return dm_responder(services, user_id)
+        return dm_responder(services, team_id, user_id)
 
     async def respond(**msg: Any) -> None:
         client = AsyncWebhookClient(
@@ -102,13 +102,16 @@ def url_responder(services: Services, response_url: str | None, user_id: str) ->
 def action_req(services: Services, body: Body, respond: Respond | None) -> Req:
     """A click or a selection. Clicks on the App Home or in a modal have no response_url: answer by DM."""
     user_id = body["user"]["id"]
+    team_id = body["team"]["id"]
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     return Req(
         services=services,
-        team_id=body["team"]["id"],
+        team_id=team_id,
         user_id=user_id,
         channel_id=channel,
-        respond=respond if respond is not None and body.get("response_url") else dm_responder(services, user_id),
+        respond=respond
+        if respond is not None and body.get("response_url")
+        else dm_responder(services, team_id, user_id),
         trigger_id=body.get("trigger_id"),
     )
 
@@ -153,38 +156,39 @@ async def ack_errors(ack: AsyncAck, errors: dict[str, str]) -> None:
         await ack()
 
 
-async def dm(services: Services, user_id: str, msg: dict[str, Any]) -> None:
+async def dm(services: Services, team_id: str, user_id: str, msg: dict[str, Any]) -> None:
     """Tell a user in their DM with the bot; a Slack failure is logged, never raised over the real work."""
     msg = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original", "delete_original")}
     try:
-        await services.slack.chat_postMessage(channel=user_id, **msg)
+        await (await services.slack_for(team_id)).chat_postMessage(channel=user_id, **msg)
     except Exception as exc:
         log.warning("could not message %s in Slack: %s", user_id, type(exc).__name__)
 
 
-def dm_responder(services: Services, user_id: str) -> Respond:
+def dm_responder(services: Services, team_id: str, user_id: str) -> Respond:
     """A respond() for surfaces without a response_url (modals, App Home, the OAuth callback)."""
 
     async def respond(**msg: Any) -> None:
-        await dm(services, user_id, msg)
+        await dm(services, team_id, user_id, msg)
 
     return respond
 
 
-async def tell_in_channel(services: Services, channel_id: str | None, user_id: str, text: str) -> None:
+async def tell_in_channel(services: Services, team_id: str, channel_id: str | None, user_id: str, text: str) -> None:
     """A short note, visible only to this person, in the channel they started from (none for a DM)."""
     if not channel_id or channel_id[:1] not in ("C", "G"):
         return
     try:
-        await services.slack.chat_postEphemeral(channel=channel_id, user=user_id, **blocks.notice(text))
+        slack = await services.slack_for(team_id)
+        await slack.chat_postEphemeral(channel=channel_id, user=user_id, **blocks.notice(text))
     except Exception as exc:  # left the channel, archived: the DM has the answer
         log.info("no ephemeral note in %s: %s", channel_id, type(exc).__name__)
 
 
-def where_you_acted(services: Services, user_id: str, channel_id: str | None) -> Respond:
+def where_you_acted(services: Services, team_id: str, user_id: str, channel_id: str | None) -> Respond:
     """For work started in a modal or a browser: the answer goes to the DM, and the same answer
     appears in the channel the person started from, visible only to them (a DM needs only one)."""
-    direct = dm_responder(services, user_id)
+    direct = dm_responder(services, team_id, user_id)
     if not channel_id or channel_id[:1] not in ("C", "G"):
         return direct
 
@@ -192,7 +196,7 @@ def where_you_acted(services: Services, user_id: str, channel_id: str | None) ->
         await direct(**msg)
         body = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original", "delete_original")}
         try:
-            await services.slack.chat_postEphemeral(channel=channel_id, user=user_id, **body)
+            await (await services.slack_for(team_id)).chat_postEphemeral(channel=channel_id, user=user_id, **body)
         except Exception as exc:  # not in the channel any more, archived: the DM has it
             log.info("no ephemeral answer in %s: %s", channel_id, type(exc).__name__)
 

@@ -93,9 +93,7 @@ async def home_link(req: Req, body: Body) -> None:
 
 
 async def home_refresh(req: Req, body: Body) -> None:
-    await req.services.slack.views_publish(
-        user_id=req.user_id, view=await home_view(req.services, req.team_id, req.user_id)
-    )
+    await _publish(req.services, req.team_id, req.user_id)
 
 
 async def home_opened(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
@@ -104,7 +102,12 @@ async def home_opened(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any]
         return
     user_id = str(event["user"])
     team_id = str(body.get("team_id") or "")
-    services.spawn(services.slack.views_publish(user_id=user_id, view=await home_view(services, team_id, user_id)))
+    services.spawn(_publish(services, team_id, user_id))
+
+
+async def _publish(services: Services, team_id: str, user_id: str) -> None:
+    slack = await services.slack_for(team_id)
+    await slack.views_publish(user_id=user_id, view=await home_view(services, team_id, user_id))
 
 
 def register(app: AsyncApp) -> None:

@@ -84,7 +84,7 @@ def add_key_view() -> dict[str, Any]:
 
 
 async def open_add_modal(req: Req) -> None:
-    await req.services.slack.views_open(trigger_id=req.trigger_id, view=add_key_view())
+    await (await req.services.slack_for(req.team_id)).views_open(trigger_id=req.trigger_id, view=add_key_view())
 
 
 def _field(values: dict[str, Any], name: str) -> str:
@@ -136,7 +136,7 @@ async def add_key(services: Services, team_id: str, user_id: str, creds: Credent
             detail=f"key {creds.api_key}",
             result=f"error: {type(exc).__name__}",
         )
-        await dm(services, user_id, blocks.notice(user_error_text(exc) + " The key was not added."))
+        await dm(services, team_id, user_id, blocks.notice(user_error_text(exc) + " The key was not added."))
         return
     await store_key(services, team_id, user_id, creds)
 
@@ -148,6 +148,7 @@ async def store_key(services: Services, team_id: str, user_id: str, creds: Crede
     key = blocks.escape(creds.api_key)
     await dm(
         services,
+        team_id,
         user_id,
         blocks.notice(f":key: Added Vonage API key `{key}`. Use it with `/fblink link <page> {key}`."),
     )

@@ -110,12 +110,13 @@ async def open_link_modal(req: Req, *, page_id: str | None = None) -> None:
         return
     keys = await key_policy.usable_keys(services, req.team_id, req.user_id)
     meta = {"channel": req.channel_id}
-    opened = await services.slack.views_open(
+    slack = await services.slack_for(req.team_id)
+    opened = await slack.views_open(
         trigger_id=req.trigger_id, view=link_modal_view(pages, keys, None, page_id=page_id, meta=meta)
     )
     view = opened["view"]
     apps = await _messages_apps(services, req.team_id, keys[0])
-    await services.slack.views_update(
+    await slack.views_update(
         view_id=view["id"], hash=view.get("hash"), view=link_modal_view(pages, keys, apps, page_id=page_id, meta=meta)
     )
 
@@ -141,7 +142,7 @@ async def key_changed(ack: AsyncAck, body: Body, services: Services) -> None:
         apps = await _messages_apps(services, team_id, api_key)
         meta = json.loads(view.get("private_metadata") or "{}")
         try:
-            await services.slack.views_update(
+            await (await services.slack_for(team_id)).views_update(
                 view_id=view["id"],
                 hash=view.get("hash"),
                 view=link_modal_view(
@@ -191,7 +192,7 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
         return
     meta = json.loads(view.get("private_metadata") or "{}")
     channel = meta.get("channel")
-    req = Req(services, team_id, user_id, channel, where_you_acted(services, user_id, channel))
+    req = Req(services, team_id, user_id, channel, where_you_acted(services, team_id, user_id, channel))
 
     async def link() -> None:
         page = await managed_page(req, _selected(values, "page", "page") or "")

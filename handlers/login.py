@@ -156,10 +156,11 @@ async def _slack_names(services: Services, state: OAuthState) -> tuple[str, str]
     """The workspace and the Slack user's names as Slack knows them (ids when Slack does not answer)."""
     team, user = state.team_id, state.user_id
     try:
-        info = await services.slack.users_info(user=state.user_id)
+        slack = await services.slack_for(state.team_id)
+        info = await slack.users_info(user=state.user_id)
         profile = info["user"] or {}
         user = str(profile.get("real_name") or profile.get("name") or user)
-        auth = await services.slack.auth_test()
+        auth = await slack.auth_test()
         team = str(auth.get("team") or team)
     except Exception as exc:
         log.info("could not look up Slack names for the login page: %s", type(exc).__name__)
@@ -255,6 +256,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         log.info("facebook login declined by %s: %s", state.user_id, reason)
         await dm(
             services,
+            state.team_id,
             state.user_id,
             blocks.notice(
                 ":no_entry_sign: You cancelled the Facebook login, so fblink cannot see your Pages. "
@@ -284,6 +286,7 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     except UpstreamUnavailable:
         await dm(
             services,
+            state.team_id,
             state.user_id,
             blocks.notice(
                 ":hourglass: Facebook is busy right now and the login could not be completed. "
@@ -317,9 +320,15 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         now=now,
     )
     await services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
-    await dm(services, state.user_id, await connected_message(services, state, fb_user_id, fb_name, info.scopes))
+    await dm(
+        services,
+        state.team_id,
+        state.user_id,
+        await connected_message(services, state, fb_user_id, fb_name, info.scopes),
+    )
     await tell_in_channel(
         services,
+        state.team_id,
         state.channel_id,
         state.user_id,
         f":white_check_mark: Connected to Facebook as *{blocks.escape(fb_name)}*. Your DM with fblink has the details."

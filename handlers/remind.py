@@ -37,7 +37,7 @@ async def resolve_channel(req: Req, word: str) -> tuple[str | None, str | None]:
     cursor = ""
     try:
         for _ in range(MAX_CHANNEL_PAGES):
-            page = await req.services.slack.conversations_list(
+            page = await (await req.services.slack_for(req.team_id)).conversations_list(
                 types="public_channel,private_channel", exclude_archived=False, limit=200, cursor=cursor or None
             )
             found += [c for c in page.get("channels") or [] if str(c.get("name", "")).lower() == name]

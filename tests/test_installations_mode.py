@@ -8,7 +8,9 @@ the installed workspace and from one that never installed fblink.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,10 +19,12 @@ import httpx
 import pytest
 import yaml
 
+from bot.fakes import slack_payloads as sp
 from bot.fakes.slack_oauth import Installer
 from bot.oauth import BOT_SCOPES
 from bot.settings import SettingsError, load_settings
-from tests.conftest import ENTERPRISE, Running
+from tests.conftest import ENTERPRISE, START, VONAGE_KEY, Running
+from tests.sweep_helpers import DAY, run_sweep
 from tests.test_store_settings_cli import BASE_ENV, clean_env, env  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,3 +159,43 @@ def test_a_replayed_redirect_installs_nothing(start_app, slack) -> None:  # type
 def test_single_workspace_mode_has_no_install_routes(bot: Running) -> None:
     assert httpx.get(bot.url + "/slack/install", timeout=10).status_code == 404
     assert "not installed" not in str(help_answer(bot, "T0001"))
+
+
+def test_each_workspace_is_spoken_to_with_its_own_token_by_handlers_and_the_sweep(start_app, slack) -> None:  # type: ignore[no-untyped-def]
+    """Two workspaces installed: App Home in B is published with B's token, and a reminder due in A is
+    posted by a sweep (the worker's path: fresh services, no Bolt) with A's token, never the other's."""
+    slack.oauth.client_id, slack.oauth.client_secret = (
+        DISTRIBUTED["slack_client_id"],
+        DISTRIBUTED["slack_client_secret"],
+    )
+    bot = start_app(**DISTRIBUTED)
+    for team in ("T0AAA", "T0BBB"):
+        slack.oauth.install_as(Installer(team_id=team, team_name=f"{team} Co", user_id="U0INS"))
+        assert walk_install(bot)[0].status_code == 200
+    token = {t.installer.team_id: t.value for t in slack.oauth.live_tokens()}
+    assert set(token) == {"T0AAA", "T0BBB"} and token["T0AAA"] != token["T0BBB"]
+
+    body = sp.app_home_opened(user_id="U0B", channel_id="D0B", team_id="T0BBB")
+    assert bot.post_signed(json.dumps(body).encode(), "application/json").status_code == 200
+    deadline = time.monotonic() + 10
+    while not (published := slack.calls(path="/api/views.publish")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [r.headers["authorization"] for r in published] == ["Bearer " + token["T0BBB"]]
+    assert slack.home_of("U0B") is not None  # B's person sees a Home
+
+    bot.store.upsert_link(
+        "T0AAA",
+        "PAGE_A",
+        now=START,
+        page_name="Shop A",
+        api_key=VONAGE_KEY,
+        linked_by="U0A",
+        channel_id="C0AOPS",
+        expires_at=START + 5 * DAY,
+        status="active",
+        next_due_at=START - 10,
+    )
+    run_sweep(bot, START)
+    posted = [r for r in slack.calls(path="/api/chat.postMessage") if "C0AOPS" in str(r.params)]
+    assert posted and {r.headers["authorization"] for r in posted} == {"Bearer " + token["T0AAA"]}
+    assert any("Shop A" in str(m.get("text")) for m in slack.messages if m["channel"] == "C0AOPS")

@@ -287,7 +287,7 @@ def test_two_processes_refreshing_at_once_spend_the_refresh_token_once(
 def test_the_cached_authorize_refreshes_a_due_token_then_serves_from_its_cache(
     slack: FakeSlack, store: SyncStore
 ) -> None:
-    from bot.oauth import CachedAuthorize
+    from bot.authorize import CachedAuthorize
 
     first = installed(slack, store, due=True)
     auth = CachedAuthorize(store.unwrapped, refresher(slack), ttl=3600)

@@ -1,0 +1,119 @@
+"""Distributed mode's authorize: each workspace's install, read without a round trip per request.
+
+Bolt's default authorize reads the store and calls ``auth.test`` on every request (300–500 ms,
+bolt-python#122). :class:`CachedAuthorize` reads the install once per (enterprise, team) per
+``ttl`` seconds and never calls Slack, except through :func:`~bot.installations.fresh_bot_token`
+when a rotating token is due. The same object serves Bolt, the `/fblink` command guard, and
+:meth:`bot.services.Services.slack_for` (handlers and the worker), so every process refreshes a
+token through one path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from bot.installations import REFRESH_WINDOW, Refresher, fresh_bot_token, wall_now
+from bot.store import Store
+from bot.store.installations import SlackInstall
+
+CACHE_TTL = 60.0  # seconds an install is trusted without reading it again
+CACHE_MAX = 20_000  # (enterprise, team) pairs kept at most
+
+CacheKey = tuple[str, str, bool]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    until: float  # monotonic
+    install: SlackInstall
+
+
+class CachedAuthorize(AsyncAuthorize):
+    """Bolt's authorize from fblink's installs, cached per (enterprise, team) for a short TTL.
+
+    A cached token is never used past its refresh window: the entry ends then, and the next
+    request goes through :func:`fresh_bot_token`. Negative answers are not cached, so a
+    workspace is served from the first request after its install, in every process.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        refresh: Refresher,
+        *,
+        ttl: float = CACHE_TTL,
+        window: int = REFRESH_WINDOW,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.refresh, self.ttl, self.window, self.monotonic = store, refresh, ttl, window, monotonic
+        self._cache: dict[CacheKey, _Entry] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def install_for(
+        self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
+    ) -> SlackInstall | None:
+        """The install serving a request from this workspace (cached), or None."""
+        key = (enterprise_id or "", team_id or "", bool(is_enterprise_install))
+        entry = self._cache.get(key)
+        now = self.monotonic()
+        if entry is not None and entry.until > now:
+            self.hits += 1
+            return entry.install
+        self.misses += 1
+        install = await fresh_bot_token(
+            self.store,
+            self.refresh,
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            is_enterprise_install=is_enterprise_install,
+            window=self.window,
+        )
+        if install is None or not install.bot_token:
+            self._cache.pop(key, None)
+            return None
+        until = now + self.ttl
+        if install.bot_token_expires_at is not None:  # not past the point where it is due for refresh
+            left = install.bot_token_expires_at - self.window - wall_now()
+            until = min(until, now + max(0, left))
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = _Entry(until, install)
+        return install
+
+    def forget(self, enterprise_id: str | None = None, team_id: str | None = None) -> None:
+        """Drop cached installs of an org or workspace (after an uninstall or a reinstall); all without ids."""
+        for key in list(self._cache):
+            if (enterprise_id is None or key[0] == enterprise_id) and (team_id is None or key[1] == team_id):
+                del self._cache[key]
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
+    ) -> AuthorizeResult | None:
+        install = await self.install_for(enterprise_id, team_id, context.is_enterprise_install)
+        if install is None:
+            return None
+        return AuthorizeResult(
+            enterprise_id=install.enterprise_id,
+            team_id=team_id if install.is_enterprise_install else install.team_id,
+            team=install.team_name,
+            bot_user_id=install.bot_user_id,
+            bot_id=install.bot_id,
+            bot_token=install.bot_token,
+            bot_scopes=install.bot_scopes,
+            user_id=user_id,
+        )
