@@ -17,6 +17,8 @@ One run, all on 127.0.0.1, each server in its own uvicorn process (--workers 1):
           would run it within a minute; SQLite keeps no statistics, as fblink leaves
           it). Their upstream URLs (Slack Web API, Graph, Vonage) point at a local
           counting fake; only auth.test is expected (Bolt calls it once and caches it).
+          A third copy over the same SQLite file runs on the standard library's asyncio
+          loop and h11 instead of uvloop and httptools: uvicorn[standard]'s before/after.
 
 wrk sends one signed slash command over and over (bench/slack_post.lua), at 1, 10 and
 50 connections, each level long enough for > 2,000 requests (a 1 s probe per row
@@ -83,6 +85,11 @@ FLOOR, BOLT, BOLT_PBR = "floor (Starlette)", "bare Bolt (ack only)", "bare Bolt,
 ENGINES = ("SQLite", "PostgreSQL")
 HELP = {e: f"fblink help, {e}" for e in ENGINES}
 STATUS = {e: f"fblink status, {e}" for e in ENGINES}
+# Issue 19's "before": the same app on the standard library's loop and h11, as uvicorn runs
+# without uvicorn[standard]; every other fblink row runs on uvloop and httptools (uvicorn's
+# "auto", which fblink serve uses).
+PLAIN = {"help": "fblink help, SQLite, asyncio+h11", "status": "fblink status, SQLite, asyncio+h11"}
+PLAIN_ARGS = ("--loop", "asyncio", "--http", "h11")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -198,7 +205,7 @@ def pinning() -> tuple[list[str], list[str]]:
 SERVER_PIN, WRK_PIN = pinning()
 
 
-def spawn(name: str, factory: str, env: dict[str, str], logdir: Path) -> Server:
+def spawn(name: str, factory: str, env: dict[str, str], logdir: Path, extra: tuple[str, ...] = ()) -> Server:
     port = free_port()
     log = logdir / f"{name}.log"
     cmd = [
@@ -219,6 +226,7 @@ def spawn(name: str, factory: str, env: dict[str, str], logdir: Path) -> Server:
         "--no-access-log",
         "--lifespan",
         "on",
+        *extra,
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -627,6 +635,7 @@ def main() -> int:
             spawn("bolt-pbr", "bolt_app", dict(bolt_env, BENCH_PROCESS_BEFORE_RESPONSE="1"), work),
             spawn("fblink-sqlite", "fblink_app", envs["SQLite"], work),
             spawn("fblink-postgresql", "fblink_app", envs["PostgreSQL"], work),
+            spawn("fblink-sqlite-asyncio", "fblink_app", envs["SQLite"], work, PLAIN_ARGS),
         ]
         for s in servers:
             wait_ready(s)
@@ -634,6 +643,7 @@ def main() -> int:
             settle(s)
         floor_srv, bolt_srv, bolt_pbr_srv = servers[:3]
         fb = {"SQLite": servers[3], "PostgreSQL": servers[4]}
+        plain_srv = servers[5]
         print(
             f"servers up in {time.monotonic() - STARTED:.1f}s: floor :{floor_srv.port}, bolt :{bolt_srv.port}, "
             f"bolt-pbr :{bolt_pbr_srv.port}, "
@@ -653,6 +663,7 @@ def main() -> int:
         for e in ENGINES:
             preflight(fb[e], "help", "fblink commands")
             preflight(fb[e], "status", f"{N_LINKS} links")
+        preflight(plain_srv, "help", "fblink commands")
         preflight(bolt_srv, "help", None)
         preflight(bolt_pbr_srv, "help", None)
         preflight(floor_srv, "help", None)
@@ -673,6 +684,8 @@ def main() -> int:
             (fb["PostgreSQL"], "help", HELP["PostgreSQL"]),
             (fb["SQLite"], "status", STATUS["SQLite"]),
             (fb["PostgreSQL"], "status", STATUS["PostgreSQL"]),
+            (plain_srv, "help", PLAIN["help"]),
+            (plain_srv, "status", PLAIN["status"]),
         ]
         rates: dict[tuple[str, int], float] = {}
         results: dict[tuple[str, int], Run] = {}
@@ -695,6 +708,7 @@ def main() -> int:
         order = [FLOOR] * FLOOR_REPEATS + [BOLT, BOLT_PBR]
         for what in (HELP, STATUS):
             order += [what["SQLite"], what["PostgreSQL"], what["PostgreSQL"], what["SQLite"]]
+        order += [PLAIN["help"], PLAIN["status"], PLAIN["status"], PLAIN["help"]]
         for level in LEVELS:
             runs: dict[str, list[Run]] = {}
             for label in order:
@@ -756,6 +770,22 @@ def main() -> int:
                     f"  c={lvl:<3} status {what} PostgreSQL {a:7.2f} ms vs 2x SQLite {2 * b:7.2f} ms "
                     f"(x{a / b if b else float('nan'):.2f})  {verdict(passed)}"
                 )
+
+        print(
+            "\nuvicorn[standard] (issue 19): the same app on SQLite, uvloop + httptools (after) vs the standard"
+            " library's asyncio + h11 (before); after <= 1.1x before, p50 and p99"
+        )
+        for lvl in LEVELS:
+            for text in ("help", "status"):
+                after = results[((HELP if text == "help" else STATUS)["SQLite"], lvl)]
+                before = results[(PLAIN[text], lvl)]
+                for what, a, b in (("p50", after.p50, before.p50), ("p99", after.p99, before.p99)):
+                    passed = after.ok and before.ok and a <= 1.1 * b
+                    met &= passed
+                    print(
+                        f"  c={lvl:<3} {text:<6} {what} uvloop+httptools {a:7.2f} ms vs asyncio+h11 {b:7.2f} ms "
+                        f"(x{a / b if b else float('nan'):.2f})  {verdict(passed)}"
+                    )
 
         # -- memory report -------------------------------------------------------------------------
         for e in ENGINES:

@@ -270,7 +270,9 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[str], list[str]]) -> dict[str, Any]:
+async def measure(
+    n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[str], list[str]], layout: str = "serve"
+) -> dict[str, Any]:
     import uvicorn
     from cryptography.fernet import Fernet
 
@@ -278,6 +280,7 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
     from bot.heap import freeze_startup_heap
     from bot.reminders import sweep
     from bot.settings import Settings
+    from bot.turns import Turns
 
     fakes = subprocess.Popen(
         [*pins[1], sys.executable, __file__, "--fakes"],
@@ -288,7 +291,7 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
     )
     urls = json.loads(fakes.stdout.readline())  # type: ignore[union-attr]
     key = Fernet.generate_key().decode()
-    db = str(tmp / f"sweep-{n}-{rate:g}.db")
+    db = str(tmp / f"sweep-{n}-{rate:g}-{layout}.db")
     now = int(time.time())
     fill(db, key, n, now)
     settings = Settings(  # type: ignore[call-arg]
@@ -310,6 +313,8 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
         fblink_log_level="WARNING",
     )
     app = create_app(settings, scheduler=False)
+    if layout == "worker":  # the sweep as a worker runs it: no turns, no request pacing, GC left alone
+        app.services.turns = Turns(shared=False)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app.asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
@@ -362,9 +367,9 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
     await asyncio.sleep(idle + 1)  # 1 s of warm-up, then the idle window
     idle_window = (time.time() - idle, time.time())
     sched = os.open("/proc/thread-self/schedstat", os.O_RDONLY)  # this task runs on the loop thread
-    steal0, t0, (_, waited0) = cpu_steal(app_cpu), time.time(), thread_sched(sched)
+    steal0, t0, (oncpu0, waited0) = cpu_steal(app_cpu), time.time(), thread_sched(sched)
     report = await sweep(app.services)
-    t1, steal1, (_, waited1) = time.time(), cpu_steal(app_cpu), thread_sched(sched)
+    t1, steal1, (oncpu1, waited1) = time.time(), cpu_steal(app_cpu), thread_sched(sched)
     os.close(sched)
     await asyncio.sleep(1)
     load.send_signal(signal.SIGTERM)
@@ -396,6 +401,7 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
     return {
         "n": n,
         "rate": rate,
+        "layout": layout,
         "sweep_s": t1 - t0,
         "report_lines": len(report),
         "posted": posted,
@@ -435,6 +441,7 @@ async def measure(n: int, idle: float, rate: float, tmp: Path, pins: tuple[list[
         ],
         "steal_s": steal1 - steal0,
         "runnable_ms": waited1 - waited0,
+        "oncpu_ms": oncpu1 - oncpu0,
         "max_lag_posting": max((lag * 1000 for (t, lag) in lags if t0 <= t <= stats.get("last_post", t0)), default=0.0),
         "max_lag_probing": max((lag * 1000 for (t, lag) in lags if stats.get("last_post", t0) < t <= t1), default=0.0),
     }
@@ -466,6 +473,13 @@ def main() -> int:
         default=f"0,{PACED}",
         help="help load, requests a second in all, one run per rate (0: each connection as fast as answered)",
     )
+    parser.add_argument(
+        "--layouts",
+        default="serve",
+        help="serve: the sweep as `fblink serve` runs it (turns, request pacing, GC deferred); worker: as "
+        "`fblink worker` runs it (none of those), here still beside the acks, to show what they buy; "
+        "one run per layout, alternating",
+    )
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     pins: tuple[list[str], list[str]] = ([], [])
@@ -477,12 +491,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fblink-sweep-bench-") as tmp:
         for rate in (float(x) for x in args.rates.split(",")):
             for n in (int(x) for x in args.sizes.split(",")):
-                SLOW.clear()
-                SWEEP_LONG.clear()
-                ITERATIONS.clear()
-                GC_PAUSES.clear()
-                r = asyncio.run(measure(n, args.idle, rate, Path(tmp), pins))
-                ok_all &= show(r)
+                for layout in args.layouts.split(","):
+                    SLOW.clear()
+                    SWEEP_LONG.clear()
+                    ITERATIONS.clear()
+                    GC_PAUSES.clear()
+                    r = asyncio.run(measure(n, args.idle, rate, Path(tmp), pins, layout))
+                    ok_all &= show(r)
     print(f"\nVERDICT: {'PASS' if ok_all else 'MISS'}")
     return 0 if ok_all else 1
 
@@ -519,7 +534,7 @@ def show(r: dict[str, Any]) -> bool:
     print(
         f"\n== {r['n']} links due for a reminder and a probe (Slack ~{SLACK_DELAY * 1000:.0f} ms, "
         f"debug_token ~{GRAPH_DELAY * 1000:.0f} ms; probes: {PROBE_CONCURRENCY} at once, {PROBE_BUDGET:.0f} s budget); "
-        f"help load: {CONNS} connections, {load}"
+        f"help load: {CONNS} connections, {load}; the sweep as {r['layout']!r} runs it"
     )
     print(f"help c={CONNS}  idle:   {len(idle):6d} req  p50 {ip50:7.2f} ms  p99 {ip99:7.2f} ms")
     print(
@@ -529,7 +544,8 @@ def show(r: dict[str, Any]) -> bool:
     print(
         f"sweep: {r['sweep_s']:.1f} s; {r['posted']} reminders posted in {r['posts']} messages, last at "
         f"+{r['last_post_s']:.2f} s; first probe answered at +{r['first_probe_s']:.2f} s; "
-        f"{r['probes']} probes answered, {r['probed']} links marked checked ({r['n'] - r['probed']} carried over)"
+        f"{r['probes']} probes answered, {r['probed']} links marked checked ({r['n'] - r['probed']} carried over); "
+        f"the loop thread on the CPU {r['oncpu_ms'] / 1000:.1f} s (acks included), runnable {r['runnable_ms'] / 1000:.1f} s"
     )
     print(
         f"event loop idle (acks only, {r['idle_s']:.0f} s): max stall {r['idle_max_lag']:.1f} ms, "

@@ -35,6 +35,7 @@ from bot.oauth import Distributed
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import SHUTDOWN_WAIT, Services, build_services
 from bot.settings import Settings
+from bot.turns import Turns
 from bot.web import Health, SlackRouting, build_routes, health_routes, request_kind
 from handlers import commands, home, keys, link_modal, links, login, pages, status
 
@@ -117,6 +118,8 @@ def create_app(
     """Build the bot for one role: services, Bolt listeners and HTTP routes (not in a worker),
     and the scheduler (not in a web process; ``scheduler=False`` leaves it out anywhere)."""
     services = build_services(settings, clock)
+    if role == "worker":
+        services.turns = Turns(shared=False)  # no acks share a worker's loop: no turns, no request pacing
     health = Health(role)
     serves_slack = role != "worker"
     runs_scheduler = scheduler and role != "web"

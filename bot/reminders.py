@@ -5,14 +5,12 @@ after; see :meth:`bot.store.ReminderLedger.claim_due`. A crash between claim and
 retried once the claim's lease runs out; a crash after the post costs at most
 one duplicate, never a missed reminder.
 
-The sweep runs on the event loop, in short steps (claim batches of 10, one commit per
-post, probe rows read 10 at a time), each taking a turn first (:mod:`bot.turns`: one
-background step per loop iteration, so answers that arrive together do not add up into
-one long stall); its requests start a few milliseconds apart, so answers seldom arrive
-together at all. Not in a thread: the Store holds one SQLite connection shared by the
-ack path, and a second writer connection in a thread would make the loop's own writes
-wait on its lock (busy_timeout) instead of on a batch of a few milliseconds. The one
-slow SQLite step, the WAL checkpoint, runs in a worker thread (:mod:`bot.store.wal`).
+The sweep runs on the event loop in short steps, each taking a turn first (:mod:`bot.turns`:
+in `fblink serve`, one background step per loop iteration and requests started a few
+milliseconds apart, so acks never wait behind a pile of sweep work; in a worker, no turns).
+Not in a thread: the Store holds one SQLite connection shared by the ack path, and a second
+writer in a thread would make the loop's own writes wait on its lock (busy_timeout). The
+one slow SQLite step, the WAL checkpoint, runs in a worker thread (:mod:`bot.store.wal`).
 """
 
 from __future__ import annotations
@@ -34,6 +32,7 @@ from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.shared_pace import RateLimited, rate_limited, shared_slot
 from bot.store import Claim, Link
+from bot.turns import Turns
 
 log = logging.getLogger(__name__)
 LEASE = 10 * 60  # an unconfirmed claim older than this is retried (shorter when sweeps are more frequent)
@@ -139,7 +138,7 @@ async def sweep(services: Services, *, probe: bool = True) -> list[str]:
     """One sweep: every due reminder first (claimed in batches until none is left), then the
     daily token probes (concurrent, within a time budget), then retention. Returns what was posted."""
     run = Run(services, services.now())
-    with heap.no_full_collections():  # a full GC pass over 10,000 claims held the loop 10-40 ms
+    with heap.no_full_collections() if services.turns.shared else contextlib.nullcontext():  # bot/heap.py
         await deliver(run, await claim_all(run))
         if probe:
             await deliver(run, await probes.probe_tokens(services, run.now))
@@ -397,4 +396,5 @@ async def digest_update(services: Services, channel: str, ts: str, relinked: Lin
 async def run_sweep_once(settings: Settings, clock: Clock, *, probe: bool = True) -> list[str]:
     """`fblink sweep`: build the services, sweep once, close."""
     async with open_services(settings, clock) as services:
+        services.turns = Turns(shared=False)  # its own process: no acks share the loop
         return await sweep(services, probe=probe)

@@ -20,6 +20,11 @@ were parsed in one iteration: 40 ms of sweep work, a 115 ms stall. So a backgrou
 request also starts at least ``gap`` after the previous one (:meth:`Turns.send`), and
 answers arrive spread out as the requests went; 5 ms apart caps a sweep at 200 requests
 a second, above what Slack's per-channel pace and the probes' concurrency allow anyway.
+
+All of this is for a loop shared with acks: `fblink serve` (role ``all``). A worker's loop
+answers only /healthz and /metrics, so there ``Turns(shared=False)`` hands out no turns and
+paces nothing: a step only yields once, and requests start as soon as the sweep has them
+(bench/README.md, "Loop tricks by layout", has the figures behind both choices).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ class Turns:
     empty could otherwise run in the same iteration as the one woken just before it.
     """
 
-    def __init__(self, gap: float = SEND_GAP) -> None:
+    def __init__(self, gap: float = SEND_GAP, *, shared: bool = True) -> None:
+        self.shared = shared  # False in a worker: no acks share this loop
         self._starts = Pacer(gap)  # one slot line for every background request
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: deque[asyncio.Future[None]] = deque()
@@ -50,6 +56,10 @@ class Turns:
 
     async def take(self) -> None:
         """Return in a loop iteration in which no other caller's turn runs."""
+        if not self.shared:
+            await asyncio.sleep(0)  # still cooperative: /healthz is answered between steps
+            self.taken += 1
+            return
         loop = self._bound()
         turn = loop.create_future()
         self._waiting.append(turn)
@@ -61,6 +71,8 @@ class Turns:
     async def send(self) -> None:
         """Before a background request: wait until ``gap`` after the previous one really started
         (:meth:`bot.pacing.Pacer.slot`), then take a turn to send it in."""
+        if not self.shared:
+            return
         await self._starts.slot("request")
         await self.take()
 
