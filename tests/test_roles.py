@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from bot.app import create_app
 from bot.crypto import Vault
 from tests.conftest import TEAM, VONAGE_KEY
 from tests.processes import metric, start
@@ -99,3 +100,11 @@ def test_plain_serve_still_answers_and_sweeps_in_one_process(make_settings, slac
         code = both.stop()
     assert code == 0, both.err
     assert reminder_rows(db, key) == [("posted", "CBOTH")]
+
+
+def test_only_a_loop_shared_with_acks_takes_turns(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """Turns, request pacing and the GC deferral protect acks from the sweep: a worker (and
+    `fblink sweep`) has no acks on its loop, so it runs without them; `fblink serve` keeps them."""
+    settings = make_settings()
+    assert create_app(settings, role="all").services.turns.shared
+    assert not create_app(settings, role="worker").services.turns.shared

@@ -68,6 +68,32 @@ def test_each_turn_runs_in_an_iteration_of_its_own_in_arrival_order():
     assert taken == 60
 
 
+def test_a_workers_turns_let_steps_share_an_iteration_and_start_requests_unpaced():
+    """In a worker no acks share the loop: 20 steps run side by side (one yield each), and 20
+    requests start in the iteration they are sent, where a shared loop spaces them SEND_GAP apart."""
+
+    async def main() -> tuple[set[int], set[int], int]:
+        turns = Turns(shared=False)
+        stepped: list[int] = []
+        sent: list[int] = []
+
+        async def step() -> None:
+            await turns.take()
+            stepped.append(iteration())
+
+        async def request() -> None:
+            await turns.send()
+            sent.append(iteration())
+
+        await asyncio.gather(*(step() for _ in range(20)))
+        await asyncio.gather(*(request() for _ in range(20)))
+        return set(stepped), set(sent), turns.taken
+
+    stepped, sent, taken = run_counted(main)
+    assert len(stepped) == 1 and taken == 20  # all 20 in one iteration, after one yield
+    assert len(sent) == 1  # no pacing: a shared loop's Turns would need ~20 x SEND_GAP
+
+
 def test_a_caller_cancelled_while_waiting_holds_up_no_one():
     async def main() -> list[str]:
         turns = Turns()
