@@ -291,7 +291,7 @@ async def measure(
     )
     urls = json.loads(fakes.stdout.readline())  # type: ignore[union-attr]
     key = Fernet.generate_key().decode()
-    db = str(tmp / f"sweep-{n}-{rate:g}-{layout}.db")
+    db = str(tmp / f"sweep-{n}-{rate:g}-{layout}-{time.monotonic_ns()}.db")
     now = int(time.time())
     fill(db, key, n, now)
     settings = Settings(  # type: ignore[call-arg]
