@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bot.graph import TokenInfo
 from bot.services import Services
-from bot.store import Claim
+from bot.store import Claim, Link
 from bot.store.ledger import ProbeRow
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,19 @@ async def _probe_one(services: Services, row: ProbeRow, now: int, claims: list[C
     if info.is_valid:
         await ledger.mark_checked(link.id, now=now)
         services.metrics.probes.labels("valid").inc()
+        await _note_permissions(services, link, info, now)
         return
     services.metrics.probes.labels("dead").inc()
     claim = await ledger.claim_breakage(link, now=now)
     if claim:
         claims.append(claim)
+
+
+async def _note_permissions(services: Services, link: Link, info: TokenInfo, now: int) -> None:
+    """A Page token's scopes are what its person grants fblink now: store them on the linker's
+    login, so a permission removed in Facebook's settings (``pages_messaging``) shows the link as
+    broken everywhere links are shown, not only after the next login."""
+    if not (link.linked_by and info.user_id and info.scopes):
+        return
+    if await services.store.record_granted_scopes(link.team_id, link.linked_by, info.user_id, info.scopes, now=now):
+        log.info("token probe for page %s: the linker's Facebook permissions changed", link.page_id)

@@ -147,12 +147,15 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
         respond=url_responder(services, fields.get("response_url"), str(fields.get("team_id") or ""), user_id),
         trigger_id=fields.get("trigger_id") or None,
         args=parsed.args,
+        response_url=fields.get("response_url") or None,
+        answering_ack=True,
     )
     if sub.admin and not req.is_admin:
         return blocks.notice(admin_only_text(services))
     if sub.needs_login and await services.store.get_login(req.team_id, user_id) is None:
         return await login_prompt(req, text="You are not logged in to Facebook yet. Log in first, then run it again.")
     if sub.open_modal is not None and sub.opens_modal(parsed.args):
+        req.answering_ack = False  # the modal is the answer; what the task says is a message of its own
         services.spawn(_after_ack(req, sub, sub.open_modal))
         return {}  # the modal is the answer
     if sub.answer is not None:
@@ -162,6 +165,7 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
             return blocks.notice(user_error_text(exc, what=f"{COMMAND} {sub.name}"))
     assert sub.run_after is not None
     req.replaces = bool(fields.get("response_url"))  # the answer takes the "working" line's place
+    req.answering_ack = False
     services.spawn(_after_ack(req, sub, sub.run_after))
     return blocks.notice(sub.working)
 

@@ -54,6 +54,8 @@ class Req:
     trigger_id: str | None = None
     args: tuple[str, ...] = ()
     replaces: bool = False  # the next say() replaces the "working…" line the command's ack showed
+    response_url: str | None = None  # the surface's, when it has one (a secret: never logged)
+    answering_ack: bool = False  # the answer being built is the ack: the response_url's own message
 
     @property
     def store(self) -> Store:
@@ -73,6 +75,12 @@ class Req:
         replace, self.replaces = self.replaces, False
         await self.respond(**msg, replace_original=replace)
 
+    @property
+    def answer_url(self) -> str | None:
+        """The response_url whose own message the answer being built will be (the ack, or the
+        "working…" line the next say() replaces): through it, that answer can be replaced later."""
+        return self.response_url if self.answering_ack or self.replaces else None
+
 
 def url_responder(services: Services, response_url: str | None, team_id: str, user_id: str) -> Respond:
     """Answer through a response_url (with Slack's retry handlers), or by DM when there is none.
@@ -83,20 +91,40 @@ def url_responder(services: Services, response_url: str | None, team_id: str, us
         return dm_responder(services, team_id, user_id)
 
     async def respond(**msg: Any) -> None:
-        client = AsyncWebhookClient(
-            response_url,
-            timeout=int(max(1, services.settings.fblink_http_timeout)),
-            retry_handlers=[
-                AsyncConnectionErrorRetryHandler(),
-                AsyncRateLimitErrorRetryHandler(),
-                AsyncServerErrorRetryHandler(),
-            ],
-        )
-        resp = await client.send(**msg)
+        resp = await _webhook(services, response_url).send(**msg)
         if resp.status_code >= 400:
             log.warning("response_url answered %s", resp.status_code)
 
     return respond
+
+
+def _webhook(services: Services, response_url: str) -> AsyncWebhookClient:
+    return AsyncWebhookClient(
+        response_url,
+        timeout=int(max(1, services.settings.fblink_http_timeout)),
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(),
+            AsyncServerErrorRetryHandler(),
+        ],
+    )
+
+
+async def replace_message(services: Services, response_url: str | None, msg: dict[str, Any]) -> bool:
+    """Replace the message a response_url belongs to (a spent login prompt). A response_url lasts
+    30 minutes and 5 uses, so a refusal is expected: logged (never the URL) and False, not raised."""
+    if not response_url:
+        return False
+    body = {k: v for k, v in msg.items() if k not in ("replace_original", "delete_original")}
+    try:
+        resp = await _webhook(services, response_url).send(**body, replace_original=True)
+    except Exception as exc:  # unreachable, timed out: the message just stays as it was
+        log.info("could not replace a spent message: %s", type(exc).__name__)
+        return False
+    if resp.status_code >= 400:
+        log.info("could not replace a spent message: Slack answered %s", resp.status_code)
+        return False
+    return True
 
 
 def action_req(services: Services, body: Body, respond: Respond | None) -> Req:
@@ -113,6 +141,7 @@ def action_req(services: Services, body: Body, respond: Respond | None) -> Req:
         if respond is not None and body.get("response_url")
         else dm_responder(services, team_id, user_id),
         trigger_id=body.get("trigger_id"),
+        response_url=body.get("response_url") or None,
     )
 
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from bot import blocks
 from bot.graph import REQUIRED_SCOPES, GraphError
@@ -27,8 +27,9 @@ from bot.services import Services
 from bot.store import FacebookLogin, OAuthState
 from handlers import login_browser as browser
 from handlers import permissions
+from handlers.browser_page import page, who_list
 from handlers.changes import relink_after_login
-from handlers.common import Body, Req, dm, on_action, tell_in_channel
+from handlers.common import Body, Req, dm, on_action, replace_message, tell_in_channel
 from handlers.session import login_message, login_prompt, login_url
 
 log = logging.getLogger(__name__)
@@ -114,37 +115,6 @@ async def disconnect(req: Req, body: Body) -> None:
 # -- the browser side ---------------------------------------------------------
 
 
-def page(
-    title: str,
-    body: str,
-    status: int = 200,
-    *,
-    extra_html: str = "",
-    form_to: str = "'none'",
-    referrer: str = "no-referrer",
-) -> HTMLResponse:
-    """A small HTML page. ``form_to``: where its form may go, redirects included (CSP form-action).
-    ``referrer``: the confirmation page needs ``same-origin``, or browsers send ``Origin: null``
-    with its POST and the Origin check cannot tell fblink's page from another site's."""
-    doc = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>fblink: {html.escape(title)}</title>"
-        "<meta name='viewport' content='width=device-width'>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;line-height:1.5}"
-        "button{font-size:1.1em;padding:.5em 1.2em}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{extra_html}</body></html>"
-    )
-    return HTMLResponse(
-        doc,
-        status_code=status,
-        headers={
-            "Cache-Control": "no-store",
-            "Referrer-Policy": referrer,
-            "X-Frame-Options": "DENY",
-            "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; form-action {form_to}",
-        },
-    )
-
-
 INVALID = (
     "Login link not valid",
     "This login link is unknown, expired (links last 10 minutes) or was already used. "
@@ -208,18 +178,19 @@ async def login_page(services: Services, request: Request) -> Response:
     team, user = await _slack_names(services, state)
     cookie = cookie or browser.new_cookie()
     confirm_form = (
+        who_list([("Slack user", user, state.user_id), ("Workspace", team, state.team_id)])
+        + "<p>Whoever holds that Slack account can then link and replace applications on the Pages this "
+        "Facebook account manages.</p>"
         "<p><strong>Not you?</strong> Close this tab: a login link belongs to the person who asked for it.</p>"
         "<form method='post' action='login'>"
         f"<input type='hidden' name='state' value='{html.escape(state_text)}'>"
         f"<input type='hidden' name='csrf' value='{browser.form_token(cookie, state_text)}'>"
         "<button type='submit'>Continue to Facebook</button></form>"
-        "<p><small>Finish the login in this browser: fblink accepts Facebook's answer only here.</small></p>"
+        "<p class='muted'>Finish the login in this browser: fblink accepts Facebook's answer only here.</p>"
     )
     response = page(
         "Connect Facebook to fblink",
-        f"The Facebook account you log in with will be connected to the Slack user {user} ({state.user_id}) "
-        f"in the workspace {team} ({state.team_id}). Whoever holds that Slack account can then link and "
-        "replace applications on the Pages this Facebook account manages.",
+        "The Facebook account you log in with next will be connected to this Slack user:",
         extra_html=confirm_form,
         form_to=f"'self' {_origin(services.settings.facebook_login_url)}",  # the POST redirects to Facebook
         referrer="same-origin",
@@ -233,23 +204,42 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+UNFINISHED = ":x: This login link was used, but the login did not finish. Run `/fblink login` for a new one."
+
+
 async def facebook_callback(services: Services, request: Request) -> Response:
-    """Check the state first; only then talk to Facebook."""
-    params = request.query_params
-    state_text = params.get("state", "")
+    """Check the state first; only then talk to Facebook. The state is spent either way, so the
+    prompt that showed its button is replaced with how it ended (a live-looking button would lie);
+    when it cannot be (none, or its response_url expired), a login says so in the channel instead."""
     now = services.now()
+    state_text = request.query_params.get("state", "")
     state = await services.store.consume_state(state_text, now=now) if state_text else None
     if state is None:
         return page(*INVALID, 400)
+    response, outcome, connected = await _finish_login(services, request, state, now)
+    if not await replace_message(services, state.response_url, blocks.notice(outcome)) and connected:
+        await tell_in_channel(services, state.team_id, state.channel_id, state.user_id, outcome)
+    return response
+
+
+async def _finish_login(
+    services: Services, request: Request, state: OAuthState, now: int
+) -> tuple[Response, str, bool]:
+    """The page to show, the line the spent prompt becomes, and whether a login was saved."""
+    params = request.query_params
     # Used up either way: a dialog URL that reached another browser is burnt, not retried.
     if not browser.same_browser(browser.browser_cookie(request, services.settings.fblink_public_url), state.browser):
         log.info("facebook callback for %s refused: not the browser that confirmed the login", state.user_id)
-        return page(
-            "Login not finished: another browser",
-            "This Facebook login was started in a different browser from the one that confirmed it on fblink's "
-            "page, so fblink did not use it. If you are the person who asked for it, run /fblink login in Slack "
-            "and finish it in one browser.",
-            403,
+        return (
+            page(
+                "Login not finished: another browser",
+                "This Facebook login was started in a different browser from the one that confirmed it on fblink's "
+                "page, so fblink did not use it. If you are the person who asked for it, run /fblink login in Slack "
+                "and finish it in one browser.",
+                403,
+            ),
+            UNFINISHED,
+            False,
         )
     if params.get("error"):
         reason = params.get("error_reason") or params.get("error")
@@ -263,10 +253,14 @@ async def facebook_callback(services: Services, request: Request) -> Response:
                 "Run `/fblink login` when you want to try again."
             ),
         )
-        return page("Login cancelled", "You cancelled the Facebook login. You can close this tab and return to Slack.")
+        cancelled = page(
+            "Login cancelled", "You cancelled the Facebook login. You can close this tab and return to Slack."
+        )
+        return cancelled, ":no_entry_sign: You cancelled this Facebook login. Run `/fblink login` to try again.", False
     code = params.get("code", "")
     if not code or len(code) > 2000:
-        return page("Login incomplete", "Facebook did not send a login code. Run /fblink login in Slack again.", 400)
+        incomplete = "Facebook did not send a login code. Run /fblink login in Slack again."
+        return page("Login incomplete", incomplete, 400), UNFINISHED, False
 
     graph = services.graph
     try:
@@ -278,10 +272,14 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         me = await graph.me(long.access_token)
     except GraphError as exc:
         log.info("facebook login failed for %s: code=%s subcode=%s", state.user_id, exc.code, exc.subcode)
-        return page(
-            "Facebook did not accept this login",
-            "The login code was invalid, expired or already used. Run /fblink login in Slack to start again.",
-            400,
+        return (
+            page(
+                "Facebook did not accept this login",
+                "The login code was invalid, expired or already used. Run /fblink login in Slack to start again.",
+                400,
+            ),
+            UNFINISHED,
+            False,
         )
     except UpstreamUnavailable:
         await dm(
@@ -293,15 +291,18 @@ async def facebook_callback(services: Services, request: Request) -> Response:
                 "Run `/fblink login` again in a few minutes."
             ),
         )
-        return page(
-            "Facebook is busy",
-            "Facebook did not answer in time. Run /fblink login in Slack again in a few minutes.",
-            503,
+        return (
+            page(
+                "Facebook is busy",
+                "Facebook did not answer in time. Run /fblink login in Slack again in a few minutes.",
+                503,
+            ),
+            UNFINISHED,
+            False,
         )
     except UpstreamError:
-        return page(
-            "Login failed", "Facebook answered in a way fblink did not expect. Run /fblink login in Slack again.", 502
-        )
+        unexpected = "Facebook answered in a way fblink did not expect. Run /fblink login in Slack again."
+        return page("Login failed", unexpected, 502), UNFINISHED, False
 
     fb_name = str(me.get("name", ""))
     fb_user_id = str(me.get("id", info.user_id or ""))
@@ -326,33 +327,38 @@ async def facebook_callback(services: Services, request: Request) -> Response:
         state.user_id,
         await connected_message(services, state, fb_user_id, fb_name, info.scopes),
     )
-    await tell_in_channel(
-        services,
-        state.team_id,
-        state.channel_id,
-        state.user_id,
-        f":white_check_mark: Connected to Facebook as *{blocks.escape(fb_name)}*. Your DM with fblink has the details."
-        if not permissions.missing(info.scopes)
-        else f":warning: Connected to Facebook as *{blocks.escape(fb_name)}*, but Facebook did not grant "
-        f"{permissions.in_words(permissions.missing(info.scopes))}. Your DM with fblink has a button to grant it.",
+    lacking = permissions.missing(info.scopes)
+    name = blocks.escape(fb_name)
+    outcome = (
+        f":warning: Connected to Facebook as *{name}*, but Facebook did not grant {permissions.in_words(lacking)}. "
+        "Your DM with fblink has a button to grant it."
+        if lacking
+        else f":white_check_mark: Connected to Facebook as *{name}*. Your DM with fblink has the details."
     )
     if state.purpose == "relink" and state.payload.get("page_id"):
         services.spawn(relink_after_login(services, state))
     _, slack_name = await _slack_names(services, state)
-    lacking = permissions.missing(info.scopes)
+    who = who_list([("Facebook account", fb_name, fb_user_id), ("Slack user", slack_name, state.user_id)])
     if lacking:
-        return page(
-            "Connected, but permissions are missing",
-            f"fblink is connected to Facebook as {fb_name}, for Slack user {slack_name}, but Facebook did not "
-            f"grant: {permissions.in_words(lacking).replace('`', '')}. "
-            + ("Pages cannot be linked until you grant them. " if permissions.blocking(info.scopes) else "")
-            + "Your DM from fblink in Slack has a button that asks Facebook for them again.",
+        return (
+            page(
+                "Connected, but permissions are missing",
+                f"fblink is connected to Facebook as {fb_name}, for Slack user {slack_name}, but Facebook did not "
+                f"grant: {permissions.in_words(lacking).replace('`', '')}. "
+                + ("Pages cannot be linked until you grant them. " if permissions.blocking(info.scopes) else "")
+                + "Your DM from fblink in Slack has a button that asks Facebook for them again.",
+                extra_html=who,
+            ),
+            outcome,
+            True,
         )
-    return page(
+    connected = page(
         "You're connected",
         f"fblink is connected to Facebook as {fb_name}, for Slack user {slack_name}. "
         "You can close this tab and return to Slack.",
+        extra_html=who,
     )
+    return connected, outcome, True
 
 
 async def connected_message(

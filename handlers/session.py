@@ -9,7 +9,7 @@ from bot import blocks
 from bot.graph import GraphError
 from bot.services import Services
 from bot.store import StoredPage
-from handlers.common import Req
+from handlers.common import Req, replace_message
 from handlers.lookups import by_id, not_managed
 
 
@@ -22,21 +22,37 @@ async def login_url(
     purpose: str = "login",
     payload: dict[str, Any] | None = None,
     rerequest: bool = False,
+    response_url: str | None = None,
 ) -> str:
     """A fresh single-use login link bound to this Slack user.
 
     It opens fblink's own confirmation page first (which names the Slack user the login
-    will bind to); that page continues to Facebook.
+    will bind to); that page continues to Facebook. The user's earlier links stop working:
+    the prompts that showed them are marked replaced, after the ack. ``response_url``: the
+    one of the message this link will be shown in, kept (encrypted) to mark it done later.
     """
+    now = services.now()
+    replaced = await services.store.cancel_states(team_id, user_id, now=now)
+    if replaced:
+        services.spawn(_mark_replaced(services, replaced))
     state = await services.store.create_state(
         team_id,
         user_id,
-        now=services.now(),
+        now=now,
         channel_id=channel_id,
         purpose=purpose,
         payload={**(payload or {}), "rerequest": rerequest},
+        response_url=response_url,
     )
     return services.settings.fblink_public_url.rstrip("/") + "/facebook/login?state=" + state
+
+
+REPLACED = ":arrows_counterclockwise: This login link was replaced by a newer one."
+
+
+async def _mark_replaced(services: Services, response_urls: Sequence[str]) -> None:
+    for url in response_urls:
+        await replace_message(services, url, blocks.notice(REPLACED))
 
 
 def login_message(url: str, *, rerequest_scopes: Sequence[str] = ()) -> dict[str, Any]:
@@ -64,7 +80,13 @@ async def login_prompt(
     req: Req, *, text: str | None = None, purpose: str = "login", payload: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     url = await login_url(
-        req.services, req.team_id, req.user_id, channel_id=req.channel_id, purpose=purpose, payload=payload
+        req.services,
+        req.team_id,
+        req.user_id,
+        channel_id=req.channel_id,
+        purpose=purpose,
+        payload=payload,
+        response_url=req.answer_url,
     )
     msg = login_message(url)
     if text:

@@ -71,6 +71,21 @@ def run(page, text: str) -> None:  # type: ignore[no-untyped-def]
     page.press("#composer", "Enter")
 
 
+SCRIPTS = ["Торговый дом", "株式会社 漢字", "زهرة", "☕🙂🍰", "Zürich Bäckerei"]  # names fblink's pages may show
+
+# Draws each sample in the page's own font list and compares it with the same number of
+# characters no font has (U+10FFFD, drawn as empty boxes): equal pixels mean the script is missing.
+DRAWS_GLYPHS = r"""samples => {
+  const font = '32px ' + getComputedStyle(document.body).fontFamily;
+  const draw = text => {
+    const c = document.createElement('canvas'); c.width = 600; c.height = 48;
+    const g = c.getContext('2d'); g.font = font; g.fillText(text, 4, 36);
+    return Array.from(g.getImageData(0, 0, 600, 48).data).join(',');
+  };
+  return samples.filter(s => draw(s) === draw('\u{10FFFD}'.repeat([...s].length)));
+}"""
+
+
 def facebook_allow(page, click_target) -> None:  # type: ignore[no-untyped-def]
     """Click a 'Continue with Facebook' button; in the dialog tab press Allow; see fblink's callback page."""
     with page.context.expect_page() as new_tab:
@@ -80,6 +95,8 @@ def facebook_allow(page, click_target) -> None:  # type: ignore[no-untyped-def]
     # fblink's own page first: it names the Slack user the login will be bound to
     expect(dialog.locator("h1")).to_contain_text("Connect Facebook to fblink")
     expect(dialog.locator("body")).to_contain_text("Slack user")
+    expect(dialog.locator("header.bar")).to_have_text("fblink")  # the layout every fblink page shares
+    assert dialog.evaluate(DRAWS_GLYPHS, SCRIPTS) == []  # every script is drawn, none as empty boxes
     dialog.get_by_role("button", name="Continue to Facebook").click()
     expect(dialog.locator("h1")).to_contain_text("requesting access")
     expect(dialog.locator("body")).to_contain_text("pages_messaging")
@@ -94,9 +111,11 @@ def test_main_story_in_a_browser(demo: Running, page, tmp_path: Path) -> None:  
     expect(page.locator("#title")).to_have_text("# ops")
     messages = page.locator("#messages")
 
-    # 1. log in with Facebook
+    # 1. log in with Facebook; the spent prompt then says it is done, in its own place
     run(page, "/fblink login")
     facebook_allow(page, messages.get_by_role("button", name="Continue with Facebook").last)
+    expect(messages.locator(".msg", has_text="Connected to Facebook as").last).to_contain_text("Avery Quinn")
+    expect(messages.get_by_role("button", name="Continue with Facebook")).to_have_count(0)
 
     # 2. list the Pages
     run(page, "/fblink pages")

@@ -115,7 +115,10 @@ def test_no_secret_in_any_record_through_login_link_keys_and_sweep(captured, bot
         WRONG_SECRET,
         bot.services.settings.fblink_secret_key,
         *issued_secrets(graph),
+        # the login prompt's response_url: kept with the login state, used to mark the prompt done
+        f"{bot.slack.url}/response/r",
     }
+    assert bot.slack.wait_response("Connected to Facebook as")["replace_original"] is True
     assert_clean(captured, secrets)
 
 

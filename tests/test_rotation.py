@@ -90,6 +90,7 @@ def test_every_encrypted_column_is_found(database):
         ("fb_pages", "token_enc"),
         ("vonage_keys", "secret_enc"),
         ("links", "token_enc"),
+        ("oauth_states", "response_url_enc"),  # a login prompt's response_url
     } <= found
 
 

@@ -91,8 +91,8 @@ def test_a_login_started_in_a_channel_is_confirmed_there_too(bot, graph):
         bot.http.get(bot.url + "/facebook/callback", params={"code": code, "state": query(url)["state"]}).status_code
         == 200
     )
-    note = bot.slack.wait_for(
-        lambda: [m for m in bot.slack.messages if m["method"] == "chat.postEphemeral" and m["channel"] == "COPS"]
-    )
-    assert note[0]["user"] == "U1" and "Connected to Facebook as *Ada Lovelace*" in text_of(note[0])
+    # in the channel, visible to U1 alone: the spent login prompt's place (issue 21 item 8)
+    note = bot.slack.wait_for(lambda: [m for m in bot.slack.history("COPS", "U1") if "Connected to Facebook" in m.text])
+    assert note[0].ephemeral_to == "U1" and "Connected to Facebook as *Ada Lovelace*" in note[0].text
+    assert not bot.slack.history("COPS", "U2")
     bot.slack.wait_message("Connected to Facebook")  # the DM, with its Not me button, as before

@@ -137,10 +137,7 @@ class Demo:
             self._slackbot(channel, user, f'/fblink failed with the error "{why}"')
         elif resp.content:
             ack = resp.json() if "json" in resp.headers.get("content-type", "") else {"text": resp.text}
-            shown = self.slack.record_ack(channel, user, ack)
-            if shown is not None:  # Slack lets the command's response_url replace this first answer
-                with self.slack.changed:
-                    self.slack.state.hooks[hook.rsplit("/", 1)[-1]].last_ts = shown.ts
+            self.slack.record_ack(channel, user, ack, hook)  # the command's response_url may replace it
         return {"ok": True}
 
     async def action(self, user: str, data: dict[str, Any]) -> dict[str, Any]:

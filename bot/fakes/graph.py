@@ -138,6 +138,13 @@ class FakeGraph(TokenAuthority):
                 if token.user_id == user_id and token.dead_subcode is None:
                     token.dead_subcode = subcode
 
+    def remove_permissions(self, user_id: str, *scopes: str) -> None:
+        """The user removes permissions from the app in Facebook's settings: every token of theirs,
+        Page tokens included, stops carrying them (debug_token's ``scopes`` shrink)."""
+        with self.lock:
+            user = self.users[user_id]
+            user.declined = user.declined | frozenset(scopes)
+
     def kill_page_token(self, page_id: str, subcode: int = 460) -> None:
         """Every current token of this Page dies; /me/accounts hands out fresh ones."""
         with self.lock:

@@ -86,8 +86,9 @@ class FakeSlack(ConversationsList, FakeServer):
         with self.changed:
             self.state.plant_view(user, view)
 
-    def record_ack(self, channel: str, user: str, body: Any) -> Message | None:
-        """fblink's HTTP answer to a slash command, shown as Slack shows it (ephemeral unless in_channel)."""
+    def record_ack(self, channel: str, user: str, body: Any, response_url: str | None = None) -> Message | None:
+        """fblink's HTTP answer to a slash command, shown as Slack shows it (ephemeral unless in_channel).
+        ``response_url``: the command's; Slack lets it replace this first answer (``replace_original``)."""
         if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
             return None
         with self.changed:
@@ -101,6 +102,8 @@ class FakeSlack(ConversationsList, FakeServer):
                     ephemeral_to=None if body.get("response_type") == "in_channel" else user,
                 )
             )
+            if response_url is not None:
+                self.state.hooks[response_url.rsplit("/", 1)[-1]].last_ts = msg.ts
             self.changed.notify_all()
             return msg
 

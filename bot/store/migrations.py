@@ -269,6 +269,13 @@ def m110_slack_installations(db: Database) -> None:
     )
 
 
+@migrations()
+def m120_state_response_url(db: Database) -> None:
+    # The response_url of the message that showed the login button (encrypted), so the spent
+    # prompt can be replaced when its login finishes or a newer login link cancels it.
+    db.execute("ALTER TABLE oauth_states ADD COLUMN response_url_enc TEXT")
+
+
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]

@@ -204,6 +204,7 @@ STEPS: list[tuple[str, str]] = [
         CREATE INDEX slack_install_states_expiry ON slack_install_states (expires_at);
         """,
     ),
+    ("m120_state_response_url", "ALTER TABLE oauth_states ADD COLUMN response_url_enc TEXT"),
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.clock import DAY
@@ -60,6 +60,7 @@ class OAuthState:
     purpose: str
     payload: dict[str, Any]
     browser: str | None = None  # SHA-256 of the cookie of the browser that confirmed it (hex)
+    response_url: str | None = field(default=None, repr=False)  # the prompt's; a secret: never in a repr
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import secrets
 from typing import Any
 
 from bot.clock import DAY
+from bot.crypto import CryptoError, Vault
 from bot.store.engine import Params, Row
 from bot.store.models import OAuthState
 
@@ -20,15 +21,23 @@ def _hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
-def _state(row: dict[str, Any]) -> OAuthState:
+def _state(row: dict[str, Any], response_url: str | None = None) -> OAuthState:
     payload = json.loads(row["payload"] or "{}")
     return OAuthState(
-        row["team_id"], row["user_id"], row["channel_id"], row["purpose"], payload, row.get("browser_hash")
+        row["team_id"],
+        row["user_id"],
+        row["channel_id"],
+        row["purpose"],
+        payload,
+        row.get("browser_hash"),
+        response_url,
     )
 
 
 class StateRows:
-    """OAuth states and idempotency keys; the Store supplies the statements."""
+    """OAuth states and idempotency keys; the Store supplies the statements and the vault."""
+
+    vault: Vault
 
     async def select(self, sql: str, params: Params = ()) -> list[Row]:
         raise NotImplementedError
@@ -49,21 +58,57 @@ class StateRows:
         purpose: str = "login",
         payload: dict[str, Any] | None = None,
         ttl: int = 600,
+        response_url: str | None = None,
     ) -> str:
         """A random single-use state bound to team+user; only its hash is stored. The user's
-        earlier unfinished states are cancelled: only the newest login link works."""
+        earlier unfinished states are cancelled: only the newest login link works.
+        ``response_url``: where the message showing this login button can be replaced (encrypted)."""
         state = secrets.token_urlsafe(32)
         await self.execute("DELETE FROM oauth_states WHERE expires_at < ?", [now - DAY])
+        await self.cancel_states(team_id, user_id, now=now)
+        url_enc = self.vault.encrypt(response_url) if response_url else None
         await self.execute(
-            "UPDATE oauth_states SET used_at = ? WHERE team_id = ? AND user_id = ? AND used_at IS NULL",
-            [now, team_id, user_id],
-        )
-        await self.execute(
-            "INSERT INTO oauth_states (state_hash, team_id, user_id, channel_id, purpose, payload, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [_hash_state(state), team_id, user_id, channel_id, purpose, json.dumps(payload or {}), now, now + ttl],
+            "INSERT INTO oauth_states (state_hash, team_id, user_id, channel_id, purpose, payload, created_at,"
+            " expires_at, response_url_enc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                _hash_state(state),
+                team_id,
+                user_id,
+                channel_id,
+                purpose,
+                json.dumps(payload or {}),
+                now,
+                now + ttl,
+                url_enc,
+            ],
         )
         return state
+
+    async def cancel_states(self, team_id: str, user_id: str, *, now: int) -> list[str]:
+        """Cancel the user's unfinished states; the response_urls of the prompts that showed them
+        (those this call cancelled), so each can be marked replaced. The URLs are then forgotten."""
+        rows = await self.select(
+            "SELECT state_hash, response_url_enc FROM oauth_states WHERE team_id = ? AND user_id = ?"
+            " AND used_at IS NULL",
+            [team_id, user_id],
+        )
+        if not rows:
+            return []
+        cancelled = await self.select(
+            "UPDATE oauth_states SET used_at = ?, response_url_enc = NULL WHERE team_id = ? AND user_id = ?"
+            " AND used_at IS NULL RETURNING state_hash",
+            [now, team_id, user_id],
+        )
+        mine = {str(r["state_hash"]) for r in cancelled}
+        return [
+            self._open_url(r["response_url_enc"]) for r in rows if r["state_hash"] in mine and r["response_url_enc"]
+        ]
+
+    def _open_url(self, enc: str) -> str:
+        try:
+            return self.vault.decrypt(enc)
+        except CryptoError:  # written under a key no longer configured: the prompt just stays as it is
+            return ""
 
     async def peek_state(self, state: str, *, now: int) -> OAuthState | None:
         """The state's binding (team, user, purpose) while it is unused and unexpired; nothing changes."""
@@ -92,10 +137,18 @@ class StateRows:
             return None
         rows = await self.select(
             "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?"
-            " AND confirmed_at IS NOT NULL RETURNING team_id, user_id, channel_id, purpose, payload, browser_hash",
+            " AND confirmed_at IS NOT NULL"
+            " RETURNING team_id, user_id, channel_id, purpose, payload, browser_hash, response_url_enc",
             [now, _hash_state(state), now],
         )
-        return _state(rows[0]) if rows else None
+        if not rows:
+            return None
+        enc = rows[0]["response_url_enc"]
+        if enc:  # needed once, by the caller that replaces the prompt: not kept for the row's last day
+            await self.execute(
+                "UPDATE oauth_states SET response_url_enc = NULL WHERE state_hash = ?", [_hash_state(state)]
+            )
+        return _state(rows[0], self._open_url(enc) if enc else None)
 
     # -- idempotency -----------------------------------------------------------
     async def first_time(self, key: str, *, now: int, ttl: int = 3600) -> bool:

@@ -1,4 +1,4 @@
-"""The status page in one statement (a part of the Store).
+"""The status page in one statement, and the linkers' permissions it judges links by (a part of the Store).
 
 A status page shows a page of links, the workspace's total, each linker's granted permissions
 (a link whose linker lost ``pages_messaging`` is broken) and which of the Pages the viewer may
@@ -11,6 +11,7 @@ viewer's Pages by primary key, and the total is an uncorrelated subquery on the
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.store.engine import Dialect, Params, Row
@@ -41,6 +42,23 @@ class StatusRows:
 
     async def count_links(self, team_id: str) -> int:
         raise NotImplementedError
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        raise NotImplementedError
+
+    async def record_granted_scopes(
+        self, team_id: str, user_id: str, fb_user_id: str, scopes: Sequence[str], *, now: int
+    ) -> bool:
+        """What Facebook grants this Slack user's login now, as a token of it told the daily probe
+        (a permission removed in Facebook's settings since the login). Only the login of that very
+        Facebook account changes; True when its stored permissions changed."""
+        stored = json.dumps(list(scopes))
+        n = await self.execute(
+            "UPDATE fb_users SET scopes = ?, updated_at = ? WHERE team_id = ? AND user_id = ? AND fb_user_id = ?"
+            " AND scopes != ?",
+            [stored, now, team_id, user_id, fb_user_id, stored],
+        )
+        return n == 1
 
     async def status_page(self, team_id: str, viewer: str, *, limit: int, offset: int = 0) -> StatusPage:
         """Links ``offset``..``offset+limit`` soonest expiry first (unknown last), in one statement."""

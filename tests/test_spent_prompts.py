@@ -1,0 +1,122 @@
+"""Issue 21 item 8: a "Continue with Facebook" prompt does not stay live-looking once it is spent.
+
+Each command's ack is shown in the fake Slack's conversation as Slack shows it, tied to the
+command's response_url (Slack lets that URL replace its first answer); the tests then read the
+conversation as the person sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from tests.flows import button_urls, confirm_login, query
+
+PAGES = [{"id": "101", "name": "Acme Coffee & Tea ☕", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
+
+
+def shown_command(bot: Any, text: str, name: str, *, channel: str = "COPS", user: str = "U1") -> str:
+    """Run a command whose ack Slack shows in ``channel``; the login link it offers."""
+    answer = bot.command(text, channel=channel, user=user, response=name).json()
+    bot.slack.record_ack(channel, user, answer, f"{bot.slack.url}/response/{name}")
+    (url,) = button_urls(answer)
+    return url
+
+
+def finish(bot: Any, graph: Any, url: str, fb_user: str = "FB1") -> None:
+    confirm_login(bot, url)
+    code = graph.issue_code(fb_user)
+    r = bot.http.get(bot.url + "/facebook/callback", params={"code": code, "state": query(url)["state"]})
+    assert r.status_code == 200, r.text
+
+
+def seen(bot: Any, channel: str = "COPS", user: str = "U1") -> list[Any]:
+    return bot.slack.history(channel, user)
+
+
+def live_buttons(msg: Any) -> list[str]:
+    return button_urls({"blocks": msg.blocks})
+
+
+@pytest.mark.parametrize("command", ["login", "pages"])  # /fblink login, and a command that needs a login
+def test_the_prompt_becomes_connected_after_the_callback(bot, graph, command):
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES)
+    url = shown_command(bot, command, "p1")
+    (prompt,) = seen(bot)
+    assert "Continue with Facebook" in str(prompt.blocks)
+    finish(bot, graph, url)
+    bot.slack.wait_for(lambda: "Connected to Facebook" in seen(bot)[0].text)
+    (shown,) = seen(bot)  # one message: the prompt's place, no second note beside it
+    assert shown.ts == prompt.ts and shown.ephemeral_to == "U1"
+    assert shown.text.startswith(":white_check_mark: Connected to Facebook as *Ada Lovelace*")
+    assert not live_buttons(shown)
+    assert not [m for m in bot.slack.messages if m["method"] == "chat.postEphemeral"]
+    bot.slack.wait_message("Connected to Facebook as")  # the DM with its "Not me" button, as before
+
+
+def test_a_newer_login_marks_the_older_prompt_replaced(bot, graph):
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES)
+    shown_command(bot, "login", "p1")
+    newer = shown_command(bot, "login", "p2")
+    bot.slack.wait_for(lambda: "replaced by a newer one" in seen(bot)[0].text)
+    older, latest = seen(bot)
+    assert older.text == ":arrows_counterclockwise: This login link was replaced by a newer one."
+    assert not live_buttons(older)
+    assert live_buttons(latest) == [newer]  # the newer prompt keeps its button until it is used
+    finish(bot, graph, newer)
+    bot.slack.wait_for(lambda: "Connected to Facebook" in seen(bot)[1].text)
+    assert "replaced by a newer one" in seen(bot)[0].text
+    # another person's prompt is never touched by U1's logins
+    assert not seen(bot, user="U2")
+
+
+def test_a_cancelled_login_says_so_in_the_prompt(bot, graph):
+    url = shown_command(bot, "login", "p1")
+    confirm_login(bot, url)
+    r = bot.http.get(
+        bot.url + "/facebook/callback",
+        params={"error": "access_denied", "error_reason": "user_denied", "state": query(url)["state"]},
+    )
+    assert r.status_code == 200
+    bot.slack.wait_for(lambda: "cancelled" in seen(bot)[0].text)
+    assert not live_buttons(seen(bot)[0])
+
+
+def test_a_spent_response_url_is_swallowed_and_the_channel_told(bot, graph, caplog):
+    """Slack keeps a response_url 30 minutes and 5 uses: when it refuses, the login still
+    completes, the confirmation goes to the channel as a note, and the log never holds the URL."""
+    caplog.set_level(logging.DEBUG)
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES)
+    url = shown_command(bot, "login", "p1")
+    bot.slack.state.hooks["p1"].uses = bot.slack.state.response_url_uses  # used up
+    finish(bot, graph, url)
+    note = bot.slack.wait_for(
+        lambda: [m for m in bot.slack.messages if m["method"] == "chat.postEphemeral" and m["channel"] == "COPS"]
+    )
+    assert "Connected to Facebook as *Ada Lovelace*" in note[0]["text"]
+    assert bot.store.get_login("T0001", "U1") is not None
+    assert "could not replace a spent message" in caplog.text
+    assert "/response/p1" not in caplog.text
+
+
+def test_the_prompt_url_is_stored_encrypted_and_forgotten_once_used(bot, graph):
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES)
+    url = shown_command(bot, "login", "p1")
+    (row,) = bot.store.select("SELECT response_url_enc FROM oauth_states WHERE used_at IS NULL")
+    assert row["response_url_enc"] and "/response/" not in row["response_url_enc"]
+    assert bot.store.vault.decrypt(row["response_url_enc"]).endswith("/response/p1")
+    finish(bot, graph, url)
+    rows = bot.store.select("SELECT response_url_enc FROM oauth_states")
+    assert [r["response_url_enc"] for r in rows] == [None]
+
+
+def test_a_prompt_posted_as_a_new_message_is_not_replaced_later(bot, graph):
+    """A login prompt answering a button click is a message of its own: the click's response_url
+    belongs to the clicked message (here: the App Home has none), so nothing is stored."""
+    bot.click("home_login", view={"type": "home", "id": "VHOME", "callback_id": "", "state": {"values": {}}})
+    dm = bot.slack.wait_message("Continue with Facebook")
+    assert dm["channel"] == "D1"
+    (row,) = bot.store.select("SELECT response_url_enc FROM oauth_states")
+    assert row["response_url_enc"] is None
