@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from bot.demo.run import Running, start_in_thread
-from bot.demo.world import ACME, CHANNELS, VONAGE_KEY
+from bot.demo.world import ACME, CHANNELS, CHANNELS2, TEAM2, VONAGE_KEY
 from bot.demo.world import TEAM as DEMO_TEAM
 
 ADMIN, PAGE_ADMIN, NOBODY = "UADMIN", "UPAGEADM", "UNOPAGE"
@@ -407,3 +407,42 @@ def test_the_json_api_body_is_bounded(demo: Running, web: httpx.Client) -> None:
     huge = json.dumps({"user": ADMIN, "values": {"x": "y" * 300_000}})
     r = web.post("/api/submit", content=huge, headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+
+
+def test_add_to_slack_installs_the_second_workspace_kept_apart(demo: Running, web: httpx.Client) -> None:
+    """Globex Bikes is not installed until someone allows "Add to Slack"; then its own person is answered
+    there, signed with its team_id, spoken to with its own token, and sees none of Acme."""
+    gina, shop = "UGINA", CHANNELS2[0]["id"]
+    assert [w["installed"] for w in web.get("/api/config").json()["workspaces"]] == [True, False]
+    command(web, gina, "/fblink status", shop)
+    message_with(web, gina, "not installed in this workspace", shop)
+    assert "Allow" in web.get("/install").text
+    foreign = web.post("/install/allow", headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and not demo.world.installed(TEAM2)
+    allowed = web.post("/install/allow", follow_redirects=False)
+    assert allowed.status_code == 303 and allowed.headers["location"] == f"/?workspace={TEAM2}"
+    assert [w["installed"] for w in web.get("/api/config").json()["workspaces"]] == [True, True]
+    tokens = {t.installer.team_id: t.value for t in demo.world.slack.oauth.live_tokens()}
+    assert set(tokens) == {DEMO_TEAM, TEAM2} and tokens[DEMO_TEAM] != tokens[TEAM2]
+
+    world, now = demo.world, demo.world.clock.now()
+    acme_link = world.fblink.services.store.upsert_link(
+        DEMO_TEAM,
+        ACME["id"],
+        now=now,
+        page_name=ACME["name"],
+        api_key=VONAGE_KEY,
+        status="active",
+        expires_at=now + 86400,
+    )
+    world.on_fblink_loop(acme_link).result(10)
+    command(web, ADMIN, "/fblink status")
+    message_with(web, ADMIN, "Acme Coffee")  # Acme sees its link
+    command(web, gina, "/fblink status", shop)
+    msg = message_with(web, gina, "No Pages are linked", shop)
+    assert "Acme Coffee" not in json.dumps(msg, ensure_ascii=False)
+    seen = state(web, gina, shop)
+    assert set(seen["counts"]) == {shop, "DGINA"}  # Globex's channels and DM only: no #ops, no #marketing
+    assert web.post("/api/home", json={"user": gina}).json()["ok"]
+    published = wait_for(lambda: demo.world.slack.calls(path="/api/views.publish"))
+    assert published[-1].headers["authorization"] == f"Bearer {tokens[TEAM2]}"
