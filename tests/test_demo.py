@@ -180,7 +180,14 @@ def test_demo_database_is_marked_and_reusable(tmp_path: Path) -> None:
     tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "demo_marker" in tables and len(tables) > 1  # fblink's own schema beside the marker
     again = start_in_thread(database=str(db), out=io.StringIO())
-    again.stop()
+    try:  # the workspaces are installed again: this run's fake Slack knows the tokens fblink holds
+        with httpx.Client(base_url=again.url, timeout=10, headers={"Origin": again.url}) as web:
+            command(web, NOBODY, "/fblink status")
+            message_with(web, NOBODY, "No Pages are linked")
+            assert web.post("/api/home", json={"user": NOBODY}).json()["ok"]
+            assert wait_for(lambda: again.world.slack.home_of(NOBODY))  # published: the token is live
+    finally:
+        again.stop()
 
 
 def test_command_round_trip_signed_like_slack(demo: Running, web: httpx.Client) -> None:
