@@ -416,6 +416,23 @@ def test_the_json_api_body_is_bounded(demo: Running, web: httpx.Client) -> None:
     assert r.status_code == 413
 
 
+def acme_has_a_link(demo: Running) -> None:
+    """Acme's Page linked (straight into the store): what the second workspace must never see."""
+    world, now = demo.world, demo.world.clock.now()
+    linked = world.fblink.services.store.upsert_link(
+        DEMO_TEAM,
+        ACME["id"],
+        now=now,
+        page_name=ACME["name"],
+        api_key=VONAGE_KEY,
+        linked_by=ADMIN,
+        channel_id=OPS,
+        status="active",
+        expires_at=now + 90 * 86400,
+    )
+    world.on_fblink_loop(linked).result(10)
+
+
 def test_add_to_slack_installs_the_second_workspace_kept_apart(demo: Running, web: httpx.Client) -> None:
     """Globex Bikes is not installed until someone allows "Add to Slack"; then its own person is answered
     there, signed with its team_id, spoken to with its own token, and sees none of Acme."""
@@ -432,17 +449,7 @@ def test_add_to_slack_installs_the_second_workspace_kept_apart(demo: Running, we
     tokens = {t.installer.team_id: t.value for t in demo.world.slack.oauth.live_tokens()}
     assert set(tokens) == {DEMO_TEAM, TEAM2} and tokens[DEMO_TEAM] != tokens[TEAM2]
 
-    world, now = demo.world, demo.world.clock.now()
-    acme_link = world.fblink.services.store.upsert_link(
-        DEMO_TEAM,
-        ACME["id"],
-        now=now,
-        page_name=ACME["name"],
-        api_key=VONAGE_KEY,
-        status="active",
-        expires_at=now + 86400,
-    )
-    world.on_fblink_loop(acme_link).result(10)
+    acme_has_a_link(demo)
     command(web, ADMIN, "/fblink status")
     message_with(web, ADMIN, "Acme Coffee")  # Acme sees its link
     command(web, gina, "/fblink status", shop)

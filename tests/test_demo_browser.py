@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.demo.run import Running, start_in_thread
-from bot.demo.world import ACME, TEAM, TEAM2, TEAM2_NAME, VONAGE_KEY
+from bot.demo.world import ACME, TEAM, TEAM2, TEAM2_NAME
+from tests.test_demo import acme_has_a_link
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parent / "screenshots"
@@ -261,20 +262,7 @@ def test_add_to_slack_installs_a_second_workspace_kept_apart(demo: Running, page
     """Issue 20: "Add to Slack" in the workspace switcher, Allow, and the browser lands in Globex Bikes:
     its own people and channels, fblink answers there, and Acme's link is not to be seen."""
     world = demo.world
-    store = world.fblink.services.store
-    now = world.clock.now()
-    linked = store.upsert_link(
-        TEAM,
-        ACME["id"],
-        now=now,
-        page_name=ACME["name"],
-        api_key=VONAGE_KEY,
-        linked_by="UADMIN",
-        channel_id="C0OPS00001",
-        expires_at=now + 90 * 86400,
-        status="active",
-    )
-    world.on_fblink_loop(linked).result(10)
+    acme_has_a_link(demo)
     page.goto(demo.url)
     messages = page.locator("#messages")
     run(page, "/fblink status")
@@ -295,7 +283,9 @@ def test_add_to_slack_installs_a_second_workspace_kept_apart(demo: Running, page
     expect(messages.locator(".msg").last).to_contain_text("No Pages are linked")
     expect(messages).not_to_contain_text(ACME["name"])
     shot(page, "second-workspace", tmp_path)
-    rows = world.on_fblink_loop(store.select("SELECT team_id FROM slack_installations ORDER BY team_id")).result(10)
+    rows = world.on_fblink_loop(
+        world.fblink.services.store.select("SELECT team_id FROM slack_installations ORDER BY team_id")
+    ).result(10)
     assert [r["team_id"] for r in rows] == [TEAM, TEAM2]
 
     page.click(f"#workspaces button[data-team={TEAM}]")  # back in Acme: its link is still there
