@@ -214,6 +214,8 @@ def two(start_app, slack: FakeSlack, vonage: FakeVonage, graph: FakeGraph) -> Tw
         slack.oauth.install_as(Installer(team_id=team, team_name=f"{team} Co", user_id=f"U{team[2:]}INS"))
         assert walk_install(bot)[0].status_code == 200
     tokens = {str(t.installer.team_id): t.value for t in slack.oauth.live_tokens()}
+    slack.add_channel("C0AOPS", "ant-ops", team_id=A)  # each workspace's own channel: Slack keeps them apart
+    slack.add_channel(B_CHANNEL, "hive", team_id=B)
     store = bot.store
     for team, key, secret, app, app_name in (
         (A, A_KEY, "a-secret", "aaaa-app", "Shop App"),
@@ -305,6 +307,10 @@ LINK_STATES = [
     },
     {
         "page": {"page": {"type": "static_select", "selected_option": {"value": B_PAGE}}},
+        "key": {"link_modal_key": {"type": "static_select", "selected_option": {"value": A_KEY}}},
+    },
+    {  # all A's own (A's admin links A's Page), from a modal claiming B's view and B's channel
+        "page": {"page": {"type": "static_select", "selected_option": {"value": A_PAGE}}},
         "key": {"link_modal_key": {"type": "static_select", "selected_option": {"value": A_KEY}}},
     },
 ]

@@ -254,8 +254,9 @@ class World:
             self.slack.add_person(person["id"], person["real_name"], person["name"])
         for person in PEOPLE2:
             self.slack.add_person(person["id"], person["real_name"], person["name"])
-        for channel in [*CHANNELS, *CHANNELS2]:  # what conversations.list answers (a plain #name is read so)
-            self.slack.add_channel(channel["id"], channel["name"])
+        for team, channels in ((TEAM, CHANNELS), (TEAM2, CHANNELS2)):  # conversations.list (a plain #name)
+            for channel in channels:
+                self.slack.add_channel(channel["id"], channel["name"], team_id=team)
         self.slack.oauth.client_id, self.slack.oauth.client_secret = CLIENT_ID, CLIENT_SECRET
         self.slack.oauth.clock = self.clock.now  # codes and tokens expire on the demo's clock
         sock = socket.socket()

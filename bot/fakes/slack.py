@@ -236,6 +236,8 @@ class FakeSlack(ConversationsList, FakeServer):
 
     # -- chat ----------------------------------------------------------------------------
     def _check_message(self, p: dict[str, Any]) -> dict[str, Any] | None:
+        if self.foreign(str(p.get("channel") or "")):
+            return error("channel_not_found")
         if not p.get("text") and not p.get("blocks") and not p.get("attachments"):
             return error("no_text")
         if len(str(p.get("text") or "")) > MESSAGE_TEXT:
@@ -341,12 +343,6 @@ class FakeSlack(ConversationsList, FakeServer):
         if problem or user is None:
             return problem or error("invalid_trigger_id"), ""
         return None, user
-
-    def _owned(self, full: dict[str, Any]) -> dict[str, Any]:
-        """A view belongs to the workspace whose token opened it (Slack answers not_found to others)."""
-        if self._caller_team:
-            full["team_id"] = full["app_installed_team_id"] = self._caller_team
-        return full
 
     def api_views_open(self, p: dict[str, Any]) -> Answer:
         problem, user = self._view_and_trigger(p)
