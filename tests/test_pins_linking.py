@@ -199,7 +199,7 @@ def test_unlinking_a_page_another_change_just_unlinked_changes_nothing(world, vo
 
     async def go() -> None:  # the click's change, its lease taken only now (answered by DM: no response_url)
         async with open_services(bot.services.settings, FixedClock(bot.clock.now())) as services:
-            await perform_unlink(Req(services, TEAM, "U1", "C1", dm_responder(services, "U1")), stale, None)
+            await perform_unlink(Req(services, TEAM, "U1", "C1", dm_responder(services, TEAM, "U1")), stale, None)
 
     asyncio.run(go())
     (msg,) = [m for m in bot.slack.messages if m["method"] == "chat.postMessage"]
