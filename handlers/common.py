@@ -232,9 +232,11 @@ def where_you_acted(services: Services, team_id: str, user_id: str, channel_id: 
     return respond
 
 
-async def first_submission(services: Services, view: dict[str, Any]) -> bool:
-    """A modal submission delivered twice (double click, Slack retry) is handled once."""
-    return await services.store.first_time(f"view:{view.get('id')}:{view.get('hash')}", now=services.now())
+async def first_submission(services: Services, body: Body) -> bool:
+    """A modal submission delivered twice (double click, Slack retry) is handled once. Keyed by the
+    workspace Slack says sent it too: a view id and hash named by another workspace never count as this one's."""
+    view, team = body.get("view") or {}, (body.get("team") or {}).get("id")
+    return await services.store.first_time(f"view:{team}:{view.get('id')}:{view.get('hash')}", now=services.now())
 
 
 def split_args(text: str) -> list[str]:

@@ -115,11 +115,11 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
             pass  # slow or unavailable: checked again after the ack
         else:
             await ack()
-            if await first_submission(services, body["view"]):
+            if await first_submission(services, body):
                 await store_key(services, body["team"]["id"], body["user"]["id"], creds)
             return
     await ack_errors(ack, errors)
-    if errors or not await first_submission(services, body["view"]):
+    if errors or not await first_submission(services, body):
         return
     services.spawn(add_key(services, body["team"]["id"], body["user"]["id"], Credentials(api_key, secret)))
 

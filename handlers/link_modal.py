@@ -188,7 +188,7 @@ async def submitted(ack: AsyncAck, body: Body, services: Services) -> None:
     values = view.get("state", {}).get("values", {})
     errors = await validate(services, team_id, user_id, values)
     await ack_errors(ack, errors)
-    if errors or not await first_submission(services, view):
+    if errors or not await first_submission(services, body):
         return
     meta = json.loads(view.get("private_metadata") or "{}")
     channel = meta.get("channel")

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from bot.demo.run import Running, start_in_thread
-from bot.demo.world import ACME, CHANNELS, VONAGE_KEY
-from bot.demo.world import BOT_TOKEN as DEMO_BOT_TOKEN
+from bot.demo.world import ACME, CHANNELS, CHANNELS2, TEAM2, VONAGE_KEY
+from bot.demo.world import TEAM as DEMO_TEAM
 
 ADMIN, PAGE_ADMIN, NOBODY = "UADMIN", "UPAGEADM", "UNOPAGE"
 OPS = CHANNELS[0]["id"]
@@ -180,7 +180,14 @@ def test_demo_database_is_marked_and_reusable(tmp_path: Path) -> None:
     tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "demo_marker" in tables and len(tables) > 1  # fblink's own schema beside the marker
     again = start_in_thread(database=str(db), out=io.StringIO())
-    again.stop()
+    try:  # the workspaces are installed again: this run's fake Slack knows the tokens fblink holds
+        with httpx.Client(base_url=again.url, timeout=10, headers={"Origin": again.url}) as web:
+            command(web, NOBODY, "/fblink status")
+            message_with(web, NOBODY, "No Pages are linked")
+            assert web.post("/api/home", json={"user": NOBODY}).json()["ok"]
+            assert wait_for(lambda: again.world.slack.home_of(NOBODY))  # published: the token is live
+    finally:
+        again.stop()
 
 
 def test_command_round_trip_signed_like_slack(demo: Running, web: httpx.Client) -> None:
@@ -200,7 +207,10 @@ def test_command_round_trip_signed_like_slack(demo: Running, web: httpx.Client) 
     ):
         assert urlsplit(url).hostname == "127.0.0.1"  # nothing real is ever called
     sent = demo.world.slack.calls()  # fblink called the fake Slack Web API? (quick answers need not)
-    assert all(r.headers.get("authorization") == f"Bearer {DEMO_BOT_TOKEN}" for r in sent if r.path.startswith("/api/"))
+    # distributed mode: the demo's workspace was installed through "Add to Slack"; every call speaks with its token
+    issued = {f"Bearer {t.value}" for t in demo.world.slack.oauth.live_tokens() if t.installer.team_id == DEMO_TEAM}
+    web_api = [r for r in sent if r.path.startswith("/api/") and not r.path.endswith("/oauth.v2.access")]
+    assert web_api and all(r.headers.get("authorization") in issued for r in web_api)
 
 
 def test_link_then_clock_advance_and_sweep_post_a_reminder(demo: Running, web: httpx.Client) -> None:
@@ -404,3 +414,49 @@ def test_the_json_api_body_is_bounded(demo: Running, web: httpx.Client) -> None:
     huge = json.dumps({"user": ADMIN, "values": {"x": "y" * 300_000}})
     r = web.post("/api/submit", content=huge, headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+
+
+def acme_has_a_link(demo: Running) -> None:
+    """Acme's Page linked (straight into the store): what the second workspace must never see."""
+    world, now = demo.world, demo.world.clock.now()
+    linked = world.fblink.services.store.upsert_link(
+        DEMO_TEAM,
+        ACME["id"],
+        now=now,
+        page_name=ACME["name"],
+        api_key=VONAGE_KEY,
+        linked_by=ADMIN,
+        channel_id=OPS,
+        status="active",
+        expires_at=now + 90 * 86400,
+    )
+    world.on_fblink_loop(linked).result(10)
+
+
+def test_add_to_slack_installs_the_second_workspace_kept_apart(demo: Running, web: httpx.Client) -> None:
+    """Globex Bikes is not installed until someone allows "Add to Slack"; then its own person is answered
+    there, signed with its team_id, spoken to with its own token, and sees none of Acme."""
+    gina, shop = "UGINA", CHANNELS2[0]["id"]
+    assert [w["installed"] for w in web.get("/api/config").json()["workspaces"]] == [True, False]
+    command(web, gina, "/fblink status", shop)
+    message_with(web, gina, "not installed in this workspace", shop)
+    assert "Allow" in web.get("/install").text
+    foreign = web.post("/install/allow", headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and not demo.world.installed(TEAM2)
+    allowed = web.post("/install/allow", follow_redirects=False)
+    assert allowed.status_code == 303 and allowed.headers["location"] == f"/?workspace={TEAM2}"
+    assert [w["installed"] for w in web.get("/api/config").json()["workspaces"]] == [True, True]
+    tokens = {t.installer.team_id: t.value for t in demo.world.slack.oauth.live_tokens()}
+    assert set(tokens) == {DEMO_TEAM, TEAM2} and tokens[DEMO_TEAM] != tokens[TEAM2]
+
+    acme_has_a_link(demo)
+    command(web, ADMIN, "/fblink status")
+    message_with(web, ADMIN, "Acme Coffee")  # Acme sees its link
+    command(web, gina, "/fblink status", shop)
+    msg = message_with(web, gina, "No Pages are linked", shop)
+    assert "Acme Coffee" not in json.dumps(msg, ensure_ascii=False)
+    seen = state(web, gina, shop)
+    assert set(seen["counts"]) == {shop, "DGINA"}  # Globex's channels and DM only: no #ops, no #marketing
+    assert web.post("/api/home", json={"user": gina}).json()["ok"]
+    published = wait_for(lambda: demo.world.slack.calls(path="/api/views.publish"))
+    assert published[-1].headers["authorization"] == f"Bearer {tokens[TEAM2]}"

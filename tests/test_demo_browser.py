@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.demo.run import Running, start_in_thread
-from bot.demo.world import ACME
+from bot.demo.world import ACME, TEAM, TEAM2, TEAM2_NAME
+from tests.test_demo import acme_has_a_link
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parent / "screenshots"
@@ -274,3 +275,38 @@ def test_the_sidebar_marks_a_channel_with_new_messages(demo: Running, page, tmp_
     ops.click()
     expect(page.locator("#messages")).to_contain_text("expires in")
     expect(ops).not_to_have_class(re.compile("unread"))
+
+
+def test_add_to_slack_installs_a_second_workspace_kept_apart(demo: Running, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20: "Add to Slack" in the workspace switcher, Allow, and the browser lands in Globex Bikes:
+    its own people and channels, fblink answers there, and Acme's link is not to be seen."""
+    world = demo.world
+    acme_has_a_link(demo)
+    page.goto(demo.url)
+    messages = page.locator("#messages")
+    run(page, "/fblink status")
+    expect(messages.locator(".msg").last).to_contain_text(ACME["name"])  # Acme's own link, in Acme
+    expect(page.locator("#workspaces .ws-tile")).to_have_count(2)  # Acme, and "Add to Slack"
+
+    page.click("#workspaces a.add")
+    expect(page.locator("h1")).to_contain_text(f"access the {TEAM2_NAME} Slack workspace")
+    shot(page, "add-to-slack", tmp_path)
+    page.get_by_role("button", name="Allow").click()
+    expect(page.locator("#ws-name")).to_have_text(TEAM2_NAME)  # landed in the new workspace
+    expect(page.locator("#workspaces button.ws-tile")).to_have_count(2)  # both workspaces, no "Add" left
+    expect(page.locator("#channels")).to_contain_text("bike-shop")
+    expect(page.locator("#channels")).not_to_contain_text("ops")
+    run(page, "/fblink help")
+    expect(messages.locator(".msg").last).to_contain_text("/fblink status")
+    run(page, "/fblink status")
+    expect(messages.locator(".msg").last).to_contain_text("No Pages are linked")
+    expect(messages).not_to_contain_text(ACME["name"])
+    shot(page, "second-workspace", tmp_path)
+    rows = world.on_fblink_loop(
+        world.fblink.services.store.select("SELECT team_id FROM slack_installations ORDER BY team_id")
+    ).result(10)
+    assert [r["team_id"] for r in rows] == [TEAM, TEAM2]
+
+    page.click(f"#workspaces button[data-team={TEAM}]")  # back in Acme: its link is still there
+    run(page, "/fblink status")
+    expect(messages.locator(".msg").last).to_contain_text(ACME["name"])

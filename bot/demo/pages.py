@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bot.demo.world import FACEBOOK_PEOPLE, PEOPLE, World
+from bot.demo.world import FACEBOOK_PEOPLE, PEOPLE, PEOPLE2, World
 from bot.fakes.graph import REQUIRED_SCOPES
 
 STYLE = """
@@ -54,7 +54,7 @@ def _doc(title: str, body: str, *, vonage: bool = False) -> HTMLResponse:
 def _default_person(request: Request) -> str:
     """The Facebook person of the Slack person last chosen in the web client (a cookie), else the first."""
     slack_user = request.cookies.get("demo_user", "")
-    person = next((p for p in PEOPLE if p["id"] == slack_user), PEOPLE[0])
+    person = next((p for p in [*PEOPLE, *PEOPLE2] if p["id"] == slack_user), PEOPLE[0])
     return str(person["facebook"])
 
 

@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from bot.demo import pages
+from bot.demo import install, pages
 from bot.demo.escape import escape_command_text
-from bot.demo.world import CHANNELS, PEOPLE, SIGNING_SECRET, TEAM, TEAM_DOMAIN, World
+from bot.demo.world import CHANNELS, CHANNELS2, PEOPLE, PEOPLE2, SIGNING_SECRET, TEAM, TEAM2, WORKSPACES, World
 from bot.fakes import slack_payloads as sp
 from bot.fakes.slack_state import Message
 from bot.web import bounded_routes
@@ -53,14 +53,19 @@ def json_media(request: Request) -> bool:
 
 
 def _person(user: str) -> dict[str, Any]:
-    person = next((p for p in PEOPLE if p["id"] == user), None)
+    person = next((p for p in [*PEOPLE, *PEOPLE2] if p["id"] == user), None)
     if person is None:
         raise ValueError("unknown person")
     return person
 
 
+def _team_of(user: str) -> str:
+    """Each person belongs to one workspace: Slack signs their requests with its team_id."""
+    return TEAM2 if any(p["id"] == user for p in PEOPLE2) else TEAM
+
+
 def _channel_name(channel: str) -> str:
-    return next((c["name"] for c in CHANNELS if c["id"] == channel), "directmessage")
+    return next((c["name"] for c in [*CHANNELS, *CHANNELS2] if c["id"] == channel), "directmessage")
 
 
 class Demo:
@@ -108,7 +113,8 @@ class Demo:
 
     def _people(self, user: str) -> dict[str, Any]:
         person = _person(user)
-        return {"team_id": TEAM, "team_domain": TEAM_DOMAIN, "user_id": user, "user_name": person["name"]}
+        team = next(w for w in WORKSPACES if w["id"] == _team_of(user))
+        return {"team_id": team["id"], "team_domain": team["domain"], "user_id": user, "user_name": person["name"]}
 
     async def command(self, user: str, channel: str, text: str) -> dict[str, Any]:
         who = self._people(user)
@@ -123,7 +129,9 @@ class Demo:
             return {"ok": True}
         fields = sp.slash_command(
             text=escape_command_text(  # manifest.yml sets should_escape: true, so Slack does this
-                rest.strip(), {c["name"]: c["id"] for c in CHANNELS}, {p["name"]: p["id"] for p in PEOPLE}
+                rest.strip(),
+                {c["name"]: c["id"] for c in [*CHANNELS, *CHANNELS2]},
+                {p["name"]: p["id"] for p in [*PEOPLE, *PEOPLE2]},
             ),
             channel_id=channel,
             channel_name=_channel_name(channel),
@@ -168,7 +176,7 @@ class Demo:
                 **who,
             )
             if "message" in payload:
-                payload["message"] = {**msg.api(TEAM), "text": msg.text}
+                payload["message"] = {**msg.api(who["team_id"]), "text": msg.text}
         resp = await self.post_to_fblink(sp.interactive_body(payload), "application/x-www-form-urlencoded")
         return {"ok": resp is not None and resp.status_code == 200}
 
@@ -229,7 +237,9 @@ class Demo:
     async def open_home(self, user: str) -> dict[str, Any]:
         _person(user)
         body = json.dumps(
-            sp.app_home_opened(user_id=user, channel_id="D" + user[1:], team_id=TEAM, view=self.slack.home_of(user)),
+            sp.app_home_opened(
+                user_id=user, channel_id="D" + user[1:], team_id=_team_of(user), view=self.slack.home_of(user)
+            ),
             ensure_ascii=False,
         ).encode()
         resp = await self.post_to_fblink(body, "application/json")
@@ -258,7 +268,8 @@ class Demo:
             "channel": channel,
             "messages": [self._message(m) for m in self.slack.history(channel, user)],
             "counts": {  # what this person can see in each conversation: the sidebar marks new ones unread
-                c: len(self.slack.history(c, user)) for c in [*(ch["id"] for ch in CHANNELS), "D" + user[1:]]
+                c: len(self.slack.history(c, user))
+                for c in [*(ch["id"] for ch in (CHANNELS2 if _team_of(user) == TEAM2 else CHANNELS)), "D" + user[1:]]
             },
             "modal": shown,
             "home": self.slack.home_of(user),
@@ -290,9 +301,12 @@ def build_app(world: World) -> Starlette:
     async def config(request: Request) -> Response:
         return JSONResponse(
             {
-                "people": PEOPLE,
-                "channels": CHANNELS,
+                "people": [*({**p, "team": TEAM} for p in PEOPLE), *({**p, "team": TEAM2} for p in PEOPLE2)],
+                "channels": [*({**c, "team": TEAM} for c in CHANNELS), *({**c, "team": TEAM2} for c in CHANNELS2)],
                 "team": TEAM,
+                "workspaces": [
+                    {**w, "installed": await asyncio.to_thread(world.installed, w["id"])} for w in WORKSPACES
+                ],
                 "bot": world.slack.bot_user_id,
                 "admins": sorted(world.fblink.services.settings.admins),
             }
@@ -357,6 +371,7 @@ def build_app(world: World) -> Starlette:
         Route("/api/clock/advance", route(advance), methods=["POST"]),
         Route("/api/clock/sweep", route(sweep), methods=["POST"]),
         *pages.routes(world),
+        *install.routes(world, lambda request: own_origin(request, bound_host)),
     ]
 
     @contextlib.asynccontextmanager

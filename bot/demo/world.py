@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -19,7 +20,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import uvicorn
 from cryptography.fernet import Fernet
 
@@ -28,6 +31,7 @@ from bot.clock import Clock
 from bot.db_marks import DEMO_MARK, check_for_demo, tables
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
+from bot.fakes.slack_oauth import Installer
 from bot.fakes.slack_payloads import BOT_USER
 from bot.fakes.vonage import FakeVonage
 from bot.reminders import sweep
@@ -47,6 +51,23 @@ PEOPLE = [  # Slack people: id, display name, real name, role, their Facebook pe
     {"id": "UNOPAGE", "name": "sam", "real_name": "Sam Okafor", "title": "Sam (manages no Page)", "facebook": "10003"},
 ]
 CHANNELS = [{"id": "C0OPS00001", "name": "ops"}, {"id": "C0MKT00002", "name": "marketing"}]
+# A second workspace, installed from the demo's "Add to Slack" page: its own people, channels and Pages
+TEAM2, TEAM2_NAME = "T0DEMO0002", "Globex Bikes"
+PEOPLE2 = [
+    {
+        "id": "UGINA",
+        "name": "gina",
+        "real_name": "Gina Berger",
+        "title": "Gina (Globex, installs fblink)",
+        "facebook": "10004",
+    }
+]
+CHANNELS2 = [{"id": "C0GLX00001", "name": "bike-shop"}]
+WORKSPACES = [
+    {"id": TEAM, "name": "Acme Coffee", "domain": TEAM_DOMAIN},
+    {"id": TEAM2, "name": TEAM2_NAME, "domain": "globex-bikes"},
+]
+CLIENT_ID, CLIENT_SECRET = "1111111111.2222222222", "demo-client-secret"
 
 ACME = {
     "id": "104857600000001",
@@ -80,11 +101,18 @@ AGENCY = {
     "tasks": ["MESSAGING", "MANAGE"],
 }
 LOCKED = {"id": "104857600000005", "name": "Northwind HQ", "category": "Company", "tasks": []}  # no task: no token
+GLOBEX = {
+    "id": "104857600000007",
+    "name": "Globex Bikes Vienna",
+    "category": "Bicycle Shop",
+    "tasks": ["MESSAGING", "MANAGE"],
+}
 BUSINESSES = [{"id": "880000000000001", "name": "Northwind Agency", "owned_pages": [LOCKED], "client_pages": [AGENCY]}]
 FACEBOOK_PEOPLE: list[dict[str, Any]] = [
     {"id": "10001", "name": "Avery Quinn", "pages": [ACME, ROASTERY]},
     {"id": "10002", "name": "Priya Raman", "pages": [ACME, HOSTILE, CYRILLIC], "businesses": BUSINESSES},
     {"id": "10003", "name": "Sam Okafor", "pages": []},
+    {"id": "10004", "name": "Gina Berger", "pages": [GLOBEX]},
 ]
 
 
@@ -161,7 +189,9 @@ def build_settings(
     """Every field explicit, no .env: nothing real leaks in from the environment."""
     return Settings(
         _env_file=None,
-        slack_bot_token=BOT_TOKEN,
+        slack_bot_token=None,  # distributed mode: each workspace is installed through "Add to Slack"
+        slack_client_id=CLIENT_ID,
+        slack_client_secret=CLIENT_SECRET,
         slack_signing_secret=SIGNING_SECRET,
         slack_app_token=None,
         slack_api_url=slack_url,
@@ -177,7 +207,7 @@ def build_settings(
         fblink_public_url=public_url,
         fblink_database=database,
         fblink_secret_key=secret_key,
-        fblink_admins="UADMIN",
+        fblink_admins="UADMIN,UGINA",
         fblink_link_ttl_days=90,
         fblink_sweep_minutes=15,
         fblink_reminder_days="14,7,3,1",
@@ -222,8 +252,13 @@ class World:
         seed(self.graph, self.vonage)
         for person in PEOPLE:  # users.info names them as they are (fblink's login page shows the name)
             self.slack.add_person(person["id"], person["real_name"], person["name"])
-        for channel in CHANNELS:  # what conversations.list answers (fblink reads a plain #name through it)
-            self.slack.add_channel(channel["id"], channel["name"])
+        for person in PEOPLE2:
+            self.slack.add_person(person["id"], person["real_name"], person["name"])
+        for team, channels in ((TEAM, CHANNELS), (TEAM2, CHANNELS2)):  # conversations.list (a plain #name)
+            for channel in channels:
+                self.slack.add_channel(channel["id"], channel["name"], team_id=team)
+        self.slack.oauth.client_id, self.slack.oauth.client_secret = CLIENT_ID, CLIENT_SECRET
+        self.slack.oauth.clock = self.clock.now  # codes and tokens expire on the demo's clock
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.fblink_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -251,7 +286,33 @@ class World:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("fblink did not start")
             time.sleep(0.01)
+        # Acme is installed at start, and so is any workspace a reused database had: this run's fake Slack
+        # knows none of the tokens an earlier run was given, so each install is walked again.
+        for workspace, installer in zip(WORKSPACES, ("UADMIN", PEOPLE2[0]["id"]), strict=True):
+            if workspace["id"] == TEAM or self.installed(workspace["id"]):
+                self.install(workspace["id"], workspace["name"], installer)
         return self
+
+    def installed(self, team_id: str) -> bool:
+        installs = self.fblink.services.installs
+        assert installs is not None  # distributed mode
+        return bool(self.on_fblink_loop(installs.install_for(None, team_id)).result(10))
+
+    def install(self, team_id: str, team_name: str, user_id: str) -> None:
+        """What a browser does on "Add to Slack": fblink's install page, Slack's Allow, fblink's redirect.
+        Real HTTP through fblink's OAuth routes (state cookie and all) and the fake's oauth.v2.access."""
+        self.slack.oauth.install_as(Installer(team_id=team_id, team_name=team_name, user_id=user_id))
+        with httpx.Client(timeout=10) as browser:
+            page = browser.get(self.fblink_url + "/slack/install")
+            found = re.search(r'href="([^"]+/oauth/v2/authorize[^"]*)"', page.text)
+            if page.status_code != 200 or found is None:
+                raise RuntimeError("fblink's install page did not offer Add to Slack")
+            allow = browser.get(found.group(1).replace("&amp;", "&"), follow_redirects=False)
+            back = urlsplit(allow.headers.get("location", ""))
+            cookie = page.headers.get("set-cookie", "").split(";")[0]
+            done = browser.get(f"{self.fblink_url}{back.path}?{back.query}", headers={"Cookie": cookie})
+        if done.status_code != 200:
+            raise RuntimeError(f"the install did not finish: HTTP {done.status_code}")
 
     def on_fblink_loop(self, coro: Any) -> Future[Any]:
         """Run a coroutine on fblink's own event loop (its HTTP clients live there)."""

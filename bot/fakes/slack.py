@@ -41,6 +41,7 @@ class FakeSlack(ConversationsList, FakeServer):
         self.views: list[dict[str, Any]] = []  # accepted views.open / update / push / publish
         self.rate_limit: float | None = None  # chat.postMessage per channel per second (Slack: about 1)
         self._last_post: dict[str, float] = {}
+        self._caller_team: str | None = team_id  # the workspace of the call being answered
 
     # -- reading the conversation (tests and the demo) ---------------------------------
     @property
@@ -161,6 +162,7 @@ class FakeSlack(ConversationsList, FakeServer):
         if handler is None:
             return Response(200, error("unknown_method"))
         with self.changed:
+            self._caller_team = self.team_id if token == self.bot_token else self.oauth.team_of(token)
             answer = handler(params)
             self.changed.notify_all()
         return answer if isinstance(answer, Response) else Response(200, answer)
@@ -237,6 +239,8 @@ class FakeSlack(ConversationsList, FakeServer):
 
     # -- chat ----------------------------------------------------------------------------
     def _check_message(self, p: dict[str, Any]) -> dict[str, Any] | None:
+        if self.foreign(str(p.get("channel") or "")):
+            return error("channel_not_found")
         if not p.get("text") and not p.get("blocks") and not p.get("attachments"):
             return error("no_text")
         if len(str(p.get("text") or "")) > MESSAGE_TEXT:
@@ -347,7 +351,7 @@ class FakeSlack(ConversationsList, FakeServer):
         problem, user = self._view_and_trigger(p)
         if problem:
             return problem
-        full = self.state.open_view(user, p["view"])
+        full = self._owned(self.state.open_view(user, p["view"]))
         self.views.append({"method": "views.open", **p})
         return {"ok": True, "view": full}
 
@@ -357,7 +361,7 @@ class FakeSlack(ConversationsList, FakeServer):
             return problem
         if len(self.state.modals.get(user, [])) >= 3:
             return error("push_limit_reached")
-        full = self.state.open_view(user, p["view"], push=True)
+        full = self._owned(self.state.open_view(user, p["view"], push=True))
         self.views.append({"method": "views.push", **p})
         return {"ok": True, "view": full}
 
@@ -368,12 +372,12 @@ class FakeSlack(ConversationsList, FakeServer):
         if problem:
             return problem
         found = self.state.lookup(p.get("view_id"), p.get("external_id"))
-        if found is None:
-            return error("not_found")
+        if found is None or self._caller_team not in (None, found[1].get("team_id", self._caller_team)):
+            return error("not_found")  # another workspace's view does not exist for this token
         user, old = found
         if p.get("hash") and p["hash"] != old.get("hash"):
             return error("hash_conflict")
-        full = self.state.replace_view(user, old, p["view"])
+        full = self._owned(self.state.replace_view(user, old, p["view"]))
         self.views.append({"method": "views.update", **p})
         return {"ok": True, "view": full}
 

@@ -15,6 +15,18 @@ class ConversationsList:
 
     channel_info: dict[str, dict[str, Any]]
     people: dict[str, tuple[str, str]]
+    _caller_team: str | None  # the workspace whose token made the call being answered
+
+    def foreign(self, channel_id: str) -> bool:
+        """A channel of another workspace, not shared with the caller's: Slack answers channel_not_found."""
+        teams = getattr(self, "channel_info", {}).get(channel_id, {}).get("shared_team_ids")
+        return bool(teams and self._caller_team and self._caller_team not in teams)
+
+    def _owned(self, full: dict[str, Any]) -> dict[str, Any]:
+        """A view belongs to the workspace whose token opened it (Slack answers not_found to others)."""
+        if self._caller_team:
+            full["team_id"] = full["app_installed_team_id"] = self._caller_team
+        return full
 
     def add_person(self, user_id: str, real_name: str, display_name: str) -> None:
         """users.info answers with these names for this user (others get the hostile default)."""
@@ -27,8 +39,16 @@ class ConversationsList:
         return known.get(user_id, (real_name, display_name))
 
     def add_channel(
-        self, channel_id: str, name: str, *, private: bool = False, member: bool = True, archived: bool = False
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        private: bool = False,
+        member: bool = True,
+        archived: bool = False,
+        team_id: str | None = None,
     ) -> None:
+        """A channel; with ``team_id`` it belongs to that workspace alone (others' tokens cannot see it)."""
         if not hasattr(self, "channel_info"):
             self.channel_info = {}
         self.channel_info[channel_id] = {
@@ -43,6 +63,7 @@ class ConversationsList:
             "is_archived": archived,
             "created": 1700000000,
             "num_members": 3,
+            **({"context_team_id": team_id, "shared_team_ids": [team_id]} if team_id else {}),
         }
 
     def api_conversations_list(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +79,7 @@ class ConversationsList:
                 or ("public_channel" in types and not c["is_private"])
             )
             and not (exclude_archived and c["is_archived"])
+            and not self.foreign(c["id"])
         ]
         page = visible[start : start + limit]
         nxt = str(start + limit) if start + limit < len(visible) else ""

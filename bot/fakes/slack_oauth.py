@@ -162,6 +162,12 @@ class SlackOAuth:
                 return "token_expired"
         return None
 
+    def team_of(self, token: str) -> str | None:
+        """The workspace an issued token speaks for (None for an org-wide one or an unknown token)."""
+        with self.lock:
+            t = self.tokens.get(token)
+            return None if t is None or t.installer.org_install else t.installer.team_id
+
     def issued(self, token: str) -> bool:
         with self.lock:
             return token in self.tokens

@@ -4,7 +4,7 @@
 
 const { esc, renderBlocks, textObj } = window.FBLINK_BLOCKS;
 const $ = (sel) => document.querySelector(sel);
-const ui = { user: null, channel: null, version: -1, key: "", modalKey: "", config: null, state: null, busy: false, seen: {}, counts: {} };
+const ui = { team: null, user: null, channel: null, version: -1, key: "", modalKey: "", config: null, state: null, busy: false, seen: {}, counts: {} };
 
 async function api(path, body) {
   const r = await fetch(path, body === undefined ? {} : {
@@ -44,8 +44,27 @@ async function openHome() {
   refresh();
 }
 
+// Slack's workspace switcher: one tile per installed workspace, and "Add to Slack" for the one that is not.
+function renderWorkspaces() {
+  const tiles = ui.config.workspaces.filter((w) => w.installed).map((w) =>
+    `<button class="ws-tile${w.id === ui.team ? " active" : ""}" data-team="${esc(w.id)}" title="${esc(w.name)}">${esc(w.name.slice(0, 1))}</button>`);
+  const adds = ui.config.workspaces.some((w) => !w.installed)
+    ? [`<a class="ws-tile add" href="/install" title="Add to Slack">+</a>`] : [];
+  $("#workspaces").innerHTML = [...tiles, ...adds].join("");
+  $("#ws-name").textContent = ui.config.workspaces.find((w) => w.id === ui.team).name;
+}
+
+function setTeam(team) {
+  ui.team = team;
+  const people = ui.config.people.filter((p) => p.team === team);
+  $("#person").innerHTML = people.map((p) => `<option value="${esc(p.id)}">${esc(p.title)}</option>`).join("");
+  ui.channel = ui.config.channels.find((c) => c.team === team).id;
+  renderWorkspaces();
+  setUser(people[0].id);
+}
+
 function renderSidebar() {
-  const c = ui.config;
+  const c = { ...ui.config, channels: ui.config.channels.filter((ch) => ch.team === ui.team) };
   const counts = ui.counts || {};
   const unread = (id) => id !== ui.channel && (counts[id] || 0) > (ui.seen[ui.user + id] || 0);
   const item = (id, label, extra = "") =>
@@ -241,10 +260,14 @@ function wire() {
 
 async function main() {
   ui.config = await api("/api/config");
-  $("#person").innerHTML = ui.config.people.map((p) => `<option value="${esc(p.id)}">${esc(p.title)}</option>`).join("");
-  ui.channel = ui.config.channels[0].id;
+  const asked = new URLSearchParams(location.search).get("workspace");
+  const installed = ui.config.workspaces.filter((w) => w.installed);
   wire();
-  setUser(ui.config.people[0].id);
+  $("#workspaces").addEventListener("click", (e) => {
+    const tile = e.target.closest("button[data-team]");
+    if (tile) setTeam(tile.dataset.team);
+  });
+  setTeam((installed.find((w) => w.id === asked) || installed[0]).id);
   setInterval(() => { if (!document.hidden) refresh(); }, 700);
 }
 
