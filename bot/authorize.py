@@ -73,11 +73,17 @@ class CachedAuthorize(AsyncAuthorize):
         self.misses = 0
 
     async def install_for(
-        self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
+        self,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+        *,
+        request: bool = False,
     ) -> SlackInstall | None:
-        """The install serving a request from this workspace (cached), or None. Without
-        ``enterprise_id`` (the sweep, links) the workspace's org comes from ``slack_teams``; a
-        workspace or install marked gone is never served."""
+        """The install serving this workspace (cached), or None. Without ``enterprise_id`` (the
+        sweep, links) the workspace's org comes from ``slack_teams``; an install or workspace
+        marked gone is never served, except that a signed ``request`` from a workspace an
+        org-wide install lost proves the org reaches it again (the app was added back)."""
         key = (enterprise_id or "", team_id or "", bool(is_enterprise_install))
         entry = self._cache.get(key)
         now = self.monotonic()
@@ -91,9 +97,11 @@ class CachedAuthorize(AsyncAuthorize):
             self.hits += 1
             return entry.install
         self.misses += 1
+        gone = False
         if team_id:
             seen = await self.teams.get(team_id)
-            if seen is not None and seen[1] is not None:  # fblink is gone from this workspace
+            gone = seen is not None and seen[1] is not None
+            if gone and not request:  # fblink is gone from this workspace
                 self._cache.pop(key, None)
                 return None
             if enterprise_id is None and seen is not None:
@@ -109,6 +117,10 @@ class CachedAuthorize(AsyncAuthorize):
         if install is None or not install.bot_token:
             self._cache.pop(key, None)
             return None
+        if team_id and gone:
+            if not install.is_enterprise_install:
+                return None
+            await self.teams.installed(team_id, install.enterprise_id, org=False, now=self.store.clock.now())
         until = now + self.ttl
         if install.bot_token_expires_at is not None:  # not past the point where it is due for refresh
             left = install.bot_token_expires_at - self.window - wall_now()
@@ -145,7 +157,7 @@ class CachedAuthorize(AsyncAuthorize):
         actor_team_id: str | None = None,
         actor_user_id: str | None = None,
     ) -> AuthorizeResult | None:
-        install = await self.install_for(enterprise_id, team_id, context.is_enterprise_install)
+        install = await self.install_for(enterprise_id, team_id, context.is_enterprise_install, request=True)
         if install is None:
             return None
         await self.note(enterprise_id, team_id)

@@ -80,7 +80,7 @@ class Distributed:
         async def guarded(services: Services, body: Mapping[str, Any]) -> dict[str, Any]:
             org = str(body.get("is_enterprise_install", "")).lower() == "true"
             install = await self.authorize.install_for(
-                body.get("enterprise_id") or None, body.get("team_id") or None, org
+                body.get("enterprise_id") or None, body.get("team_id") or None, org, request=True
             )
             if install is None:
                 return not_installed()
