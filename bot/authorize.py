@@ -68,7 +68,7 @@ class CachedAuthorize(AsyncAuthorize):
         self.recheck = recheck
         self.teams = TeamRows(store)
         self._cache: dict[CacheKey, _Entry] = {}
-        self._orgs: dict[str, str] = {}  # team -> enterprise this process has recorded
+        self._orgs: dict[str, tuple[str, str | None]] = {}  # team -> (enterprise, name) this process recorded
         self.hits = 0
         self.misses = 0
 
@@ -130,15 +130,18 @@ class CachedAuthorize(AsyncAuthorize):
         self._cache[key] = _Entry(until, install, now)
         return install
 
-    async def note(self, enterprise_id: str | None, team_id: str | None) -> None:
+    async def note(self, enterprise_id: str | None, team_id: str | None, name: str | None = None) -> None:
         """A request came from ``team_id`` of Grid org ``enterprise_id``: record the pair once, so
         the team alone finds the install later (a write only when this process has not yet)."""
-        if not team_id or not enterprise_id or self._orgs.get(team_id) == enterprise_id:
+        if not team_id or not enterprise_id:
             return
-        await self.teams.note(team_id, enterprise_id, now=self.store.clock.now())
+        known = self._orgs.get(team_id)
+        if known is not None and known[0] == enterprise_id and (name is None or known[1] == name):
+            return
+        await self.teams.note(team_id, enterprise_id, name, now=self.store.clock.now())
         if len(self._orgs) >= CACHE_MAX:
             self._orgs.pop(next(iter(self._orgs)))
-        self._orgs[team_id] = enterprise_id
+        self._orgs[team_id] = (enterprise_id, name or (known[1] if known and known[0] == enterprise_id else None))
 
     def forget(self, enterprise_id: str | None = None, team_id: str | None = None) -> None:
         """Drop cached installs of an org or workspace (after an uninstall or a reinstall); all without ids."""

@@ -84,7 +84,9 @@ class Distributed:
             )
             if install is None:
                 return not_installed()
-            await self.authorize.note(body.get("enterprise_id") or None, body.get("team_id") or None)
+            await self.authorize.note(
+                body.get("enterprise_id") or None, body.get("team_id") or None, body.get("team_domain") or None
+            )
             return await on_command(services, body)
 
         return guarded

@@ -266,3 +266,32 @@ def test_an_org_admin_install_without_a_state_is_accepted_and_a_workspace_one_is
     assert command(bot, "help", "T0G9", is_enterprise_install="true").get("blocks")
     again = httpx.get(f"{bot.url}/slack/oauth_redirect?code={code}", timeout=10)  # a code works once
     assert again.status_code == 401
+
+
+def test_an_org_admin_sees_every_workspaces_links_and_nobody_else_does(start_app, slack) -> None:  # type: ignore[no-untyped-def]
+    bot = distributed(start_app, slack)
+    install(bot, slack, org_installer())
+    for team, domain in (("T0G1", "north-shop"), ("T0G2", "south-shop")):
+        command(bot, "help", team, is_enterprise_install="true", team_domain=domain)
+    due_link(bot, "T0G1", "PAGE_N", "C0N")
+    due_link(bot, "T0G2", "PAGE_S", "C0S")
+    slack.org_people = {
+        "U0ORGADM": {"enterprise_id": ENTERPRISE, "is_admin": True, "teams": ["T0G1", "T0G2"]},
+        "U0MEMBER": {"enterprise_id": ENTERPRISE, "teams": ["T0G1"]},
+    }
+    grid = {"is_enterprise_install": "true", "team_domain": "north-shop"}  # Slack sends the same domain each time
+    text = run(bot, "org", "every workspace of your org", team="T0G1", user="U0ORGADM", fields=grid)
+    assert "north-shop" in text and "south-shop" in text and "Shop PAGE_N" in text and "Shop PAGE_S" in text
+    for user in ("U0MEMBER", "UADMIN"):  # a member of the org; an fblink admin of one workspace
+        text = run(bot, "org", "Only an admin or owner", team="T0G1", user=user, fields=grid)
+        assert "PAGE_S" not in text
+    # `/fblink status` stays the workspace's own
+    status = bot.command("status", team="T0G1", user="U0ORGADM", fields=grid).text
+    assert "PAGE_N" in status and "PAGE_S" not in status
+
+
+def test_org_view_in_a_workspace_install_points_to_status(two, slack) -> None:  # type: ignore[no-untyped-def]
+    bot, _ = two
+    slack.org_people = {"U0ORGADM": {"enterprise_id": ENTERPRISE, "is_admin": True}}
+    text = run(bot, "org", "org-wide", team=A, user="U0ORGADM")
+    assert "/fblink status" in text and "PAGE_B" not in text

@@ -128,7 +128,7 @@ class InstallationRows:
                 )
             row = await self.store.one(f"SELECT * FROM slack_installations WHERE {KEY_WHERE}", list(inst.key))
             await TeamRows(self.store).installed(
-                inst.team_id, inst.enterprise_id, org=inst.is_enterprise_install, now=now
+                inst.team_id, inst.enterprise_id, org=inst.is_enterprise_install, now=now, name=inst.team_name
             )
         assert row is not None
         return self._install(row)

@@ -291,6 +291,7 @@ def m150_installs_gone_and_teams(db: Database) -> None:
         CREATE TABLE slack_teams (
             team_id TEXT PRIMARY KEY,
             enterprise_id TEXT,
+            name TEXT,
             seen_at INTEGER NOT NULL,
             gone_at INTEGER
         );

@@ -215,6 +215,7 @@ STEPS: list[tuple[str, str]] = [
         CREATE TABLE slack_teams (
             team_id TEXT PRIMARY KEY,
             enterprise_id TEXT,
+            name TEXT,
             seen_at BIGINT NOT NULL,
             gone_at BIGINT
         );

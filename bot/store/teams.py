@@ -47,14 +47,26 @@ class TeamRows:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def note(self, team_id: str, enterprise_id: str | None, *, now: int) -> None:
-        """Record a workspace's org: first sight, or a changed org (never revives a gone workspace)."""
+    async def note(self, team_id: str, enterprise_id: str | None, name: str | None = None, *, now: int) -> None:
+        """Record a workspace's org (and name): first sight, or a changed org or name (never revives
+        a gone workspace)."""
         await self.store.execute(
-            "INSERT INTO slack_teams (team_id, enterprise_id, seen_at) VALUES (?, ?, ?) ON CONFLICT (team_id)"
-            " DO UPDATE SET enterprise_id = excluded.enterprise_id, seen_at = excluded.seen_at"
-            " WHERE COALESCE(slack_teams.enterprise_id, '') <> COALESCE(excluded.enterprise_id, '')",
-            [team_id, enterprise_id, now],
+            "INSERT INTO slack_teams (team_id, enterprise_id, name, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (team_id)"
+            " DO UPDATE SET enterprise_id = excluded.enterprise_id, name = COALESCE(excluded.name, slack_teams.name),"
+            " seen_at = excluded.seen_at"
+            " WHERE COALESCE(slack_teams.enterprise_id, '') <> COALESCE(excluded.enterprise_id, '')"
+            " OR COALESCE(slack_teams.name, '') <> COALESCE(excluded.name, slack_teams.name, '')",
+            [team_id, enterprise_id, name, now],
         )
+
+    async def workspaces(self, enterprise_id: str) -> list[tuple[str, str | None]]:
+        """(team_id, name) of the org's workspaces fblink serves, by name."""
+        rows = await self.store.select(
+            "SELECT team_id, name FROM slack_teams WHERE enterprise_id = ? AND gone_at IS NULL"
+            " ORDER BY COALESCE(name, team_id), team_id",
+            [enterprise_id],
+        )
+        return [(r["team_id"], r["name"]) for r in rows]
 
     async def get(self, team_id: str) -> tuple[str | None, int | None] | None:
         """(enterprise_id, gone_at) of a workspace fblink has seen, else None."""
@@ -65,15 +77,18 @@ class TeamRows:
         rows = await self.store.select("SELECT team_id FROM slack_teams WHERE enterprise_id = ?", [enterprise_id])
         return [r["team_id"] for r in rows]
 
-    async def installed(self, team_id: str | None, enterprise_id: str | None, *, org: bool, now: int) -> None:
+    async def installed(
+        self, team_id: str | None, enterprise_id: str | None, *, org: bool, now: int, name: str | None = None
+    ) -> None:
         """An install was saved: its workspace (or every known workspace of its org) is served again."""
         if org and enterprise_id:
             await self.store.execute("UPDATE slack_teams SET gone_at = NULL WHERE enterprise_id = ?", [enterprise_id])
         elif team_id:
             await self.store.execute(
-                "INSERT INTO slack_teams (team_id, enterprise_id, seen_at) VALUES (?, ?, ?) ON CONFLICT (team_id)"
-                " DO UPDATE SET enterprise_id = excluded.enterprise_id, seen_at = excluded.seen_at, gone_at = NULL",
-                [team_id, enterprise_id, now],
+                "INSERT INTO slack_teams (team_id, enterprise_id, name, seen_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (team_id) DO UPDATE SET enterprise_id = excluded.enterprise_id,"
+                " name = COALESCE(excluded.name, slack_teams.name), seen_at = excluded.seen_at, gone_at = NULL",
+                [team_id, enterprise_id, name, now],
             )
 
     async def live(self, install_id: int, team_id: str | None) -> bool:
