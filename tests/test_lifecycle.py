@@ -295,3 +295,37 @@ def test_org_view_in_a_workspace_install_points_to_status(two, slack) -> None:  
     slack.org_people = {"U0ORGADM": {"enterprise_id": ENTERPRISE, "is_admin": True}}
     text = run(bot, "org", "org-wide", team=A, user="U0ORGADM")
     assert "/fblink status" in text and "PAGE_B" not in text
+
+
+def test_an_org_wide_uninstall_retires_every_workspace_of_the_org_and_access_granted_brings_one_back(
+    start_app, slack
+) -> None:  # type: ignore[no-untyped-def]
+    bot = distributed(start_app, slack)
+    install(bot, slack, org_installer())
+    grid = {"is_enterprise_install": "true"}
+    for team in ("T0G1", "T0G2"):
+        command(bot, "help", team, **grid)
+        bot.store.add_key(team, f"key{team}", "vonage-secret", by="U0ADM", now=START)
+    due_link(bot, "T0G1", "PAGE_G1", "C0G1OPS")
+    event(bot, se.app_uninstalled(team_id="T0G1", enterprise_id=ENTERPRISE, is_enterprise_install=True))
+    assert bot.store.select("SELECT gone_at FROM slack_installations")[0]["gone_at"] is not None
+    assert bot.store.select("SELECT team_id FROM slack_teams WHERE gone_at IS NULL") == []
+    assert bot.store.select("SELECT * FROM vonage_keys") == []
+    run_sweep(bot, START)
+    assert posts(slack, "C0G1OPS") == []
+    assert "not installed" in command(bot, "help", "T0G2", **grid)["text"]
+
+    # installed org-wide again: the org's workspaces are served again, and start clean
+    install(bot, slack, org_installer())
+    assert command(bot, "help", "T0G2", **grid).get("blocks")
+    assert bot.store.get_link("T0G1", "PAGE_G1").status == "gone"
+
+    # one workspace taken away: nothing is said there any more, from any process...
+    event(bot, se.team_access_revoked(enterprise_id=ENTERPRISE, team_ids=["T0G2"], team_id="T0G1"))
+    assert bot.store.run(lambda _: bot.services.installs.install_for(None, "T0G2")) is None
+    # ...until the org gives it back (Slack says so, or sends a request from it: only a workspace
+    # the app is in can send one)
+    event(bot, se.team_access_granted(enterprise_id=ENTERPRISE, team_ids=["T0G2"], team_id="T0G1"))
+    due_link(bot, "T0G2", "PAGE_G2", "C0G2NEW")
+    run_sweep(bot, START + DAY)
+    assert said_in(slack, "C0G2NEW")
