@@ -71,7 +71,7 @@ async def team_access_granted(ack: AsyncAck, event: dict[str, Any], body: dict[s
     """An org-wide install reaches these workspaces (again): each starts clean (``sync`` finds its links)."""
     enterprise_id = body.get("enterprise_id") or None
     teams = TeamRows(services.store)
-    for team in [str(t) for t in event.get("team_ids") or [] if t]:
+    for team in [str(t) for t in event.get("team_ids") or [] if t] if services.installs is not None else []:
         await teams.installed(team, enterprise_id, org=False, now=services.now())
     await ack()
 

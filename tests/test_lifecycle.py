@@ -329,3 +329,12 @@ def test_an_org_wide_uninstall_retires_every_workspace_of_the_org_and_access_gra
     due_link(bot, "T0G2", "PAGE_G2", "C0G2NEW")
     run_sweep(bot, START + DAY)
     assert said_in(slack, "C0G2NEW")
+
+
+def test_single_workspace_mode_acks_lifecycle_events_and_keeps_everything(bot: Running) -> None:
+    """With SLACK_BOT_TOKEN there are no stored installs: uninstalling is the operator's business."""
+    due_link(bot, "T0001", "PAGE_1", "C0ONE")
+    event(bot, se.app_uninstalled(team_id="T0001", enterprise_id=ENTERPRISE))
+    event(bot, se.tokens_revoked(team_id="T0001", bot=["UBOT"]))
+    assert bot.store.get_link("T0001", "PAGE_1").status == "active"
+    assert bot.store.select("SELECT * FROM slack_teams") == []

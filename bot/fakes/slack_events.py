@@ -78,21 +78,20 @@ def tokens_revoked(
     return event_callback({"type": "tokens_revoked", "tokens": tokens}, team_id=team_id, enterprise_id=enterprise_id)
 
 
-def team_access_revoked(*, enterprise_id: str, team_ids: list[str], team_id: str | None = None) -> dict[str, Any]:
-    """An org-wide app lost access to these workspaces of its org."""
+def team_access(kind: str, *, enterprise_id: str, team_ids: list[str], team_id: str | None = None) -> dict[str, Any]:
+    """``team_access_revoked`` / ``team_access_granted``: an org-wide app lost, or was given, access
+    to these workspaces of its org."""
     return event_callback(
-        {"type": "team_access_revoked", "team_ids": team_ids},
+        {"type": f"team_access_{kind}", "team_ids": team_ids},
         team_id=team_id or team_ids[0],
         enterprise_id=enterprise_id,
         is_enterprise_install=True,
     )
+
+
+def team_access_revoked(*, enterprise_id: str, team_ids: list[str], team_id: str | None = None) -> dict[str, Any]:
+    return team_access("revoked", enterprise_id=enterprise_id, team_ids=team_ids, team_id=team_id)
 
 
 def team_access_granted(*, enterprise_id: str, team_ids: list[str], team_id: str | None = None) -> dict[str, Any]:
-    """An org-wide app was given access to these workspaces of its org."""
-    return event_callback(
-        {"type": "team_access_granted", "team_ids": team_ids},
-        team_id=team_id or team_ids[0],
-        enterprise_id=enterprise_id,
-        is_enterprise_install=True,
-    )
+    return team_access("granted", enterprise_id=enterprise_id, team_ids=team_ids, team_id=team_id)
