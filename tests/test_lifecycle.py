@@ -170,7 +170,8 @@ def test_a_reinstall_starts_clean_and_sync_finds_its_links_again(two, slack, von
     rows = bot.store.select("SELECT gone_at, bot_token_enc FROM slack_installations WHERE team_id = ? ORDER BY id", [A])
     assert len(rows) == 2 and rows[0]["gone_at"] is not None and rows[1]["gone_at"] is None  # a new row
     assert new != tokens[A] and rows[1]["bot_token_enc"] is not None
-    assert bot.store.get_link(A, "PAGE_A").status == "gone"  # nothing of the old install is trusted
+    assert bot.store.get_link(A, "PAGE_A") is None  # clean: nothing of the old install is trusted
+    assert "No Pages are linked" in bot.command("status", team=A).text
 
     text = run(bot, "sync", "Synced with Vonage", team=A, user="UADMIN")
     assert "Shop A at Vonage" in text and "Imported" in text
@@ -318,7 +319,7 @@ def test_an_org_wide_uninstall_retires_every_workspace_of_the_org_and_access_gra
     # installed org-wide again: the org's workspaces are served again, and start clean
     install(bot, slack, org_installer())
     assert command(bot, "help", "T0G2", **grid).get("blocks")
-    assert bot.store.get_link("T0G1", "PAGE_G1").status == "gone"
+    assert bot.store.get_link("T0G1", "PAGE_G1") is None
 
     # one workspace taken away: nothing is said there any more, from any process...
     event(bot, se.team_access_revoked(enterprise_id=ENTERPRISE, team_ids=["T0G2"], team_id="T0G1"))

@@ -80,7 +80,16 @@ class TeamRows:
     async def installed(
         self, team_id: str | None, enterprise_id: str | None, *, org: bool, now: int, name: str | None = None
     ) -> None:
-        """An install was saved: its workspace (or every known workspace of its org) is served again."""
+        """An install was saved: its workspace (or every known workspace of its org) is served again,
+        and starts clean: the links left from before it was gone are deleted (``sync`` imports
+        those still at Vonage afresh), so no list shows them as deleted at Vonage."""
+        if org and enterprise_id:
+            back = "SELECT team_id FROM slack_teams WHERE enterprise_id = ? AND gone_at IS NOT NULL"
+            await self._forget_links(back, [enterprise_id])
+        elif team_id:
+            await self._forget_links(
+                "SELECT team_id FROM slack_teams WHERE team_id = ? AND gone_at IS NOT NULL", [team_id]
+            )
         if org and enterprise_id:
             await self.store.execute("UPDATE slack_teams SET gone_at = NULL WHERE enterprise_id = ?", [enterprise_id])
         elif team_id:
@@ -90,6 +99,10 @@ class TeamRows:
                 " name = COALESCE(excluded.name, slack_teams.name), seen_at = excluded.seen_at, gone_at = NULL",
                 [team_id, enterprise_id, name, now],
             )
+
+    async def _forget_links(self, teams_sql: str, params: list[object]) -> None:
+        for table in ("reminders", "links"):
+            await self.store.execute(f"DELETE FROM {table} WHERE team_id IN ({teams_sql})", params)
 
     async def live(self, install_id: int, team_id: str | None) -> bool:
         """The install is not gone, nor is this workspace of it (one cheap read: the cache's re-check)."""
