@@ -255,6 +255,7 @@ def test_an_org_admin_install_without_a_state_is_accepted_and_a_workspace_one_is
     code = slack.oauth.grant(Installer(team_id="T0WS", enterprise_id=None, user_id="U0SNEAK"))
     refused = httpx.get(f"{bot.url}/slack/oauth_redirect?code={code}", timeout=10)
     assert refused.status_code == 401 and "Add to Slack" in refused.text
+    assert slack.oauth.live_tokens() == []  # the token Slack issued for it was revoked at once
     assert bot.store.select("SELECT id FROM slack_installations") == []
     assert bot.store.select("SELECT team_id FROM slack_teams") == []
     assert "not installed" in command(bot, "help", "T0WS")["text"]
