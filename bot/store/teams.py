@@ -74,7 +74,12 @@ class TeamRows:
         return (row["enterprise_id"], row["gone_at"]) if row else None
 
     async def of_enterprise(self, enterprise_id: str) -> list[str]:
-        rows = await self.store.select("SELECT team_id FROM slack_teams WHERE enterprise_id = ?", [enterprise_id])
+        """The org's workspaces an org-wide install serves (not those with a live install of their own)."""
+        rows = await self.store.select(
+            "SELECT team_id FROM slack_teams WHERE enterprise_id = ? AND team_id NOT IN"
+            " (SELECT team_id FROM slack_installations WHERE gone_at IS NULL AND team_id IS NOT NULL)",
+            [enterprise_id],
+        )
         return [r["team_id"] for r in rows]
 
     async def installed(
