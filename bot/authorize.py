@@ -104,6 +104,8 @@ class CachedAuthorize(AsyncAuthorize):
             if gone and not request:  # fblink is gone from this workspace
                 self._cache.pop(key, None)
                 return None
+            if enterprise_id and seen is not None and seen[0] != enterprise_id:
+                return None  # a workspace of another org (or none) is never served by this org's install
             if enterprise_id is None and seen is not None:
                 enterprise_id = seen[0]
         install = await fresh_bot_token(

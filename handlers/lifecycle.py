@@ -30,13 +30,17 @@ def _where(body: dict[str, Any]) -> tuple[str | None, str | None, bool]:
     return body.get("enterprise_id") or None, body.get("team_id") or None, org
 
 
-async def _retire_serving(services: Services, body: dict[str, Any], why: str) -> None:
+async def _retire_serving(
+    services: Services, body: dict[str, Any], why: str, *, bot_users: list[str] | None = None
+) -> None:
+    """Retire the install serving the envelope's workspace (with ``bot_users``: only when its
+    bot user is among them, as ``tokens_revoked`` names the bot users whose tokens went)."""
     if services.installs is None:  # single-workspace mode: nothing is stored per install
         return
     enterprise_id, team_id, org = _where(body)
     install = await InstallationRows(services.store).find(enterprise_id, team_id, is_enterprise_install=org)
-    if install is None:
-        log.info("%s for a workspace with no live install; nothing to do", why)
+    if install is None or (bot_users is not None and install.bot_user_id not in bot_users):
+        log.info("%s for a workspace with no such live install; nothing to do", why)
         return
     await retire(services.store, services.installs, install, why=why)
 
@@ -50,7 +54,7 @@ async def tokens_revoked(ack: AsyncAck, event: dict[str, Any], body: dict[str, A
     """Bot tokens listed: the install is gone. User tokens only: the installer's token is dropped."""
     tokens = event.get("tokens") or {}
     if tokens.get("bot"):
-        await _retire_serving(services, body, "tokens_revoked")
+        await _retire_serving(services, body, "tokens_revoked", bot_users=[str(u) for u in tokens["bot"]])
     elif tokens.get("oauth") and services.installs is not None:
         enterprise_id, team_id, org = _where(body)
         rows = InstallationRows(services.store)
@@ -61,18 +65,24 @@ async def tokens_revoked(ack: AsyncAck, event: dict[str, Any], body: dict[str, A
 
 
 async def team_access_revoked(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
-    teams = [str(t) for t in event.get("team_ids") or [] if t]
-    if services.installs is not None and teams:
-        await retire_teams(services.store, services.installs, teams, body.get("enterprise_id") or None)
+    enterprise_id = body.get("enterprise_id") or None
+    named = [str(t) for t in event.get("team_ids") or [] if t]
+    if services.installs is not None and enterprise_id:  # only this org's own workspaces
+        teams = await TeamRows(services.store).members(named, enterprise_id)
+        if teams:
+            await retire_teams(services.store, services.installs, teams, enterprise_id)
     await ack()
 
 
 async def team_access_granted(ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
     """An org-wide install reaches these workspaces (again): each starts clean (``sync`` finds its links)."""
     enterprise_id = body.get("enterprise_id") or None
+    org = await InstallationRows(services.store).get(enterprise_id, None, org=True) if enterprise_id else None
     teams = TeamRows(services.store)
-    for team in [str(t) for t in event.get("team_ids") or [] if t] if services.installs is not None else []:
-        await teams.installed(team, enterprise_id, org=False, now=services.now())
+    for team in [str(t) for t in event.get("team_ids") or [] if t] if services.installs and org else []:
+        seen = await teams.get(team)
+        if seen is None or seen[0] == enterprise_id:  # never another org's workspace
+            await teams.installed(team, enterprise_id, org=False, now=services.now())
     await ack()
 
 

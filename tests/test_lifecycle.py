@@ -340,3 +340,20 @@ def test_single_workspace_mode_acks_lifecycle_events_and_keeps_everything(bot: R
     event(bot, se.tokens_revoked(team_id="T0001", bot=["UBOT"]))
     assert bot.store.get_link("T0001", "PAGE_1").status == "active"
     assert bot.store.select("SELECT * FROM slack_teams") == []
+
+
+def test_a_payload_naming_another_orgs_workspace_is_not_served_by_this_orgs_install(start_app, slack) -> None:  # type: ignore[no-untyped-def]
+    """Org E's install must never speak for workspace B of no org (or another one), nor move B under E."""
+    bot = distributed(start_app, slack)
+    install(bot, slack, org_installer())
+    install(bot, slack, Installer(team_id=B, team_name="B Co", enterprise_id=None, user_id="U0BINS"))
+    due_link(bot, B, "PAGE_B", "C0BOPS")
+    before = bot.store.select("SELECT * FROM slack_teams WHERE team_id = ?", [B])
+    assert "not installed" in command(bot, "help", B, is_enterprise_install="true")["text"]
+    event(bot, se.team_access_granted(enterprise_id=ENTERPRISE, team_ids=[B]))
+    event(bot, se.team_access_revoked(enterprise_id=ENTERPRISE, team_ids=[B]))
+    assert bot.store.select("SELECT * FROM slack_teams WHERE team_id = ?", [B]) == before
+    assert bot.store.get_link(B, "PAGE_B").status == "active"
+    run_sweep(bot, START)
+    b_token = next(t.value for t in slack.oauth.live_tokens() if t.installer.team_id == B)
+    assert {r.headers["authorization"] for r in posts(slack, "C0BOPS")} == {"Bearer " + b_token}

@@ -48,16 +48,26 @@ class TeamRows:
         self.store = store
 
     async def note(self, team_id: str, enterprise_id: str | None, name: str | None = None, *, now: int) -> None:
-        """Record a workspace's org (and name): first sight, or a changed org or name (never revives
-        a gone workspace)."""
+        """Record a workspace's org (and name) on first sight; later only its name changes. A
+        workspace's org is never changed by a request: a payload naming another org's workspace
+        must not move that workspace (and its links) under this org's install."""
         await self.store.execute(
             "INSERT INTO slack_teams (team_id, enterprise_id, name, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (team_id)"
-            " DO UPDATE SET enterprise_id = excluded.enterprise_id, name = COALESCE(excluded.name, slack_teams.name),"
-            " seen_at = excluded.seen_at"
-            " WHERE COALESCE(slack_teams.enterprise_id, '') <> COALESCE(excluded.enterprise_id, '')"
-            " OR COALESCE(slack_teams.name, '') <> COALESCE(excluded.name, slack_teams.name, '')",
+            " DO UPDATE SET name = excluded.name, seen_at = excluded.seen_at"
+            " WHERE slack_teams.enterprise_id = excluded.enterprise_id AND excluded.name IS NOT NULL"
+            " AND COALESCE(slack_teams.name, '') <> excluded.name",
             [team_id, enterprise_id, name, now],
         )
+
+    async def members(self, team_ids: Sequence[str], enterprise_id: str) -> list[str]:
+        """Those of ``team_ids`` recorded as workspaces of this org."""
+        if not team_ids:
+            return []
+        rows = await self.store.select(
+            f"SELECT team_id FROM slack_teams WHERE enterprise_id = ? AND team_id IN ({_in(team_ids)})",
+            [enterprise_id, *team_ids],
+        )
+        return [r["team_id"] for r in rows]
 
     async def workspaces(self, enterprise_id: str) -> list[tuple[str, str | None]]:
         """(team_id, name) of the org's workspaces fblink serves, by name."""
