@@ -37,12 +37,12 @@ from bot.services import SHUTDOWN_WAIT, Services, build_services
 from bot.settings import Settings
 from bot.turns import Turns
 from bot.web import Health, SlackRouting, build_routes, health_routes, request_kind
-from handlers import commands, home, keys, link_modal, links, login, pages, status
+from handlers import commands, home, keys, lifecycle, link_modal, links, login, pages, status
 
 log = logging.getLogger(__name__)
 Role = Literal["all", "web", "worker"]
 ROLES: tuple[Role, ...] = ("all", "web", "worker")
-LISTENERS = (commands, login, pages, links, link_modal, status, keys, home)
+LISTENERS = (commands, login, pages, links, link_modal, status, keys, home, lifecycle)
 
 
 class _DropTokenUnused(logging.Filter):

@@ -6,13 +6,22 @@ bolt-python#122). :class:`CachedAuthorize` reads the install once per (enterpris
 when a rotating token is due. The same object serves Bolt, the `/fblink` command guard, and
 :meth:`bot.services.Services.slack_for` (handlers and the worker), so every process refreshes a
 token through one path.
+
+Grid: links and reminders know only their team, so a lookup without ``enterprise_id`` finds the
+workspace's org in ``slack_teams`` (:mod:`bot.store.teams`), written at install time and on the
+first request from each workspace of an org-wide install.
+
+Uninstalls across processes: the process that learns of one drops its entries at once
+(:meth:`CachedAuthorize.forget`); every other process re-checks a cached entry against
+``gone_at`` once it is ``RECHECK`` seconds old (one indexed read), so no process serves a gone
+install for more than ``RECHECK`` seconds.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
@@ -21,8 +30,10 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.installations import REFRESH_WINDOW, Refresher, fresh_bot_token, wall_now
 from bot.store import Store
 from bot.store.installations import SlackInstall
+from bot.store.teams import TeamRows
 
 CACHE_TTL = 60.0  # seconds an install is trusted without reading it again
+RECHECK = 5.0  # seconds a cached install is served before it is checked again for gone_at
 CACHE_MAX = 20_000  # (enterprise, team) pairs kept at most
 
 CacheKey = tuple[str, str, bool]
@@ -32,6 +43,7 @@ CacheKey = tuple[str, str, bool]
 class _Entry:
     until: float  # monotonic
     install: SlackInstall
+    checked: float  # monotonic: when it was last known not to be gone
 
 
 class CachedAuthorize(AsyncAuthorize):
@@ -48,25 +60,54 @@ class CachedAuthorize(AsyncAuthorize):
         refresh: Refresher,
         *,
         ttl: float = CACHE_TTL,
+        recheck: float = RECHECK,
         window: int = REFRESH_WINDOW,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.refresh, self.ttl, self.window, self.monotonic = store, refresh, ttl, window, monotonic
+        self.recheck = recheck
+        self.teams = TeamRows(store)
         self._cache: dict[CacheKey, _Entry] = {}
+        self._orgs: dict[str, tuple[str, str | None]] = {}  # team -> (enterprise, name) this process recorded
         self.hits = 0
         self.misses = 0
 
     async def install_for(
-        self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
+        self,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+        *,
+        request: bool = False,
     ) -> SlackInstall | None:
-        """The install serving a request from this workspace (cached), or None."""
+        """The install serving this workspace (cached), or None. Without ``enterprise_id`` (the
+        sweep, links) the workspace's org comes from ``slack_teams``; an install or workspace
+        marked gone is never served, except that a signed ``request`` from a workspace an
+        org-wide install lost proves the org reaches it again (the app was added back)."""
         key = (enterprise_id or "", team_id or "", bool(is_enterprise_install))
         entry = self._cache.get(key)
         now = self.monotonic()
         if entry is not None and entry.until > now:
+            if now - entry.checked >= self.recheck:
+                assert entry.install.id is not None
+                if not await self.teams.live(entry.install.id, team_id):
+                    self._cache.pop(key, None)
+                    return None
+                entry = self._cache[key] = replace(entry, checked=now)
             self.hits += 1
             return entry.install
         self.misses += 1
+        gone = False
+        if team_id:
+            seen = await self.teams.get(team_id)
+            gone = seen is not None and seen[1] is not None
+            if gone and not request:  # fblink is gone from this workspace
+                self._cache.pop(key, None)
+                return None
+            if enterprise_id and seen is not None and seen[0] != enterprise_id:
+                return None  # a workspace of another org (or none) is never served by this org's install
+            if enterprise_id is None and seen is not None:
+                enterprise_id = seen[0]
         install = await fresh_bot_token(
             self.store,
             self.refresh,
@@ -78,14 +119,31 @@ class CachedAuthorize(AsyncAuthorize):
         if install is None or not install.bot_token:
             self._cache.pop(key, None)
             return None
+        if team_id and gone:
+            if not install.is_enterprise_install:
+                return None
+            await self.teams.installed(team_id, install.enterprise_id, org=False, now=self.store.clock.now())
         until = now + self.ttl
         if install.bot_token_expires_at is not None:  # not past the point where it is due for refresh
             left = install.bot_token_expires_at - self.window - wall_now()
             until = min(until, now + max(0, left))
         if len(self._cache) >= CACHE_MAX:
             self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = _Entry(until, install)
+        self._cache[key] = _Entry(until, install, now)
         return install
+
+    async def note(self, enterprise_id: str | None, team_id: str | None, name: str | None = None) -> None:
+        """A request came from ``team_id`` of Grid org ``enterprise_id``: record the pair once, so
+        the team alone finds the install later (a write only when this process has not yet)."""
+        if not team_id or not enterprise_id:
+            return
+        known = self._orgs.get(team_id)
+        if known is not None and known[0] == enterprise_id and (name is None or known[1] == name):
+            return
+        await self.teams.note(team_id, enterprise_id, name, now=self.store.clock.now())
+        if len(self._orgs) >= CACHE_MAX:
+            self._orgs.pop(next(iter(self._orgs)))
+        self._orgs[team_id] = (enterprise_id, name or (known[1] if known and known[0] == enterprise_id else None))
 
     def forget(self, enterprise_id: str | None = None, team_id: str | None = None) -> None:
         """Drop cached installs of an org or workspace (after an uninstall or a reinstall); all without ids."""
@@ -104,9 +162,10 @@ class CachedAuthorize(AsyncAuthorize):
         actor_team_id: str | None = None,
         actor_user_id: str | None = None,
     ) -> AuthorizeResult | None:
-        install = await self.install_for(enterprise_id, team_id, context.is_enterprise_install)
+        install = await self.install_for(enterprise_id, team_id, context.is_enterprise_install, request=True)
         if install is None:
             return None
+        await self.note(enterprise_id, team_id)
         return AuthorizeResult(
             enterprise_id=install.enterprise_id,
             team_id=team_id if install.is_enterprise_install else install.team_id,

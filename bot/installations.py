@@ -14,16 +14,19 @@ path every bot token of an install is fetched through.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
+from starlette.responses import HTMLResponse, Response
 
 from bot.store import Store
 from bot.store.installations import InstallationRows, SlackInstall
@@ -216,6 +219,32 @@ class StateStore(AsyncOAuthStateStore):
 
     async def async_consume(self, state: str) -> bool:
         return await self.rows.consume_state(state, now=self.store.clock.now())
+
+
+# -- installs from Slack's org admin pages ---------------------------------------------------
+async def org_admin_install(flow: AsyncOAuthFlow, code: str) -> Response:
+    """A redirect without a ``state``: Slack sends one only when an org admin installs from the
+    admin pages, which fblink cannot have issued a state for. The code is exchanged, and only an
+    org-wide install (``is_enterprise_install: true``) is saved; anything else is refused without
+    saving (its token is revoked), so a forged or replayed workspace install cannot skip the state."""
+    installation = await flow.run_installation(code)
+    if installation is None:
+        return HTMLResponse("This install link is no longer valid. Start again from Slack.", status_code=401)
+    if not installation.is_enterprise_install:
+        log.warning("refused an install without a state: not an org-wide install")
+        if installation.bot_token:
+            try:
+                await flow.client.auth_revoke(token=installation.bot_token)
+            except SlackApiError as exc:
+                log.warning("could not revoke the refused install's token: %s", exc.response.get("error"))
+        return HTMLResponse(
+            'Install fblink from its "Add to Slack" page: only an org admin can install it without one.',
+            status_code=401,
+        )
+    await flow.settings.installation_store.async_save(installation)
+    log.info("org-wide install from the admin pages for enterprise %s", installation.enterprise_id)
+    org = html.escape(installation.enterprise_name or "your organization")
+    return HTMLResponse(f"fblink is installed for {org}.")
 
 
 # -- the one path to a bot token ------------------------------------------------------------

@@ -9,7 +9,9 @@ with ``SLACK_BOT_TOKEN`` none of this is built and fblink runs as before.
 - :class:`~bot.authorize.CachedAuthorize` (built with the services, as the worker needs it too)
   replaces Bolt's default authorize, which calls ``auth.test`` on every request;
 - `/fblink` commands skip Bolt (bot/web.py answers them itself), so :meth:`Distributed.guard`
-  puts the same authorize in front of them: a workspace with no install is told so.
+  puts the same authorize in front of them: a workspace with no install is told so;
+- an org admin installing from Slack's admin pages comes back without a ``state``: only an
+  org-wide install is accepted that way (:func:`bot.installations.org_admin_install`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bot.authorize import CachedAuthorize
-from bot.installations import InstallationStore, StateStore
+from bot.installations import InstallationStore, StateStore, org_admin_install
 from bot.services import Services
 
 INSTALL_PATH = "/slack/install"
@@ -78,10 +80,13 @@ class Distributed:
         async def guarded(services: Services, body: Mapping[str, Any]) -> dict[str, Any]:
             org = str(body.get("is_enterprise_install", "")).lower() == "true"
             install = await self.authorize.install_for(
-                body.get("enterprise_id") or None, body.get("team_id") or None, org
+                body.get("enterprise_id") or None, body.get("team_id") or None, org, request=True
             )
             if install is None:
                 return not_installed()
+            await self.authorize.note(
+                body.get("enterprise_id") or None, body.get("team_id") or None, body.get("team_domain") or None
+            )
             return await on_command(services, body)
 
         return guarded
@@ -93,4 +98,11 @@ class Distributed:
         async def oauth(request: Request) -> Response:
             return await handler.handle(request)
 
-        return [Route(INSTALL_PATH, oauth, methods=["GET"]), Route(REDIRECT_PATH, oauth, methods=["GET"])]
+        async def redirect(request: Request) -> Response:
+            q = request.query_params
+            if "state" not in q and "error" not in q and q.get("code"):  # from the org admin pages
+                assert bolt.oauth_flow is not None
+                return await org_admin_install(bolt.oauth_flow, q["code"])
+            return await handler.handle(request)
+
+        return [Route(INSTALL_PATH, oauth, methods=["GET"]), Route(REDIRECT_PATH, redirect, methods=["GET"])]

@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.heap import freeze_startup_heap
 from bot.reminders import sweep
+from bot.revocation import prune_gone
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,18 @@ def build_jobs(services: Services) -> AsyncIOScheduler:
         coalesce=True,
         misfire_grace_time=60,
     )
+    sched.add_job(forget_gone, "interval", hours=24, args=[services], id="forget_gone", next_run_time=now)
     return sched
+
+
+async def forget_gone(services: Services) -> None:
+    """Daily: every row of a workspace fblink was removed from FBLINK_RETENTION_DAYS ago is deleted."""
+    try:
+        n = await prune_gone(services.store, now=services.now(), retention_days=services.settings.fblink_retention_days)
+        if n:
+            log.info("deleted the rows of %d workspace(s) fblink was removed from", n)
+    except Exception:
+        log.exception("pruning gone workspaces failed; tomorrow's run retries")
 
 
 def start_scheduler(services: Services) -> AsyncIOScheduler:

@@ -32,6 +32,7 @@ from bot.http import RetryPolicy
 from bot.installations import slack_refresher
 from bot.logs import install_redaction
 from bot.metrics import Metrics
+from bot.revocation import Revocation
 from bot.settings import Settings
 from bot.slack_retry import ShortRateLimitRetry
 from bot.store import Store, engine_for
@@ -59,6 +60,8 @@ class InstallSource(Protocol):
     async def install_for(
         self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> SlackInstall | None: ...
+
+    def forget(self, enterprise_id: str | None = None, team_id: str | None = None) -> None: ...
 
 
 @dataclass
@@ -103,7 +106,7 @@ class Services:
                 base_url=self.slack.base_url,
                 timeout=self.slack.timeout,
                 session=self.slack.session,
-                retry_handlers=self.slack.retry_handlers,
+                retry_handlers=[Revocation(self.store, self.installs, install), *self.slack.retry_handlers],
             )
             self._clients[install.bot_token] = client
         return client

@@ -18,7 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot import blocks
 from bot.services import Services
-from handlers import keys, link_modal, links, login, pages, remind, status
+from handlers import keys, link_modal, links, login, org, pages, remind, status
 from handlers.common import Body, Req, admin_only_text, url_responder, user_error_text
 from handlers.lookups import RERUN
 from handlers.registry import Parsed, Subcommand, parse
@@ -77,6 +77,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         ),
         Subcommand(
             "status", (("status", "Every link in this workspace, soonest expiry first"),), answer=status.cmd_status
+        ),
+        Subcommand(
+            "org",
+            (("org", "Every link in every workspace of your Enterprise Grid org (org admins)"),),
+            run_after=org.cmd_org,
+            working=":office: Reading your org's workspaces…",
         ),
         Subcommand(
             "remind",

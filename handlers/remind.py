@@ -35,10 +35,13 @@ async def resolve_channel(req: Req, word: str) -> tuple[str | None, str | None]:
     name = word.lstrip("#").strip().lower()
     found: list[dict[str, Any]] = []
     cursor = ""
+    installs = req.services.installs
+    install = await installs.install_for(None, req.team_id) if installs is not None else None
+    org = {"team_id": req.team_id} if install is not None and install.is_enterprise_install else {}  # an org token
     try:
         for _ in range(MAX_CHANNEL_PAGES):
             page = await (await req.services.slack_for(req.team_id)).conversations_list(
-                types="public_channel,private_channel", exclude_archived=False, limit=200, cursor=cursor or None
+                types="public_channel,private_channel", exclude_archived=False, limit=200, cursor=cursor or None, **org
             )
             found += [c for c in page.get("channels") or [] if str(c.get("name", "")).lower() == name]
             cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")

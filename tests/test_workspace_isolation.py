@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from bot.app import LISTENERS
+from bot.fakes import slack_events as se
 from bot.fakes import slack_payloads as sp
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
@@ -122,6 +123,12 @@ EVENTS = {  # each registered event as Slack delivers it from A, with B's views 
     "app_home_opened": lambda user: sp.app_home_opened(
         user_id=user, channel_id="D" + user[1:], team_id=A, view=b_view("", type="home", view_id=B_HOME)
     ),
+    # lifecycle events from A naming B: B's bot user, B's workspace under an org A claims, an
+    # org-wide uninstall of an org A claims (handlers/lifecycle.py)
+    "tokens_revoked": lambda user: se.tokens_revoked(team_id=A, bot=[f"UB{B}"], oauth=[user]),
+    "team_access_revoked": lambda user: se.team_access_revoked(enterprise_id="E0ANTS", team_ids=[B], team_id=A),
+    "team_access_granted": lambda user: se.team_access_granted(enterprise_id="E0ANTS", team_ids=[B], team_id=A),
+    "app_uninstalled": lambda user: se.app_uninstalled(team_id=A, enterprise_id="E0ANTS", is_enterprise_install=True),
 }
 
 

@@ -228,6 +228,7 @@ class FakeSlack(ConversationsList, FakeServer):
                 "is_bot": False,
                 "is_app_user": False,
                 "updated": 1700000000,
+                **({"enterprise_user": grid} if (grid := self.grid_user(uid)) else {}),
             },
         }
 

@@ -38,6 +38,21 @@ class ConversationsList:
         known: dict[str, tuple[str, str]] = getattr(self, "people", {})
         return known.get(user_id, (real_name, display_name))
 
+    def grid_user(self, user_id: str) -> dict[str, Any] | None:
+        """users.info's ``enterprise_user`` for a person of an Enterprise Grid org (set with ``org_people``)."""
+        org: dict[str, dict[str, Any]] = getattr(self, "org_people", {})
+        who = org.get(user_id)
+        if who is None:
+            return None
+        return {
+            "id": user_id,
+            "enterprise_id": who["enterprise_id"],
+            "enterprise_name": who.get("enterprise_name", ""),
+            "is_admin": bool(who.get("is_admin")),
+            "is_owner": bool(who.get("is_owner")),
+            "teams": who.get("teams", []),
+        }
+
     def add_channel(
         self,
         channel_id: str,

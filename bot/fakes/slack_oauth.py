@@ -205,6 +205,8 @@ class SlackOAuth:
         why = self.problem(token)
         if why:
             return Response(200, error(why))
+        if method == "auth.revoke":  # the calling token revokes itself
+            return Response(200, {"ok": True, "revoked": self.revoke(token) > 0})
         return Response(200, self.auth_test(token)) if method == "auth.test" else None
 
     def serve(self, request: Request, changed: threading.Condition) -> Response:

@@ -17,11 +17,13 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from bot.store.engine import Row
+from bot.store.teams import TeamRows
 
 if TYPE_CHECKING:
     from bot.store.core import Store
 
-KEY_WHERE = "COALESCE(enterprise_id, '') = ? AND COALESCE(team_id, '') = ?"
+# Live installs only: a gone one (uninstalled or revoked) stays, tokenless, until retention.
+KEY_WHERE = "gone_at IS NULL AND COALESCE(enterprise_id, '') = ? AND COALESCE(team_id, '') = ?"
 SECRETS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token", "incoming_webhook_url")
 
 
@@ -54,6 +56,7 @@ class SlackInstall:
     incoming_webhook_channel_id: str | None = None
     incoming_webhook_configuration_url: str | None = None
     id: int | None = None  # the row's, once stored
+    gone_at: int | None = None  # uninstalled or revoked (such a row is never served)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -80,7 +83,7 @@ class InstallationRows:
         vault = self.store.vault
         out: dict[str, Any] = {}
         for f in fields(SlackInstall):
-            if f.name == "id":
+            if f.name in ("id", "gone_at"):
                 continue
             value = getattr(inst, f.name)
             if f.name in SECRETS:
@@ -124,6 +127,9 @@ class InstallationRows:
                     f"UPDATE slack_installations SET {sets} WHERE {KEY_WHERE}", [*cols.values(), *inst.key]
                 )
             row = await self.store.one(f"SELECT * FROM slack_installations WHERE {KEY_WHERE}", list(inst.key))
+            await TeamRows(self.store).installed(
+                inst.team_id, inst.enterprise_id, org=inst.is_enterprise_install, now=now, name=inst.team_name
+            )
         assert row is not None
         return self._install(row)
 
@@ -213,7 +219,7 @@ class InstallationRows:
         """Installs whose bot token expires before ``before`` (soonest first): the worker refreshes them."""
         rows = await self.store.select(
             "SELECT enterprise_id, team_id, is_enterprise_install FROM slack_installations"
-            " WHERE bot_token_expires_at IS NOT NULL AND bot_token_expires_at < ? AND bot_refresh_token_enc IS NOT NULL"
+            " WHERE gone_at IS NULL AND bot_token_expires_at IS NOT NULL AND bot_token_expires_at < ? AND bot_refresh_token_enc IS NOT NULL"
             " ORDER BY bot_token_expires_at LIMIT ?",
             [before, limit],
         )

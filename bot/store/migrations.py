@@ -276,6 +276,34 @@ def m120_state_response_url(db: Database) -> None:
     db.execute("ALTER TABLE oauth_states ADD COLUMN response_url_enc TEXT")
 
 
+@migrations()
+def m150_installs_gone_and_teams(db: Database) -> None:
+    # Uninstall and revocation: an install is marked gone (tokens deleted at once) and kept until
+    # retention; a reinstall is a new row, so the one-per-key index covers live installs only.
+    # slack_teams: each workspace's org (links and reminders know only the team), and since when it
+    # is gone. Workspace installs made before this step are recorded at once.
+    db.executescript(
+        """
+        ALTER TABLE slack_installations ADD COLUMN gone_at INTEGER;
+        DROP INDEX slack_installations_key;
+        CREATE UNIQUE INDEX slack_installations_key
+            ON slack_installations (COALESCE(enterprise_id, ''), COALESCE(team_id, '')) WHERE gone_at IS NULL;
+        CREATE TABLE slack_teams (
+            team_id TEXT PRIMARY KEY,
+            enterprise_id TEXT,
+            name TEXT,
+            seen_at INTEGER NOT NULL,
+            gone_at INTEGER
+        );
+        CREATE INDEX slack_teams_enterprise ON slack_teams (enterprise_id) WHERE enterprise_id IS NOT NULL;
+        CREATE INDEX slack_teams_gone ON slack_teams (gone_at) WHERE gone_at IS NOT NULL;
+        INSERT INTO slack_teams (team_id, enterprise_id, seen_at)
+            SELECT team_id, enterprise_id, installed_at FROM slack_installations WHERE team_id IS NOT NULL
+            ON CONFLICT DO NOTHING;
+        """
+    )
+
+
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]

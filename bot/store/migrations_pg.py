@@ -205,6 +205,27 @@ STEPS: list[tuple[str, str]] = [
         """,
     ),
     ("m120_state_response_url", "ALTER TABLE oauth_states ADD COLUMN response_url_enc TEXT"),
+    (
+        "m150_installs_gone_and_teams",
+        """
+        ALTER TABLE slack_installations ADD COLUMN gone_at BIGINT;
+        DROP INDEX slack_installations_key;
+        CREATE UNIQUE INDEX slack_installations_key
+            ON slack_installations ((COALESCE(enterprise_id, '')), (COALESCE(team_id, ''))) WHERE gone_at IS NULL;
+        CREATE TABLE slack_teams (
+            team_id TEXT PRIMARY KEY,
+            enterprise_id TEXT,
+            name TEXT,
+            seen_at BIGINT NOT NULL,
+            gone_at BIGINT
+        );
+        CREATE INDEX slack_teams_enterprise ON slack_teams (enterprise_id) WHERE enterprise_id IS NOT NULL;
+        CREATE INDEX slack_teams_gone ON slack_teams (gone_at) WHERE gone_at IS NOT NULL;
+        INSERT INTO slack_teams (team_id, enterprise_id, seen_at)
+            SELECT team_id, enterprise_id, installed_at FROM slack_installations WHERE team_id IS NOT NULL
+            ON CONFLICT DO NOTHING;
+        """,
+    ),
 ]
 
 
