@@ -124,6 +124,8 @@ def create_app(
     serves_slack = role != "worker"
     runs_scheduler = scheduler and role != "web"
     distributed = Distributed(services) if settings.distributed and serves_slack else None
+    if distributed is not None:
+        services.metrics.count_authorize_cache(distributed.authorize)
     bolt = create_bolt(services, distributed) if serves_slack else None
     on_command = distributed.guard(commands.handle_command) if distributed else commands.handle_command
     routing = SlackRouting(command=commands.COMMAND, on_command=on_command, command_label=commands.metric_label)
