@@ -1,4 +1,5 @@
-"""manifest.yml: valid per Slack's manifest JSON schema, and wired the way fblink runs.
+"""manifest.yml and manifest.distributed.yml: valid per Slack's manifest JSON schema, and wired
+the way fblink runs (the second differs from the first only where distribution needs it).
 
 The schema lives outside the repo, in ``shared/`` beside the repository root
 (``<repo>/../shared/specs/slack/manifest.schema.1.0.0.json``). Schema tests skip
@@ -18,10 +19,16 @@ import pytest
 import yaml
 from jsonschema.validators import validator_for
 
+from bot.fakes import slack_payloads as sp
+from bot.fakes.slack_oauth import Installer
+from bot.oauth import BOT_SCOPES, REDIRECT_PATH
 from handlers.commands import SUBCOMMANDS
+from tests.conftest import Running
+from tests.test_installations_mode import DISTRIBUTED, walk_install
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_PATH = REPO_ROOT / "manifest.yml"
+DISTRIBUTED_PATH = REPO_ROOT / "manifest.distributed.yml"
 SCHEMA_PATH = REPO_ROOT.parent / "shared" / "specs" / "slack" / "manifest.schema.1.0.0.json"
 
 EVENTS_PATH = "/slack/events"
@@ -37,16 +44,21 @@ REQUIRED_BOT_SCOPES = {
 }
 
 
-def _load_manifest() -> dict[str, Any]:
-    with MANIFEST_PATH.open(encoding="utf-8") as fh:
+def _load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
-    assert isinstance(data, dict), "manifest.yml must be a YAML mapping"
+    assert isinstance(data, dict), f"{path.name} must be a YAML mapping"
     return data
 
 
 @pytest.fixture(scope="module")
 def manifest() -> dict[str, Any]:
     return _load_manifest()
+
+
+@pytest.fixture(scope="module")
+def distributed() -> dict[str, Any]:
+    return _load_manifest(DISTRIBUTED_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +97,11 @@ def test_validator_class_matches_schema_draft(schema: dict[str, Any], validator)
 def test_manifest_matches_slack_schema(manifest: dict[str, Any], validator) -> None:
     errors = _errors(validator, manifest)
     assert not errors, "manifest.yml violates Slack's schema:\n" + "\n".join(errors)
+
+
+def test_distributed_manifest_matches_slack_schema(distributed: dict[str, Any], validator) -> None:
+    errors = _errors(validator, distributed)
+    assert not errors, "manifest.distributed.yml violates Slack's schema:\n" + "\n".join(errors)
 
 
 def _drop_name(m: dict[str, Any]) -> None:
@@ -246,3 +263,89 @@ def test_bot_scopes_cover_web_api_calls(manifest: dict[str, Any]) -> None:
         assert "chat:write" in scopes
     # A single-workspace bot-token app asks for no user-token scopes.
     assert not manifest["oauth_config"]["scopes"].get("user")
+
+
+# --- manifest.distributed.yml: what distribution adds ------------------------------
+
+DISTRIBUTED_EVENTS = {"app_home_opened", "app_uninstalled", "tokens_revoked", "team_access_revoked"}
+
+
+def _without_distribution(m: dict[str, Any]) -> dict[str, Any]:
+    """The manifest minus the keys the two manifests may set differently."""
+    out = copy.deepcopy(m)
+    out["oauth_config"].pop("redirect_urls", None)
+    for key in ("org_deploy_enabled", "token_rotation_enabled"):
+        out["settings"].pop(key, None)
+    out["settings"]["event_subscriptions"].pop("bot_events", None)
+    return out
+
+
+def test_the_two_manifests_differ_only_where_distribution_needs_it(
+    manifest: dict[str, Any], distributed: dict[str, Any]
+) -> None:
+    """A command, scope or URL changed in one manifest and not in the other fails here."""
+    assert _without_distribution(distributed) == _without_distribution(manifest)
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) < set(
+        distributed["settings"]["event_subscriptions"]["bot_events"]
+    )
+
+
+def test_distributed_bot_scopes_are_those_the_install_asks_for(distributed: dict[str, Any]) -> None:
+    scopes = distributed["oauth_config"]["scopes"]
+    assert sorted(scopes["bot"]) == sorted(BOT_SCOPES)
+    assert not scopes.get("user")  # the install asks for no user token
+
+
+def test_distributed_redirect_url_is_fblinks_oauth_redirect(distributed: dict[str, Any]) -> None:
+    (url,) = distributed["oauth_config"]["redirect_urls"]
+    parts = urlsplit(url)
+    assert parts.scheme == "https" and parts.path == REDIRECT_PATH and not parts.query
+    assert {parts.netloc} == {urlsplit(u).netloc for u in _request_urls(distributed).values()}
+
+
+def test_distributed_settings(distributed: dict[str, Any]) -> None:
+    settings = distributed["settings"]
+    assert settings["token_rotation_enabled"] is True  # fblink refreshes every install's bot token
+    assert settings["org_deploy_enabled"] is True  # Enterprise Grid org-wide installs
+    assert settings["socket_mode_enabled"] is False  # installs and OAuth redirects come over HTTP
+    assert set(settings["event_subscriptions"]["bot_events"]) == DISTRIBUTED_EVENTS
+
+
+def _event(kind: str, team_id: str) -> dict[str, Any]:
+    """The Events API envelope around one of the events the manifests subscribe to (Slack's docs)."""
+    body = sp.app_home_opened(user_id="U0INS", channel_id="D0INS", team_id=team_id)
+    events: dict[str, dict[str, Any]] = {
+        "app_home_opened": body["event"],
+        "app_uninstalled": {"type": "app_uninstalled", "event_ts": body["event"]["event_ts"]},
+        "tokens_revoked": {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": [sp.BOT_USER]}},
+        "team_access_revoked": {"type": "team_access_revoked", "team_ids": [team_id]},
+    }
+    body["event"] = events[kind]
+    return body
+
+
+# Listeners for these come with issue 20's uninstall handling (item 7); strict, so this fails
+# as soon as they are there, and the mark goes.
+NOT_YET_HANDLED = {"app_uninstalled", "tokens_revoked", "team_access_revoked"}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason="uninstall handling not merged yet"))
+        if k in NOT_YET_HANDLED
+        else k
+        for k in sorted(DISTRIBUTED_EVENTS)
+    ],
+)
+def test_every_event_a_manifest_subscribes_to_is_handled(start_app, slack, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """Signed, from an installed workspace: Bolt answers an event no listener takes with 404."""
+    slack.oauth.client_id, slack.oauth.client_secret = (
+        DISTRIBUTED["slack_client_id"],
+        DISTRIBUTED["slack_client_secret"],
+    )
+    bot: Running = start_app(**DISTRIBUTED)
+    slack.oauth.install_as(Installer(team_id="T0EVT", team_name="Events Co", user_id="U0INS"))
+    assert walk_install(bot)[0].status_code == 200
+    answer = bot.post_signed(json.dumps(_event(kind, "T0EVT")).encode(), "application/json")
+    assert answer.status_code == 200, f"{kind}: {answer.status_code} {answer.text}"
