@@ -113,6 +113,10 @@ class Database:
         self.name = f"fblink_bench_ws_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{self.name}"')
+            version, buffers = (
+                conn.execute(f"SHOW {x}").fetchone() or ("?",) for x in ("server_version", "shared_buffers")
+            )
+        self.server = f"PostgreSQL {version[0]}, shared_buffers {buffers[0]}"
         self.url = urllib.parse.urlunsplit(urllib.parse.urlsplit(base)._replace(path="/" + self.name))
 
     def drop(self) -> None:
@@ -184,7 +188,7 @@ class Claims:
     """One schema's Store, and one timed claim of its DUE due reminders, undone afterwards."""
 
     def __init__(self, name: str, url: str, key: str, links: int) -> None:
-        self.name, self.url, self.links = name, url, links
+        self.name, self.url, self.links, self.key = name, url, links, key
         self.store = Store(open_engine(url), Vault(key))
         self.due = due_ids(url)
         assert len(self.due) == DUE, (name, len(self.due))
@@ -203,6 +207,59 @@ class Claims:
                 f"UPDATE links SET next_due_at = ? WHERE id IN ({marks})", [NOW - 9 * DAY, *self.due]
             )
         return ms
+
+
+def explain_claim(c: Claims) -> list[str]:
+    """The claim's read and its two writes, shaped as the ledger runs them, each run three times
+    inside a transaction that is rolled back (the last run's figures: pages warm)."""
+    import psycopg
+
+    ids = ", ".join(map(str, c.due))
+    cases = " ".join(f"WHEN {i} THEN CAST({NOW + DAY} AS BIGINT)" for i in c.due)
+    statements = {
+        "read due": "SELECT * FROM links WHERE status = 'active' AND next_due_at IS NOT NULL"
+        f" AND next_due_at <= {NOW} ORDER BY next_due_at LIMIT {DUE} FOR UPDATE SKIP LOCKED",
+        "move due": f"UPDATE links SET next_due_at = CASE id {cases} END WHERE id IN ({ids})",
+        "insert claims": "INSERT INTO reminders (link_id, team_id, kind, period, threshold, status, claimed_at, claim_id)"
+        f" SELECT id, team_id, 'expiry', period, 7, 'claimed', {NOW}, md5(id::text) FROM links WHERE id IN ({ids})"
+        " ON CONFLICT DO NOTHING",
+    }
+    out = []
+    with psycopg.connect(c.url, connect_timeout=5) as conn:
+        for label, sql in statements.items():
+            for _ in range(3):
+                plan = [r[0].strip() for r in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql).fetchall()]
+                conn.rollback()
+            buffers = next((x for x in plan if x.startswith("Buffers")), "")
+            took = next((x for x in plan if x.startswith("Execution Time")), "")
+            out.append(f"{label:<14} {took:<28} {buffers}")
+    return out
+
+
+async def measure_status(small: Claims, big: Claims, teams: dict[str, list[str]], repeat: int = 5) -> None:
+    """Status's one statement (Store.status_page), in-process, for the teams the acks come from,
+    the two schemas taking turns: the database's part of a status ack."""
+    from bot.blocks import PAGE_SIZE
+
+    timings: dict[str, list[float]] = {small.name: [], big.name: []}
+    stores = {c.name: Store(open_engine(c.url), Vault(c.key)) for c in (small, big)}
+    for store in stores.values():
+        await store.open()
+    try:
+        for _ in range(repeat):
+            for c, ts in ((small, teams["single workspace"]), (big, teams["distributed"])):
+                for t in (ts * 200)[:200]:
+                    started = time.perf_counter()
+                    page = await stores[c.name].status_page(t, "U0BENCH", limit=PAGE_SIZE)
+                    timings[c.name].append((time.perf_counter() - started) * 1000)
+                    assert page.links, (c.name, t)
+    finally:
+        for store in stores.values():
+            await store.close()
+    print("\n  (information) status's statement in-process (Store.status_page), ms:")
+    for c in (small, big):
+        med, p95 = stats(timings[c.name])
+        print(f"    {c.name:<9}{c.links:>11,} links: median {med:.2f}, p95 {p95:.2f} ({len(timings[c.name])} reads)")
 
 
 async def measure_claims(small: Claims, big: Claims, repeat: int) -> bool:
@@ -224,6 +281,10 @@ async def measure_claims(small: Claims, big: Claims, repeat: int) -> bool:
         print(f"\n  plans of the claim queries at {big.links:,} links:")
         for line in await pg_plans(big.store, big.url, NOW):
             print(f"    {line}")
+        print("\n  where the time goes: the claim's statements, EXPLAIN (ANALYZE, BUFFERS), rolled back:")
+        for c in (small, big):
+            for line in explain_claim(c):
+                print(f"    {c.name:<9}{line}")
         lo, hi = stats(timings[small.name])[0], stats(timings[big.name])[0]
         ok = hi <= FLAT * lo
         print(
@@ -312,18 +373,18 @@ def measure_acks(
     print(f"  {'command':<8}{'mode':<18}{'requests':>9}{'req/s':>8}{'p50':>8}{'p99':>8}  p99s of the runs, in order")
     kept: dict[tuple[str, str], Run] = {}
     all_ok = True
-    for (text, name), runs in results.items():
-        r = sorted(runs, key=lambda x: x.p99)[len(runs) // 2]
+    for (text, name), done in results.items():
+        r = sorted(done, key=lambda x: x.p99)[len(done) // 2]
         kept[(text, name)] = r
-        all_ok &= all(x.ok for x in runs)
+        all_ok &= all(x.ok for x in done)
         bad = "".join(
             f"  FAIL: {x.non200} non-200 (last {x.last_bad}), {x.socket_errors} socket errors or timeouts"
-            for x in runs
+            for x in done
             if not x.ok
         )
         print(
             f"  {text:<8}{name:<18}{r.requests:>9}{r.rps:>8.0f}{r.p50:>8.2f}{r.p99:>8.2f}"
-            f"  {'/'.join(f'{x.p99:.2f}' for x in runs)} (p50s {'/'.join(f'{x.p50:.2f}' for x in runs)}){bad}"
+            f"  {'/'.join(f'{x.p99:.2f}' for x in done)} (p50s {'/'.join(f'{x.p50:.2f}' for x in done)}){bad}"
         )
     met = True
     print(f"\n  budgets: distributed within {ACK:g}x single-workspace mode")
@@ -399,7 +460,9 @@ def main() -> int:
         many_env.update(CLIENT)
         migrated = schemas["baseline"].migrate(single_env, work)
         schemas["many"].migrate(single_env, work)
-        print(f"database {db.name}, schemas {schemas['baseline'].name} and {schemas['many'].name}: {migrated}")
+        print(
+            f"{db.server}; database {db.name}, schemas {schemas['baseline'].name} and {schemas['many'].name}: {migrated}"
+        )
         t0 = time.monotonic()
         fill(schemas["baseline"].url, base_ws, args.pages, key, installs=False)
         t1 = time.monotonic()
@@ -412,13 +475,9 @@ def main() -> int:
             flush=True,
         )
 
-        claims_ok = asyncio.run(
-            measure_claims(
-                Claims("baseline", schemas["baseline"].url, key, base_ws * args.pages),
-                Claims("many", schemas["many"].url, key, args.workspaces * args.pages),
-                args.repeat,
-            )
-        )
+        small = Claims("baseline", schemas["baseline"].url, key, base_ws * args.pages)
+        big = Claims("many", schemas["many"].url, key, args.workspaces * args.pages)
+        claims_ok = asyncio.run(measure_claims(small, big, args.repeat))
 
         servers = [
             spawn("fblink-single", "fblink_app", single_env, work),
@@ -440,6 +499,8 @@ def main() -> int:
             flush=True,
         )
         acks_ok, answered = measure_acks(named, teams, args.seconds, args.runs, work)
+        stop_all(servers)
+        asyncio.run(measure_status(small, big, teams))
         with fake.lock:
             calls = dict(fake.calls)
         print(f"\nupstream calls seen by the local fake: {calls or 'none'} (none expected on the ack path)")
