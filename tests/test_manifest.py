@@ -267,7 +267,13 @@ def test_bot_scopes_cover_web_api_calls(manifest: dict[str, Any]) -> None:
 
 # --- manifest.distributed.yml: what distribution adds ------------------------------
 
-DISTRIBUTED_EVENTS = {"app_home_opened", "app_uninstalled", "tokens_revoked", "team_access_revoked"}
+DISTRIBUTED_EVENTS = {
+    "app_home_opened",
+    "app_uninstalled",
+    "tokens_revoked",
+    "team_access_revoked",
+    "team_access_granted",
+}
 
 
 def _without_distribution(m: dict[str, Any]) -> dict[str, Any]:
@@ -311,22 +317,30 @@ def test_distributed_settings(distributed: dict[str, Any]) -> None:
     assert set(settings["event_subscriptions"]["bot_events"]) == DISTRIBUTED_EVENTS
 
 
+ORG = "E0EVT"
+
+
 def _event(kind: str, team_id: str) -> dict[str, Any]:
-    """The Events API envelope around one of the events the manifests subscribe to (Slack's docs)."""
+    """The Events API envelope around one of the events the manifests subscribe to (Slack's docs):
+    the team_access events go to an org-wide install, the others to a workspace's."""
     body = sp.app_home_opened(user_id="U0INS", channel_id="D0INS", team_id=team_id)
     events: dict[str, dict[str, Any]] = {
         "app_home_opened": body["event"],
         "app_uninstalled": {"type": "app_uninstalled", "event_ts": body["event"]["event_ts"]},
-        "tokens_revoked": {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": [sp.BOT_USER]}},
+        "tokens_revoked": {"type": "tokens_revoked", "tokens": {"bot": [sp.BOT_USER]}},
         "team_access_revoked": {"type": "team_access_revoked", "team_ids": [team_id]},
+        "team_access_granted": {"type": "team_access_granted", "team_ids": [team_id]},
     }
     body["event"] = events[kind]
+    if kind.startswith("team_access_"):
+        body["enterprise_id"] = ORG
+        body["authorizations"][0].update(enterprise_id=ORG, team_id=None, is_enterprise_install=True)
     return body
 
 
 # Listeners for these come with issue 20's uninstall handling (item 7); strict, so this fails
 # as soon as they are there, and the mark goes.
-NOT_YET_HANDLED = {"app_uninstalled", "tokens_revoked", "team_access_revoked"}
+NOT_YET_HANDLED = {"app_uninstalled", "tokens_revoked", "team_access_revoked", "team_access_granted"}
 
 
 @pytest.mark.parametrize(
@@ -345,7 +359,9 @@ def test_every_event_a_manifest_subscribes_to_is_handled(start_app, slack, kind:
         DISTRIBUTED["slack_client_secret"],
     )
     bot: Running = start_app(**DISTRIBUTED)
-    slack.oauth.install_as(Installer(team_id="T0EVT", team_name="Events Co", user_id="U0INS"))
+    org = kind.startswith("team_access_")
+    installer = Installer(team_id=None if org else "T0EVT", enterprise_id=ORG if org else None, org_install=org)
+    slack.oauth.install_as(installer)
     assert walk_install(bot)[0].status_code == 200
     answer = bot.post_signed(json.dumps(_event(kind, "T0EVT")).encode(), "application/json")
     assert answer.status_code == 200, f"{kind}: {answer.status_code} {answer.text}"
