@@ -81,6 +81,7 @@ from bench.ack_latency import (  # the path above first
 from bench.sweep import THRESHOLDS, pg_plans, stats
 from bot.authorize import CACHE_TTL
 from bot.crypto import Vault, generate_key
+from bot.oauth import BOT_SCOPES
 from bot.store import Store, open_engine
 
 DAY = 86400
@@ -93,7 +94,6 @@ CONNS = 10
 TTL = CACHE_TTL
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CLIENT = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "bench-client-secret"}
-BOT_SCOPES = "commands,chat:write,chat:write.public,im:write,users:read,channels:read,groups:read"
 
 
 def team(w: int) -> str:
@@ -168,7 +168,17 @@ def fill(url: str, workspaces: int, pages: int, key: str, *, installs: bool) -> 
                 with conn.cursor().copy(f"COPY slack_installations ({cols}) FROM STDIN") as copy:
                     for w in range(workspaces):
                         token = vault.encrypt(f"xoxb-bench-{w}-{uuid.uuid4().hex}")
-                        row = (team(w), f"Bench {w}", 0, "A0BENCH", "bot", "B0BENCH", "U0BOT", BOT_SCOPES, token)
+                        row = (
+                            team(w),
+                            f"Bench {w}",
+                            0,
+                            "A0BENCH",
+                            "bot",
+                            "B0BENCH",
+                            "U0BOT",
+                            ",".join(BOT_SCOPES),
+                            token,
+                        )
                         copy.write_row((*row, "U0INSTALL", NOW - DAY, NOW - DAY))
         conn.execute("VACUUM ANALYZE")
 
