@@ -19,6 +19,7 @@ import pytest
 import yaml
 from jsonschema.validators import validator_for
 
+from bot.fakes import slack_events
 from bot.fakes import slack_payloads as sp
 from bot.fakes.slack_oauth import Installer
 from bot.oauth import BOT_SCOPES, REDIRECT_PATH
@@ -321,37 +322,18 @@ ORG = "E0EVT"
 
 
 def _event(kind: str, team_id: str) -> dict[str, Any]:
-    """The Events API envelope around one of the events the manifests subscribe to (Slack's docs):
-    the team_access events go to an org-wide install, the others to a workspace's."""
-    body = sp.app_home_opened(user_id="U0INS", channel_id="D0INS", team_id=team_id)
-    events: dict[str, dict[str, Any]] = {
-        "app_home_opened": body["event"],
-        "app_uninstalled": {"type": "app_uninstalled", "event_ts": body["event"]["event_ts"]},
-        "tokens_revoked": {"type": "tokens_revoked", "tokens": {"bot": [sp.BOT_USER]}},
-        "team_access_revoked": {"type": "team_access_revoked", "team_ids": [team_id]},
-        "team_access_granted": {"type": "team_access_granted", "team_ids": [team_id]},
-    }
-    body["event"] = events[kind]
-    if kind.startswith("team_access_"):
-        body["enterprise_id"] = ORG
-        body["authorizations"][0].update(enterprise_id=ORG, team_id=None, is_enterprise_install=True)
-    return body
+    """The Events API envelope around one of the events the manifests subscribe to (the fakes'
+    builders, from Slack's docs): the team_access events go to an org-wide install."""
+    if kind == "app_home_opened":
+        return sp.app_home_opened(user_id="U0INS", channel_id="D0INS", team_id=team_id)
+    if kind == "app_uninstalled":
+        return slack_events.app_uninstalled(team_id=team_id)
+    if kind == "tokens_revoked":
+        return slack_events.tokens_revoked(team_id=team_id, bot=[sp.BOT_USER])
+    return slack_events.team_access(kind.removeprefix("team_access_"), enterprise_id=ORG, team_ids=[team_id])
 
 
-# Listeners for these come with issue 20's uninstall handling (item 7); strict, so this fails
-# as soon as they are there, and the mark goes.
-NOT_YET_HANDLED = {"app_uninstalled", "tokens_revoked", "team_access_revoked", "team_access_granted"}
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason="uninstall handling not merged yet"))
-        if k in NOT_YET_HANDLED
-        else k
-        for k in sorted(DISTRIBUTED_EVENTS)
-    ],
-)
+@pytest.mark.parametrize("kind", sorted(DISTRIBUTED_EVENTS))
 def test_every_event_a_manifest_subscribes_to_is_handled(start_app, slack, kind: str) -> None:  # type: ignore[no-untyped-def]
     """Signed, from an installed workspace: Bolt answers an event no listener takes with 404."""
     slack.oauth.client_id, slack.oauth.client_secret = (
