@@ -389,11 +389,11 @@ class PgSchema:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
 
 
-def command_body(text: str) -> bytes:
+def command_body(text: str, team: str = TEAM) -> bytes:
     return urlencode(
         {
             "token": "legacy-unused",
-            "team_id": TEAM,
+            "team_id": team,
             "team_domain": "bench",
             "channel_id": "C0BENCH",
             "channel_name": "general",
@@ -463,7 +463,13 @@ class Run:
 def wrk(server: Server, text: str, conns: int, seconds: int, label: str) -> Run:
     body = command_body(text)
     ts, sig = signed(body)  # fresh for every run: always well inside the 5-minute window
-    env = dict(os.environ, BENCH_BODY=body.decode(), BENCH_TS=ts, BENCH_SIG=sig)
+    return run_wrk(server, conns, seconds, label, {"BENCH_BODY": body.decode(), "BENCH_TS": ts, "BENCH_SIG": sig})
+
+
+def run_wrk(server: Server, conns: int, seconds: int, label: str, requests: dict[str, str]) -> Run:
+    """One wrk run of bench/slack_post.lua; ``requests`` tells the script what to send
+    (BENCH_BODY/BENCH_TS/BENCH_SIG, or BENCH_BODIES/BENCH_TS: see the script)."""
+    env = dict(os.environ, **requests)
     cmd = [
         *WRK_PIN,
         "wrk",

@@ -8,11 +8,16 @@
 -- Every response whose status is not exactly 200 is counted, and done() prints one
 -- machine-readable line (latencies in microseconds) that the Python script parses.
 
+-- BENCH_BODIES, instead of BENCH_BODY and BENCH_SIG, names a file of "signature<TAB>body" lines
+-- (all signed at BENCH_TS): each connection's requests go through them in turn
+-- (bench/workspaces.py: commands from many workspaces, each with its own team_id).
+
 local body = os.getenv("BENCH_BODY")
 local ts = os.getenv("BENCH_TS")
 local sig = os.getenv("BENCH_SIG")
-if not body or not ts or not sig then
-  error("BENCH_BODY, BENCH_TS and BENCH_SIG must be set (run bench/ack_latency.py)")
+local bodies = os.getenv("BENCH_BODIES")
+if not ts or not ((body and sig) or bodies) then
+  error("BENCH_TS and BENCH_BODY + BENCH_SIG (or BENCH_BODIES) must be set (run bench/ack_latency.py)")
 end
 
 wrk.method = "POST"
@@ -20,6 +25,27 @@ wrk.body = body
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["X-Slack-Request-Timestamp"] = ts
 wrk.headers["X-Slack-Signature"] = sig
+
+if bodies then
+  local formatted, next_one = {}, 1
+  for line in io.lines(bodies) do
+    local s, b = line:match("^([^\t]+)\t(.*)$")
+    local headers = {
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+      ["X-Slack-Request-Timestamp"] = ts,
+      ["X-Slack-Signature"] = s,
+    }
+    table.insert(formatted, wrk.format("POST", nil, headers, b))
+  end
+  if #formatted == 0 then
+    error("BENCH_BODIES names an empty file")
+  end
+  function request()
+    local r = formatted[next_one]
+    next_one = next_one % #formatted + 1
+    return r
+  end
+end
 
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
 if delay_ms then

@@ -233,28 +233,33 @@ class PostgresBench(Bench):
         await self.store.engine.reset_sequences()
 
     async def plans(self) -> list[str]:
-        import psycopg
+        return await pg_plans(self.store, self.url)
 
-        clock = self.store.dialect.now
-        lock = self.store.dialect.skip_locked
-        out = []
-        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
-            for i, (sql, params) in enumerate(
-                ((DUE_SQL + lock, [NOW, 200]), (STALE_SQL.format(clock=clock) + lock, [0, 600, 200]))
-            ):
-                pg = sql.replace("?", "%s")
-                out.append(sql.split(" WHERE ")[0].replace("SELECT ", "", 1)[:60] + " ...")
-                # What the pool's prepared statement settles on after a few runs: the generic plan.
-                n = 0
-                numbered = "".join(f"${(n := n + 1)}" if ch == "?" else ch for ch in sql)
-                await conn.execute(f"PREPARE claim{i} AS {numbered}")
-                await conn.execute("SET plan_cache_mode = force_generic_plan")
-                cur = await conn.execute(f"EXPLAIN EXECUTE claim{i} ({', '.join(map(str, params))})")
-                out += ["  generic: " + r[0] for r in await cur.fetchall()]
-                await conn.execute("RESET plan_cache_mode")
-                cur = await conn.execute("EXPLAIN " + pg, params)
-                out += ["  custom:  " + r[0] for r in await cur.fetchall()]
-        return out
+
+async def pg_plans(store: Store, url: str, now: int = NOW) -> list[str]:
+    """EXPLAIN of the claim queries on PostgreSQL: the generic plan the pool's prepared statement
+    settles on after a few runs, and the one-off custom plan."""
+    import psycopg
+
+    clock = store.dialect.now
+    lock = store.dialect.skip_locked
+    out = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for i, (sql, params) in enumerate(
+            ((DUE_SQL + lock, [now, 200]), (STALE_SQL.format(clock=clock) + lock, [0, 600, 200]))
+        ):
+            pg = sql.replace("?", "%s")
+            out.append(sql.split(" WHERE ")[0].replace("SELECT ", "", 1)[:60] + " ...")
+            n = 0
+            numbered = "".join(f"${(n := n + 1)}" if ch == "?" else ch for ch in sql)
+            await conn.execute(f"PREPARE claim{i} AS {numbered}")
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            cur = await conn.execute(f"EXPLAIN EXECUTE claim{i} ({', '.join(map(str, params))})")
+            out += ["  generic: " + r[0] for r in await cur.fetchall()]
+            await conn.execute("RESET plan_cache_mode")
+            cur = await conn.execute("EXPLAIN " + pg, params)
+            out += ["  custom:  " + r[0] for r in await cur.fetchall()]
+    return out
 
 
 def with_schema(url: str, schema: str) -> str:

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.authorize import CachedAuthorize
 from bot.clock import Clock
 from bot.logs import request_id
 from bot.oauth import Distributed
@@ -123,6 +124,8 @@ def create_app(
     health = Health(role)
     serves_slack = role != "worker"
     runs_scheduler = scheduler and role != "web"
+    if isinstance(services.installs, CachedAuthorize):  # distributed mode, web and worker alike
+        services.metrics.count_authorize_cache(services.installs)
     distributed = Distributed(services) if settings.distributed and serves_slack else None
     bolt = create_bolt(services, distributed) if serves_slack else None
     on_command = distributed.guard(commands.handle_command) if distributed else commands.handle_command

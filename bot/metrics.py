@@ -11,16 +11,45 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from bot.store import Store
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "bearer_ok"]
 
 LINK_STATES = ("active", "expired", "broken", "gone", "unknown_expiry")
+
+
+class CacheCounts(Protocol):
+    """A cache that counts its lookups (bot.oauth.CachedAuthorize)."""
+
+    hits: int
+    misses: int
+
+
+class _AuthorizeCache(Collector):
+    """``fblink_authorize_cache_total{result=hit|miss}``, read from the cache's own counters at
+    scrape time, so the request path pays nothing for it."""
+
+    def __init__(self, cache: CacheCounts) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "fblink_authorize_cache",
+            "Distributed mode: installs found in the authorize cache (hit) or read from the database (miss)",
+            labels=["result"],
+        )
+        family.add_metric(["hit"], self.cache.hits)
+        family.add_metric(["miss"], self.cache.misses)
+        yield family
 
 
 def bearer_ok(authorization: str | None, token: str) -> bool:
@@ -118,6 +147,10 @@ class Metrics:
                 self._worker.submit(asyncio.run, reader.close()).result(timeout=10)
             self._worker.shutdown(wait=True)
             self._worker, self.link_reader, self._links_at = None, None, None
+
+    def count_authorize_cache(self, cache: CacheCounts) -> None:
+        """Expose the authorize cache's hits and misses (distributed mode builds one per process)."""
+        self.registry.register(_AuthorizeCache(cache))
 
     def outbound(self, upstream: str, status: int | None) -> None:
         self.outbound_calls.labels(upstream, str(status) if status is not None else "error").inc()

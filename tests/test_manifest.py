@@ -1,4 +1,5 @@
-"""manifest.yml: valid per Slack's manifest JSON schema, and wired the way fblink runs.
+"""manifest.yml and manifest.distributed.yml: valid per Slack's manifest JSON schema, and wired
+the way fblink runs (the second differs from the first only where distribution needs it).
 
 The schema lives outside the repo, in ``shared/`` beside the repository root
 (``<repo>/../shared/specs/slack/manifest.schema.1.0.0.json``). Schema tests skip
@@ -18,10 +19,17 @@ import pytest
 import yaml
 from jsonschema.validators import validator_for
 
+from bot.fakes import slack_events
+from bot.fakes import slack_payloads as sp
+from bot.fakes.slack_oauth import Installer
+from bot.oauth import BOT_SCOPES, REDIRECT_PATH
 from handlers.commands import SUBCOMMANDS
+from tests.conftest import Running
+from tests.test_installations_mode import DISTRIBUTED, walk_install
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_PATH = REPO_ROOT / "manifest.yml"
+DISTRIBUTED_PATH = REPO_ROOT / "manifest.distributed.yml"
 SCHEMA_PATH = REPO_ROOT.parent / "shared" / "specs" / "slack" / "manifest.schema.1.0.0.json"
 
 EVENTS_PATH = "/slack/events"
@@ -37,16 +45,21 @@ REQUIRED_BOT_SCOPES = {
 }
 
 
-def _load_manifest() -> dict[str, Any]:
-    with MANIFEST_PATH.open(encoding="utf-8") as fh:
+def _load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
-    assert isinstance(data, dict), "manifest.yml must be a YAML mapping"
+    assert isinstance(data, dict), f"{path.name} must be a YAML mapping"
     return data
 
 
 @pytest.fixture(scope="module")
 def manifest() -> dict[str, Any]:
     return _load_manifest()
+
+
+@pytest.fixture(scope="module")
+def distributed() -> dict[str, Any]:
+    return _load_manifest(DISTRIBUTED_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +98,11 @@ def test_validator_class_matches_schema_draft(schema: dict[str, Any], validator)
 def test_manifest_matches_slack_schema(manifest: dict[str, Any], validator) -> None:
     errors = _errors(validator, manifest)
     assert not errors, "manifest.yml violates Slack's schema:\n" + "\n".join(errors)
+
+
+def test_distributed_manifest_matches_slack_schema(distributed: dict[str, Any], validator) -> None:
+    errors = _errors(validator, distributed)
+    assert not errors, "manifest.distributed.yml violates Slack's schema:\n" + "\n".join(errors)
 
 
 def _drop_name(m: dict[str, Any]) -> None:
@@ -246,3 +264,86 @@ def test_bot_scopes_cover_web_api_calls(manifest: dict[str, Any]) -> None:
         assert "chat:write" in scopes
     # A single-workspace bot-token app asks for no user-token scopes.
     assert not manifest["oauth_config"]["scopes"].get("user")
+
+
+# --- manifest.distributed.yml: what distribution adds ------------------------------
+
+DISTRIBUTED_EVENTS = {
+    "app_home_opened",
+    "app_uninstalled",
+    "tokens_revoked",
+    "team_access_revoked",
+    "team_access_granted",
+}
+
+
+def _without_distribution(m: dict[str, Any]) -> dict[str, Any]:
+    """The manifest minus the keys the two manifests may set differently."""
+    out = copy.deepcopy(m)
+    out["oauth_config"].pop("redirect_urls", None)
+    for key in ("org_deploy_enabled", "token_rotation_enabled"):
+        out["settings"].pop(key, None)
+    out["settings"]["event_subscriptions"].pop("bot_events", None)
+    return out
+
+
+def test_the_two_manifests_differ_only_where_distribution_needs_it(
+    manifest: dict[str, Any], distributed: dict[str, Any]
+) -> None:
+    """A command, scope or URL changed in one manifest and not in the other fails here."""
+    assert _without_distribution(distributed) == _without_distribution(manifest)
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) < set(
+        distributed["settings"]["event_subscriptions"]["bot_events"]
+    )
+
+
+def test_distributed_bot_scopes_are_those_the_install_asks_for(distributed: dict[str, Any]) -> None:
+    scopes = distributed["oauth_config"]["scopes"]
+    assert sorted(scopes["bot"]) == sorted(BOT_SCOPES)
+    assert not scopes.get("user")  # the install asks for no user token
+
+
+def test_distributed_redirect_url_is_fblinks_oauth_redirect(distributed: dict[str, Any]) -> None:
+    (url,) = distributed["oauth_config"]["redirect_urls"]
+    parts = urlsplit(url)
+    assert parts.scheme == "https" and parts.path == REDIRECT_PATH and not parts.query
+    assert {parts.netloc} == {urlsplit(u).netloc for u in _request_urls(distributed).values()}
+
+
+def test_distributed_settings(distributed: dict[str, Any]) -> None:
+    settings = distributed["settings"]
+    assert settings["token_rotation_enabled"] is True  # fblink refreshes every install's bot token
+    assert settings["org_deploy_enabled"] is True  # Enterprise Grid org-wide installs
+    assert settings["socket_mode_enabled"] is False  # installs and OAuth redirects come over HTTP
+    assert set(settings["event_subscriptions"]["bot_events"]) == DISTRIBUTED_EVENTS
+
+
+ORG = "E0EVT"
+
+
+def _event(kind: str, team_id: str) -> dict[str, Any]:
+    """The Events API envelope around one of the events the manifests subscribe to (the fakes'
+    builders, from Slack's docs): the team_access events go to an org-wide install."""
+    if kind == "app_home_opened":
+        return sp.app_home_opened(user_id="U0INS", channel_id="D0INS", team_id=team_id)
+    if kind == "app_uninstalled":
+        return slack_events.app_uninstalled(team_id=team_id)
+    if kind == "tokens_revoked":
+        return slack_events.tokens_revoked(team_id=team_id, bot=[sp.BOT_USER])
+    return slack_events.team_access(kind.removeprefix("team_access_"), enterprise_id=ORG, team_ids=[team_id])
+
+
+@pytest.mark.parametrize("kind", sorted(DISTRIBUTED_EVENTS))
+def test_every_event_a_manifest_subscribes_to_is_handled(start_app, slack, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """Signed, from an installed workspace: Bolt answers an event no listener takes with 404."""
+    slack.oauth.client_id, slack.oauth.client_secret = (
+        DISTRIBUTED["slack_client_id"],
+        DISTRIBUTED["slack_client_secret"],
+    )
+    bot: Running = start_app(**DISTRIBUTED)
+    org = kind.startswith("team_access_")
+    installer = Installer(team_id=None if org else "T0EVT", enterprise_id=ORG if org else None, org_install=org)
+    slack.oauth.install_as(installer)
+    assert walk_install(bot)[0].status_code == 200
+    answer = bot.post_signed(json.dumps(_event(kind, "T0EVT")).encode(), "application/json")
+    assert answer.status_code == 200, f"{kind}: {answer.status_code} {answer.text}"
