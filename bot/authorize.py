@@ -12,16 +12,17 @@ workspace's org in ``slack_teams`` (:mod:`bot.store.teams`), written at install 
 first request from each workspace of an org-wide install.
 
 Uninstalls across processes: the process that learns of one drops its entries at once
-(:meth:`CachedAuthorize.forget`); every other process re-checks a cached entry against
-``gone_at`` once it is ``RECHECK`` seconds old (one indexed read), so no process serves a gone
-install for more than ``RECHECK`` seconds.
+(:meth:`CachedAuthorize.forget`); every other process reads what was marked gone lately once
+every ``RECHECK`` seconds (one query for the whole cache, not one per entry: a per-entry read
+put a database round trip on the ack path of every workspace every few seconds) and drops it,
+so no process serves a gone install for more than ``RECHECK`` seconds.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
@@ -33,7 +34,8 @@ from bot.store.installations import SlackInstall
 from bot.store.teams import TeamRows
 
 CACHE_TTL = 60.0  # seconds an install is trusted without reading it again
-RECHECK = 5.0  # seconds a cached install is served before it is checked again for gone_at
+RECHECK = 5.0  # seconds between two reads of what was marked gone lately (one read for the whole cache)
+GONE_WINDOW = 300  # app-clock seconds looked back by each of those reads: wider than RECHECK and any skew
 CACHE_MAX = 20_000  # (enterprise, team) pairs kept at most
 
 CacheKey = tuple[str, str, bool]
@@ -43,7 +45,6 @@ CacheKey = tuple[str, str, bool]
 class _Entry:
     until: float  # monotonic
     install: SlackInstall
-    checked: float  # monotonic: when it was last known not to be gone
 
 
 class CachedAuthorize(AsyncAuthorize):
@@ -69,6 +70,7 @@ class CachedAuthorize(AsyncAuthorize):
         self.teams = TeamRows(store)
         self._cache: dict[CacheKey, _Entry] = {}
         self._orgs: dict[str, tuple[str, str | None]] = {}  # team -> (enterprise, name) this process recorded
+        self._swept = monotonic()  # when the cache last dropped what other processes marked gone
         self.hits = 0
         self.misses = 0
 
@@ -85,15 +87,11 @@ class CachedAuthorize(AsyncAuthorize):
         marked gone is never served, except that a signed ``request`` from a workspace an
         org-wide install lost proves the org reaches it again (the app was added back)."""
         key = (enterprise_id or "", team_id or "", bool(is_enterprise_install))
-        entry = self._cache.get(key)
         now = self.monotonic()
+        if now - self._swept >= self.recheck:
+            await self._drop_gone(now)
+        entry = self._cache.get(key)
         if entry is not None and entry.until > now:
-            if now - entry.checked >= self.recheck:
-                assert entry.install.id is not None
-                if not await self.teams.live(entry.install.id, team_id):
-                    self._cache.pop(key, None)
-                    return None
-                entry = self._cache[key] = replace(entry, checked=now)
             self.hits += 1
             return entry.install
         self.misses += 1
@@ -129,8 +127,19 @@ class CachedAuthorize(AsyncAuthorize):
             until = min(until, now + max(0, left))
         if len(self._cache) >= CACHE_MAX:
             self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = _Entry(until, install, now)
+        self._cache[key] = _Entry(until, install)
         return install
+
+    async def _drop_gone(self, now: float) -> None:
+        """Every ``recheck`` seconds, one read of the installs and workspaces marked gone lately (by
+        any process), and their entries dropped: no process serves a gone install for longer, and
+        a cache of thousands of workspaces costs one query per period, not one per entry."""
+        self._swept = now
+        installs, teams = await self.teams.gone_since(self.store.clock.now() - GONE_WINDOW)
+        if installs or teams:
+            for key, entry in list(self._cache.items()):
+                if entry.install.id in installs or key[1] in teams:
+                    del self._cache[key]
 
     async def note(self, enterprise_id: str | None, team_id: str | None, name: str | None = None) -> None:
         """A request came from ``team_id`` of Grid org ``enterprise_id``: record the pair once, so

@@ -119,14 +119,15 @@ class TeamRows:
         for table in ("reminders", "links"):
             await self.store.execute(f"DELETE FROM {table} WHERE team_id IN ({teams_sql})", params)
 
-    async def live(self, install_id: int, team_id: str | None) -> bool:
-        """The install is not gone, nor is this workspace of it (one cheap read: the cache's re-check)."""
-        row = await self.store.one(
-            "SELECT i.gone_at, t.gone_at AS team_gone FROM slack_installations i"
-            " LEFT JOIN slack_teams t ON t.team_id = ? WHERE i.id = ?",
-            [team_id, install_id],
+    async def gone_since(self, since: int) -> tuple[set[int], set[str]]:
+        """Installs and workspaces marked gone at or after ``since`` (app clock): what every process's
+        authorize cache drops, read once per re-check period for the whole cache."""
+        rows = await self.store.select(
+            "SELECT id, NULL AS team_id FROM slack_installations WHERE gone_at >= ?"
+            " UNION ALL SELECT NULL, team_id FROM slack_teams WHERE gone_at >= ?",
+            [since, since],
         )
-        return row is not None and row["gone_at"] is None and row["team_gone"] is None
+        return {int(r["id"]) for r in rows if r["id"] is not None}, {str(r["team_id"]) for r in rows if r["team_id"]}
 
     # -- gone ---------------------------------------------------------------------------------
     async def retire_install(self, install_id: int, *, now: int) -> list[str] | None:
