@@ -3,6 +3,9 @@
 One row per key: ``channel:<id>`` holds when that channel's next post may start (a post books
 its start, ``gap`` after the one before, whichever process made it), and ``method:<name>`` when
 any call of that Web API method may start again after Slack answered 429 with a Retry-After.
+``sent_at`` is when the channel's last post was in fact sent, then answered: a booking
+only orders the posts; a post goes out once ``gap`` has passed since the last real send and
+answer (a booking made long before its send, or a slow trip to Slack, never shortens the gap).
 Times are epoch seconds of the processes' wall clocks (the machines are assumed NTP-synced:
 a skew between two machines shortens a channel's gap by as much).
 """
@@ -38,6 +41,29 @@ class SlackPace:
         )
         assert booked is not None
         return float(booked["not_before"]) - gap
+
+    async def take_slack_send(self, channel: str, *, gap: float, now: float) -> float:
+        """At the real send, after the booked start: stamp the channel's send unless another went out
+        (or was answered) less than ``gap`` ago. 0.0 when stamped, else when to try again."""
+        key = f"channel:{channel}"
+        took = await self.one(
+            "UPDATE slack_pace SET sent_at = ? WHERE key = ? AND (sent_at IS NULL OR sent_at <= ?) RETURNING key",
+            [now, key, now - gap],
+        )
+        if took is not None:
+            return 0.0
+        row = await self.one("SELECT sent_at FROM slack_pace WHERE key = ?", [key])
+        if row is None:  # never booked (a caller that skipped the booking): nothing to wait for
+            return 0.0
+        return float(row["sent_at"]) + gap
+
+    async def slack_answered(self, channel: str, *, at: float) -> None:
+        """Slack answered a post: the channel's next send counts its gap from here (a later stamp
+        wins), so the trip to Slack never shortens the gap another process keeps."""
+        await self.execute(
+            f"UPDATE slack_pace SET sent_at = {self.dialect.greatest('COALESCE(sent_at, 0)', '?')} WHERE key = ?",
+            [at, f"channel:{channel}"],
+        )
 
     async def slack_backoff(self, method: str, until: float) -> None:
         """Slack answered 429: no process calls ``method`` before ``until`` (a later one wins)."""
