@@ -32,7 +32,7 @@ from bot.reminder_messages import digest_messages, digest_section, headline, rem
 from bot.reminder_routes import channel_for, fallbacks
 from bot.services import Services, open_services
 from bot.settings import Settings
-from bot.shared_pace import RateLimited, rate_limited, shared_sent, shared_slot
+from bot.shared_pace import RateLimited, answered, rate_limited, shared_slot
 from bot.store import Claim, Link
 from bot.turns import Turns
 
@@ -251,8 +251,8 @@ async def _post_in_turn(run: Run, claims: list[Claim], channel: str, msg: dict[s
     """Post, then take a turn for what follows (its commit): (channel, ts), or why it failed. Once
     Slack has answered, the channel's next post from any process counts its gap from now."""
     try:
-        result: tuple[str, str] | str = await post(run.services, run.pacer, claims[0].link, channel, msg, claims)
-        await shared_sent(run.services, result[0])
+        async with answered(run.services):
+            result: tuple[str, str] | str = await post(run.services, run.pacer, claims[0].link, channel, msg, claims)
     except Exception as exc:
         result = reason_of(exc)
     await run.services.turns.take()

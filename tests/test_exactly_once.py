@@ -73,7 +73,7 @@ def test_a_takeover_finds_the_killed_workers_post_and_posts_nothing_new(make_set
     reads = slack.calls(path="/api/conversations.history")  # slack_sdk reads with GET
     assert len(reads) == 2 and all(r.params["include_all_metadata"] in (True, "1", "true") for r in reads)
     assert float(reads[0].params["oldest"]) < float(posted["ts"])
-    assert metrics['fblink_reminders_total{found_posted}'] == 7
+    assert metrics["fblink_reminders_total{found_posted}"] == 7
     assert metrics.get("fblink_reminders_total{posted}", 0) == 0
     report, _ = run_sweep(bot, int(time.time()) + 2 * LEASE + 10)  # and no later sweep posts it
     assert report == [] and len([m for m in slack.messages if m["method"] == "chat.postMessage"]) == 1
@@ -90,5 +90,7 @@ def test_unreadable_history_posts_again_and_says_so(make_settings, slack, bot, c
     assert report == ["posted expiry 7 for Acme Coffee 81 (81) to CREMIND"]
     assert reminders(bot) == [{"status": "posted", "channel_id": "CREMIND", "message_ts": again[1]["ts"]}]
     assert again[1]["ts"] != first["ts"]
-    assert f"could not read CREMIND's history ({problem})" in caplog.text and "a duplicate beats a missed" in caplog.text
+    assert (
+        f"could not read CREMIND's history ({problem})" in caplog.text and "a duplicate beats a missed" in caplog.text
+    )
     assert metrics["fblink_reminders_total{recheck_failed}"] == 1

@@ -326,5 +326,7 @@ def test_conversations_history_pages_newest_first_with_metadata_and_slacks_error
         f"{fake.url}/api/conversations.history", json={"channel": "CHIST"}, headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert r.status_code == 429 and r.headers["Retry-After"] == "30" and r.json()["error"] == "ratelimited"
-    bad = api(fake, "chat.postMessage", channel="CHIST", text="x", metadata={"event_type": "bad type!", "event_payload": {}})
+    bad = api(
+        fake, "chat.postMessage", channel="CHIST", text="x", metadata={"event_type": "bad type!", "event_payload": {}}
+    )
     assert bad["error"] == "invalid_metadata_schema"

@@ -3,9 +3,10 @@
 One row per key: ``channel:<id>`` holds when that channel's next post may start (a post books
 its start, ``gap`` after the one before, whichever process made it), and ``method:<name>`` when
 any call of that Web API method may start again after Slack answered 429 with a Retry-After.
-``sent_at`` is when the channel's last post was in fact sent, then answered: a booking
-only orders the posts; a post goes out once ``gap`` has passed since the last real send and
-answer (a booking made long before its send, or a slow trip to Slack, never shortens the gap).
+``sent_at`` is when the channel's last post was answered (while it is in flight: when its
+hold ends): a booking only orders the posts; a post goes out once ``gap`` has passed since the
+last real send was answered (a booking made long before its send, a waker that woke late or a
+slow trip to Slack never shortens the gap Slack sees).
 Times are epoch seconds of the processes' wall clocks (the machines are assumed NTP-synced:
 a skew between two machines shortens a channel's gap by as much).
 """
@@ -42,13 +43,15 @@ class SlackPace:
         assert booked is not None
         return float(booked["not_before"]) - gap
 
-    async def take_slack_send(self, channel: str, *, gap: float, now: float) -> float:
-        """At the real send, after the booked start: stamp the channel's send unless another went out
-        (or was answered) less than ``gap`` ago. 0.0 when stamped, else when to try again."""
+    async def take_slack_send(self, channel: str, *, gap: float, now: float, hold: float = 0.0) -> float:
+        """At the real send, after the booked start: take the channel unless its last send (by any
+        process) went out, or was answered, less than ``gap`` ago, or is still in flight. Taking it
+        stamps ``now + hold``: the send is in flight until :meth:`slack_answered` (or ``hold`` has
+        passed, should its process stop). 0.0 when taken, else when to try again."""
         key = f"channel:{channel}"
         took = await self.one(
             "UPDATE slack_pace SET sent_at = ? WHERE key = ? AND (sent_at IS NULL OR sent_at <= ?) RETURNING key",
-            [now, key, now - gap],
+            [now + hold, key, now - gap],
         )
         if took is not None:
             return 0.0
@@ -57,12 +60,11 @@ class SlackPace:
             return 0.0
         return float(row["sent_at"]) + gap
 
-    async def slack_answered(self, channel: str, *, at: float) -> None:
-        """Slack answered a post: the channel's next send counts its gap from here (a later stamp
-        wins), so the trip to Slack never shortens the gap another process keeps."""
+    async def slack_answered(self, channel: str, *, at: float, held: float) -> None:
+        """Slack answered the send that stamped ``held``: the channel's next send counts its gap from
+        ``at``. A stamp another send replaced since (its hold ran out) is left alone."""
         await self.execute(
-            f"UPDATE slack_pace SET sent_at = {self.dialect.greatest('COALESCE(sent_at, 0)', '?')} WHERE key = ?",
-            [at, f"channel:{channel}"],
+            "UPDATE slack_pace SET sent_at = ? WHERE key = ? AND sent_at = ?", [at, f"channel:{channel}", held]
         )
 
     async def slack_backoff(self, method: str, until: float) -> None:
