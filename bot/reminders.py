@@ -47,7 +47,7 @@ def lease_for(sweep_minutes: int) -> int:
 
 DIGEST_OVER = 5  # more than this many reminders for one channel in one sweep -> one digest
 CLAIM_BATCH = 10  # links per claim transaction: ~1 ms on the event loop (25 took 2.5 ms, up to 11 under load)
-ROUND = 500  # claims a worker holds per round (~7 s of posts): a second worker takes the next round
+ROUND = 500  # claims held per round (~7 s of posts): another worker takes the next; a full round digests 2+
 MAX_BATCHES = 100_000  # a guard: every batch moves its rows on, so the loop ends long before
 YIELD_EVERY = 250  # claims handled between yields when grouping (~1-2 ms of work)
 POST_CONCURRENCY = 8  # channels posted to at once (each channel stays sequential)
@@ -200,7 +200,7 @@ async def deliver(run: Run, claims: list[Claim]) -> None:
     for i, (channel, group) in enumerate(by_channel.items()):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
             await run.services.turns.take()
-        digest = bool(channel) and len(group) > DIGEST_OVER
+        digest = bool(channel) and len(group) > (DIGEST_OVER if run.drained else 1)  # a full round: every 2+
         per = blocks.MAX_MESSAGE_BLOCKS - 2 if digest else 1
         queue.put_nowait((channel, digest, [group[k : k + per] for k in range(0, len(group), per)]))
     # From here each claim lives only in its message's chunk, freed once that message is done:
