@@ -138,9 +138,8 @@ async def sweep(services: Services, *, probe: bool = True) -> list[str]:
 
 
 async def claim_all(run: Run, limit: int | None = None, *, reclaim: bool = True) -> list[Claim]:
-    """Claim in short batches, yielding to the event loop between them, until no due row is left
-    (``run.drained``) or ``limit`` claims are held. Stale claims only with ``reclaim`` (a sweep's
-    first round: one released in this sweep is retried by the next, not at once)."""
+    """Claim in short batches, yielding between them, until none is due (``run.drained``) or ``limit``
+    are held; stale claims only with ``reclaim`` (one released in this sweep waits for the next)."""
     services, ledger = run.services, run.services.store.reminders
     lease = lease_for(services.settings.fblink_sweep_minutes)
     claims: list[Claim] = []
