@@ -80,7 +80,7 @@ async def post(
             resp = await slack.chat_postMessage(channel=target, **msg)
             return str(resp["channel"]), str(resp["ts"])
         except SlackApiError as exc:
-            await services.store.reminders.attempt(claims, channel=None, at=None)  # refused: nothing posted
+            await takeover.refused(services, claims, exc)
             if exc.response.status_code == 429:
                 await rate_limited(services, exc)
                 raise

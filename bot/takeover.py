@@ -37,6 +37,13 @@ def metadata(claims: list[Claim]) -> dict[str, Any]:
     return {"event_type": EVENT_TYPE, "event_payload": {"reminder_ids": ",".join(str(c.reminder_id) for c in claims)}}
 
 
+async def refused(services: Services, claims: list[Claim], exc: SlackApiError) -> None:
+    """Slack answered the post with an error (ok: false, or 429): nothing was posted, so a takeover
+    need not look for it. A 5xx proves nothing either way: the attempt stays recorded."""
+    if exc.response.status_code < 500:
+        await services.store.reminders.attempt(claims, channel=None, at=None)
+
+
 def _ids(message: dict[str, Any]) -> set[int]:
     meta = message.get("metadata") or {}
     if meta.get("event_type") != EVENT_TYPE:
