@@ -33,12 +33,12 @@ class SlackPace:
         """Book the channel's next post: when it may start (never before ``now``): ``gap`` after the
         channel's previous booking, and not before a Retry-After recorded for ``method``. One
         statement books it, so two processes booking together get starts ``gap`` apart."""
-        row = await self.one("SELECT not_before FROM slack_pace WHERE key = ?", [f"method:{method}"])
-        floor = max(now, float(row["not_before"])) if row else now
-        booked = await self.one(
-            "INSERT INTO slack_pace (key, not_before) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET"
-            f" not_before = {self.dialect.greatest('slack_pace.not_before', '?')} + ? RETURNING not_before",
-            [f"channel:{channel}", floor + gap, floor, gap],
+        floor = self.dialect.greatest("?", "COALESCE((SELECT m.not_before FROM slack_pace m WHERE m.key = ?), 0)")
+        booked = await self.one(  # one statement: the floor (now, or a Retry-After) is read inside it
+            f"INSERT INTO slack_pace (key, not_before) VALUES (?, {floor} + ?) ON CONFLICT (key) DO UPDATE SET"
+            f" not_before = {self.dialect.greatest('slack_pace.not_before', 'excluded.not_before - ?')} + ?"
+            " RETURNING not_before",
+            [f"channel:{channel}", now, f"method:{method}", gap, gap, gap],
         )
         assert booked is not None
         return float(booked["not_before"]) - gap
