@@ -21,6 +21,7 @@ from bot.slack_retry import LONG_WAIT, retry_after
 log = logging.getLogger(__name__)
 POST_METHOD = "chat.postMessage"
 _SENDING: ContextVar[list[tuple[str, float]] | None] = ContextVar("fblink_sending", default=None)
+HOLD = 3.0  # seconds a send holds its channel at most when no answer is recorded (its process stopped)
 POLL = 0.02  # seconds between looks at a channel another process is sending to
 
 
@@ -42,7 +43,7 @@ async def shared_slot(services: Services, channel: str) -> None:
     if wait > 0:
         await asyncio.sleep(wait)
     sending = _SENDING.get()
-    hold = services.settings.fblink_http_timeout + 1 if sending is not None else 0.0
+    hold = HOLD if sending is not None else 0.0
     deadline = time.time() + hold + gap + LONG_WAIT
     while gap > 0:  # then a gap from the channel's last real send's answer, whoever's it was
         now = time.time()
