@@ -625,9 +625,9 @@ def run(args: argparse.Namespace) -> int:
         procs: list[Proc] = []
         try:
             timing_channels = args.timing_channels or n
+            timing_runs = "no timing runs (--quick)" if args.quick else f"timing runs across {timing_channels} channels"
             print(
-                f"== {n} links due; timing runs across {timing_channels} channels, the faults run across "
-                f"{args.channels}; database: {args.database_url}"
+                f"== {n} links due; {timing_runs}, the faults run across {args.channels}; database: {args.database_url}"
             )
             print(f"   units: {' '.join(exec_start(DEPLOY / 'fblink-web@.service', 8001)[3:])}")
             print(f"          {' '.join(exec_start(DEPLOY / 'fblink-worker@.service', 9101)[3:])}")
