@@ -234,12 +234,6 @@ class FakeSlack(ConversationsList, ConversationsHistory, FakeServer):
             },
         }
 
-    def api_conversations_open(self, p: dict[str, Any]) -> Answer:
-        users = str(p.get("users", ""))
-        if not users:
-            return error("users_list_not_supplied")
-        return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
-
     # -- chat ----------------------------------------------------------------------------
     def _check_message(self, p: dict[str, Any]) -> dict[str, Any] | None:
         if self.foreign(str(p.get("channel") or "")):
