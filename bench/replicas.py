@@ -1,6 +1,6 @@
 """Several replicas and workers under faults (issue 19, "Proof").
 
-    python bench/replicas.py [--links 10000] [--channels 100] [--database-url PATH]
+    python bench/replicas.py [--links 10000] [--channels 100] [--database-url PATH] [--quick]
 
 Needs Debian's nginx and wrk (apt-get install -y nginx wrk). Everything runs on 127.0.0.1,
 started from the operators' files in deploy/ (so they cannot rot): the web replicas and workers
@@ -625,22 +625,26 @@ def run(args: argparse.Namespace) -> int:
         procs: list[Proc] = []
         try:
             timing_channels = args.timing_channels or n
+            timing_runs = "no timing runs (--quick)" if args.quick else f"timing runs across {timing_channels} channels"
             print(
-                f"== {n} links due; timing runs across {timing_channels} channels, the faults run across "
-                f"{args.channels}; database: {args.database_url}"
+                f"== {n} links due; {timing_runs}, the faults run across {args.channels}; database: {args.database_url}"
             )
             print(f"   units: {' '.join(exec_start(DEPLOY / 'fblink-web@.service', 8001)[3:])}")
             print(f"          {' '.join(exec_start(DEPLOY / 'fblink-worker@.service', 9101)[3:])}")
-            one, posts1, cpu1 = bench.timed(1)
-            t1 = tally(posts1, n)
-            print(
-                f"1 worker:  all {n} posted {one:6.1f} s after start ({t1['posts']} messages; {t1['duplicates']} duplicates, {t1['missed']} missed, min channel gap {t1['min_gap']:.3f} s; {cpu1})"
-            )
-            two, posts2, cpu2 = bench.timed(2)
-            t2 = tally(posts2, n)
-            print(
-                f"2 workers: all {n} posted {two:6.1f} s after start ({t2['posts']} messages; {t2['duplicates']} duplicates, {t2['missed']} missed, min channel gap {t2['min_gap']:.3f} s; {cpu2})"
-            )
+            if args.quick:  # no timing runs: their budgets are speed, which a loaded CI machine makes noise
+                one = two = float("nan")
+                t1 = t2 = tally([], 0)
+            else:
+                one, posts1, cpu1 = bench.timed(1)
+                t1 = tally(posts1, n)
+                print(
+                    f"1 worker:  all {n} posted {one:6.1f} s after start ({t1['posts']} messages; {t1['duplicates']} duplicates, {t1['missed']} missed, min channel gap {t1['min_gap']:.3f} s; {cpu1})"
+                )
+                two, posts2, cpu2 = bench.timed(2)
+                t2 = tally(posts2, n)
+                print(
+                    f"2 workers: all {n} posted {two:6.1f} s after start ({t2['posts']} messages; {t2['duplicates']} duplicates, {t2['missed']} missed, min channel gap {t2['min_gap']:.3f} s; {cpu2})"
+                )
 
             database, env = bench.fresh("faults", args.channels)
             webs = [bench.web(env, i + 1) for i in range(2)]
@@ -726,7 +730,8 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"min gap between two posts to one channel: {t3['min_gap']:.3f} s ({t3['close']} gaps under {CHANNEL_GAP:g} s; 1 worker {t1['min_gap']:.3f} s, 2 workers {t2['min_gap']:.3f} s)"
             )
-            print(f"2 workers vs 1: {two:.1f} s vs {one:.1f} s = {two / one:.2f}x")
+            if not args.quick:
+                print(f"2 workers vs 1: {two:.1f} s vs {one:.1f} s = {two / one:.2f}x")
 
             all_close = t1["close"] + t2["close"] + t3["close"]
             verdicts = {
@@ -756,9 +761,16 @@ def run(args: argparse.Namespace) -> int:
             fakes.stop()
             if args.keep_logs:
                 shutil.copytree(tmp, args.keep_logs, dirs_exist_ok=True)
+    timing = ("p99", "2 workers")  # budgets of speed, not judged with --quick
+    judged = {k: v for k, v in verdicts.items() if not (args.quick and any(t in k for t in timing))}
     for name, ok in verdicts.items():
-        print(f"  [{'PASS' if ok else 'MISS'}] {name}")
-    ok_all = bool(verdicts) and all(verdicts.values())
+        mark = (
+            ("PASS" if ok else "MISS")
+            if name in judged
+            else ("info, not judged with --quick" if ok else "info: missed, not judged with --quick")
+        )
+        print(f"  [{mark}] {name}")
+    ok_all = bool(judged) and all(judged.values())
     print(f"\nVERDICT: {'PASS' if ok_all else 'MISS'}")
     return 0 if ok_all else 1
 
@@ -801,7 +813,16 @@ def main() -> int:
         "--restart-delay", type=float, default=5.0, help="seconds after the restarts until worker 1 is back"
     )
     parser.add_argument("--keep-logs", help="copy the processes' logs and configs to this folder")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="for CI: no 1-worker/2-worker timing runs, shorter load windows (--idle 4 --restart-window 12 "
+        "--restart-delay 2), and only the budgets of correctness decide the exit code (exactly once, the "
+        "channel gap, 0 non-2xx acks, clean drains); the p99 and speed-up figures are printed, not judged",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.idle, args.restart_window, args.restart_delay = min(args.idle, 4.0), min(args.restart_window, 12.0), 2.0
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             print(f"bench/replicas.py needs {tool}: apt-get install -y nginx wrk", file=sys.stderr)

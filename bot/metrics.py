@@ -81,7 +81,7 @@ class Metrics:
         )
         self.reminders = Counter(
             "fblink_reminders",
-            "Reminders by outcome (posted, failed, gave_up, superseded)",
+            "Reminders by outcome (posted, failed, gave_up, superseded; found_posted: a takeover found the post in Slack; recheck_failed: it could not read the history, so posted again)",
             ["outcome"],
             registry=self.registry,
         )

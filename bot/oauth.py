@@ -34,7 +34,17 @@ from bot.services import Services
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 # The bot scopes of manifest.yml (tests/test_installations_mode.py keeps the two equal).
-BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "im:write", "users:read", "channels:read", "groups:read")
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "im:write",
+    "users:read",
+    "channels:read",
+    "groups:read",
+    "channels:history",
+    "groups:history",
+)
 
 OnCommand = Callable[[Services, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 

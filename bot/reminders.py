@@ -18,19 +18,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, heap, probes, render
+from bot import blocks, heap, probes, render, takeover
 from bot.clock import DAY, Clock
 from bot.pacing import Pacer
 from bot.reminder_messages import digest_messages, digest_section, headline, reminder_message
+from bot.reminder_routes import channel_for, fallbacks
 from bot.services import Services, open_services
 from bot.settings import Settings
-from bot.shared_pace import RateLimited, rate_limited, shared_slot
+from bot.shared_pace import RateLimited, answered, rate_limited, shared_slot
 from bot.store import Claim, Link
 from bot.turns import Turns
 
@@ -45,32 +47,11 @@ def lease_for(sweep_minutes: int) -> int:
 
 DIGEST_OVER = 5  # more than this many reminders for one channel in one sweep -> one digest
 CLAIM_BATCH = 10  # links per claim transaction: ~1 ms on the event loop (25 took 2.5 ms, up to 11 under load)
+ROUND = 500  # claims held per round (~7 s of posts): another worker takes the next; a full round digests 2+
 MAX_BATCHES = 100_000  # a guard: every batch moves its rows on, so the loop ends long before
 YIELD_EVERY = 250  # claims handled between yields when grouping (~1-2 ms of work)
 POST_CONCURRENCY = 8  # channels posted to at once (each channel stays sequential)
 CHANNEL_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
-
-
-async def channel_for(services: Services, link: Link, teams: dict[str, str | None] | None = None) -> str | None:
-    """Where a link's reminders go, the one definition (the sweep posts there, the link answer says
-    so): the Page's own reminder channel, else the channel it was linked in, else the workspace
-    default, else FBLINK_REMINDER_CHANNEL, else a DM to the linker. :func:`fallbacks` is the tail of
-    this order, tried when a channel refuses. ``teams`` caches the workspace defaults (a sweep reads
-    each once, not once per link)."""
-    teams = {} if teams is None else teams
-    if link.team_id not in teams:
-        teams[link.team_id] = await services.store.team_reminder_channel(link.team_id)
-    default = services.settings.fblink_reminder_channel
-    return link.reminder_channel or link.channel_id or teams[link.team_id] or default or link.linked_by
-
-
-async def fallbacks(services: Services, link: Link, tried: str) -> list[str]:
-    options = [
-        await services.store.team_reminder_channel(link.team_id),
-        services.settings.fblink_reminder_channel,
-        link.linked_by,
-    ]
-    return [c for c in dict.fromkeys(options) if c and c != tried]
 
 
 async def slot(services: Services, pacer: Pacer, channel: str) -> None:
@@ -83,17 +64,23 @@ async def slot(services: Services, pacer: Pacer, channel: str) -> None:
     await shared_slot(services, channel)
 
 
-async def post(services: Services, pacer: Pacer, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str]:
-    """Post, falling back to the default channel or a DM when the channel refuses."""
+async def post(
+    services: Services, pacer: Pacer, link: Link, channel: str, msg: dict[str, Any], claims: list[Claim]
+) -> tuple[str, str]:
+    """Post, falling back to the default channel or a DM when the channel refuses. Each send is
+    recorded in the claims' rows first, and carries their ids as metadata (:mod:`bot.takeover`)."""
     candidates = [channel, *await fallbacks(services, link, channel)]
     slack = await services.slack_for(link.team_id)
     last: Exception | None = None
+    msg = {**msg, "metadata": takeover.metadata(claims)}
     for target in candidates:
         await slot(services, pacer, target)
+        await services.store.reminders.attempt(claims, channel=target, at=int(time.time()))
         try:
             resp = await slack.chat_postMessage(channel=target, **msg)
             return str(resp["channel"]), str(resp["ts"])
         except SlackApiError as exc:
+            await takeover.refused(services, claims, exc)
             if exc.response.status_code == 429:
                 await rate_limited(services, exc)
                 raise
@@ -126,6 +113,7 @@ class Run:
     report: list[str] = field(default_factory=list)
     _team_channels: dict[str, str | None] = field(default_factory=dict)
     pacer: Pacer = field(init=False)  # every post of the sweep, to whatever channel, books a slot
+    drained: bool = False  # the last claim batch found nothing due: no round after this one
 
     def __post_init__(self) -> None:
         self.pacer = Pacer(self.services.settings.fblink_channel_gap)
@@ -135,26 +123,30 @@ class Run:
 
 
 async def sweep(services: Services, *, probe: bool = True) -> list[str]:
-    """One sweep: every due reminder first (claimed in batches until none is left), then the
+    """One sweep: every due reminder first (claimed and posted in rounds until none is left), then the
     daily token probes (concurrent, within a time budget), then retention. Returns what was posted."""
     run = Run(services, services.now())
     with heap.no_full_collections() if services.turns.shared else contextlib.nullcontext():  # bot/heap.py
-        await deliver(run, await claim_all(run))
+        for n in range(MAX_BATCHES):  # in rounds, so a second worker gets a share of a big sweep
+            await deliver(run, await claim_all(run, ROUND, reclaim=n == 0))
+            if run.drained:
+                break
         if probe:
             await deliver(run, await probes.probe_tokens(services, run.now))
         await prune(services, run.now)
     return run.report
 
 
-async def claim_all(run: Run) -> list[Claim]:
-    """Claim in short batches, yielding to the event loop between them, until no due row is left."""
+async def claim_all(run: Run, limit: int | None = None, *, reclaim: bool = True) -> list[Claim]:
+    """Claim in short batches, yielding between them, until none is due (``run.drained``) or ``limit``
+    are held; stale claims only with ``reclaim`` (one released in this sweep waits for the next)."""
     services, ledger = run.services, run.services.store.reminders
     lease = lease_for(services.settings.fblink_sweep_minutes)
     claims: list[Claim] = []
     for _ in range(MAX_BATCHES):
         await services.turns.take()
         batch = await ledger.claim_batch(
-            now=run.now, thresholds=services.settings.reminder_days, lease=lease, limit=CLAIM_BATCH
+            now=run.now, thresholds=services.settings.reminder_days, lease=lease, limit=CLAIM_BATCH, reclaim=reclaim
         )
         for link_id in batch.bad:
             log.error("link %s cannot be read; skipped and shown as broken", link_id)
@@ -162,7 +154,8 @@ async def claim_all(run: Run) -> list[Claim]:
         if batch.superseded:
             services.metrics.reminders.labels("superseded").inc(batch.superseded)
         claims += batch.claims
-        if not batch.touched:
+        run.drained = not batch.touched
+        if run.drained or (limit and len(claims) >= limit):
             break
     return await most_urgent(run, claims)
 
@@ -206,7 +199,7 @@ async def deliver(run: Run, claims: list[Claim]) -> None:
     for i, (channel, group) in enumerate(by_channel.items()):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
             await run.services.turns.take()
-        digest = bool(channel) and len(group) > DIGEST_OVER
+        digest = bool(channel) and len(group) > (DIGEST_OVER if run.drained else 1)  # a full round: every 2+
         per = blocks.MAX_MESSAGE_BLOCKS - 2 if digest else 1
         queue.put_nowait((channel, digest, [group[k : k + per] for k in range(0, len(group), per)]))
     # From here each claim lives only in its message's chunk, freed once that message is done:
@@ -253,10 +246,12 @@ def _requeue(queue: asyncio.Queue[Batch], batch: Batch) -> None:
     queue.task_done()  # the earlier item of this channel, finished only now that its rest is queued
 
 
-async def _post_in_turn(run: Run, link: Link, channel: str, msg: dict[str, Any]) -> tuple[str, str] | str:
-    """Post, then take a turn for what follows (its commit): (channel, ts), or why it failed."""
+async def _post_in_turn(run: Run, claims: list[Claim], channel: str, msg: dict[str, Any]) -> tuple[str, str] | str:
+    """Post, then take a turn for what follows (its commit): (channel, ts), or why it failed. Once
+    Slack has answered, the channel's next post from any process counts its gap from now."""
     try:
-        result: tuple[str, str] | str = await post(run.services, run.pacer, link, channel, msg)
+        async with answered(run.services):
+            result: tuple[str, str] | str = await post(run.services, run.pacer, claims[0].link, channel, msg, claims)
     except Exception as exc:
         result = reason_of(exc)
     await run.services.turns.take()
@@ -268,7 +263,9 @@ async def _post_one(run: Run, channel: str, claim: Claim) -> None:
     if not await services.store.reminders.renew([claim], now=services.now()):
         run.report.append(f"claim on {claim.link.page_name} ({claim.link.page_id}) taken over; not posted here")
         return
-    result = await _post_in_turn(run, claim.link, channel, reminder_message(claim, run.now))
+    if not await takeover.unposted(services, [claim], run.report):
+        return
+    result = await _post_in_turn(run, [claim], channel, reminder_message(claim, run.now))
     if isinstance(result, str):
         await _failed(run, channel, [claim], result)
         return
@@ -284,11 +281,13 @@ async def _post_digest(run: Run, channel: str, chunk: list[Claim]) -> None:
     """One digest message of up to 48 claims, built just before it is posted (building 100
     sections at once held the event loop for ~30 ms)."""
     services = run.services
-    chunk = await services.store.reminders.renew(chunk, now=services.now())
+    chunk = await takeover.unposted(
+        services, await services.store.reminders.renew(chunk, now=services.now()), run.report
+    )
     if len(chunk) < 2:  # what is left of a digest after claims were taken over: never a digest of one
         return await _post_one(run, channel, chunk[0]) if chunk else None
     (msg,) = digest_messages(chunk, run.now)
-    result = await _post_in_turn(run, chunk[0].link, channel, msg)
+    result = await _post_in_turn(run, chunk, channel, msg)
     if isinstance(result, str):
         await _failed(run, channel, chunk, result)
         return

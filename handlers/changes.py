@@ -11,7 +11,8 @@ from typing import Any
 from bot import blocks, linking, page_fence
 from bot.clock import DAY
 from bot.linking import AppConflict, LinkRefused
-from bot.reminders import after_relink, channel_for
+from bot.reminder_routes import channel_for
+from bot.reminders import after_relink
 from bot.services import Services
 from bot.store import Link, OAuthState, StoredPage
 from bot.vonage import Application, Credentials

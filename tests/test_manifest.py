@@ -42,6 +42,8 @@ REQUIRED_BOT_SCOPES = {
     "users:read": "users.info",
     "channels:read": "conversations.info on public channels",
     "groups:read": "conversations.info on private channels",
+    "channels:history": "conversations.history: a takeover looks for a reminder already posted",
+    "groups:history": "conversations.history in private channels",
 }
 
 

@@ -285,3 +285,48 @@ def test_block_kit_is_checked_with_slack_sdks_models():
         [{"type": "input", "block_id": "p", "label": {"type": "plain_text", "text": "P"}, "element": empty_menu}], 100
     )
     assert check_view(blocks.modal("c", "Link a Page", [blocks.section("x")], submit="Link")) == []
+
+
+def test_conversations_history_pages_newest_first_with_metadata_and_slacks_errors(fake):
+    meta = {"event_type": "fblink_reminder", "event_payload": {"reminder_ids": "7,8"}}
+    first = api(fake, "chat.postMessage", channel="CHIST", text="reminder", metadata=meta)
+    assert first["ok"] and "metadata" not in first["message"]
+    for i in range(4):
+        api(fake, "chat.postMessage", channel="CHIST", text=f"later {i}")
+    api(fake, "chat.postEphemeral", channel="CHIST", user="U1", text="only U1")  # never in history
+    plain = api(fake, "conversations.history", channel="CHIST", limit=10)
+    assert [m["text"] for m in plain["messages"]] == ["later 3", "later 2", "later 1", "later 0", "reminder"]
+    assert all("metadata" not in m for m in plain["messages"]) and plain["has_more"] is False
+    assert plain["response_metadata"]["next_cursor"] == ""
+
+    seen, cursor = [], ""
+    while True:  # two at a time, by cursor, with every message's metadata
+        page = api(fake, "conversations.history", channel="CHIST", limit=2, cursor=cursor, include_all_metadata=True)
+        seen += page["messages"]
+        cursor = page["response_metadata"]["next_cursor"]
+        assert page["has_more"] is bool(cursor)
+        if not cursor:
+            break
+    assert len(seen) == 5 and seen[-1]["ts"] == first["ts"] and seen[-1]["metadata"] == meta
+    assert seen[-1]["bot_id"] == "B0BOT" and seen[-1]["subtype"] == "bot_message"
+    after = api(fake, "conversations.history", channel="CHIST", oldest=first["ts"])  # exclusive unless inclusive
+    assert first["ts"] not in [m["ts"] for m in after["messages"]] and len(after["messages"]) == 4
+    both = api(fake, "conversations.history", channel="CHIST", oldest=first["ts"], inclusive=True)
+    assert len(both["messages"]) == 5
+
+    assert api(fake, "conversations.history", channel="CNOWHERE")["error"] == "channel_not_found"
+    fake.history_errors["CHIST"] = "not_in_channel"
+    assert api(fake, "conversations.history", channel="CHIST") == {
+        "ok": False,
+        "error": "not_in_channel",
+        "response_metadata": {"messages": []},
+    }
+    fake.history_errors["CHIST"] = "ratelimited"
+    r = httpx.post(
+        f"{fake.url}/api/conversations.history", json={"channel": "CHIST"}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert r.status_code == 429 and r.headers["Retry-After"] == "30" and r.json()["error"] == "ratelimited"
+    bad = api(
+        fake, "chat.postMessage", channel="CHIST", text="x", metadata={"event_type": "bad type!", "event_payload": {}}
+    )
+    assert bad["error"] == "invalid_metadata_schema"

@@ -8,8 +8,13 @@ services of its own, as `fblink sweep` and every worker build them: nothing is m
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -72,6 +77,24 @@ def test_two_processes_booking_one_channel_get_starts_a_gap_apart(two_processes)
     assert a.book_slack_slot("CBUSY", "chat.postMessage", gap=GAP, now=later) == pytest.approx(later, abs=1e-3)
 
 
+def test_the_gap_counts_from_the_real_send_and_answer_not_from_the_booking(two_processes):
+    a, b = two_processes
+    now, hold = time.time(), 5.0
+    assert a.book_slack_slot("CLATE", "chat.postMessage", gap=GAP, now=now) == pytest.approx(now, abs=1e-3)
+    assert b.book_slack_slot("CLATE", "chat.postMessage", gap=GAP, now=now) == pytest.approx(now + GAP, abs=1e-3)
+    sent = now + 0.3  # a woke late: its send goes out now, in flight until Slack answers
+    assert a.take_slack_send("CLATE", gap=GAP, now=sent, hold=hold) == 0.0
+    # b's booked start has come, but a's send is in flight: not before its answer (or its hold)
+    assert b.take_slack_send("CLATE", gap=GAP, now=now + GAP, hold=hold) == pytest.approx(sent + hold + GAP)
+    a.slack_answered("CLATE", at=sent + 0.05, held=sent + hold)  # answered a trip later
+    assert b.take_slack_send("CLATE", gap=GAP, now=now + GAP, hold=hold) == pytest.approx(sent + 0.05 + GAP)
+    assert b.take_slack_send("CLATE", gap=GAP, now=sent + 0.05 + GAP, hold=hold) == 0.0
+    a.slack_answered("CLATE", at=sent + 0.1, held=sent + hold)  # a stale answer never frees b's send
+    assert a.take_slack_send("CLATE", gap=GAP, now=sent + 0.1 + GAP, hold=hold) == pytest.approx(
+        sent + 0.05 + GAP + hold + GAP
+    )
+
+
 def test_a_retry_after_recorded_by_one_process_holds_every_channel_for_all(two_processes):
     a, b = two_processes
     now = time.time()
@@ -93,6 +116,59 @@ def test_a_sweep_waits_for_the_channels_slot_another_process_booked(bot, slack: 
     (call,) = slack.calls("POST", "/api/chat.postMessage")
     assert call.params["channel"] == "CSHARED" and report == ["posted expiry 7 for Shop 700000 (700000) to CSHARED"]
     assert call.at - booked_at >= ON_THE_WIRE
+
+
+SLOW_SENDER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from bot.crypto import Vault
+    from bot.store import Store, open_engine
+
+    async def main(url, key, gap, go):
+        store = Store(open_engine(url), Vault(key))
+        await store.open()
+        start = await store.book_slack_slot("CSHARED", "chat.postMessage", gap=gap, now=time.time())
+        assert start <= time.time() + 0.01
+        print(time.time(), flush=True)  # booked: its post would start now
+        while not __import__("os").path.exists(go):
+            time.sleep(0.01)
+        took = time.time()
+        assert await store.take_slack_send("CSHARED", gap=gap, now=took, hold=5.0) == 0.0  # sent late,
+        print(took, flush=True)
+        time.sleep(0.4)  # and Slack took long to answer
+        await store.slack_answered("CSHARED", at=time.time(), held=took + 5.0)
+        print(time.time(), flush=True)
+        await store.close()
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]))
+    """
+)
+
+
+def test_a_sweep_waits_a_gap_after_another_processes_late_send_was_answered(bot, slack: FakeSlack, tmp_path):
+    seed(bot, 1, channel="CSHARED")
+    settings = bot.services.settings
+    where = settings.fblink_database_url or settings.database
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    other = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SENDER, where, settings.fblink_secret_key, str(GAP), str(go)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert other.stdout is not None
+    booked = float(other.stdout.readline())
+    go.touch()  # the other worker sends now, later than it booked, while this sweep books the next slot
+    report, _ = run_sweep(bot, START, fblink_channel_gap=GAP)
+    took, answered = float(other.stdout.readline()), float(other.stdout.readline())
+    assert other.wait(30) == 0
+    (call,) = slack.calls("POST", "/api/chat.postMessage")
+    assert report == ["posted expiry 7 for Shop 700000 (700000) to CSHARED"]
+    sent = time.time() - (time.monotonic() - call.at)  # the fake's arrival, on the wall clock
+    assert booked < took < answered  # booked, then sent late, then answered after a slow trip
+    assert sent - answered >= GAP - 0.02  # a full gap after the other's answer, not after its booking
+    assert sent - booked >= GAP + 0.4 - 0.02
 
 
 def test_a_long_retry_after_met_by_one_process_hands_the_claim_back_in_every_process(bot, slack: FakeSlack):

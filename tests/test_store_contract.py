@@ -293,6 +293,25 @@ def test_a_claim_taken_over_during_a_long_delivery_is_not_renewed(store):
     assert store.reminders.renew([a, b], now=tick(store, T0 + 1102)) == []  # neither is ours any more: not posted
 
 
+def test_a_recorded_send_goes_with_the_claim_to_the_worker_that_takes_it_over(store):
+    due(store, 3)
+    a, b, c = store.reminders.claim_due(now=tick(store, T0), thresholds=(7, 3, 1), lease=600)
+    sent_at = int(time.time())
+    store.reminders.attempt([a, b], channel="CSENT", at=sent_at)  # sent, then the worker stopped
+    store.reminders.attempt([c], channel="CREFUSED", at=sent_at)
+    store.reminders.attempt([c], channel=None, at=None)  # Slack refused it: nothing was posted
+    again = store.reminders.claim_due(now=tick(store, T0 + 601), thresholds=(7, 3, 1), lease=600)
+    by_id = {x.reminder_id: x for x in again}
+    assert sorted(by_id) == sorted([a.reminder_id, b.reminder_id, c.reminder_id])
+    assert (by_id[a.reminder_id].attempt_at, by_id[a.reminder_id].attempt_channel) == (sent_at, "CSENT")
+    assert (by_id[c.reminder_id].attempt_at, by_id[c.reminder_id].attempt_channel) == (None, None)
+    assert all(x.claim_id not in (a.claim_id, b.claim_id, c.claim_id) for x in again)  # new holders
+    store.reminders.attempt([a], channel="CLATE", at=sent_at + 1)  # the old holder's claim ids no longer match
+    assert store.select("SELECT attempt_channel FROM reminders WHERE id = ?", [a.reminder_id]) == [
+        {"attempt_channel": "CSENT"}
+    ]
+
+
 def test_release_give_up_drop_and_prune(store):
     due(store, 3)
     a, b, c = store.reminders.claim_due(now=tick(store, T0), thresholds=(7, 3, 1), lease=600)

@@ -2,8 +2,9 @@
 
 Each fake subclasses :class:`FakeServer` and implements ``handle(request)``. The
 server records every request and can be told to misbehave on a route (status,
-Retry-After, delay, held until the test lets it answer, connection reset, malformed
-body) a number of times, so tests exercise the bot's real HTTP code against real sockets.
+Retry-After, delay, held until the test lets it answer (or done at once and only its answer
+held: a client that dies then never learns it was done), connection reset, malformed body) a
+number of times, so tests exercise the bot's real HTTP code against real sockets.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     hold: threading.Event | None = None  # answer only once the test sets it (at most HOLD_MAX seconds)
+    accept: bool = False  # with ``hold``: do what the request asks at once, hold only the answer
     reset: bool = False
     malformed: bool = False
 
@@ -143,7 +145,11 @@ class FakeServer:
                     fake.requests.append(req)
                     fault = fake._take_fault(req)
                     fake.changed.notify_all()
-                if fault is not None:
+                if fault is not None and fault.accept:
+                    resp = fake._answer(req)
+                    if fault.hold is not None:
+                        fault.hold.wait(HOLD_MAX)
+                elif fault is not None:
                     if fault.hold is not None:
                         fault.hold.wait(HOLD_MAX)
                     if fault.delay:
@@ -162,10 +168,7 @@ class FakeServer:
                 else:
                     if fake.latency:
                         time.sleep(fake.latency)
-                    try:
-                        resp = fake.handle(req)
-                    except Exception as exc:  # a bug in the fake must be loud
-                        resp = Response(599, {"fake_error": repr(exc)})
+                    resp = fake._answer(req)
                 data, headers = resp.encode()
                 self.send_response(resp.status)
                 for k, v in headers.items():
@@ -199,6 +202,12 @@ class FakeServer:
     # -- behaviour ----------------------------------------------------------
     def handle(self, request: Request) -> Response:
         raise NotImplementedError
+
+    def _answer(self, req: Request) -> Response:
+        try:
+            return self.handle(req)
+        except Exception as exc:  # a bug in the fake must be loud
+            return Response(599, {"fake_error": repr(exc)})
 
     def fail(self, match: str, **kwargs: Any) -> Fault:
         """Queue a fault for requests whose ``"METHOD /path"`` starts with ``match``."""

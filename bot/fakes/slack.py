@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.fakes.base import FakeServer, Request, Response
 from bot.fakes.slack_conversations import ConversationsList
+from bot.fakes.slack_history import ConversationsHistory, message_metadata
 from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, error, view_error
 from bot.fakes.slack_oauth import SlackOAuth
 from bot.fakes.slack_payloads import HOSTILE
@@ -24,7 +25,7 @@ from bot.fakes.slack_state import Conversations, Message
 Answer = dict[str, Any] | Response
 
 
-class FakeSlack(ConversationsList, FakeServer):
+class FakeSlack(ConversationsList, ConversationsHistory, FakeServer):
     name = "fake-slack"
 
     def __init__(self, bot_token: str = "xoxb-test-token", team_id: str = "T0001", bot_user_id: str = "UBOT") -> None:
@@ -36,6 +37,7 @@ class FakeSlack(ConversationsList, FakeServer):
         self.state = Conversations(team_id)
         # channel id -> error to answer chat.postMessage with (channel_not_found, not_in_channel, is_archived)
         self.channel_errors: dict[str, str] = {}
+        self.history_errors: dict[str, str] = {}  # channel id -> conversations.history's error (ratelimited: a 429)
         self.messages: list[dict[str, Any]] = []  # chat.postMessage/chat.update/postEphemeral/delete, in order
         self.responses: list[dict[str, Any]] = []  # accepted posts to response_url
         self.views: list[dict[str, Any]] = []  # accepted views.open / update / push / publish
@@ -232,12 +234,6 @@ class FakeSlack(ConversationsList, FakeServer):
             },
         }
 
-    def api_conversations_open(self, p: dict[str, Any]) -> Answer:
-        users = str(p.get("users", ""))
-        if not users:
-            return error("users_list_not_supplied")
-        return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
-
     # -- chat ----------------------------------------------------------------------------
     def _check_message(self, p: dict[str, Any]) -> dict[str, Any] | None:
         if self.foreign(str(p.get("channel") or "")):
@@ -266,6 +262,9 @@ class FakeSlack(ConversationsList, FakeServer):
         problem = self._check_message(p)
         if problem:
             return problem
+        metadata = message_metadata(p.get("metadata"))
+        if isinstance(metadata, str):
+            return error(metadata)
         out_channel = "D" + channel[1:] if channel[:1] in ("U", "W") else channel
         msg = self.state.post(
             Message(
@@ -274,6 +273,7 @@ class FakeSlack(ConversationsList, FakeServer):
                 text=str(p.get("text") or ""),
                 blocks=p.get("blocks") or [],
                 thread_ts=p.get("thread_ts"),
+                metadata=metadata,
             )
         )
         self.messages.append({"method": "chat.postMessage", **p, "channel": out_channel, "ts": msg.ts})

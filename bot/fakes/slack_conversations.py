@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.fakes.slack_limits import error
+
 
 class ConversationsList:
     """Mixed into the fake Slack: channels a test or the demo registers with :meth:`add_channel`."""
@@ -99,3 +101,10 @@ class ConversationsList:
         page = visible[start : start + limit]
         nxt = str(start + limit) if start + limit < len(visible) else ""
         return {"ok": True, "channels": page, "response_metadata": {"next_cursor": nxt}}
+
+    def api_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A DM with the first user listed (D + the user id without its U)."""
+        users = str(p.get("users", ""))
+        if not users:
+            return error("users_list_not_supplied")
+        return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}

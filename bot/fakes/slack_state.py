@@ -33,6 +33,7 @@ class Message:
     thread_ts: str | None = None
     edited: bool = False
     source: str = "chat.postMessage"  # or chat.postEphemeral, response_url, ack
+    metadata: dict[str, Any] | None = None  # message metadata: {"event_type", "event_payload"}
 
     def visible_to(self, user: str | None) -> bool:
         return self.ephemeral_to is None or (user is not None and self.ephemeral_to == user)

@@ -12,6 +12,7 @@ claim should a row be read twice.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from bot.clock import DAY
 from bot.crypto import Vault
 from bot.store.engine import Dialect, Params, Row
+from bot.store.ledger_reads import LedgerReads
 from bot.store.models import Claim, Link
 
 
@@ -61,8 +63,10 @@ def next_threshold_due(
 ABANDONED = "abandoned: the process stopped between claim and post"
 
 
-class ReminderLedger:
+class ReminderLedger(LedgerReads):
     """Reminder rows of one Store (``store.reminders``)."""
+
+    store: LedgerStore
 
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
@@ -71,7 +75,9 @@ class ReminderLedger:
         """One batch of :meth:`claim_batch` (kept for callers that want a single capped batch)."""
         return (await self.claim_batch(now=now, thresholds=thresholds, lease=lease, limit=limit)).claims
 
-    async def claim_batch(self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200) -> ClaimBatch:
+    async def claim_batch(
+        self, *, now: int, thresholds: tuple[int, ...], lease: int, limit: int = 200, reclaim: bool = True
+    ) -> ClaimBatch:
         """Find due links through the partial index, claim the most urgent threshold of each.
 
         One short write transaction per batch (see the module's docstring for how two
@@ -79,7 +85,8 @@ class ReminderLedger:
         time, dropped or marked unreadable), so calling it until ``touched`` is 0 ends. Claims
         older than ``lease`` by the database's clock that were never confirmed are handed out
         again, fewest failed attempts first; one superseded by a more urgent threshold that is
-        now due is dropped.
+        now due is dropped. ``reclaim=False`` leaves stale claims alone (a sweep's later rounds: a
+        claim released earlier in the same sweep waits for the next sweep, as it always has).
         """
         steps = sorted(set(thresholds) | {0}, reverse=True)
         out = ClaimBatch()
@@ -108,8 +115,11 @@ class ReminderLedger:
             # A few statements per batch, whatever its size: on PostgreSQL each is a round trip.
             await self._move(moves)
             out.claims += await self._claim(wanted, clock, t)
+            if not reclaim:
+                return out
             stale = await self.store.select(
-                "SELECT id, link_id, kind, period, threshold, attempts, claimed_at FROM reminders"
+                "SELECT id, link_id, kind, period, threshold, attempts, claimed_at, attempt_at, attempt_channel"
+                " FROM reminders"
                 f" WHERE status = 'claimed' AND claimed_at <= {clock} - ? ORDER BY attempts, claimed_at LIMIT ?" + lock,
                 [t, lease, limit],
             )
@@ -187,7 +197,18 @@ class ReminderLedger:
                 out.superseded += why == "superseded"
                 continue
             assert link is not None
-            out.claims.append(Claim(r["id"], new_ids[r["id"]], r["kind"], r["threshold"], link, r["attempts"]))
+            out.claims.append(
+                Claim(
+                    r["id"],
+                    new_ids[r["id"]],
+                    r["kind"],
+                    r["threshold"],
+                    link,
+                    r["attempts"],
+                    r["attempt_at"],
+                    r["attempt_channel"],
+                )
+            )
 
     async def mark_unreadable(self, link_id: int, *, now: int) -> bool:
         """Flag a link whose row could not be read; True only the first time (log and count once)."""
@@ -262,6 +283,17 @@ class ReminderLedger:
         held = {r["claim_id"] for r in rows}
         return [c for c in claims if c.claim_id in held]
 
+    async def attempt(self, claims: Sequence[Claim], *, channel: str | None, at: int | None) -> None:
+        """Just before a post is sent (``channel`` and the wall clock's ``at``), or once Slack refused it
+        (None: nothing was posted). A worker that takes these claims over after a crash reads that
+        channel's history for the message before posting again (:mod:`bot.takeover`)."""
+        if claims:
+            await self.store.execute(
+                "UPDATE reminders SET attempt_at = ?, attempt_channel = ? WHERE status = 'claimed' AND claim_id IN"
+                f" ({', '.join('?' for _ in claims)})",
+                [at, channel, *(c.claim_id for c in claims)],
+            )
+
     async def confirm(self, claim: Claim, *, channel_id: str, message_ts: str, now: int) -> bool:
         """The post went out: record where, so a relink can update it. False if the claim was lost."""
         n = await self.store.execute(
@@ -301,49 +333,6 @@ class ReminderLedger:
             "UPDATE reminders SET status = 'dropped', last_error = ?, finished_at = ? WHERE id = ? AND claim_id = ?",
             [why, now, claim.reminder_id, claim.claim_id],
         )
-
-    async def prune(self, *, before: int, keep_audit: int = 10, limit: int = 500) -> tuple[int, int]:
-        """Retention, one small batch: audit rows older than ``before`` (each Page keeps its
-        ``keep_audit`` latest, so `history` still shows them) and finished reminder rows."""
-        same_page = self.store.dialect.same("b.page_id", "a.page_id")
-        audit = await self.store.execute(
-            "DELETE FROM audit WHERE id IN (SELECT id FROM audit a WHERE a.at < ? AND a.id < COALESCE(("
-            f" SELECT b.id FROM audit b WHERE b.team_id = a.team_id AND {same_page}"
-            " ORDER BY b.id DESC LIMIT 1 OFFSET ?), -1) LIMIT ?)",
-            [before, keep_audit - 1, limit],
-        )
-        reminders = await self.store.execute(
-            "DELETE FROM reminders WHERE id IN (SELECT id FROM reminders WHERE status != 'claimed'"
-            " AND finished_at < ? LIMIT ?)",
-            [before, limit],
-        )
-        return audit, reminders
-
-    async def posted_for_period(self, link_id: int, period: int) -> list[dict[str, Any]]:
-        """Messages posted for a link period; ``shared`` > 1 marks a digest covering other Pages too."""
-        return await self.store.select(
-            "SELECT id, kind, threshold, channel_id, message_ts,"
-            " (SELECT COUNT(*) FROM reminders r2 WHERE r2.message_ts = reminders.message_ts"
-            "  AND r2.channel_id = reminders.channel_id) AS shared"
-            " FROM reminders WHERE link_id = ? AND period = ? AND status = 'posted' AND message_ts IS NOT NULL",
-            [link_id, period],
-        )
-
-    async def reminders_in_message(self, channel_id: str, message_ts: str) -> list[dict[str, Any]]:
-        return await self.store.select(
-            "SELECT link_id, kind, period, threshold FROM reminders WHERE channel_id = ? AND message_ts = ? ORDER BY id",
-            [channel_id, message_ts],
-        )
-
-    async def page_token_of(self, team_id: str, user_id: str | None, page_id: str) -> str | None:
-        """The Page token we hold from the linker's login (None after they logged out)."""
-        if not user_id:
-            return None
-        row = await self.store.one(
-            "SELECT token_enc FROM fb_pages WHERE team_id = ? AND user_id = ? AND page_id = ?",
-            [team_id, user_id, page_id],
-        )
-        return self.store.vault.decrypt(row["token_enc"]) if row else None
 
 
 @dataclass

@@ -304,6 +304,22 @@ def m150_installs_gone_and_teams(db: Database) -> None:
     )
 
 
+@migrations()
+def m130_reminder_attempts(db: Database) -> None:
+    # Exactly once across a crash between Slack's answer and the confirm: when (epoch seconds of the
+    # wall clock) and where a post of this claim was last sent, so a worker that takes the claim over
+    # reads that channel's history for the message before posting again.
+    db.execute("ALTER TABLE reminders ADD COLUMN attempt_at INTEGER")
+    db.execute("ALTER TABLE reminders ADD COLUMN attempt_channel TEXT")
+
+
+@migrations()
+def m131_slack_pace_sent(db: Database) -> None:
+    # When a channel's last post was in fact sent (then answered), so the next one, from any
+    # process, counts its gap from the real send rather than from its booking.
+    db.execute("ALTER TABLE slack_pace ADD COLUMN sent_at REAL")
+
+
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]

@@ -226,6 +226,11 @@ STEPS: list[tuple[str, str]] = [
             ON CONFLICT DO NOTHING;
         """,
     ),
+    (
+        "m130_reminder_attempts",
+        "ALTER TABLE reminders ADD COLUMN attempt_at BIGINT; ALTER TABLE reminders ADD COLUMN attempt_channel TEXT",
+    ),
+    ("m131_slack_pace_sent", "ALTER TABLE slack_pace ADD COLUMN sent_at DOUBLE PRECISION"),
 ]
 
 

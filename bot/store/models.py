@@ -121,6 +121,8 @@ class Claim:
     threshold: int  # days before expiry (0 = expired notice), or the breakage number
     link: Link
     attempts: int = 0  # failed posts so far
+    attempt_at: int | None = None  # when (wall clock) an earlier holder last sent its post, if it did
+    attempt_channel: str | None = None  # and to which channel: read there before posting again
 
 
 def days_left(expires_at: int, now: int) -> int:
