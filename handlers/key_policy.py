@@ -3,10 +3,11 @@
 fblink admins (:meth:`Services.is_admin`, per workspace) may use every configured key: the
 default one (VONAGE_API_KEY with one workspace; in distributed mode the workspace's first added
 key) and those added with `/fblink keys add`. Everyone else links with the default key only.
-Keys are read for the workspace the request came from, never another's. Every path that picks a key for a link goes through :func:`credentials_for` or
-:func:`usable_keys`: the `/fblink link <page> <key>` command, the link modal (the keys it
-offers, its key select's reload, its submission) and the Replace button. Re-link and unlink
-pick no key: they keep the one the link already has.
+Keys are read for the workspace the request came from, never another's. Every path that
+picks a key for a link goes through :func:`credentials_for` or :func:`usable_keys`: the
+`/fblink link <page> <key>` command, the link modal (the keys it offers, its key select's
+reload, its submission) and the Replace button. Re-link and unlink pick no key: they keep the
+one the link already has.
 """
 
 from __future__ import annotations

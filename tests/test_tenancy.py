@@ -200,6 +200,9 @@ def test_a_workspace_without_a_key_is_told_how_to_add_one_and_never_gets_another
     log_in_at(bot, graph, B, "U0BOB", "FBB")
     command(bot, B, "U0BOB", "link Acme Coffee")
     assert NO_KEY in answer_to(bot, "U0BOB", NO_KEY)
+    assert said(command(bot, B, "U0BOB", "link")) == ""  # the form would open after the ack: it says why not
+    slack.wait_for(lambda: len([r for r in slack.responses if NO_KEY in json.dumps(r)]) == 2)
+    assert slack.calls(path="/api/views.open") == []
     command(bot, B, INSTALLER[B], "sync")
     assert "keys add" in answer_to(bot, INSTALLER[B], NO_KEY)
     assert "None yet" in said(command(bot, B, INSTALLER[B], "keys list"))
