@@ -230,6 +230,15 @@ def test_b_cannot_use_or_remove_as_key_by_naming_it(two, slack, vonage, graph) -
     assert A_KEY not in said(command(bot, B, INSTALLER[B], "keys list"))
     assert A_KEY not in vonage.accounts or vonage.accounts[A_KEY] == {}
     assert bot.store.select("SELECT * FROM links") == []
+    # A row of B's that names A's key (however it got there) is never served with A's secret
+    vonage.add_account(A_KEY, "101", "a-page-token", name="Acme Coffee")
+    bot.store.upsert_link(
+        B, "101", now=1, page_name="Acme Coffee", api_key=A_KEY, linked_by=INSTALLER[B], status="active"
+    )
+    vonage.reset_log()
+    command(bot, B, INSTALLER[B], "unlink Acme Coffee")
+    assert f"`{A_KEY}` is no longer configured" in answer_to(bot, INSTALLER[B], "no longer configured")
+    assert vonage.calls() == [] and "101" in vonage.accounts[A_KEY]
 
 
 # -- admins -------------------------------------------------------------------------------------
