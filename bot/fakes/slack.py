@@ -204,7 +204,7 @@ class FakeSlack(ConversationsList, ConversationsHistory, FakeServer):
     def api_users_info(self, p: dict[str, Any]) -> Answer:
         uid = str(p.get("user", ""))
         names = self.person_names(uid, HOSTILE["real_name"], HOSTILE["display_name"])
-        answer = user_info(uid, self._caller_team or self.team_id, self.roles.get(uid), names, HOSTILE["user_name"])
+        answer = user_info(uid, self._caller_team, self.roles.get(uid), names, HOSTILE["user_name"])
         if answer.get("ok") and (grid := self.grid_user(uid)):
             answer["user"]["enterprise_user"] = grid
         return answer

@@ -3,7 +3,8 @@
 From Slack's users.info reference: ``is_admin``, ``is_owner``, ``is_primary_owner``,
 ``is_restricted`` (multi-channel guest) and ``is_ultra_restricted`` (single-channel guest) are
 booleans on every user object. A person a test placed in one workspace is ``user_not_found``
-to another workspace's token, as Slack answers for someone outside the workspace.
+to another workspace's token, as Slack answers for someone outside the workspace; an org-wide
+token (no workspace of its own) finds people in any workspace of the org.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ class Person:
         }
 
 
-def user_info(uid: str, team_id: str, person: Person | None, names: tuple[str, str], user_name: str) -> dict[str, Any]:
-    """users.info's answer for ``uid`` asked with ``team_id``'s token."""
-    if uid[:1] not in ("U", "W") or (person is not None and person.team_id != team_id):
+def user_info(
+    uid: str, caller_team: str | None, person: Person | None, names: tuple[str, str], user_name: str
+) -> dict[str, Any]:
+    """users.info's answer for ``uid`` asked with ``caller_team``'s token (None: an org-wide token)."""
+    if uid[:1] not in ("U", "W") or (person is not None and caller_team not in (None, person.team_id)):
         return error("user_not_found")
+    team_id = person.team_id if person is not None else caller_team or "T0001"
     real, display = names
     profile = {
         "real_name": real,
