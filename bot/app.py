@@ -126,7 +126,7 @@ def create_app(
     runs_scheduler = scheduler and role != "web"
     if isinstance(services.installs, CachedAuthorize):  # distributed mode, web and worker alike
         services.metrics.count_authorize_cache(services.installs)
-    distributed = Distributed(services) if settings.distributed and serves_slack else None
+    distributed = Distributed(services, keys.welcome_installer) if settings.distributed and serves_slack else None
     bolt = create_bolt(services, distributed) if serves_slack else None
     on_command = distributed.guard(commands.handle_command) if distributed else commands.handle_command
     routing = SlackRouting(command=commands.COMMAND, on_command=on_command, command_label=commands.metric_label)

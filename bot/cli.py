@@ -126,7 +126,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         return 2
     mode = "Socket Mode" if settings.socket_mode else "HTTP"
+    if settings.distributed:
+        mode += "; distributed: each workspace adds its own Vonage keys, admins and reminder channel"
     print(f"configuration ok ({mode}; database {engine_for(settings).url})")
+    for name in settings.ignored:
+        print(f"  {name} is ignored in distributed mode: every workspace sets its own (see `/fblink help`)")
     return 0
 
 

@@ -315,8 +315,8 @@ async def _undo(coro: object, what: str) -> bool:
     return True
 
 
-def check_may_unlink(services: Services, link: Link, user_id: str) -> None:
-    if link.linked_by != user_id and not services.is_admin(user_id):
+async def check_may_unlink(services: Services, team_id: str, link: Link, user_id: str) -> None:
+    if link.linked_by != user_id and not await services.is_admin(team_id, user_id):
         who = f"<@{link.linked_by}>" if link.linked_by else "the person who linked it"
         raise LinkRefused(f"Only {who} or an fblink admin can unlink *{blocks.escape(link.page_name)}*.")
 
@@ -331,7 +331,7 @@ async def unlink(services: Services, team_id: str, user_id: str, link: Link, *, 
     if current is None:
         raise LinkRefused(f"*{blocks.escape(link.page_name)}* is not linked any more; nothing to unlink.")
     link = current
-    check_may_unlink(services, link, user_id)
+    await check_may_unlink(services, team_id, link, user_id)
     creds = await services.credentials(team_id, link.api_key)
     if creds is None:
         raise LinkRefused(f"API key `{blocks.escape(link.api_key)}` is no longer configured; an admin can add it back.")

@@ -8,6 +8,8 @@ with ``SLACK_BOT_TOKEN`` none of this is built and fblink runs as before.
   (:mod:`bot.installations`: tokens encrypted, states single-use);
 - :class:`~bot.authorize.CachedAuthorize` (built with the services, as the worker needs it too)
   replaces Bolt's default authorize, which calls ``auth.test`` on every request;
+- after a successful install, ``on_installed`` (the handlers' welcome: the installer's DM asking
+  for the workspace's Vonage key) runs after the answer, and Bolt's own success page is shown;
 - `/fblink` commands skip Bolt (bot/web.py answers them itself), so :meth:`Distributed.guard`
   puts the same authorize in front of them: a workspace with no install is told so;
 - an org admin installing from Slack's admin pages comes back without a ``state``: only an
@@ -16,13 +18,16 @@ with ``SLACK_BOT_TOKEN`` none of this is built and fblink runs as before.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.response import BoltResponse
+from slack_sdk.oauth.installation_store import Installation
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -47,6 +52,7 @@ BOT_SCOPES = (
 )
 
 OnCommand = Callable[[Services, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+OnInstalled = Callable[[Services, Installation], Coroutine[Any, Any, None]]
 
 
 def not_installed() -> dict[str, Any]:
@@ -59,13 +65,14 @@ def not_installed() -> dict[str, Any]:
 class Distributed:
     """Everything distributed mode adds to the app: Bolt's options, the command guard, the routes."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, on_installed: OnInstalled | None = None) -> None:
         settings = services.settings
         assert settings.slack_client_id and settings.slack_client_secret
         self.services = services
         store = services.store
         assert isinstance(services.installs, CachedAuthorize)  # build_services made it (SLACK_CLIENT_ID)
         self.authorize = services.installs
+        self.on_installed = on_installed
         base = settings.fblink_public_url.rstrip("/")
         self.oauth_settings = AsyncOAuthSettings(
             client_id=settings.slack_client_id,
@@ -78,7 +85,17 @@ class Distributed:
             installation_store=InstallationStore(store),
             state_store=StateStore(store),
             install_page_rendering_enabled=True,  # the "Add to Slack" page
+            callback_options=AsyncCallbackOptions(success=self._installed, failure=self._failed),
         )
+
+    async def _installed(self, args: AsyncSuccessArgs) -> BoltResponse:
+        """Bolt saved the install: welcome the installer after the answer, which stays Bolt's page."""
+        if self.on_installed is not None:
+            self.services.spawn(self.on_installed(self.services, args.installation))
+        return await args.default.success(args)
+
+    async def _failed(self, args: AsyncFailureArgs) -> BoltResponse:
+        return await args.default.failure(args)
 
     def bolt_options(self) -> dict[str, Any]:
         """Keyword arguments for Bolt's ``AsyncApp``."""

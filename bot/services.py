@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
@@ -43,6 +44,18 @@ from bot.vonage import Credentials, VonageClient
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT = 10.0  # seconds the after-ack tasks get to finish at shutdown
 CLIENTS_MAX = 1_000  # per-install Slack clients kept at most (distributed mode)
+ROLE_TTL = 300.0  # seconds a person's Slack admin/owner flags (users.info) are trusted
+ROLES_MAX = 10_000  # (workspace, person) answers cached at most
+SLACK_ROLES = ("is_admin", "is_owner", "is_primary_owner")  # users.info flags that make an fblink admin
+NO_KEY = "No Vonage API key is set up for this workspace yet: an fblink admin adds one with `/fblink keys add`."
+
+
+class NoVonageKey(Exception):
+    """Distributed mode: this workspace has not added a Vonage key yet (never another's is used)."""
+
+    def __init__(self, team_id: str) -> None:
+        super().__init__(NO_KEY)
+        self.team_id = team_id
 
 
 class NotInstalled(Exception):
@@ -84,6 +97,7 @@ class Services:
     turns: Turns = field(default_factory=Turns)  # background work takes one step per loop iteration
     installs: InstallSource | None = None  # distributed mode (SLACK_CLIENT_ID): each workspace's own token
     _clients: dict[str, AsyncWebClient] = field(default_factory=dict)  # per bot token, sharing one session
+    _roles: dict[tuple[str, str], tuple[float, bool]] = field(default_factory=dict)  # users.info, per workspace
 
     def now(self) -> int:
         return self.clock.now()
@@ -111,19 +125,68 @@ class Services:
             self._clients[install.bot_token] = client
         return client
 
-    def is_admin(self, user_id: str) -> bool:
-        return user_id in self.settings.admins
+    async def is_admin(self, team_id: str, user_id: str) -> bool:
+        """An fblink admin of this workspace. One workspace: FBLINK_ADMINS, as always. Distributed:
+        its installer and the admins it added (`/fblink admins add`), or a Slack admin or owner of
+        that workspace (users.info with its own token, cached for a few minutes)."""
+        if not self.settings.distributed:
+            return user_id in self.settings.admins
+        if not team_id or not user_id:
+            return False
+        if await self.store.is_team_admin(team_id, user_id):
+            return True
+        return await self.slack_admin(team_id, user_id)
+
+    async def slack_admin(self, team_id: str, user_id: str) -> bool:
+        """users.info's admin and owner flags for this person, asked with this workspace's token."""
+        key, now = (team_id, user_id), time.monotonic()
+        cached = self._roles.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            answer = await (await self.slack_for(team_id)).users_info(user=user_id)
+        except Exception as exc:  # unknown here, not installed, Slack down: not an admin, asked again next time
+            log.info("users.info for an admin check failed: %s", type(exc).__name__)
+            return False
+        user = answer.get("user") or {}
+        is_admin = any(user.get(flag) is True for flag in SLACK_ROLES)
+        if len(self._roles) >= ROLES_MAX:
+            self._roles.pop(next(iter(self._roles)))
+        self._roles[key] = (now + ROLE_TTL, is_admin)
+        return is_admin
+
+    def forget_role(self, team_id: str, user_id: str) -> None:
+        """An admin was added or removed here: this process asks again (others within ROLE_TTL)."""
+        self._roles.pop((team_id, user_id), None)
+
+    async def admins(self, team_id: str) -> list[str]:
+        """The fblink admins to name to someone refused: FBLINK_ADMINS, or those this workspace added."""
+        if not self.settings.distributed:
+            return sorted(self.settings.admins)
+        return [str(r["user_id"]) for r in await self.store.team_admins(team_id)]
 
     async def credentials(self, team_id: str, api_key: str | None = None) -> Credentials | None:
-        """The default Vonage key, or another one an admin added (None when unknown)."""
-        api_key = api_key or self.settings.vonage_api_key
-        if api_key == self.settings.vonage_api_key:
-            return Credentials(api_key, self.settings.vonage_api_secret)
-        secret = await self.store.key_secret(team_id, api_key)
-        return Credentials(api_key, secret) if secret else None
+        """The default Vonage key, or another one an admin added (None when unknown). The default is
+        VONAGE_API_KEY with one workspace; in distributed mode the workspace's first added key
+        (:class:`NoVonageKey` when it has none)."""
+        if not self.settings.distributed:
+            api_key = api_key or self.settings.vonage_api_key
+            if api_key and api_key == self.settings.vonage_api_key and self.settings.vonage_api_secret:
+                return Credentials(api_key, self.settings.vonage_api_secret)
+        elif api_key is None:
+            api_key = await self.store.default_key(team_id)
+            if api_key is None:
+                raise NoVonageKey(team_id)
+        secret = await self.store.key_secret(team_id, api_key) if api_key else None
+        return Credentials(api_key, secret) if api_key and secret else None
 
     async def api_keys(self, team_id: str) -> list[str]:
-        default = self.settings.vonage_api_key
+        """The workspace's keys, the default first (:class:`NoVonageKey` when a workspace has none)."""
+        default = (
+            self.settings.vonage_api_key if not self.settings.distributed else await self.store.default_key(team_id)
+        )
+        if default is None:
+            raise NoVonageKey(team_id)
         return [default, *(k["api_key"] for k in await self.store.list_keys(team_id) if k["api_key"] != default)]
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

@@ -56,8 +56,11 @@ class Settings(BaseSettings):
     facebook_login_url: str = "https://www.facebook.com"
     facebook_login_config_id: str | None = None
 
-    vonage_api_key: str = Field(description="the default Vonage API key")
-    vonage_api_secret: str = Field(description="the default Vonage API secret")
+    # Single-workspace mode's one Vonage key; in distributed mode each workspace adds its own (ignored here).
+    vonage_api_key: str | None = Field(default=None, validate_default=True, description="the default Vonage API key")
+    vonage_api_secret: str | None = Field(
+        default=None, validate_default=True, description="the default Vonage API secret"
+    )
     vonage_api_url: str = "https://api.nexmo.com"
 
     fblink_public_url: str = Field(description="the URL where browsers reach the bot")
@@ -112,6 +115,17 @@ class Settings(BaseSettings):
         if not v.startswith("xapp-"):
             raise ValueError("must be an app-level token starting with xapp-")
         return v
+
+    @field_validator("vonage_api_key", "vonage_api_secret")
+    @classmethod
+    def _vonage(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """Required with one workspace; in distributed mode each workspace adds its own keys."""
+        if v:
+            return v
+        if info.data.get("slack_client_id") or info.data.get("slack_client_secret"):
+            return None
+        field = cls.model_fields[str(info.field_name)]
+        raise ValueError(f"missing; set it to {field.description}")
 
     @field_validator("slack_api_url", "facebook_graph_url", "facebook_login_url", "vonage_api_url", "fblink_public_url")
     @classmethod
@@ -247,6 +261,11 @@ class Settings(BaseSettings):
                 "SLACK_BOT_TOKEN: missing; set it to a bot token (xoxb-) for one workspace, or set"
                 " SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install fblink in many"
             )
+        if distributed and self.fblink_reminder_channel:
+            raise ValueError(
+                "FBLINK_REMINDER_CHANNEL: unset it in distributed mode; a channel belongs to one workspace, so each"
+                " workspace picks its own default with `/fblink remind #channel`"
+            )
         if distributed and self.slack_app_token:
             raise ValueError(
                 "SLACK_APP_TOKEN: unset it in distributed mode; installs, OAuth redirects and the Marketplace"
@@ -254,6 +273,15 @@ class Settings(BaseSettings):
             )
 
     # -- derived values ------------------------------------------------------
+    @property
+    def ignored(self) -> list[str]:
+        """Variables set but unused in this mode (`fblink check-config` says so)."""
+        if not self.distributed:
+            return []
+        unused = [("VONAGE_API_KEY", self.vonage_api_key), ("VONAGE_API_SECRET", self.vonage_api_secret)]
+        unused.append(("FBLINK_ADMINS", self.fblink_admins))
+        return [name for name, value in unused if value]
+
     @property
     def distributed(self) -> bool:
         """Installed through "Add to Slack" into many workspaces (SLACK_CLIENT_ID + SLACK_CLIENT_SECRET)."""

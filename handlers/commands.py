@@ -18,7 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot import blocks
 from bot.services import Services
-from handlers import keys, link_modal, links, login, org, pages, remind, status
+from handlers import admins, keys, link_modal, links, login, org, pages, remind, status
 from handlers.common import Body, Req, admin_only_text, url_responder, user_error_text
 from handlers.lookups import RERUN
 from handlers.registry import Parsed, Subcommand, parse
@@ -104,6 +104,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             admin=True,
         ),
         Subcommand(
+            "admins",
+            (("admins [add | remove @person]", "Who the fblink admins are; add or remove one (admins)"),),
+            answer=admins.cmd_admins,
+            admin=True,
+        ),
+        Subcommand(
             "history", (("history <page>", "The last changes made to a Page's link"),), answer=status.cmd_history
         ),
         Subcommand("help", (("help", "This message"),), answer=_help),
@@ -156,8 +162,8 @@ async def handle_command(services: Services, fields: Mapping[str, Any]) -> dict[
         response_url=fields.get("response_url") or None,
         answering_ack=True,
     )
-    if sub.admin and not req.is_admin:
-        return blocks.notice(admin_only_text(services))
+    if sub.admin and not await req.is_admin():
+        return blocks.notice(await admin_only_text(services, req.team_id))
     if sub.needs_login and await services.store.get_login(req.team_id, user_id) is None:
         return await login_prompt(req, text="You are not logged in to Facebook yet. Log in first, then run it again.")
     if sub.open_modal is not None and sub.opens_modal(parsed.args):

@@ -21,7 +21,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot import blocks
 from bot.graph import GraphError
 from bot.http import UpstreamError, UpstreamUnavailable
-from bot.services import Services
+from bot.services import NoVonageKey, Services
 from bot.store import Store
 from bot.vonage import VonageAuthError, VonageConflict, VonageError, VonageForbidden, VonageInvalid, VonageNotFound
 
@@ -30,9 +30,18 @@ MAX_ARG_TEXT = 500
 ADMIN_ONLY = ":lock: Only fblink admins can do that. Ask one of them, or whoever runs fblink for your team."
 
 
-def admin_only_text(services: Services) -> str:
-    """The refusal, naming the admins to ask (in words, never a setting's name)."""
-    admins = sorted(services.settings.admins)[:5]
+async def admin_only_text(services: Services, team_id: str) -> str:
+    """The refusal, naming this workspace's admins to ask (in words, never a setting's name)."""
+    admins = (await services.admins(team_id))[:5]
+    if services.settings.distributed:
+        ask = [f"<@{a}>" for a in admins] + ["a Slack admin or owner of this workspace"]
+        return (
+            ":lock: Only fblink admins can do that. Ask "
+            + ", ".join(ask[:-1])
+            + (" or " if admins else "")
+            + ask[-1]
+            + "."
+        )
     if not admins:
         return ":lock: Only fblink admins can do that, and none is set up yet: ask whoever runs fblink for your team."
     return ":lock: Only fblink admins can do that. Ask " + " or ".join(f"<@{a}>" for a in admins) + "."
@@ -65,9 +74,8 @@ class Req:
     def now(self) -> int:
         return self.services.now()
 
-    @property
-    def is_admin(self) -> bool:
-        return self.services.is_admin(self.user_id)
+    async def is_admin(self) -> bool:
+        return await self.services.is_admin(self.team_id, self.user_id)
 
     async def say(self, msg: dict[str, Any]) -> None:
         """Answer the user: the first answer to a command replaces its "working…" line (one message per
@@ -165,12 +173,13 @@ def admin_only(listener: ViewListener) -> ViewListener:
     """The one admin check for modals (errbot's ACL filter); commands declare ``admin`` instead."""
 
     async def checked(ack: AsyncAck, body: Body, services: Services) -> None:
-        if services.is_admin(str((body.get("user") or {}).get("id", ""))):
+        team_id = str((body.get("team") or {}).get("id", ""))
+        if await services.is_admin(team_id, str((body.get("user") or {}).get("id", ""))):
             await listener(ack, body, services)
             return
         values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
         if isinstance(values, dict) and values:
-            await ack(response_action="errors", errors={next(iter(values)): admin_only_text(services)})
+            await ack(response_action="errors", errors={next(iter(values)): await admin_only_text(services, team_id)})
         else:
             await ack()
 
@@ -264,6 +273,8 @@ def parse_channel(word: str) -> str | None:
 def user_error_text(exc: Exception, *, what: str = "That") -> str:
     """Say what happened and what to do, for any upstream failure."""
     esc = blocks.escape
+    if isinstance(exc, NoVonageKey):
+        return f":key: {exc}"
     if isinstance(exc, UpstreamUnavailable):
         who = exc.upstream or "The service"
         return (

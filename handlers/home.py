@@ -47,7 +47,7 @@ async def home_view(services: Services, team_id: str, user_id: str) -> dict[str,
         )
     if total > len(links):
         out.append(blocks.context(f"…and {total - len(links)} more: `/fblink status` lists them all."))
-    if services.is_admin(user_id):
+    if await services.is_admin(team_id, user_id):
         default = await services.store.team_reminder_channel(team_id) or services.settings.fblink_reminder_channel
         out.append(blocks.divider())
         out.append(

@@ -1,7 +1,9 @@
 """`/fblink keys add | list | remove`: Vonage API keys beyond the default (admins only).
 
-The admin rule is declared on the subcommand (handlers.commands) and, for the modal,
-enforced by :func:`handlers.common.admin_only`.
+The admin rule is declared on the subcommand (handlers.commands) and, for the modal and its
+button, enforced by :func:`handlers.common.admin_only`. In distributed mode there is no key from
+the environment: the installer is asked for the workspace's first key right after the install
+(:func:`welcome_installer`), and that first key is the workspace's default.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.oauth.installation_store import Installation
 
 from bot import blocks
 from bot.services import Services
 from bot.vonage import Credentials, VonageAuthError
-from handlers.common import Body, Req, ack_errors, admin_only, dm, first_submission, user_error_text
+from handlers.common import Body, Req, ack_errors, admin_only, admin_only_text, dm, first_submission, user_error_text
 
 KEY_RE = re.compile(r"[A-Za-z0-9]{4,40}")
 CALLBACK_ID = "keys_add_modal"
 USAGE = "Usage: `/fblink keys add | list | remove <api-key>`."
 CHECK_IN_ACK = 2.0  # seconds of Vonage check inside the modal's ack (Slack waits 3)
+OPEN_ACTION = "keys_add_open"  # the button in the installer's welcome DM
 
 
 def opens_modal(args: tuple[str, ...]) -> bool:
@@ -34,7 +38,7 @@ async def cmd_keys(req: Req) -> dict[str, Any]:
         if len(req.args) != 2:
             return blocks.notice("Usage: `/fblink keys remove <api-key>`.")
         key = req.args[1]
-        if key == services.settings.vonage_api_key:
+        if not services.settings.distributed and key == services.settings.vonage_api_key:
             return blocks.notice(
                 "That is the default key, set where fblink is installed: whoever runs fblink changes it there."
             )
@@ -61,14 +65,25 @@ async def cmd_keys(req: Req) -> dict[str, Any]:
             f":wastebasket: Removed key `{blocks.escape(key)}`." if removed else f"No added key `{blocks.escape(key)}`."
         )
     if sub == "list":
-        rows = [f"`{blocks.escape(services.settings.vonage_api_key)}` (default, from the environment)"]
-        rows += [
-            f"`{blocks.escape(k['api_key'])}` added by <@{k['added_by']}> {blocks.slack_date(k['added_at'])}"
-            for k in await req.store.list_keys(req.team_id)
-            if k["api_key"] != services.settings.vonage_api_key
-        ]
-        return blocks.notice("*Vonage API keys*\n" + "\n".join(rows))
+        return blocks.notice("*Vonage API keys*\n" + "\n".join(await key_rows(req)))
     return blocks.notice(f":thinking_face: I don't know `keys {blocks.escape(sub[:40])}`.\n{USAGE}")
+
+
+async def key_rows(req: Req) -> list[str]:
+    """One line per key: the environment's default first (one workspace), or the workspace's first added."""
+    env_key = None if req.services.settings.distributed else req.services.settings.vonage_api_key
+    rows = [f"`{blocks.escape(env_key)}` (default, from the environment)"] if env_key else []
+    default = None if env_key else await req.store.default_key(req.team_id)
+    for k in await req.store.list_keys(req.team_id):
+        if k["api_key"] == env_key:
+            continue
+        mark = " (default)" if k["api_key"] == default else ""
+        rows.append(
+            f"`{blocks.escape(k['api_key'])}`{mark} added by <@{k['added_by']}> {blocks.slack_date(k['added_at'])}"
+        )
+    if not rows:
+        rows.append("None yet. Add this workspace's first key with `/fblink keys add`: it becomes the default.")
+    return rows
 
 
 def add_key_view() -> dict[str, Any]:
@@ -154,5 +169,34 @@ async def store_key(services: Services, team_id: str, user_id: str, creds: Crede
     )
 
 
+async def welcome_installer(services: Services, installation: Installation) -> None:
+    """Right after an install: record the installer as the workspace's first fblink admin and ask
+    them, in a DM, for the workspace's Vonage key (the button opens the add-key modal)."""
+    team_id, user_id = installation.team_id, installation.user_id
+    if not team_id or not user_id:  # an org-wide install: each workspace's Slack admins add their keys
+        return
+    await services.store.add_team_admin(team_id, user_id, by="install", now=services.now())
+    services.forget_role(team_id, user_id)
+    if await services.store.default_key(team_id) is not None:
+        return  # a reinstall: the workspace has its keys already
+    text = (
+        ":wave: fblink is installed. Add this workspace's Vonage API key so people can link their Pages "
+        "(it becomes the default key; more can be added later with `/fblink keys add`)."
+    )
+    button = blocks.button("Add a Vonage key", OPEN_ACTION, "add", style="primary")
+    await dm(services, team_id, user_id, blocks.message(text, [blocks.section(text), blocks.actions(button)]))
+
+
+async def open_from_button(ack: AsyncAck, body: Body, services: Services) -> None:
+    """The welcome DM's button: the add-key modal for an admin, the refusal for anyone else."""
+    await ack()
+    team_id, user_id = body["team"]["id"], body["user"]["id"]
+    if await services.is_admin(team_id, user_id):
+        await (await services.slack_for(team_id)).views_open(trigger_id=body["trigger_id"], view=add_key_view())
+    else:
+        await dm(services, team_id, user_id, blocks.notice(await admin_only_text(services, team_id)))
+
+
 def register(app: AsyncApp) -> None:
     app.view(CALLBACK_ID)(admin_only(submitted))
+    app.action(OPEN_ACTION)(open_from_button)

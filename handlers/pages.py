@@ -32,6 +32,9 @@ async def page_rows(
     stopped = bool(login and permissions.blocking(login.scopes))  # links would be refused: offer no Link button
     esc = blocks.escape
     links = {p.page_id: await services.store.get_link(team_id, p.page_id) for p in chunk}
+    admin = any(lk is not None and lk.linked_by != user_id for lk in links.values()) and await services.is_admin(
+        team_id, user_id
+    )
     gaps = await permissions.linker_gaps(services, team_id, [lk for lk in links.values() if lk is not None])
     for p in chunk:
         link = links[p.page_id]
@@ -59,7 +62,7 @@ async def page_rows(
             if linked
             else [blocks.button("Link", "page_link", p.page_id, style="primary")]
         )
-        may_unlink = link is not None and (link.linked_by == user_id or services.is_admin(user_id))
+        may_unlink = link is not None and (link.linked_by == user_id or admin)
         if linked and link is not None and may_unlink:
             buttons.append(
                 blocks.button(

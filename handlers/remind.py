@@ -88,8 +88,8 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
             lines.append(f"*{blocks.escape(link.page_name)}* → {dest}")
         return blocks.notice("*Reminder settings*\n" + "\n".join(lines[:60]) + "\n" + USAGE)
     if len(args) == 1 and looks_like_channel(args[0]):
-        if not req.is_admin:
-            return blocks.notice(admin_only_text(services))
+        if not await req.is_admin():
+            return blocks.notice(await admin_only_text(services, req.team_id))
         channel, problem = await resolve_channel(req, args[0])
         if channel is None:
             return wrong(problem or "")
@@ -112,7 +112,7 @@ async def cmd_remind(req: Req) -> dict[str, Any]:
             f"No Page called “{blocks.escape(page_words)}” is linked in this workspace. `/fblink status` lists them."
         )
     link = found.item
-    if link.linked_by != req.user_id and not req.is_admin:
+    if link.linked_by != req.user_id and not await req.is_admin():
         who = f"<@{link.linked_by}>" if link.linked_by else "an admin"
         return blocks.notice(
             f":lock: Only {who} or an fblink admin can change reminders for *{blocks.escape(link.page_name)}*."

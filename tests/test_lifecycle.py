@@ -18,8 +18,9 @@ import pytest
 
 from bot.fakes import slack_events as se
 from bot.fakes.slack_oauth import Installer
+from bot.fakes.slack_users import Person
 from bot.revocation import prune_gone
-from tests.conftest import ENTERPRISE, START, VONAGE_KEY, Running
+from tests.conftest import ENTERPRISE, START, VONAGE_KEY, VONAGE_SECRET, Running
 from tests.linkstate_world import run
 from tests.sweep_helpers import DAY, run_sweep
 from tests.test_installations_mode import DISTRIBUTED, help_answer, walk_install
@@ -172,6 +173,9 @@ def test_a_reinstall_starts_clean_and_sync_finds_its_links_again(two, slack, von
     assert new != tokens[A] and rows[1]["bot_token_enc"] is not None
     assert bot.store.get_link(A, "PAGE_A") is None  # clean: nothing of the old install is trusted
     assert "No Pages are linked" in bot.command("status", team=A).text
+    # the uninstall deleted A's Vonage secrets: the installer is asked again, and adds A's key back
+    slack.wait_for(lambda: [m for m in slack.messages if "Add a Vonage key" in json.dumps(m)])
+    bot.store.add_key(A, VONAGE_KEY, VONAGE_SECRET, by="U0INS", now=START)
 
     text = run(bot, "sync", "Synced with Vonage", team=A, user="UADMIN")
     assert "Shop A at Vonage" in text and "Imported" in text
@@ -228,6 +232,7 @@ def test_an_org_install_serves_every_workspace_and_its_reminders_go_out_with_the
 
     # a workspace's channel is looked up with the org token: conversations.list names the workspace
     slack.add_channel("C0G1OPS", "g1-ops")
+    slack.roles["UADMIN"] = Person("T0G1", "admin")  # a Slack admin of T0G1 (users.info with the org token)
     r = bot.command("remind #g1-ops", team="T0G1", user="UADMIN", fields={"is_enterprise_install": "true"})
     assert "now go to <#C0G1OPS>" in r.text, r.text
     listed = slack.calls(path="/api/conversations.list")

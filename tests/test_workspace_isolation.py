@@ -71,6 +71,7 @@ ACTION_VALUES: dict[str, list[str]] = {
     "login_open": [""],
     "login_disconnect": ["FBBEE", B_USER],
     "link_modal_key": [],  # a select: chosen below with B's key in the view's state
+    "keys_add_open": ["add", B_KEY],  # the installer's welcome DM: opens A's own add-key modal, or refuses
     "rerun_0": [json.dumps({"t": t}) for t in ("unlink " + B_PAGE, "remind bumblebee off", "keys remove BKEY7777")],
 }
 
@@ -216,14 +217,18 @@ def page(page_id: str, name: str, token: str) -> Page:
 @pytest.fixture
 def two(start_app, slack: FakeSlack, vonage: FakeVonage, graph: FakeGraph) -> Two:  # type: ignore[no-untyped-def]
     slack.oauth.client_id, slack.oauth.client_secret = "1111.2222", "fake-client-secret"  # DISTRIBUTED's
-    bot = start_app(**DISTRIBUTED, fblink_admins=f"{A_ADMIN},{B_ADMIN}")
+    bot = start_app(**DISTRIBUTED)
     for team in (A, B):
         slack.oauth.install_as(Installer(team_id=team, team_name=f"{team} Co", user_id=f"U{team[2:]}INS"))
         assert walk_install(bot)[0].status_code == 200
+    # each installer's welcome DM (asking for the workspace's key) is sent before the attacks start
+    slack.wait_for(lambda: len([m for m in slack.messages if "Add a Vonage key" in json.dumps(m)]) == 2)
     tokens = {str(t.installer.team_id): t.value for t in slack.oauth.live_tokens()}
     slack.add_channel("C0AOPS", "ant-ops", team_id=A)  # each workspace's own channel: Slack keeps them apart
     slack.add_channel(B_CHANNEL, "hive", team_id=B)
     store = bot.store
+    for team, admin in ((A, A_ADMIN), (B, B_ADMIN)):  # each workspace's fblink admin (`/fblink admins add`)
+        store.add_team_admin(team, admin, by=f"U{team[2:]}INS", now=START)
     for team, key, secret, app, app_name in (
         (A, A_KEY, "a-secret", "aaaa-app", "Shop App"),
         (B, B_KEY, B_SECRET, B_APP, B_APP_NAME),
@@ -450,22 +455,12 @@ def test_a_submission_naming_bs_open_view_does_not_swallow_bs_own(two: Two, vona
     assert "bnew0001" in b_keys, "B's own submission was swallowed by A's replay of its view"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FBLINK_ADMINS is one list for every workspace until per-workspace admins land (issue 20 item 5): "
-    "A's refusal names B's admin",
-)
 def test_a_refusal_names_none_of_bs_admins(two: Two) -> None:
     answer = two.command("keys list", user=A_USER).text
     assert "Only fblink admins" in answer
     assert B_ADMIN not in answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="distributed mode still takes VONAGE_API_KEY from the environment, one key for every workspace, "
-    "until per-workspace keys land (issue 20 item 5): A's sync imports B's Page linked with it",
-)
 def test_a_sync_never_imports_a_page_b_linked_with_the_default_key(two: Two, vonage: FakeVonage) -> None:
     bistro = "777000000000002"
     vonage.add_account(VONAGE_KEY, bistro, "EAAbistro", name="Bumblebee Bistro")

@@ -21,6 +21,7 @@ from bot.fakes.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, check_blocks, e
 from bot.fakes.slack_oauth import SlackOAuth
 from bot.fakes.slack_payloads import HOSTILE
 from bot.fakes.slack_state import Conversations, Message
+from bot.fakes.slack_users import Person, user_info
 
 Answer = dict[str, Any] | Response
 
@@ -44,6 +45,7 @@ class FakeSlack(ConversationsList, ConversationsHistory, FakeServer):
         self.rate_limit: float | None = None  # chat.postMessage per channel per second (Slack: about 1)
         self._last_post: dict[str, float] = {}
         self._caller_team: str | None = team_id  # the workspace of the call being answered
+        self.roles: dict[str, Person] = {}  # user id -> workspace and role (users.info); others are members
 
     # -- reading the conversation (tests and the demo) ---------------------------------
     @property
@@ -201,38 +203,11 @@ class FakeSlack(ConversationsList, ConversationsHistory, FakeServer):
 
     def api_users_info(self, p: dict[str, Any]) -> Answer:
         uid = str(p.get("user", ""))
-        if uid[:1] not in ("U", "W"):
-            return error("user_not_found")
-        real, display = self.person_names(uid, HOSTILE["real_name"], HOSTILE["display_name"])
-        profile = {
-            "real_name": real,
-            "display_name": display,
-            "real_name_normalized": real,
-            "display_name_normalized": display,
-            "image_48": "https://avatars.slack-edge.com/48.png",
-            "team": self.team_id,
-        }
-        return {
-            "ok": True,
-            "user": {
-                "id": uid,
-                "team_id": self.team_id,
-                "name": HOSTILE["user_name"],
-                "deleted": False,
-                "color": "9f69e7",
-                "real_name": real,
-                "tz": "Europe/London",
-                "tz_label": "Greenwich Mean Time",
-                "tz_offset": 0,
-                "profile": profile,
-                "is_admin": False,
-                "is_owner": False,
-                "is_bot": False,
-                "is_app_user": False,
-                "updated": 1700000000,
-                **({"enterprise_user": grid} if (grid := self.grid_user(uid)) else {}),
-            },
-        }
+        names = self.person_names(uid, HOSTILE["real_name"], HOSTILE["display_name"])
+        answer = user_info(uid, self._caller_team, self.roles.get(uid), names, HOSTILE["user_name"])
+        if answer.get("ok") and (grid := self.grid_user(uid)):
+            answer["user"]["enterprise_user"] = grid
+        return answer
 
     # -- chat ----------------------------------------------------------------------------
     def _check_message(self, p: dict[str, Any]) -> dict[str, Any] | None:

@@ -21,12 +21,13 @@ from bot.store.models import FacebookLogin, Link, StoredPage
 from bot.store.opening import open_engine
 from bot.store.pace import SlackPace
 from bot.store.states import StateRows
+from bot.store.tenancy import TeamRows
 from bot.store.views import LINKABLE_TASKS, StatusRows
 
 NO_LIMIT = 2**62  # LIMIT for "all rows", the same on both engines
 
 
-class Store(StateRows, SlackPace, StatusRows):
+class Store(StateRows, SlackPace, StatusRows, TeamRows):
     """Typed reads and writes; one instance per process, shared by all handlers."""
 
     def __init__(self, target: str | Engine, vault: Vault, *, clock: Clock | None = None) -> None:

@@ -320,6 +320,22 @@ def m131_slack_pace_sent(db: Database) -> None:
     db.execute("ALTER TABLE slack_pace ADD COLUMN sent_at REAL")
 
 
+@migrations()
+def m140_team_admins(db: Database) -> None:
+    # Distributed mode: the fblink admins a workspace added (and its installer), per workspace.
+    db.executescript(
+        """
+        CREATE TABLE team_admins (
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            added_at INTEGER NOT NULL,
+            PRIMARY KEY (team_id, user_id)
+        );
+        """
+    )
+
+
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]

@@ -231,6 +231,18 @@ STEPS: list[tuple[str, str]] = [
         "ALTER TABLE reminders ADD COLUMN attempt_at BIGINT; ALTER TABLE reminders ADD COLUMN attempt_channel TEXT",
     ),
     ("m131_slack_pace_sent", "ALTER TABLE slack_pace ADD COLUMN sent_at DOUBLE PRECISION"),
+    (
+        "m140_team_admins",
+        """
+        CREATE TABLE team_admins (
+            team_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            added_at BIGINT NOT NULL,
+            PRIMARY KEY (team_id, user_id)
+        );
+        """,
+    ),
 ]
 
 

@@ -23,6 +23,7 @@ TEAM_TABLES = (
     "links",
     "audit",
     "team_settings",
+    "team_admins",
     "page_leases",
     "oauth_states",
     "vonage_keys",
