@@ -118,14 +118,24 @@ def _webhook(services: Services, response_url: str) -> AsyncWebhookClient:
     )
 
 
-async def replace_message(services: Services, response_url: str | None, msg: dict[str, Any]) -> bool:
-    """Replace the message a response_url belongs to (a spent login prompt). A response_url lasts
-    30 minutes and 5 uses, so a refusal is expected: logged (never the URL) and False, not raised."""
-    if not response_url:
+async def replace_message(
+    services: Services, where: str | tuple[str, str] | None, msg: dict[str, Any], team_id: str = ""
+) -> bool:
+    """Replace a spent login prompt: through the response_url it belongs to, or, for one posted as
+    a message of its own (``(channel, ts)``), with chat.update. A response_url lasts 30 minutes
+    and 5 uses, so a refusal is expected: logged (never the URL) and False, not raised."""
+    if not where:
         return False
-    body = {k: v for k, v in msg.items() if k not in ("replace_original", "delete_original")}
+    body = {k: v for k, v in msg.items() if k not in ("replace_original", "delete_original", "response_type")}
+    if isinstance(where, tuple):
+        try:
+            await (await services.slack_for(team_id)).chat_update(channel=where[0], ts=where[1], **body)
+        except Exception as exc:  # deleted, or the workspace is gone: the message stays as it was
+            log.info("could not update a spent message: %s", type(exc).__name__)
+            return False
+        return True
     try:
-        resp = await _webhook(services, response_url).send(**body, replace_original=True)
+        resp = await _webhook(services, where).send(**body, replace_original=True)
     except Exception as exc:  # unreachable, timed out: the message just stays as it was
         log.info("could not replace a spent message: %s", type(exc).__name__)
         return False
@@ -194,13 +204,16 @@ async def ack_errors(ack: AsyncAck, errors: dict[str, str]) -> None:
         await ack()
 
 
-async def dm(services: Services, team_id: str, user_id: str, msg: dict[str, Any]) -> None:
-    """Tell a user in their DM with the bot; a Slack failure is logged, never raised over the real work."""
+async def dm(services: Services, team_id: str, user_id: str, msg: dict[str, Any]) -> tuple[str, str] | None:
+    """Tell a user in their DM with the bot: where the message is (channel, ts), or None. A Slack
+    failure is logged, never raised over the real work."""
     msg = {k: v for k, v in msg.items() if k not in ("response_type", "replace_original", "delete_original")}
     try:
-        await (await services.slack_for(team_id)).chat_postMessage(channel=user_id, **msg)
+        resp = await (await services.slack_for(team_id)).chat_postMessage(channel=user_id, **msg)
     except Exception as exc:
         log.warning("could not message %s in Slack: %s", user_id, type(exc).__name__)
+        return None
+    return str(resp.get("channel") or user_id), str(resp.get("ts") or "")
 
 
 def dm_responder(services: Services, team_id: str, user_id: str) -> Respond:

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot import blocks, render
 from bot.services import Services
 from handlers import permissions
-from handlers.common import Body, Req, on_action
+from handlers.common import Body, Req, dm, on_action
 from handlers.link_modal import open_link_modal
 from handlers.session import login_prompt
 from handlers.status import managed_ids, relink_button
@@ -84,8 +84,11 @@ async def you(services: Services, team_id: str, user_id: str) -> list[dict[str, 
 
 
 async def home_login(req: Req, body: Body) -> None:
-    """The login link comes as a DM: a Home tab cannot show an ephemeral message."""
-    await req.say(await login_prompt(req))
+    """The login link comes as a DM (a Home tab cannot show an ephemeral message); where it landed
+    is kept with the login link, so the prompt is marked done or replaced once it is spent."""
+    posted = await dm(req.services, req.team_id, req.user_id, await login_prompt(req))
+    if posted is not None and posted[1]:
+        await req.store.note_prompt_message(req.team_id, req.user_id, *posted)
 
 
 async def home_link(req: Req, body: Body) -> None:

@@ -217,7 +217,8 @@ async def facebook_callback(services: Services, request: Request) -> Response:
     if state is None:
         return page(*INVALID, 400)
     response, outcome, connected = await _finish_login(services, request, state, now)
-    if not await replace_message(services, state.response_url, blocks.notice(outcome)) and connected:
+    spent = state.response_url or state.prompt
+    if not await replace_message(services, spent, blocks.notice(outcome), state.team_id) and connected:
         await tell_in_channel(services, state.team_id, state.channel_id, state.user_id, outcome)
     return response
 

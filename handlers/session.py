@@ -34,7 +34,7 @@ async def login_url(
     now = services.now()
     replaced = await services.store.cancel_states(team_id, user_id, now=now)
     if replaced:
-        services.spawn(_mark_replaced(services, replaced))
+        services.spawn(_mark_replaced(services, team_id, replaced))
     state = await services.store.create_state(
         team_id,
         user_id,
@@ -50,9 +50,9 @@ async def login_url(
 REPLACED = ":arrows_counterclockwise: This login link was replaced by a newer one."
 
 
-async def _mark_replaced(services: Services, response_urls: Sequence[str]) -> None:
-    for url in response_urls:
-        await replace_message(services, url, blocks.notice(REPLACED))
+async def _mark_replaced(services: Services, team_id: str, prompts: Sequence[str | tuple[str, str]]) -> None:
+    for where in prompts:
+        await replace_message(services, where, blocks.notice(REPLACED), team_id)
 
 
 def login_message(url: str, *, rerequest_scopes: Sequence[str] = ()) -> dict[str, Any]:

@@ -8,6 +8,7 @@ conversation as the person sees it.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -112,11 +113,48 @@ def test_the_prompt_url_is_stored_encrypted_and_forgotten_once_used(bot, graph):
     assert [r["response_url_enc"] for r in rows] == [None]
 
 
-def test_a_prompt_posted_as_a_new_message_is_not_replaced_later(bot, graph):
-    """A login prompt answering a button click is a message of its own: the click's response_url
-    belongs to the clicked message (here: the App Home has none), so nothing is stored."""
+def home_prompt(bot: Any) -> tuple[dict[str, Any], str]:
+    """Log in from the App Home: the prompt comes as a DM (a Home tab has no response_url)."""
+    before = len(bot.slack.messages)
     bot.click("home_login", view={"type": "home", "id": "VHOME", "callback_id": "", "state": {"values": {}}})
-    dm = bot.slack.wait_message("Continue with Facebook")
+    bot.slack.wait_for(lambda: any("Continue with Facebook" in str(m.get("text")) for m in bot.slack.messages[before:]))
+    dm = next(m for m in bot.slack.messages[before:] if "Continue with Facebook" in str(m.get("text")))
+    (url,) = button_urls(dm)
+    return dm, url
+
+
+def noted(bot: Any, limit: float = 10.0) -> None:
+    """The DM prompt's place is written just after Slack took the post: wait for the row."""
+    deadline = time.monotonic() + limit
+    while bot.store.select("SELECT prompt_ts FROM oauth_states WHERE used_at IS NULL")[0]["prompt_ts"] is None:
+        assert time.monotonic() < deadline, "the DM prompt's place was never kept"
+        time.sleep(0.02)
+
+
+def test_a_prompt_posted_in_the_dm_becomes_connected_after_the_callback(bot, graph):
+    """The App Home's Log in answers in the DM, a message of its own: its place is kept with the
+    login link (never a URL: it has none), and chat.update marks it done."""
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES)
+    dm, url = home_prompt(bot)
     assert dm["channel"] == "D1"
-    (row,) = bot.store.select("SELECT response_url_enc FROM oauth_states")
-    assert row["response_url_enc"] is None
+    noted(bot)
+    rows = bot.store.select("SELECT response_url_enc, prompt_channel, prompt_ts FROM oauth_states")
+    assert rows == [{"response_url_enc": None, "prompt_channel": "D1", "prompt_ts": dm["ts"]}]
+    finish(bot, graph, url)
+    bot.slack.wait_for(lambda: "Connected to Facebook as *Ada Lovelace*" in seen(bot, "D1")[0].text)
+    prompt = next(m for m in seen(bot, "D1") if m.ts == dm["ts"])  # the same message, updated in place
+    assert prompt.text.startswith(":white_check_mark: Connected to Facebook as *Ada Lovelace*")
+    assert not live_buttons(prompt)
+
+
+def test_a_newer_login_marks_the_older_dm_prompt_replaced(bot, graph):
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES)
+    older, _ = home_prompt(bot)
+    noted(bot)
+    newer = shown_command(bot, "login", "p2")
+    bot.slack.wait_for(
+        lambda: any(m.ts == older["ts"] and "replaced by a newer one" in m.text for m in seen(bot, "D1"))
+    )
+    (old,) = [m for m in seen(bot, "D1") if m.ts == older["ts"]]
+    assert not live_buttons(old)
+    assert live_buttons(seen(bot)[0]) == [newer]  # the newer prompt, in the channel, still works

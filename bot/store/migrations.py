@@ -339,3 +339,11 @@ def m140_team_admins(db: Database) -> None:
 def names() -> list[str]:
     """The schema's version: the migrations' names in order (PostgreSQL's steps carry the same)."""
     return [m.name for m in migrations._migrations]
+
+
+@migrations()
+def m121_state_prompt_message(db: Database) -> None:
+    # A login prompt posted as a message of its own (the App Home's Log in answers in the DM):
+    # where it is, so chat.update can mark it done or replaced, as a response_url does for the others.
+    db.execute("ALTER TABLE oauth_states ADD COLUMN prompt_channel TEXT")
+    db.execute("ALTER TABLE oauth_states ADD COLUMN prompt_ts TEXT")

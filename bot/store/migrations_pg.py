@@ -243,6 +243,10 @@ STEPS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "m121_state_prompt_message",
+        "ALTER TABLE oauth_states ADD COLUMN prompt_channel TEXT, ADD COLUMN prompt_ts TEXT",
+    ),
 ]
 
 

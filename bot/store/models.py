@@ -61,6 +61,7 @@ class OAuthState:
     payload: dict[str, Any]
     browser: str | None = None  # SHA-256 of the cookie of the browser that confirmed it (hex)
     response_url: str | None = field(default=None, repr=False)  # the prompt's; a secret: never in a repr
+    prompt: tuple[str, str] | None = None  # (channel, ts) of a prompt posted as a message of its own
 
 
 @dataclass(frozen=True)

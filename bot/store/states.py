@@ -31,6 +31,9 @@ def _state(row: dict[str, Any], response_url: str | None = None) -> OAuthState:
         payload,
         row.get("browser_hash"),
         response_url,
+        (str(row["prompt_channel"]), str(row["prompt_ts"]))
+        if row.get("prompt_channel") and row.get("prompt_ts")
+        else None,
     )
 
 
@@ -84,12 +87,21 @@ class StateRows:
         )
         return state
 
-    async def cancel_states(self, team_id: str, user_id: str, *, now: int) -> list[str]:
-        """Cancel the user's unfinished states; the response_urls of the prompts that showed them
-        (those this call cancelled), so each can be marked replaced. The URLs are then forgotten."""
-        rows = await self.select(
-            "SELECT state_hash, response_url_enc FROM oauth_states WHERE team_id = ? AND user_id = ?"
+    async def note_prompt_message(self, team_id: str, user_id: str, channel: str, ts: str) -> None:
+        """The user's open login link was posted as a message of its own (a DM): where it is."""
+        await self.execute(
+            "UPDATE oauth_states SET prompt_channel = ?, prompt_ts = ? WHERE team_id = ? AND user_id = ?"
             " AND used_at IS NULL",
+            [channel, ts, team_id, user_id],
+        )
+
+    async def cancel_states(self, team_id: str, user_id: str, *, now: int) -> list[str | tuple[str, str]]:
+        """Cancel the user's unfinished states; where the prompts that showed them are (a response_url,
+        or a message's channel and ts), those this call cancelled, so each can be marked replaced.
+        The URLs are then forgotten."""
+        rows = await self.select(
+            "SELECT state_hash, response_url_enc, prompt_channel, prompt_ts FROM oauth_states"
+            " WHERE team_id = ? AND user_id = ? AND used_at IS NULL",
             [team_id, user_id],
         )
         if not rows:
@@ -99,9 +111,12 @@ class StateRows:
             " AND used_at IS NULL RETURNING state_hash",
             [now, team_id, user_id],
         )
-        mine = {str(r["state_hash"]) for r in cancelled}
-        return [
-            self._open_url(r["response_url_enc"]) for r in rows if r["state_hash"] in mine and r["response_url_enc"]
+        mine = [r for r in rows if r["state_hash"] in {str(c["state_hash"]) for c in cancelled}]
+        urls: list[str | tuple[str, str]] = [
+            self._open_url(r["response_url_enc"]) for r in mine if r["response_url_enc"]
+        ]
+        return urls + [
+            (str(r["prompt_channel"]), str(r["prompt_ts"])) for r in mine if r["prompt_channel"] and r["prompt_ts"]
         ]
 
     def _open_url(self, enc: str) -> str:
@@ -138,7 +153,8 @@ class StateRows:
         rows = await self.select(
             "UPDATE oauth_states SET used_at = ? WHERE state_hash = ? AND used_at IS NULL AND expires_at >= ?"
             " AND confirmed_at IS NOT NULL"
-            " RETURNING team_id, user_id, channel_id, purpose, payload, browser_hash, response_url_enc",
+            " RETURNING team_id, user_id, channel_id, purpose, payload, browser_hash, response_url_enc,"
+            " prompt_channel, prompt_ts",
             [now, _hash_state(state), now],
         )
         if not rows:
