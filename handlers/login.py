@@ -322,13 +322,11 @@ async def _finish_login(
         now=now,
     )
     await services.store.audit(state.team_id, "login", now=now, user_id=state.user_id, detail=f"as {fb_name}")
-    await dm(
-        services,
-        state.team_id,
-        state.user_id,
-        await connected_message(services, state, fb_user_id, fb_name, info.scopes),
-    )
+    dm_msg = await connected_message(services, state, fb_user_id, fb_name, info.scopes)
+    posted = await dm(services, state.team_id, state.user_id, dm_msg)
     lacking = permissions.missing(info.scopes)
+    if lacking and posted is not None and posted[1]:  # its grant button is a login link: spent, it is updated
+        await services.store.note_prompt_message(state.team_id, state.user_id, *posted)
     name = blocks.escape(fb_name)
     outcome = (
         f":warning: Connected to Facebook as *{name}*, but Facebook did not grant {permissions.in_words(lacking)}. "

@@ -158,3 +158,21 @@ def test_a_newer_login_marks_the_older_dm_prompt_replaced(bot, graph):
     (old,) = [m for m in seen(bot, "D1") if m.ts == older["ts"]]
     assert not live_buttons(old)
     assert live_buttons(seen(bot)[0]) == [newer]  # the newer prompt, in the channel, still works
+
+
+def test_a_grant_prompt_in_the_dm_is_marked_done_once_the_permission_is_granted(bot, graph):
+    """A login that declined a Messenger permission DMs a login button asking again for it: once
+    that second login is done, the DM holding it says how it ended."""
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES, declined={"pages_messaging"})
+    finish(bot, graph, shown_command(bot, "login", "p1"))
+    grant = bot.slack.wait_message("still needs these Facebook permissions")
+    (url,) = [u for u in button_urls(grant) if "/facebook/login" in u]
+    noted(bot)
+    graph.users["FB1"].declined = frozenset()  # this time the person allows it
+    finish(bot, graph, url)
+    bot.slack.wait_for(
+        lambda: any(m.ts == grant["ts"] and "Connected to Facebook as" in m.text for m in seen(bot, "D1"))
+    )
+    (spent,) = [m for m in seen(bot, "D1") if m.ts == grant["ts"]]
+    assert spent.text.startswith(":white_check_mark: Connected to Facebook as *Ada Lovelace*")
+    assert not live_buttons(spent)
