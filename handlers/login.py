@@ -378,9 +378,16 @@ async def connected_message(
     return blocks.message(f"Connected to Facebook as {fb_name}", out)
 
 
-async def login_button(ack: AsyncAck) -> None:
-    """A URL button: the browser does the work; Slack still wants an ack."""
+async def login_button(ack: AsyncAck, body: Body, services: Services) -> None:
+    """A URL button: the browser does the work; Slack still wants an ack. The click comes with the
+    response_url of the message showing the button (an ephemeral answer fblink cannot reach
+    otherwise): kept with the link, so that message is marked done or replaced once it is spent."""
     await ack()
+    ref = str(((body.get("actions") or [{}])[0] or {}).get("value") or "")
+    url = body.get("response_url")
+    if len(ref) == 64 and url:
+        team, user = str((body.get("team") or {}).get("id") or ""), str((body.get("user") or {}).get("id") or "")
+        services.spawn(services.store.note_prompt_url(team, user, ref, str(url)))
 
 
 def register(app: AsyncApp) -> None:

@@ -15,7 +15,7 @@ from bot import blocks
 from bot.graph import REQUIRED_SCOPES
 from bot.services import Services
 from bot.store import FacebookLogin, Link
-from handlers.session import login_url
+from handlers.session import login_url, prompt_ref
 
 # Without these Vonage cannot receive or send the Page's Messenger messages.
 LINK_SCOPES: tuple[str, ...] = ("pages_messaging", "pages_manage_metadata")
@@ -57,7 +57,7 @@ async def grant_button(
         payload={"page_id": page_id} if page_id else None,
         rerequest=True,
     )
-    return blocks.button("Grant the missing permissions", "login_open", "login", style="primary", url=url)
+    return blocks.button("Grant the missing permissions", "login_open", prompt_ref(url), style="primary", url=url)
 
 
 async def refusal(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from bot import blocks
 from bot.graph import GraphError
 from bot.services import Services
 from bot.store import StoredPage
+from bot.store.states import state_ref
 from handlers.common import Req, replace_message
 from handlers.lookups import by_id, not_managed
 
@@ -55,6 +57,13 @@ async def _mark_replaced(services: Services, team_id: str, prompts: Sequence[str
         await replace_message(services, where, blocks.notice(REPLACED), team_id)
 
 
+def prompt_ref(url: str) -> str:
+    """The value of a login link's button: its state's reference, so a click tells fblink which
+    message shows that link (Slack sends the message's response_url with the click)."""
+    state = (parse_qs(urlsplit(url).query).get("state") or [""])[0]
+    return state_ref(state) if state else "login"
+
+
 def login_message(url: str, *, rerequest_scopes: Sequence[str] = ()) -> dict[str, Any]:
     if rerequest_scopes:
         text = (
@@ -71,7 +80,9 @@ def login_message(url: str, *, rerequest_scopes: Sequence[str] = ()) -> dict[str
         "Continue with Facebook",
         [
             blocks.section(text),
-            blocks.actions(blocks.button("Continue with Facebook", "login_open", "login", style="primary", url=url)),
+            blocks.actions(
+                blocks.button("Continue with Facebook", "login_open", prompt_ref(url), style="primary", url=url)
+            ),
         ],
     )
 

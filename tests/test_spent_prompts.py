@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.flows import button_urls, confirm_login, query
+from tests.flows import button_urls, buttons, confirm_login, query
 
 PAGES = [{"id": "101", "name": "Acme Coffee & Tea ☕", "category": "Cafe", "tasks": ["MANAGE", "MESSAGING"]}]
 
@@ -176,3 +176,52 @@ def test_a_grant_prompt_in_the_dm_is_marked_done_once_the_permission_is_granted(
     (spent,) = [m for m in seen(bot, "D1") if m.ts == grant["ts"]]
     assert spent.text.startswith(":white_check_mark: Connected to Facebook as *Ada Lovelace*")
     assert not live_buttons(spent)
+
+
+def refused_with_grant(bot: Any, graph: Any) -> tuple[Any, dict[str, Any]]:
+    """U1 logs in without pages_messaging, then `/fblink link` is refused with a grant button: the
+    refusal (an ephemeral message in #ops) and that button."""
+    graph.add_user("FB1", "Ada Lovelace", pages=PAGES, declined={"pages_messaging"})
+    finish(bot, graph, shown_command(bot, "login", "p1"))
+    answer = bot.command("link acme coffee", channel="COPS", response="p2").json()
+    bot.slack.record_ack("COPS", "U1", answer, f"{bot.slack.url}/response/p2")
+    bot.slack.wait_for(lambda: any("Grant the missing permissions" in str(m.blocks) for m in seen(bot)))
+    (refusal,) = [m for m in seen(bot) if "Grant the missing permissions" in str(m.blocks)]
+    (grant,) = [b for b in buttons({"blocks": refusal.blocks}) if b.get("url")]
+    return refusal, grant
+
+
+def kept_url(bot: Any, limit: float = 10.0) -> str:
+    """The response_url kept with U1's open login link, decrypted (waits for the click's write)."""
+    deadline = time.monotonic() + limit
+    while not (rows := bot.store.select("SELECT response_url_enc FROM oauth_states WHERE used_at IS NULL"))[0][
+        "response_url_enc"
+    ]:
+        assert time.monotonic() < deadline, "the click's response_url was never kept"
+        time.sleep(0.02)
+    return str(bot.services.store.vault.decrypt(rows[0]["response_url_enc"]))
+
+
+def test_an_ephemeral_grant_button_reports_its_message_when_clicked_and_is_marked_done(bot, graph):
+    """A refusal's "Grant the missing permissions" is an ephemeral answer of its own, which fblink
+    cannot reach by itself; clicking the URL button sends fblink that message's response_url, and
+    once the login is done the refusal says how it ended."""
+    refusal, grant = refused_with_grant(bot, graph)
+    assert len(grant["value"]) == 64 and query(grant["url"])["state"] not in grant["value"]  # a reference only
+    bot.click("login_open", grant["value"], channel="COPS", response="p3", message_ts=refusal.ts)
+    assert kept_url(bot).endswith("/response/p3")
+    graph.users["FB1"].declined = frozenset()
+    finish(bot, graph, grant["url"])
+    bot.slack.wait_for(lambda: any(m.ts == refusal.ts and "Connected to Facebook" in m.text for m in seen(bot)))
+    (spent,) = [m for m in seen(bot) if m.ts == refusal.ts]
+    assert spent.text.startswith(":white_check_mark: Connected to Facebook as *Ada Lovelace*")
+    assert not live_buttons(spent)
+
+
+def test_a_crafted_click_cannot_attach_a_message_to_someone_elses_login(bot, graph):
+    """The button's reference names a row, but only the person the login is for can attach a
+    message to it: U2 replaying U1's button first leaves the place for U1's own click."""
+    refusal, grant = refused_with_grant(bot, graph)
+    bot.click("login_open", grant["value"], user="U2", channel="COPS", response="evil", message_ts=refusal.ts)
+    bot.click("login_open", grant["value"], channel="COPS", response="p3", message_ts=refusal.ts)
+    assert kept_url(bot).endswith("/response/p3")

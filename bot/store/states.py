@@ -21,6 +21,12 @@ def _hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
+def state_ref(state: str) -> str:
+    """What a login button carries back to fblink when clicked: its state's hash (the key of its
+    row), never the state itself."""
+    return _hash_state(state)
+
+
 def _state(row: dict[str, Any], response_url: str | None = None) -> OAuthState:
     payload = json.loads(row["payload"] or "{}")
     return OAuthState(
@@ -86,6 +92,16 @@ class StateRows:
             ],
         )
         return state
+
+    async def note_prompt_url(self, team_id: str, user_id: str, ref: str, response_url: str) -> None:
+        """The person clicked the login button of an open link (``ref``: :func:`state_ref`): Slack
+        sent the response_url of the message showing it, kept (encrypted) to mark that message done
+        or replaced later, unless the prompt's place is already known."""
+        await self.execute(
+            "UPDATE oauth_states SET response_url_enc = ? WHERE state_hash = ? AND team_id = ? AND user_id = ?"
+            " AND used_at IS NULL AND response_url_enc IS NULL AND prompt_ts IS NULL",
+            [self.vault.encrypt(response_url), ref, team_id, user_id],
+        )
 
     async def note_prompt_message(self, team_id: str, user_id: str, channel: str, ts: str) -> None:
         """The user's open login link was posted as a message of its own (a DM): where it is."""
