@@ -557,6 +557,20 @@ def print_table(rows: list[Run], floor: dict[int, Run], bolt: dict[int, Run]) ->
         )
 
 
+def within(lvl: int, label: str, a: Run, a_name: str, b: Run, b_name: str, factor: float) -> bool:
+    """Print and judge ``a`` <= ``factor`` x ``b`` at p50 and at p99 (both runs must have been clean)."""
+    met = True
+    for what in ("p50", "p99"):
+        x, y = getattr(a, what), getattr(b, what)
+        passed = a.ok and b.ok and x <= factor * y
+        met &= passed
+        print(
+            f"  c={lvl:<3} {label} {what} {a_name} {x:7.2f} ms vs {factor:g}x {b_name} {factor * y:7.2f} ms "
+            f"(x{x / y if y else float('nan'):.2f})  {verdict(passed)}"
+        )
+    return met
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -768,14 +782,8 @@ def main() -> int:
                     print(f"  {e:<10} c={lvl:<3} {what} {got:7.2f} ms vs {name} {limit:7.2f} ms  {verdict(passed)}")
         print("\nBudget (issue 18): status on PostgreSQL <= 2x status on SQLite, p50 and p99, at every concurrency")
         for lvl in LEVELS:
-            lite, pg = results[(STATUS["SQLite"], lvl)], results[(STATUS["PostgreSQL"], lvl)]
-            for what, a, b in (("p50", pg.p50, lite.p50), ("p99", pg.p99, lite.p99)):
-                passed = pg.ok and lite.ok and a <= 2 * b
-                met &= passed
-                print(
-                    f"  c={lvl:<3} status {what} PostgreSQL {a:7.2f} ms vs 2x SQLite {2 * b:7.2f} ms "
-                    f"(x{a / b if b else float('nan'):.2f})  {verdict(passed)}"
-                )
+            pg, lite = results[(STATUS["PostgreSQL"], lvl)], results[(STATUS["SQLite"], lvl)]
+            met &= within(lvl, "status", pg, "PostgreSQL", lite, "SQLite", 2)
 
         print(
             "\nuvicorn[standard] (issue 19): the same app on SQLite, uvloop + httptools (after) vs the standard"
@@ -785,13 +793,7 @@ def main() -> int:
             for text in ("help", "status"):
                 after = results[((HELP if text == "help" else STATUS)["SQLite"], lvl)]
                 before = results[(PLAIN[text], lvl)]
-                for what, a, b in (("p50", after.p50, before.p50), ("p99", after.p99, before.p99)):
-                    passed = after.ok and before.ok and a <= 1.1 * b
-                    met &= passed
-                    print(
-                        f"  c={lvl:<3} {text:<6} {what} uvloop+httptools {a:7.2f} ms vs asyncio+h11 {b:7.2f} ms "
-                        f"(x{a / b if b else float('nan'):.2f})  {verdict(passed)}"
-                    )
+                met &= within(lvl, f"{text:<6}", after, "uvloop+httptools", before, "asyncio+h11", 1.1)
 
         # -- memory report -------------------------------------------------------------------------
         for e in ENGINES:
