@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 
 from bot.app import FblinkApp, create_app
 from bot.clock import FixedClock
+from bot.fakes import slack_events as se
 from bot.fakes import slack_payloads as sp
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
@@ -309,7 +310,7 @@ class Running:
 
     def open_home(self, user: str = "U1", *, tab: str = "home", **kw: Any) -> httpx.Response:
         """The Events API delivery Slack sends when the user opens the app's Home tab."""
-        body = sp.app_home_opened(
+        body = se.app_home_opened(
             user_id=user, channel_id="D" + user[1:], tab=tab, view=self.slack.home_of(user), enterprise_id=ENTERPRISE
         )
         return self.post_signed(json.dumps(body).encode(), "application/json", **kw)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from bot.fakes import slack_payloads as sp
+from bot.fakes import slack_events as se
 from bot.fakes.slack_oauth import Installer
 from bot.oauth import BOT_SCOPES
 from bot.settings import SettingsError, load_settings
@@ -175,7 +175,7 @@ def test_each_workspace_is_spoken_to_with_its_own_token_by_handlers_and_the_swee
     token = {t.installer.team_id: t.value for t in slack.oauth.live_tokens()}
     assert set(token) == {"T0AAA", "T0BBB"} and token["T0AAA"] != token["T0BBB"]
 
-    body = sp.app_home_opened(user_id="U0B", channel_id="D0B", team_id="T0BBB")
+    body = se.app_home_opened(user_id="U0B", channel_id="D0B", team_id="T0BBB")
     assert bot.post_signed(json.dumps(body).encode(), "application/json").status_code == 200
     deadline = time.monotonic() + 10
     while not (published := slack.calls(path="/api/views.publish")) and time.monotonic() < deadline:

@@ -327,7 +327,7 @@ def _event(kind: str, team_id: str) -> dict[str, Any]:
     """The Events API envelope around one of the events the manifests subscribe to (the fakes'
     builders, from Slack's docs): the team_access events go to an org-wide install."""
     if kind == "app_home_opened":
-        return sp.app_home_opened(user_id="U0INS", channel_id="D0INS", team_id=team_id)
+        return slack_events.app_home_opened(user_id="U0INS", channel_id="D0INS", team_id=team_id)
     if kind == "app_uninstalled":
         return slack_events.app_uninstalled(team_id=team_id)
     if kind == "tokens_revoked":

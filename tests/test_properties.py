@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bot.crypto import Vault
+from bot.fakes import slack_events as se
 from bot.fakes import slack_payloads as sp
 from bot.graph import Page
 from handlers.common import MAX_ARG_TEXT, split_args
@@ -360,7 +361,7 @@ def test_app_home_opened_with_random_users(world, caplog):
         tab=st.sampled_from(["home", "messages", "about"]),
     )
     def run(user, tab):
-        body = sp.app_home_opened(user_id=user, channel_id="D1", tab=tab, team_id=TEAM)
+        body = se.app_home_opened(user_id=user, channel_id="D1", tab=tab, team_id=TEAM)
         r = bot.post_signed(json.dumps(body).encode(), "application/json")
         assert r.status_code == 200, (r.status_code, r.text[:300])
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from bot.app import FblinkApp, create_app
+from bot.fakes import slack_events as se
 from bot.fakes import slack_payloads as sp
 from bot.fakes.graph import FakeGraph
 from bot.fakes.slack import FakeSlack
@@ -181,7 +182,7 @@ def test_button_click_over_the_socket(socket_bot):
 
 
 def test_app_home_opened_over_the_socket_publishes_the_home_tab(socket_bot):
-    socket_bot.send("events_api", sp.app_home_opened(user_id="U1", enterprise_id=ENTERPRISE))
+    socket_bot.send("events_api", se.app_home_opened(user_id="U1", enterprise_id=ENTERPRISE))
     home = socket_bot.slack.wait_for(lambda: socket_bot.slack.home_of("U1"), timeout=5)
     assert home["type"] == "home" and home["id"] and home["hash"]
 

@@ -121,7 +121,7 @@ def test_every_registered_action_has_crafted_values() -> None:
 
 # -- two workspaces -----------------------------------------------------------------------------
 EVENTS = {  # each registered event as Slack delivers it from A, with B's views in it
-    "app_home_opened": lambda user: sp.app_home_opened(
+    "app_home_opened": lambda user: se.app_home_opened(
         user_id=user, channel_id="D" + user[1:], team_id=A, view=b_view("", type="home", view_id=B_HOME)
     ),
     # lifecycle events from A naming B: B's bot user, B's workspace under an org A claims, an

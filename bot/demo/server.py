@@ -27,6 +27,7 @@ from starlette.routing import Route
 from bot.demo import install, pages
 from bot.demo.escape import escape_command_text
 from bot.demo.world import CHANNELS, CHANNELS2, PEOPLE, PEOPLE2, SIGNING_SECRET, TEAM, TEAM2, WORKSPACES, World
+from bot.fakes import slack_events as se
 from bot.fakes import slack_payloads as sp
 from bot.fakes.slack_state import Message
 from bot.web import bounded_routes
@@ -237,7 +238,7 @@ class Demo:
     async def open_home(self, user: str) -> dict[str, Any]:
         _person(user)
         body = json.dumps(
-            sp.app_home_opened(
+            se.app_home_opened(
                 user_id=user, channel_id="D" + user[1:], team_id=_team_of(user), view=self.slack.home_of(user)
             ),
             ensure_ascii=False,

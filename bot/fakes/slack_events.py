@@ -1,8 +1,8 @@
-"""What Slack SENDS when an app's installation changes: Events API envelopes for ``app_uninstalled``,
-``tokens_revoked``, ``team_access_revoked`` and ``team_access_granted``.
+"""What Slack SENDS through the Events API: one ``event_callback`` envelope (:func:`event_callback`)
+around ``app_home_opened`` and the installation events ``app_uninstalled``, ``tokens_revoked``,
+``team_access_revoked`` and ``team_access_granted``.
 
-Built from Slack's event reference pages (the outer ``event_callback`` envelope is the one
-:func:`bot.fakes.slack_payloads.app_home_opened` builds): ``tokens_revoked`` lists user ids, not
+Built from Slack's event reference pages: ``tokens_revoked`` lists user ids, not
 tokens (``oauth`` for user tokens, ``bot`` for bot users); the team-access events list the
 workspaces in ``team_ids`` and come to an org-wide app (``enterprise_id`` set, the envelope's
 ``team_id`` one workspace of the org).
@@ -14,7 +14,7 @@ import itertools
 import time
 from typing import Any
 
-from bot.fakes.slack_payloads import APP_ID, BOT_USER, TOKEN
+from bot.fakes.slack_payloads import APP_ID, BOT_USER, TEAM_ID, TOKEN
 
 _ids = itertools.count(1)
 
@@ -95,3 +95,21 @@ def team_access_revoked(*, enterprise_id: str, team_ids: list[str], team_id: str
 
 def team_access_granted(*, enterprise_id: str, team_ids: list[str], team_id: str | None = None) -> dict[str, Any]:
     return team_access("granted", enterprise_id=enterprise_id, team_ids=team_ids, team_id=team_id)
+
+
+def app_home_opened(
+    *,
+    user_id: str = "U1",
+    channel_id: str = "D1",
+    tab: str = "home",
+    team_id: str = TEAM_ID,
+    view: dict[str, Any] | None = None,
+    enterprise_id: str | None = None,
+    api_app_id: str = APP_ID,
+    token: str = TOKEN,
+) -> dict[str, Any]:
+    """The person opened the app's Home (or Messages) tab; ``view`` only once a Home was published."""
+    event: dict[str, Any] = {"type": "app_home_opened", "user": user_id, "channel": channel_id, "tab": tab}
+    if view is not None:
+        event["view"] = view
+    return event_callback(event, team_id=team_id, enterprise_id=enterprise_id, api_app_id=api_app_id, token=token)

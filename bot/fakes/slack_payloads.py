@@ -324,51 +324,6 @@ def view_closed(
     }
 
 
-def app_home_opened(
-    *,
-    user_id: str = "U1",
-    channel_id: str = "D1",
-    tab: str = "home",
-    team_id: str = TEAM_ID,
-    view: dict[str, Any] | None = None,
-    enterprise_id: str | None = None,
-    api_app_id: str = APP_ID,
-    token: str = TOKEN,
-) -> dict[str, Any]:
-    """The Events API envelope around app_home_opened (`view` only once a Home was published)."""
-    event: dict[str, Any] = {
-        "type": "app_home_opened",
-        "user": user_id,
-        "channel": channel_id,
-        "tab": tab,
-        "event_ts": _ts(),
-    }
-    if view is not None:
-        event["view"] = view
-    n = next(_ids)
-    return {
-        "token": token,
-        "team_id": team_id,
-        "enterprise_id": enterprise_id,
-        "api_app_id": api_app_id,
-        "event": event,
-        "type": "event_callback",
-        "event_id": f"Ev{n:010d}",
-        "event_time": int(time.time()),
-        "authorizations": [
-            {
-                "enterprise_id": enterprise_id,
-                "team_id": team_id,
-                "user_id": BOT_USER,
-                "is_bot": True,
-                "is_enterprise_install": False,
-            }
-        ],
-        "is_ext_shared_channel": False,
-        "event_context": f"4-eyJldCI6ImFwcF9ob21lX29wZW5lZCIsInRpZCI6IlQwMDAxIn0{n}",
-    }
-
-
 def form_body(fields: dict[str, str]) -> bytes:
     """application/x-www-form-urlencoded, as Slack encodes it (spaces as '+')."""
     return urlencode(fields).encode()
