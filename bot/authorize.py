@@ -11,6 +11,11 @@ Grid: links and reminders know only their team, so a lookup without ``enterprise
 workspace's org in ``slack_teams`` (:mod:`bot.store.teams`), written at install time and on the
 first request from each workspace of an org-wide install.
 
+Refresh ahead: an entry past its TTL is still served, for up to one more TTL, while one
+background read per workspace replaces it, so a steady stream of requests never waits on the
+database for a workspace it has seen (TTLs get ±10% jitter, so entries loaded together do not
+all come due together). Never past a token's refresh point, and never once marked gone.
+
 Uninstalls across processes: the process that learns of one drops its entries at once
 (:meth:`CachedAuthorize.forget`); every other process reads what was marked gone lately once
 every ``RECHECK`` seconds (one query for the whole cache, not one per entry: a per-entry read
@@ -20,6 +25,10 @@ so no process serves a gone install for more than ``RECHECK`` seconds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,13 +46,16 @@ CACHE_TTL = 60.0  # seconds an install is trusted without reading it again
 RECHECK = 5.0  # seconds between two reads of what was marked gone lately (one read for the whole cache)
 GONE_WINDOW = 300  # app-clock seconds looked back by each of those reads: wider than RECHECK and any skew
 CACHE_MAX = 20_000  # (enterprise, team) pairs kept at most
+JITTER = 0.1  # a TTL is ttl x (1 ± JITTER)
 
 CacheKey = tuple[str, str, bool]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class _Entry:
-    until: float  # monotonic
+    until: float  # monotonic: served as is until then
+    stale_until: float  # then served while a background read replaces it, until this at the latest
     install: SlackInstall
 
 
@@ -53,6 +65,8 @@ class CachedAuthorize(AsyncAuthorize):
     A cached token is never used past its refresh window: the entry ends then, and the next
     request goes through :func:`fresh_bot_token`. Negative answers are not cached, so a
     workspace is served from the first request after its install, in every process.
+    ``hits`` and ``misses`` count lookups (a stale entry served is a hit); ``refreshes`` counts
+    the background reads.
     """
 
     def __init__(
@@ -71,8 +85,10 @@ class CachedAuthorize(AsyncAuthorize):
         self._cache: dict[CacheKey, _Entry] = {}
         self._orgs: dict[str, tuple[str, str | None]] = {}  # team -> (enterprise, name) this process recorded
         self._swept = monotonic()  # when the cache last dropped what other processes marked gone
+        self._refreshing: dict[CacheKey, asyncio.Task[None]] = {}
         self.hits = 0
         self.misses = 0
+        self.refreshes = 0
 
     async def install_for(
         self,
@@ -91,10 +107,41 @@ class CachedAuthorize(AsyncAuthorize):
         if now - self._swept >= self.recheck:
             await self._drop_gone(now)
         entry = self._cache.get(key)
-        if entry is not None and entry.until > now:
+        if entry is not None and entry.stale_until > now:
             self.hits += 1
+            if entry.until <= now and key not in self._refreshing:
+                self._refresh_ahead(key, enterprise_id, team_id, is_enterprise_install)
             return entry.install
         self.misses += 1
+        return await self._load(key, enterprise_id, team_id, is_enterprise_install, request=request)
+
+    def _refresh_ahead(
+        self, key: CacheKey, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None
+    ) -> None:
+        async def read() -> None:
+            try:
+                self.refreshes += 1
+                await self._load(key, enterprise_id, team_id, is_enterprise_install, request=False)
+            except Exception as exc:  # the stale entry serves on until it ends; then a request reads
+                log.warning(
+                    "reading the install of team %s ahead of its expiry failed: %s", team_id, type(exc).__name__
+                )
+            finally:
+                self._refreshing.pop(key, None)
+
+        self._refreshing[key] = asyncio.get_running_loop().create_task(read())
+
+    async def _load(
+        self,
+        key: CacheKey,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None,
+        *,
+        request: bool,
+    ) -> SlackInstall | None:
+        """Read the install from the database (refreshing a due token) and cache it, or drop it."""
+        now = self.monotonic()
         gone = False
         if team_id:
             seen = await self.teams.get(team_id)
@@ -121,14 +168,24 @@ class CachedAuthorize(AsyncAuthorize):
             if not install.is_enterprise_install:
                 return None
             await self.teams.installed(team_id, install.enterprise_id, org=False, now=self.store.clock.now())
-        until = now + self.ttl
+        ttl = self.ttl * random.uniform(1 - JITTER, 1 + JITTER)
+        until, stale_until = now + ttl, now + 2 * ttl
         if install.bot_token_expires_at is not None:  # not past the point where it is due for refresh
-            left = install.bot_token_expires_at - self.window - wall_now()
-            until = min(until, now + max(0, left))
-        if len(self._cache) >= CACHE_MAX:
+            left = now + max(0, install.bot_token_expires_at - self.window - wall_now())
+            until, stale_until = min(until, left), min(stale_until, left)
+        if len(self._cache) >= CACHE_MAX and key not in self._cache:
             self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = _Entry(until, install)
+        self._cache[key] = _Entry(until, stale_until, install)
         return install
+
+    async def aclose(self) -> None:
+        """Stop the background reads still running (at shutdown)."""
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _drop_gone(self, now: float) -> None:
         """Every ``recheck`` seconds, one read of the installs and workspaces marked gone lately (by
@@ -156,9 +213,11 @@ class CachedAuthorize(AsyncAuthorize):
 
     def forget(self, enterprise_id: str | None = None, team_id: str | None = None) -> None:
         """Drop cached installs of an org or workspace (after an uninstall or a reinstall); all without ids."""
-        for key in list(self._cache):
+        for key in [*self._cache, *self._refreshing]:
             if (enterprise_id is None or key[0] == enterprise_id) and (team_id is None or key[1] == team_id):
-                del self._cache[key]
+                self._cache.pop(key, None)
+                if (task := self._refreshing.pop(key, None)) is not None:
+                    task.cancel()  # a read begun before the uninstall must not put the install back
 
     async def __call__(
         self,

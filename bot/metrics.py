@@ -32,10 +32,11 @@ class CacheCounts(Protocol):
 
     hits: int
     misses: int
+    refreshes: int
 
 
 class _AuthorizeCache(Collector):
-    """``fblink_authorize_cache_total{result=hit|miss}``, read from the cache's own counters at
+    """``fblink_authorize_cache_total{result=hit|miss|refresh}``, read from the cache's own counters at
     scrape time, so the request path pays nothing for it."""
 
     def __init__(self, cache: CacheCounts) -> None:
@@ -44,11 +45,13 @@ class _AuthorizeCache(Collector):
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "fblink_authorize_cache",
-            "Distributed mode: installs found in the authorize cache (hit) or read from the database (miss)",
+            "Distributed mode: installs found in the authorize cache (hit), read from the database on the request's"
+            " path (miss) or in the background before their entry ends (refresh)",
             labels=["result"],
         )
         family.add_metric(["hit"], self.cache.hits)
         family.add_metric(["miss"], self.cache.misses)
+        family.add_metric(["refresh"], self.cache.refreshes)
         yield family
 
 

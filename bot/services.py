@@ -76,6 +76,8 @@ class InstallSource(Protocol):
 
     def forget(self, enterprise_id: str | None = None, team_id: str | None = None) -> None: ...
 
+    async def aclose(self) -> None: ...
+
 
 @dataclass
 class Services:
@@ -218,6 +220,8 @@ class Services:
         """Wait for after-ack work, then close the clients and the database."""
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=SHUTDOWN_WAIT)
+        if self.installs is not None:
+            await self.installs.aclose()
         if self.slack.session is not None:
             await self.slack.session.close()
             self.slack.session = None

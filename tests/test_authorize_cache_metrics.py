@@ -21,7 +21,7 @@ def test_metrics_count_the_authorize_caches_hits_and_misses(start_app, slack) ->
         DISTRIBUTED["slack_client_secret"],
     )
     bot = start_app(**DISTRIBUTED)
-    assert cache_counts(bot) == {"hit": 0, "miss": 0}
+    assert cache_counts(bot) == {"hit": 0, "miss": 0, "refresh": 0}
 
     assert "not installed" in help_answer(bot, "T0NONE")["text"]  # a miss: nothing to cache
     slack.oauth.install_as(Installer(team_id="T0NEW", team_name="New Co", enterprise_id=ENTERPRISE, user_id="U0INS"))
@@ -29,7 +29,7 @@ def test_metrics_count_the_authorize_caches_hits_and_misses(start_app, slack) ->
     slack.wait_message("Add a Vonage key")  # the installer's welcome DM read the install (by team alone): a miss
     for _ in range(3):  # the first reads the install, the next two find it in the cache
         assert "not installed" not in str(help_answer(bot, "T0NEW"))
-    assert cache_counts(bot) == {"hit": 2, "miss": 3}
+    assert cache_counts(bot) == {"hit": 2, "miss": 3, "refresh": 0}
 
 
 def test_single_workspace_mode_has_no_authorize_cache(bot: Running) -> None:

@@ -304,3 +304,41 @@ def test_the_cached_authorize_refreshes_a_due_token_then_serves_from_its_cache(
     store.run(lambda _: auth.install_for(None, TEAM))
     assert auth.misses == 2 and len(slack.oauth.refresh_calls()) == 2  # refreshed once more, then cached
     assert store.run(lambda _: auth.install_for(None, "T0NONE")) is None
+
+
+def test_an_entry_past_its_ttl_is_served_while_one_background_read_replaces_it_but_never_once_gone(
+    slack: FakeSlack, store: SyncStore
+) -> None:
+    """Refresh ahead: a steady stream of requests never waits on the database for a workspace it
+    has seen (bench/workspaces.py: 1,000 entries loaded together came due together, and their
+    reads put the status p99 over budget); an uninstall still ends the serving at once."""
+    from bot.authorize import JITTER, CachedAuthorize
+    from bot.store.teams import TeamRows
+
+    installed(slack, store, due=False)
+    clock = [1000.0]
+    auth = CachedAuthorize(store.unwrapped, refresher(slack), ttl=60, recheck=5, monotonic=lambda: clock[0])
+
+    def lookup() -> str | None:
+        got = store.run(lambda _: auth.install_for(None, TEAM))
+        return None if got is None else got.team_name
+
+    assert lookup() == "Acme" and (auth.misses, auth.hits, auth.refreshes) == (1, 0, 0)
+    store.execute("UPDATE slack_installations SET team_name = ?", ["Acme Renamed"])
+    clock[0] += 60 * (1 + JITTER) + 1  # past the TTL, within twice it
+    assert lookup() == "Acme"  # the entry it had, without a read on the request's path
+    for _ in range(100):  # the background read runs on the store's loop
+        if lookup() == "Acme Renamed":
+            break
+        store.run(lambda _: asyncio.sleep(0.01))
+    assert lookup() == "Acme Renamed"  # replaced by the one background read
+    assert auth.misses == 1 and auth.refreshes == 1
+
+    clock[0] += 2 * 60 * (1 + JITTER) + 1  # nobody asked for two TTLs: too old to serve
+    assert lookup() == "Acme Renamed" and auth.misses == 2
+
+    # marked gone by another process: dropped at the next recheck, stale window or not
+    clock[0] += 60 * (1 + JITTER) + 1
+    store.run(lambda _: TeamRows(store.unwrapped).retire([TEAM], None, now=int(time.time())))
+    assert lookup() is None
+    assert auth.refreshes == 1  # no read ahead for an install that is gone
