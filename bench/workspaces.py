@@ -36,7 +36,8 @@ b. ack latency of `/fblink help` and `/fblink status` at 10 connections (wrk, as
    p50 and p99 within 1.2x single-workspace mode.
 c. the authorize cache's hit ratio under that spread load, from the distributed server's
    /metrics (``fblink_authorize_cache_total``): a hit serves the install from memory, a miss
-   reads it from the database (an entry lives 60 s).
+   reads it from the database on the request's path (an entry lives 60 s ± 10%, then serves one
+   more TTL while a background read, counted as ``refresh``, replaces it).
 
 Prints the figures and a verdict per budget; exits 1 on a MISS (or a failed request).
 """
@@ -309,7 +310,7 @@ async def measure_claims(small: Claims, big: Claims, repeat: int) -> bool:
 
 # -- b and c. acks, and the authorize cache ----------------------------------------------------
 
-CACHE_RE = re.compile(r'^fblink_authorize_cache_total\{result="(hit|miss)"\} ([0-9.e+]+)$', re.M)
+CACHE_RE = re.compile(r'^fblink_authorize_cache_total\{result="(hit|miss|refresh)"\} ([0-9.e+]+)$', re.M)
 
 
 def cache_counts(server: Server) -> dict[str, int]:
@@ -322,22 +323,28 @@ def cache_counts(server: Server) -> dict[str, int]:
     finally:
         conn.close()
     found = {k: int(float(v)) for k, v in CACHE_RE.findall(text)}
-    if set(found) != {"hit", "miss"}:
+    if set(found) != {"hit", "miss", "refresh"}:
         raise RuntimeError(f"{server.name}: no fblink_authorize_cache_total in /metrics")
     return found
 
 
 def bodies_file(path: Path, text: str, teams: list[str]) -> dict[str, str]:
     """``signature<TAB>body`` per team, all signed now (bench/slack_post.lua's BENCH_BODIES)."""
-    ts = str(int(time.time()))
-    with path.open("w") as out:
+    while True:
+        ts = str(int(time.time()))
+        lines = []
         for t in teams:
             body = command_body(text, t)
             got_ts, sig = signed(body)
-            if got_ts != ts:  # the second turned while signing: start again with one timestamp
-                return bodies_file(path, text, teams)
-            out.write(f"{sig}\t{body.decode()}\n")
-    return {"BENCH_BODIES": str(path), "BENCH_TS": ts}
+            if got_ts != ts:  # the second turned while signing: start again, so one timestamp signs all
+                break
+            lines.append(f"{sig}\t{body.decode()}\n")
+        else:
+            # Written once, whole: an earlier version rewrote the file from inside its own open
+            # handle on a retry, and the outer handle's flush left lines signed at the old second
+            # (143 requests answered 401 in one run).
+            path.write_text("".join(lines))
+            return {"BENCH_BODIES": str(path), "BENCH_TS": ts}
 
 
 def preflight(server: Server, text: str, team_id: str, expect: str) -> None:
@@ -412,7 +419,7 @@ def measure_acks(
     for text, c, requests in cache:
         print(
             f"  {text:<7} hits {c['hit']:>7,}  misses {c['miss']:>6,}  ({c['hit'] / max(1, c['hit'] + c['miss']):.2%});"
-            f" requests answered {requests:,}"
+            f" background reads {c['refresh']:>5,}; requests answered {requests:,}"
         )
     print(f"  in all: {hits:,} hits, {misses:,} misses: hit ratio {hits / max(1, hits + misses):.2%}")
     for text, c, run in warm:
@@ -423,8 +430,9 @@ def measure_acks(
     rate = sum(r for _, _, r in cache) / max(1, len(cache) * seconds)
     spread = len(teams[many])
     print(
-        f"  (information) in a steady load, each workspace misses once per {TTL:g} s: at {rate:,.0f} requests a second"
-        f" from {spread:,} workspaces, {1 - spread / (TTL * rate):.2%} hits"
+        f"  (information) in a steady load each workspace is read once per {TTL:g} s (±10%), in the background"
+        f" while its entry still serves: at {rate:,.0f} requests a second from {spread:,} workspaces, no request"
+        f" waits for one; before refresh ahead, {1 - spread / (TTL * rate):.2%} hits"
     )
     return met, all_ok
 
