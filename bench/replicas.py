@@ -10,6 +10,12 @@ fakes' URLs), nginx (not a daemon, its own prefix in a temporary folder) with
 deploy/nginx/fblink.conf, changing only the ports. Upstreams are fblink's fakes (bot/fakes) in a
 child process: Slack answers after ~50 ms and records every post it accepts.
 
+Cores, as an operator running both roles on one host gives them (deploy/cpus/, systemd's
+CPUAffinity=): nginx, the web replicas and wrk (which measures them) on the web drop-in's CPUs;
+the workers, the fakes, this script and a local PostgreSQL (postmaster and backends, put back
+afterwards; needs root or the postgres user) on the worker drop-in's. ``--no-pin`` leaves them
+all to the kernel. A help ack touches no database, so the web side's core serves it alone.
+
 N links due for a reminder (not for a token probe), one database per phase:
 1. one worker posts them all (one channel per link, so Slack's per-channel pace is not the
    limit; a 5-minute sweep interval, so no claim expires while it posts): how long, from its
@@ -89,6 +95,7 @@ def run_fakes() -> None:
 
     lock = threading.Lock()
     posts: list[tuple[float, str, list[str]]] = []
+    covered: set[str] = set()  # Pages named by any post: the bench polls its size, not the whole record
 
     class RecordingSlack(FakeSlack):
         def handle(self, request: Request) -> Response | Any:
@@ -97,13 +104,19 @@ def run_fakes() -> None:
                     out = list(posts)
                     if request.method == "DELETE":
                         posts.clear()
+                        covered.clear()
                 return Response(200, out)
+            if request.path == "/bench/covered":
+                with lock:
+                    return Response(200, {"covered": len(covered)})
             resp = super().handle(request)
             if request.path.endswith("/chat.postMessage") and getattr(resp, "status", 200) == 200:
                 p = request.params
                 with lock:
                     # when the post arrived (before the fake's ~50 ms answer time, whose thread jitter is not Slack's)
-                    posts.append((request.at, str(p.get("channel")), sorted(set(PAGE_RE.findall(str(p))))))
+                    pages = sorted(set(PAGE_RE.findall(str(p))))
+                    posts.append((request.at, str(p.get("channel")), pages))
+                    covered.update(pages)
                     self.messages.clear()  # memory stays flat
             return resp
 
@@ -130,14 +143,21 @@ class Fakes:
         )
         self.urls: dict[str, str] = json.loads(self.proc.stdout.readline())  # type: ignore[union-attr]
 
-    def posts(self, *, clear: bool = False) -> list[tuple[float, str, list[str]]]:
+    def _ask(self, method: str, path: str) -> Any:
         port = int(self.urls["slack"].rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("DELETE" if clear else "GET", "/bench/posts", headers={"Authorization": f"Bearer {BOT_TOKEN}"})
-        return [tuple(x) for x in json.loads(conn.getresponse().read())]  # type: ignore[misc]
+        try:
+            conn.request(method, path, headers={"Authorization": f"Bearer {BOT_TOKEN}"})
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    def posts(self, *, clear: bool = False) -> list[tuple[float, str, list[str]]]:
+        return [tuple(x) for x in self._ask("DELETE" if clear else "GET", "/bench/posts")]
 
     def covered(self) -> int:
-        return len({p for (_, _, pages) in self.posts() for p in pages})
+        """How many Pages some post named (polled while a sweep runs: one small answer, not the record)."""
+        return int(self._ask("GET", "/bench/covered")["covered"])
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -225,6 +245,106 @@ http {{
     return path
 
 
+# -- cores: the web side and the worker side apart, as deploy/cpus/ sets them on one host ----------
+
+
+def cpu_affinity(dropin: Path) -> set[int]:
+    """The CPUs a drop-in's ``CPUAffinity=`` line names."""
+    return cpu_affinity_of(next(x for x in dropin.read_text().splitlines() if x.startswith("CPUAffinity=")))
+
+
+def cpu_affinity_of(line: str) -> set[int]:
+    """``CPUAffinity=`` in systemd's syntax: numbers and ranges, by spaces or commas."""
+    cpus: set[int] = set()
+    for part in re.split(r"[\s,]+", line.removeprefix("CPUAffinity=").strip()):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+@dataclass(frozen=True)
+class Cores:
+    """Where each side runs: ``web`` (nginx, the web replicas, wrk, which measures them) and
+    ``rest`` (the workers, the fakes, this script, and a local PostgreSQL: see
+    :func:`postgres_on`). None: wherever the kernel puts it."""
+
+    web: frozenset[int] | None = None
+    rest: frozenset[int] | None = None
+
+    @classmethod
+    def from_deploy(cls) -> tuple[Cores, str]:
+        web = cpu_affinity(DEPLOY / "cpus" / "fblink-web.conf")
+        rest = cpu_affinity(DEPLOY / "cpus" / "fblink-worker.conf")
+        have = os.sched_getaffinity(0)
+        if not (web <= have and rest <= have) or web & rest:
+            return (
+                cls(),
+                f"not pinned: deploy/cpus/ names CPUs {sorted(web)} and {sorted(rest)}, this machine has {sorted(have)}",
+            )
+        return cls(frozenset(web), frozenset(rest)), (
+            f"pinned as deploy/cpus/ says: nginx, web replicas and wrk on CPU {','.join(map(str, sorted(web)))}; "
+            f"workers, fakes and this script on CPU {','.join(map(str, sorted(rest)))}"
+        )
+
+
+def on_cpus(cpus: frozenset[int] | None) -> Any:
+    """A preexec_fn that moves a child onto ``cpus`` before it execs (its children inherit)."""
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
+CORES = Cores()  # set by run()
+
+
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@contextlib.contextmanager
+def postgres_on(url: str, cpus: frozenset[int] | None) -> Any:
+    """A local PostgreSQL server on ``cpus`` for the run (its postmaster and every process of
+    it; backends forked later inherit), as in production where the database is a host of its
+    own and not the web replicas' core; put back as it was afterwards. Yields a line saying
+    what was done: a remote server, or one this user may not move, stays where it is."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname if not is_file(url) else None
+    if cpus is None or host not in ("127.0.0.1", "localhost", "::1"):
+        yield "PostgreSQL left where it is" if host else "SQLite: in the workers' processes"
+        return
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+        postmaster = _ppid(backend)
+    before = os.sched_getaffinity(postmaster)
+
+    def server() -> list[int]:
+        return [postmaster] + [
+            int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _safe_ppid(d) == postmaster
+        ]
+
+    try:
+        for pid in server():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(pid, cpus)
+    except PermissionError:
+        yield "PostgreSQL left where it is (this user may not move its processes)"
+        return
+    try:
+        yield f"the local PostgreSQL (postmaster {postmaster} and its processes) on CPU {','.join(map(str, sorted(cpus)))}"
+    finally:
+        for pid in server():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.sched_setaffinity(pid, before)
+
+
+def _safe_ppid(d: Path) -> int | None:
+    try:
+        return _ppid(int(d.name))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 # -- processes ------------------------------------------------------------------------------------
 
 
@@ -251,13 +371,20 @@ class Proc:
     env: dict[str, str]
     logdir: Path
     port: int
+    cpus: frozenset[int] | None = None
     proc: subprocess.Popen[bytes] | None = None
     exits: list[tuple[int, float]] = field(default_factory=list)  # (code, seconds from SIGTERM to exit)
 
     def spawn(self) -> Proc:
         log = open(self.logdir / f"{self.name}.log", "ab")  # noqa: SIM115  # the child owns it
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv,
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=on_cpus(self.cpus),  # only sched_setaffinity, before exec
         )
         return self
 
@@ -351,6 +478,7 @@ def wrk_start(port: int, seconds: float) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=on_cpus(CORES.web),  # wrk measures the web side: it runs beside it
     )
 
 
@@ -531,11 +659,11 @@ class Bench:
         self.workers_started += 1
         port = free_port()
         argv = exec_start(DEPLOY / "fblink-worker@.service", port)
-        return Proc(f"worker-{self.workers_started}", argv, env, self.tmp, port)
+        return Proc(f"worker-{self.workers_started}", argv, env, self.tmp, port, CORES.rest)
 
     def web(self, env: dict[str, str], i: int) -> Proc:
         port = free_port()
-        return Proc(f"web-{i}", exec_start(DEPLOY / "fblink-web@.service", port), env, self.tmp, port)
+        return Proc(f"web-{i}", exec_start(DEPLOY / "fblink-web@.service", port), env, self.tmp, port, CORES.web)
 
     def fresh(self, phase: str, channels: int, sweep_minutes: int = SWEEP_MINUTES) -> tuple[str, dict[str, str]]:
         """A database for a phase, brought up to date by `fblink migrate` (as an operator does), filled."""
@@ -613,6 +741,16 @@ def tally(posts: list[tuple[float, str, list[str]]], n: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every process on the cores deploy/cpus/ gives its side (unless --no-pin), then the phases."""
+    global CORES
+    CORES, pinning = Cores.from_deploy() if args.pin else (Cores(), "not pinned (--no-pin)")
+    if CORES.rest is not None:
+        os.sched_setaffinity(0, CORES.rest)  # this script, and the fakes it starts
+    with postgres_on(args.database_url, CORES.rest) as database_cores:
+        return _run(args, f"{pinning}; {database_cores}")
+
+
+def _run(args: argparse.Namespace, pinning: str) -> int:
     from cryptography.fernet import Fernet
 
     n = args.links
@@ -631,6 +769,7 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"   units: {' '.join(exec_start(DEPLOY / 'fblink-web@.service', 8001)[3:])}")
             print(f"          {' '.join(exec_start(DEPLOY / 'fblink-worker@.service', 9101)[3:])}")
+            print(f"   cores: {pinning}")
             if args.quick:  # no timing runs: their budgets are speed, which a loaded CI machine makes noise
                 one = two = float("nan")
                 t1 = t2 = tally([], 0)
@@ -657,6 +796,7 @@ def run(args: argparse.Namespace) -> int:
                 ["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
                 stdout=open(tmp / "nginx.out", "wb"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
+                preexec_fn=on_cpus(CORES.web),
             )
             deadline = time.monotonic() + 10
             while True:
@@ -813,6 +953,13 @@ def main() -> int:
         "--restart-delay", type=float, default=5.0, help="seconds after the restarts until worker 1 is back"
     )
     parser.add_argument("--keep-logs", help="copy the processes' logs and configs to this folder")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="leave every process wherever the kernel puts it (default: the web side and the worker side on the "
+        "CPUs deploy/cpus/ gives them, as an operator running both on one host would)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -83,3 +83,15 @@ def test_nginx_accepts_the_upstream_as_the_bench_runs_it(tmp_path: Path) -> None
     )
     assert out.returncode == 0, out.stderr
     assert "test is successful" in out.stderr
+
+
+def test_the_cpu_drop_ins_keep_web_and_workers_apart_and_the_bench_reads_them() -> None:
+    """deploy/cpus/ gives the web replicas and the workers cores of their own on one host;
+    bench/replicas.py pins its processes from these very lines."""
+    bench = replicas_bench()
+    web, worker = (bench.cpu_affinity(DEPLOY / "cpus" / f"fblink-{role}.conf") for role in ("web", "worker"))
+    assert web and worker and not web & worker
+    for role in ("web", "worker"):
+        text = (DEPLOY / "cpus" / f"fblink-{role}.conf").read_text()
+        assert "[Service]" in text and f"/etc/systemd/system/fblink-{role}@.service.d/" in text
+    assert bench.cpu_affinity_of("CPUAffinity=0-1 3") == {0, 1, 3}  # systemd's ranges and lists
