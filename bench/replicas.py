@@ -10,11 +10,13 @@ fakes' URLs), nginx (not a daemon, its own prefix in a temporary folder) with
 deploy/nginx/fblink.conf, changing only the ports. Upstreams are fblink's fakes (bot/fakes) in a
 child process: Slack answers after ~50 ms and records every post it accepts.
 
-Cores, as an operator running both roles on one host gives them (deploy/cpus/, systemd's
-CPUAffinity=): nginx, the web replicas and wrk (which measures them) on the web drop-in's CPUs;
-the workers, the fakes, this script and a local PostgreSQL (postmaster and backends, put back
-afterwards; needs root or the postgres user) on the worker drop-in's. ``--no-pin`` leaves them
-all to the kernel. A help ack touches no database, so the web side's core serves it alone.
+Cores in the faults run (3), as an operator running both roles on one host gives them
+(deploy/cpus/, systemd's CPUAffinity=): nginx, the web replicas and wrk (which measures them)
+on the web drop-in's CPUs; the workers, the fakes, this script and a local PostgreSQL
+(postmaster and backends, put back afterwards; needs root or the postgres user) on the worker
+drop-in's. A help ack touches no database, so the web side's core serves it alone. Nothing is
+pinned in the timing runs (1, 2): more workers means more hosts, not a share of one core.
+``--no-pin`` leaves everything to the kernel.
 
 N links due for a reminder (not for a token probe), one database per phase:
 1. one worker posts them all (one channel per link, so Slack's per-channel pace is not the
@@ -599,22 +601,28 @@ def fill(url: str, key: str, n: int, channels: int, now: int) -> None:
     asyncio.run(_fill(url, key, n, channels, now))
 
 
-async def _ledger(url: str, key: str) -> dict[str, int]:
-    from bot.crypto import Vault
-    from bot.store import Store
-
-    store = Store(url, Vault(key))
-    await store.open()
-    try:
-        rows = await store.select("SELECT status, COUNT(*) AS n FROM reminders GROUP BY status")
-        return {r["status"]: int(r["n"]) for r in rows}
-    finally:
-        await store.close()
+_LEDGER_CONNS: dict[str, Any] = {}
 
 
 def ledger(url: str, key: str) -> dict[str, int]:
-    """Reminder rows by status."""
-    return asyncio.run(_ledger(url, key))
+    """Reminder rows by status. Polled every 0.2 s while workers post: one connection kept per
+    database (opening fblink's Store each time forked a PostgreSQL backend per poll)."""
+    import sqlite3
+
+    import psycopg
+
+    conn = _LEDGER_CONNS.get(url)
+    if conn is None:
+        conn = sqlite3.connect(url) if is_file(url) else psycopg.connect(url, autocommit=True)
+        _LEDGER_CONNS[url] = conn
+    rows = conn.execute("SELECT status, COUNT(*) FROM reminders GROUP BY status").fetchall()
+    return {str(status): int(n) for status, n in rows}
+
+
+def close_ledgers() -> None:
+    for conn in _LEDGER_CONNS.values():
+        conn.close()
+    _LEDGER_CONNS.clear()
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -655,11 +663,13 @@ class Bench:
         name = Path(database).stem if is_file(database) else "postgresql"
         return env_file(values, extra, self.tmp / f"fblink-{name}.env")
 
-    def worker(self, env: dict[str, str]) -> Proc:
+    def worker(self, env: dict[str, str], *, pinned: bool = True) -> Proc:
+        """A worker; ``pinned``: on the worker side's CPUs (the faults run, beside web replicas),
+        else anywhere (the timing runs: workers scale out on hosts of their own)."""
         self.workers_started += 1
         port = free_port()
         argv = exec_start(DEPLOY / "fblink-worker@.service", port)
-        return Proc(f"worker-{self.workers_started}", argv, env, self.tmp, port, CORES.rest)
+        return Proc(f"worker-{self.workers_started}", argv, env, self.tmp, port, CORES.rest if pinned else None)
 
     def web(self, env: dict[str, str], i: int) -> Proc:
         port = free_port()
@@ -697,7 +707,7 @@ class Bench:
         database, env = self.fresh(
             f"{workers}-workers", self.args.timing_channels or self.args.links, self.args.timing_sweep_minutes
         )
-        procs = [self.worker(env) for _ in range(workers)]
+        procs = [self.worker(env, pinned=False) for _ in range(workers)]
         fakes0 = cpu_seconds(self.fakes.proc.pid)
         t0 = time.monotonic()
         for p in procs:
@@ -744,10 +754,19 @@ def run(args: argparse.Namespace) -> int:
     """Every process on the cores deploy/cpus/ gives its side (unless --no-pin), then the phases."""
     global CORES
     CORES, pinning = Cores.from_deploy() if args.pin else (Cores(), "not pinned (--no-pin)")
-    if CORES.rest is not None:
-        os.sched_setaffinity(0, CORES.rest)  # this script, and the fakes it starts
-    with postgres_on(args.database_url, CORES.rest) as database_cores:
-        return _run(args, f"{pinning}; {database_cores}")
+    try:
+        return _run(args, pinning)
+    finally:
+        close_ledgers()
+
+
+def move(pid: int, cpus: frozenset[int] | None) -> None:
+    """Every thread of a running process onto ``cpus`` (threads it starts later inherit)."""
+    if cpus is None:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 def _run(args: argparse.Namespace, pinning: str) -> int:
@@ -761,6 +780,7 @@ def _run(args: argparse.Namespace, pinning: str) -> int:
         bench = Bench(args, tmp, fakes, Fernet.generate_key().decode())
         nginx: subprocess.Popen[bytes] | None = None
         procs: list[Proc] = []
+        pinned_database = contextlib.ExitStack()
         try:
             timing_channels = args.timing_channels or n
             timing_runs = "no timing runs (--quick)" if args.quick else f"timing runs across {timing_channels} channels"
@@ -769,7 +789,9 @@ def _run(args: argparse.Namespace, pinning: str) -> int:
             )
             print(f"   units: {' '.join(exec_start(DEPLOY / 'fblink-web@.service', 8001)[3:])}")
             print(f"          {' '.join(exec_start(DEPLOY / 'fblink-worker@.service', 9101)[3:])}")
-            print(f"   cores: {pinning}")
+            print(f"   cores, faults run: {pinning}")
+            if not args.quick:
+                print("   cores, timing runs: nothing pinned (more workers are more hosts, not a share of one core)")
             if args.quick:  # no timing runs: their budgets are speed, which a loaded CI machine makes noise
                 one = two = float("nan")
                 t1 = t2 = tally([], 0)
@@ -785,6 +807,10 @@ def _run(args: argparse.Namespace, pinning: str) -> int:
                     f"2 workers: all {n} posted {two:6.1f} s after start ({t2['posts']} messages; {t2['duplicates']} duplicates, {t2['missed']} missed, min channel gap {t2['min_gap']:.3f} s; {cpu2})"
                 )
 
+            move(os.getpid(), CORES.rest)  # this script (its wrk threads start on it) and the fakes
+            move(fakes.proc.pid, CORES.rest)
+            database_cores = pinned_database.enter_context(postgres_on(args.database_url, CORES.rest))
+            print(f"   faults run: {database_cores}")
             database, env = bench.fresh("faults", args.channels)
             webs = [bench.web(env, i + 1) for i in range(2)]
             for w in webs:
@@ -899,6 +925,7 @@ def _run(args: argparse.Namespace, pinning: str) -> int:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     nginx.wait(10)
             fakes.stop()
+            pinned_database.close()
             if args.keep_logs:
                 shutil.copytree(tmp, args.keep_logs, dirs_exist_ok=True)
     timing = ("p99", "2 workers")  # budgets of speed, not judged with --quick
@@ -944,7 +971,9 @@ def main() -> int:
         "delivery of 10,000; with 1, claims expire while the first sweep still posts, and another worker "
         "posts them again)",
     )
-    parser.add_argument("--idle", type=float, default=10.0, help="seconds of help load before any sweep: the baseline")
+    parser.add_argument(
+        "--idle", type=float, default=24.0, help="seconds of help load before any sweep: the baseline (8 runs of 3 s)"
+    )
     parser.add_argument(
         "--kill-at", type=float, default=0.3, help="share of the reminders posted when worker 1 is killed"
     )
