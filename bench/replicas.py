@@ -297,8 +297,24 @@ def on_cpus(cpus: frozenset[int] | None) -> Any:
 CORES = Cores()  # set by run()
 
 
+def move(pid: int, cpus: frozenset[int] | None) -> None:
+    """Every thread of a running process onto ``cpus`` (threads it starts later inherit); a
+    process or thread that has exited meanwhile is skipped."""
+    if cpus is None:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(task.name), cpus)
+
+
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, …, utime at 11, stime at 12)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return int(proc_stat(pid)[1])
 
 
 @contextlib.contextmanager
@@ -327,8 +343,7 @@ def postgres_on(url: str, cpus: frozenset[int] | None) -> Any:
 
     try:
         for pid in server():
-            with contextlib.suppress(ProcessLookupError):
-                os.sched_setaffinity(pid, cpus)
+            move(pid, cpus)
     except PermissionError:
         yield "PostgreSQL left where it is (this user may not move its processes)"
         return
@@ -336,8 +351,8 @@ def postgres_on(url: str, cpus: frozenset[int] | None) -> Any:
         yield f"the local PostgreSQL (postmaster {postmaster} and its processes) on CPU {','.join(map(str, sorted(cpus)))}"
     finally:
         for pid in server():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.sched_setaffinity(pid, before)
+            with contextlib.suppress(PermissionError):
+                move(pid, frozenset(before))
 
 
 def _safe_ppid(d: Path) -> int | None:
@@ -604,7 +619,7 @@ def fill(url: str, key: str, n: int, channels: int, now: int) -> None:
 _LEDGER_CONNS: dict[str, Any] = {}
 
 
-def ledger(url: str, key: str) -> dict[str, int]:
+def ledger(url: str) -> dict[str, int]:
     """Reminder rows by status. Polled every 0.2 s while workers post: one connection kept per
     database (opening fblink's Store each time forked a PostgreSQL backend per poll)."""
     import sqlite3
@@ -692,14 +707,14 @@ class Bench:
         """Until every reminder row is posted (none claimed, none missing); when it was, or None."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            rows = ledger(database, self.key)
+            rows = ledger(database)
             if rows.get("posted", 0) >= self.args.links and not rows.get("claimed"):
                 return time.monotonic()
             time.sleep(0.2)
         return None
 
     def claimed(self, database: str) -> int:
-        return ledger(database, self.key).get("claimed", 0)
+        return ledger(database).get("claimed", 0)
 
     def timed(self, workers: int) -> tuple[float, list[tuple[float, str, list[str]]], str]:
         """Workers on a fresh database: seconds from their start to the last reminder posted, and
@@ -721,15 +736,13 @@ class Bench:
         for p in procs:
             p.term()
         if done is None:
-            raise RuntimeError(
-                f"{workers} worker(s) did not post every reminder in 600 s: {ledger(database, self.key)}"
-            )
+            raise RuntimeError(f"{workers} worker(s) did not post every reminder in 600 s: {ledger(database)}")
         return max(t for (t, _, _) in posts) - t0 if posts else float("nan"), posts, "CPU s: " + ", ".join(cpu)
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process (/proc/PID/stat), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -758,15 +771,6 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, pinning)
     finally:
         close_ledgers()
-
-
-def move(pid: int, cpus: frozenset[int] | None) -> None:
-    """Every thread of a running process onto ``cpus`` (threads it starts later inherit)."""
-    if cpus is None:
-        return
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):
-            os.sched_setaffinity(int(task.name), cpus)
 
 
 def _run(args: argparse.Namespace, pinning: str) -> int:
@@ -859,7 +863,7 @@ def _run(args: argparse.Namespace, pinning: str) -> int:
                     last, still = now_covered, time.monotonic()
             sweep_end = still
             sweep = during.stop()
-            rows = ledger(database, bench.key)
+            rows = ledger(database)
             print(
                 f"help via nginx, during sweep:  {sweep.requests:6d} req ({sweep.rps:5.0f}/s)  p50 {sweep.p50:6.2f} ms  p99 {sweep.p99:6.2f} ms  non-2xx {sweep.non2xx}, socket errors {sweep.socket_errors} (median of {sweep.chunks} 3 s runs; worst p99 {sweep.worst_p99:.2f} ms)"
             )
@@ -889,7 +893,7 @@ def _run(args: argparse.Namespace, pinning: str) -> int:
             done = bench.wait_posted(database, timeout=lease_wait)
             time.sleep(2)
             t3 = tally(fakes.posts(), n)
-            rows = ledger(database, bench.key)
+            rows = ledger(database)
             finish = f"+{done - t0:.1f} s" if done else f"not within {lease_wait} s"
             print(f"faults run: every reminder row posted at {finish}; rows {rows}; {t3['posts']} messages")
             print(f"exactly once (fake Slack's record): {t3['duplicates']} duplicates, {t3['missed']} missed")

@@ -127,7 +127,8 @@ class CachedAuthorize(AsyncAuthorize):
                     "reading the install of team %s ahead of its expiry failed: %s", team_id, type(exc).__name__
                 )
             finally:
-                self._refreshing.pop(key, None)
+                if self._refreshing.get(key) is asyncio.current_task():  # not a later read of the same key
+                    del self._refreshing[key]
 
         self._refreshing[key] = asyncio.get_running_loop().create_task(read())
 
